@@ -1,0 +1,1 @@
+//! Adversarial attacks in [0,1] pixel space.

@@ -1,0 +1,264 @@
+//! The validated run specification. Serialises to the same key layout as the config file, so the
+//! `config.toml` saved in a run directory is itself a valid config (and "clone run" is a read).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A fully checked run configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub name: String,
+    pub tags: Vec<String>,
+    pub seed: u64,
+    /// `auto`, `cpu` or `cuda:N`.
+    pub device: String,
+    pub data: DataSpec,
+    pub model: ModelSpec,
+    pub train: TrainSpec,
+    pub attack: AttackSpec,
+    pub method: MethodSpec,
+    pub eval: EvalSpec,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    FashionMnist,
+    Cifar10,
+    Cifar100,
+}
+
+impl DatasetKind {
+    pub const NAMES: [&'static str; 3] = ["fashion-mnist", "cifar10", "cifar100"];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DatasetKind::FashionMnist => "fashion-mnist",
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Cifar100 => "cifar100",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "fashion-mnist" => DatasetKind::FashionMnist,
+            "cifar10" => DatasetKind::Cifar10,
+            "cifar100" => DatasetKind::Cifar100,
+            _ => return None,
+        })
+    }
+
+    /// Where the data is looked for when `data.dir` is not given.
+    pub fn default_dir(&self) -> &'static str {
+        match self {
+            DatasetKind::FashionMnist => "/usr/share/datasets/fashion-mnist",
+            DatasetKind::Cifar10 => "data/cifar-10-batches-bin",
+            DatasetKind::Cifar100 => "data/cifar-100-binary",
+        }
+    }
+
+    pub fn num_classes(&self) -> usize {
+        match self {
+            DatasetKind::Cifar100 => 100,
+            _ => 10,
+        }
+    }
+
+    /// Per-channel mean and std used when `data.normalize = true` (algorithms.md §1.5, §5).
+    pub fn normalization(&self) -> (Vec<f64>, Vec<f64>) {
+        match self {
+            DatasetKind::FashionMnist => (vec![0.2860], vec![0.3530]),
+            DatasetKind::Cifar10 => (vec![0.4914, 0.4822, 0.4465], vec![0.2471, 0.2435, 0.2616]),
+            DatasetKind::Cifar100 => (vec![0.5071, 0.4867, 0.4408], vec![0.2675, 0.2565, 0.2761]),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PaddingMode {
+    Zero,
+    Reflect,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    pub dataset: DatasetKind,
+    pub dir: PathBuf,
+    /// Class-balanced training subset size; 0 = everything left after the validation split.
+    pub train_subset: usize,
+    /// Validation images per class, taken first in file order (algorithms.md §1.7).
+    pub val_per_class: usize,
+    /// Class-balanced test subset for per-epoch evaluation; 0 = the whole test set.
+    pub test_subset: usize,
+    /// Random-crop padding in pixels; 0 = no crop.
+    pub crop_padding: usize,
+    pub padding_mode: PaddingMode,
+    pub flip: bool,
+    /// Per-dataset mean/std normalisation inside the model.
+    pub normalize: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    Smallcnn,
+    #[serde(rename = "preact-resnet18")]
+    PreactResnet18,
+    #[serde(rename = "wrn-34-10")]
+    Wrn34_10,
+}
+
+impl Arch {
+    pub const NAMES: [&'static str; 3] = ["smallcnn", "preact-resnet18", "wrn-34-10"];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Arch::Smallcnn => "smallcnn",
+            Arch::PreactResnet18 => "preact-resnet18",
+            Arch::Wrn34_10 => "wrn-34-10",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "smallcnn" => Arch::Smallcnn,
+            "preact-resnet18" => Arch::PreactResnet18,
+            "wrn-34-10" => Arch::Wrn34_10,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub arch: Arch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// 1x until 50% of epochs, 0.1x until 75%, 0.01x after (Rice et al.; reference `step3`).
+    Piecewise,
+    /// /10 at 25%, 50%, 75% (reference `step4`).
+    Step4,
+    Constant,
+}
+
+impl LrSchedule {
+    pub const NAMES: [&'static str; 3] = ["piecewise", "step4", "constant"];
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSpec {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub lr_schedule: LrSchedule,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    /// Per-epoch EMA decay of the whole state (weights and BN buffers); 0 = no EMA.
+    pub ema_decay: f64,
+    /// Emit a progress event every this many batches.
+    pub log_every: usize,
+    /// libtorch intra-op threads; 0 = libtorch's default.
+    pub threads: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BnMode {
+    /// BatchNorm uses batch statistics and updates running stats during the attack (FAIR-TAT,
+    /// CFA, Rice et al.).
+    Train,
+    /// BatchNorm uses running stats (TRADES, FAT, evaluation).
+    Eval,
+}
+
+/// The training-time attack.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttackSpec {
+    pub eps: f64,
+    pub alpha: f64,
+    pub steps: usize,
+    pub random_start: bool,
+    pub bn_mode: BnMode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MethodKind {
+    PgdAt,
+    FairTat,
+}
+
+impl MethodKind {
+    pub const NAMES: [&'static str; 2] = ["pgd-at", "fair-tat"];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MethodKind::PgdAt => "pgd-at",
+            MethodKind::FairTat => "fair-tat",
+        }
+    }
+}
+
+/// How FAIR-TAT turns the previous epoch's C_FPS into target-sampling weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetWeighting {
+    /// softmax(scale * C_FPS): the reference code (algorithms.md §1.4).
+    Softmax,
+    /// Proportional to C_FPS: the paper's wording.
+    Proportional,
+    /// Uniform over the other classes (the random-target ablation).
+    Uniform,
+}
+
+impl TargetWeighting {
+    pub const NAMES: [&'static str; 3] = ["softmax", "proportional", "uniform"];
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodSpec {
+    pub name: MethodKind,
+    /// FAIR-TAT: target weighting.
+    pub targets: TargetWeighting,
+    /// FAIR-TAT: the factor inside softmax(scale * C_FPS); the reference uses 2.
+    pub softmax_scale: f64,
+    /// Class-wise epsilon eps_k = (lambda1 + r_k) * eps (CFA's CCM; FAIR-TAT's `--adaptive_eps G-rob`).
+    pub class_eps: bool,
+    pub lambda1: f64,
+    /// First epoch (0-based) at which calibration from the previous epoch is used (reference: 1).
+    pub calibration_start: usize,
+    /// Reference quirk: C_FPS targets are only updated when class-wise epsilon is on (§1.3).
+    pub cfps_requires_class_eps: bool,
+    /// Reference quirk: an extra train-mode forward on the clean batch after each SGD step, which
+    /// mixes clean statistics into BN running stats (§1.5).
+    pub clean_forward_after_step: bool,
+}
+
+/// Evaluation done every epoch and at the end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalSpec {
+    pub eps: f64,
+    pub alpha: f64,
+    /// PGD steps for the per-epoch evaluation (PGD-10).
+    pub steps: usize,
+    /// PGD steps for the final evaluation (PGD-20).
+    pub final_steps: usize,
+    pub batch_size: usize,
+}
+
+impl RunSpec {
+    /// Number of classes of the configured dataset.
+    pub fn num_classes(&self) -> usize {
+        self.data.dataset.num_classes()
+    }
+
+    /// The spec in config-file form.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("RunSpec always serialises to TOML")
+    }
+}

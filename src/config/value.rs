@@ -1,0 +1,71 @@
+//! Small value helpers: `--set key=value` on a TOML table, and fractions such as "8/255".
+
+use super::ConfigError;
+
+/// Apply one `key.path=value` override. The value is read as a TOML literal when it parses as
+/// one (`5`, `0.1`, `true`, `["a","b"]`), otherwise as a plain string (`fair-tat`).
+pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), ConfigError> {
+    let (key, raw) = set
+        .split_once('=')
+        .ok_or_else(|| ConfigError::BadSet(set.to_string()))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(|p| p.trim().is_empty()) {
+        return Err(ConfigError::BadSet(set.to_string()));
+    }
+    let raw = raw.trim();
+    let value = format!("x = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("x"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.split('.').map(str::trim).collect();
+    let mut cur = table;
+    for p in &parts[..parts.len() - 1] {
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(ConfigError::invalid(key, format!("`{p}` is not a section"))),
+        };
+    }
+    cur.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+/// Parse "8/255", "0.031" or "2e-3" into a finite float.
+pub fn parse_fraction(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let v = match s.split_once('/') {
+        Some((a, b)) => a.trim().parse::<f64>().ok()? / b.trim().parse::<f64>().ok()?,
+        None => s.parse::<f64>().ok()?,
+    };
+    v.is_finite().then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_parses_literals_strings_and_nested_keys() {
+        let mut t = toml::Table::new();
+        apply_set(&mut t, "train.epochs=5").unwrap();
+        apply_set(&mut t, "method.name=fair-tat").unwrap();
+        apply_set(&mut t, "attack.eps=\"8/255\"").unwrap();
+        assert_eq!(t["train"]["epochs"].as_integer(), Some(5));
+        assert_eq!(t["method"]["name"].as_str(), Some("fair-tat"));
+        assert_eq!(t["attack"]["eps"].as_str(), Some("8/255"));
+        assert!(apply_set(&mut t, "noequals").is_err());
+        assert!(apply_set(&mut t, "a..b=1").is_err());
+        assert!(apply_set(&mut t, "train.epochs.x=1").is_err());
+    }
+
+    #[test]
+    fn fractions() {
+        assert!((parse_fraction("8/255").unwrap() - 8.0 / 255.0).abs() < 1e-15);
+        assert_eq!(parse_fraction("0.5"), Some(0.5));
+        assert_eq!(parse_fraction("1/0"), None);
+        assert_eq!(parse_fraction("abc"), None);
+    }
+}

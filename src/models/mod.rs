@@ -1,0 +1,1 @@
+//! Models with PyTorch parameter names (`shared/reference/models.py`); checkpoints.

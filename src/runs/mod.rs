@@ -1,0 +1,24 @@
+//! The run directory: the durable record of one run (like TensorBoard's logdir).
+//!
+//! ```text
+//! runs/<id>/
+//!   config.toml          the resolved, validated config (re-runnable as is)
+//!   spec.json            the same, as JSON (what the dashboard reads)
+//!   events.jsonl         append-only; one `EventLine` per line, schema version `v`
+//!   train.log            the trainer's stderr (when started by the server)
+//!   checkpoints/         last.safetensors, ema.safetensors, best-worst-robust.safetensors, state.json
+//!   reports/             epochs.csv, classes.csv, confusion_<split>_<attack>.csv
+//! ```
+//! The trainer is the only writer. Everything the server keeps can be rebuilt from these files.
+//! No tch, no tokio here.
+
+pub mod events;
+pub mod layout;
+pub mod reader;
+pub mod reports;
+pub mod writer;
+
+pub use events::{
+    EpochRecord, EvalRecord, EventLine, EventSink, RunEvent, RunStatus, SCHEMA_VERSION,
+};
+pub use layout::RunDir;

@@ -1,0 +1,1 @@
+//! Appends events to `events.jsonl`.

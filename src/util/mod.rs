@@ -1,0 +1,5 @@
+//! Small helpers shared by several layers and free of tch and tokio.
+
+pub mod rng;
+
+pub use rng::Rng;
