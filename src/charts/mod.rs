@@ -1,1 +1,34 @@
-//! SVG charts.
+//! SVG charts for the dashboard: pure functions from metric series to an SVG string.
+//!
+//! Rendered with plotters' SVG backend and its built-in "naive" font metrics (no `ttf` feature):
+//! the backend writes `<text>` elements and the browser picks the font, so no system font is
+//! needed. Every renderer sanitises its input first (non-finite values dropped or greyed,
+//! degenerate and huge ranges widened or clamped, sizes bounded) and, as a last line of defence,
+//! catches a panic inside plotters and returns a placeholder SVG: a chart must never take down
+//! a page handler.
+
+mod bar;
+mod common;
+mod heatmap;
+mod line;
+
+pub use bar::bar_chart;
+pub use common::{palette_color, FALLBACK_MARKER, PALETTE};
+pub use heatmap::heatmap;
+pub use line::line_chart;
+
+/// One named line of a line chart. Non-finite points are gaps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+        }
+    }
+}

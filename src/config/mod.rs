@@ -6,6 +6,7 @@
 //! Fashion-MNIST presets in `configs/` override what CIFAR-specific defaults do not fit.
 
 mod error;
+pub mod fields;
 mod raw;
 mod spec;
 mod value;

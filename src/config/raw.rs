@@ -208,12 +208,16 @@ impl RawConfig {
         a.finish()?;
 
         let me = section("method");
+        let method_name = me.choice("name", &MethodKind::NAMES, "fair-tat", |s| match s {
+            "pgd-at" => Some(MethodKind::PgdAt),
+            "fair-tat" => Some(MethodKind::FairTat),
+            _ => None,
+        })?;
+        // FAIR-TAT's reference code calibrates epsilon and runs the extra clean forward; Rice et
+        // al.'s PGD-AT does neither, so the defaults follow the chosen method.
+        let is_fair_tat = method_name == MethodKind::FairTat;
         let method = MethodSpec {
-            name: me.choice("name", &MethodKind::NAMES, "fair-tat", |s| match s {
-                "pgd-at" => Some(MethodKind::PgdAt),
-                "fair-tat" => Some(MethodKind::FairTat),
-                _ => None,
-            })?,
+            name: method_name,
             targets: me.choice("targets", &TargetWeighting::NAMES, "softmax", |s| match s {
                 "softmax" => Some(TargetWeighting::Softmax),
                 "proportional" => Some(TargetWeighting::Proportional),
@@ -221,11 +225,11 @@ impl RawConfig {
                 _ => None,
             })?,
             softmax_scale: me.f64("softmax_scale", 2.0, 0.0, 1000.0)?,
-            class_eps: me.bool("class_eps", true)?,
+            class_eps: me.bool("class_eps", is_fair_tat)?,
             lambda1: me.f64("lambda1", 0.5, 0.0, 10.0)?,
             calibration_start: me.usize("calibration_start", 1, 0, 100_000)?,
             cfps_requires_class_eps: me.bool("cfps_requires_class_eps", true)?,
-            clean_forward_after_step: me.bool("clean_forward_after_step", true)?,
+            clean_forward_after_step: me.bool("clean_forward_after_step", is_fair_tat)?,
         };
         me.finish()?;
 

@@ -1,1 +1,102 @@
-//! Training methods behind one trait.
+//! Training methods behind one trait. Adding a method is one file plus a line in [`build`].
+//!
+//! A method decides, per batch, which adversarial examples to make and which loss to minimise;
+//! the loop (`crate::train`) owns the optimiser, the schedule, the bookkeeping and the events.
+//! Class-wise statistics the methods calibrate from (C_FPS, r_k) come from the previous epoch's
+//! training adversarial predictions, which the loop collects from [`StepOutput::logits`]:
+//! no extra forward pass (algorithms.md §1.3, §9).
+
+pub mod calibration;
+mod fair_tat;
+mod pgd_at;
+pub mod sampler;
+
+pub use fair_tat::FairTat;
+pub use pgd_at::PgdAt;
+
+use std::collections::BTreeMap;
+
+use tch::Tensor;
+
+use crate::attacks::{per_sample_eps, pgd, PgdConfig};
+use crate::config::{AttackSpec, BnMode, MethodKind, RunSpec};
+use crate::fairness::ClassMetrics;
+use crate::models::Model;
+use crate::util::Rng;
+
+/// One training batch on the model's device, with the labels also on the host for sampling.
+pub struct Batch {
+    pub x: Tensor,
+    pub y: Tensor,
+    pub labels: Vec<i64>,
+}
+
+/// What a method hands back to the loop for one batch.
+pub struct StepOutput {
+    /// Scalar loss to minimise (carries the graph).
+    pub loss: Tensor,
+    /// Logits of the forward pass the loss used, on the training adversarial examples.
+    pub logits: Tensor,
+    /// Targets drawn for this batch (targeted methods).
+    pub targets: Option<Vec<i64>>,
+}
+
+/// A training method.
+pub trait Method {
+    fn name(&self) -> &'static str;
+    /// Prepare epoch `epoch` (0-based) from the previous epoch's training adversarial metrics.
+    fn begin_epoch(&mut self, epoch: usize, prev_train: Option<&ClassMetrics>);
+    /// Per-class training epsilon in force this epoch.
+    fn class_eps(&self) -> &[f64];
+    /// Target-sampling distribution in force this epoch (targeted methods).
+    fn target_probs(&self) -> Option<&[f64]> {
+        None
+    }
+    /// Build the adversarial batch and the loss.
+    fn step(
+        &mut self,
+        model: &Model,
+        batch: &Batch,
+        rng: &mut Rng,
+    ) -> Result<StepOutput, tch::TchError>;
+    /// Called after the optimiser step.
+    fn after_step(&mut self, _model: &Model, _batch: &Batch) {}
+    /// Method-specific class-wise state to record per epoch.
+    fn method_state(&self) -> BTreeMap<String, Vec<f64>> {
+        BTreeMap::new()
+    }
+}
+
+/// The method a spec asks for.
+pub fn build(spec: &RunSpec) -> Box<dyn Method> {
+    match spec.method.name {
+        MethodKind::PgdAt => Box::new(PgdAt::new(spec)),
+        MethodKind::FairTat => Box::new(FairTat::new(spec)),
+    }
+}
+
+/// PGD configuration of the training attack.
+pub(crate) fn train_pgd_config(a: &AttackSpec) -> PgdConfig {
+    PgdConfig {
+        alpha: a.alpha,
+        steps: a.steps,
+        random_start: a.random_start,
+        bn_train: a.bn_mode == BnMode::Train,
+    }
+}
+
+/// Shared core of PGD-AT and FAIR-TAT: PGD with per-sample epsilon (the true class's), untargeted
+/// or toward `targets`, then cross-entropy on the true labels in train mode.
+pub(crate) fn adversarial_ce(
+    model: &Model,
+    batch: &Batch,
+    class_eps: &[f64],
+    targets: Option<&Tensor>,
+    cfg: &PgdConfig,
+) -> Result<(Tensor, Tensor), tch::TchError> {
+    let eps = per_sample_eps(class_eps, &batch.y);
+    let x_adv = pgd(model, &batch.x, &batch.y, &eps, targets, cfg);
+    let logits = model.forward_t(&x_adv, true);
+    let loss = logits.cross_entropy_for_logits(&batch.y);
+    Ok((loss, logits))
+}

@@ -16,9 +16,10 @@ pub mod events;
 pub mod layout;
 pub mod reader;
 pub mod reports;
+pub mod summary;
 pub mod writer;
 
 pub use events::{
     EpochRecord, EvalRecord, EventLine, EventSink, RunEvent, RunStatus, SCHEMA_VERSION,
 };
-pub use layout::RunDir;
+pub use layout::{is_valid_run_id, new_run_id, RunDir};

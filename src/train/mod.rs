@@ -1,1 +1,27 @@
-//! The training loop.
+//! The training loop: synchronous, single-threaded per run, no tokio, no HTTP (STYLE.md).
+//!
+//! [`train`] runs a [`RunSpec`](crate::config::RunSpec) into a run directory, emitting
+//! [`RunEvent`](crate::runs::RunEvent)s to whatever sinks the caller passes (the JSONL writer, the
+//! CLI progress bar, tests). It checks a stop flag after every batch: a cancel finishes the
+//! batch, writes a checkpoint and returns [`Outcome::Cancelled`].
+
+pub mod device;
+mod error;
+mod eval;
+mod evaluate_cmd;
+mod metadata;
+mod progress;
+mod runner;
+pub mod schedule;
+mod session;
+mod sgd;
+mod state;
+
+pub use error::TrainError;
+pub use eval::{evaluate, EvalAttack};
+pub use evaluate_cmd::{eval_checkpoint, EvalOptions, EvalReport};
+pub use metadata::CheckpointInfo;
+pub use progress::ProgressSink;
+pub use runner::{train, Outcome, TrainOptions};
+pub use sgd::Sgd;
+pub use state::ResumeState;

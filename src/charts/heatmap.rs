@@ -1,0 +1,125 @@
+//! Heatmaps: class x epoch C_FPS, confusion matrices. Row 0 is drawn at the top.
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::common::{
+    draw_x_categories, draw_y_categories, finite, fmt_num, render, short, viridis, DrawResult,
+};
+
+const W: u32 = 760;
+/// Rows and columns drawn at most (bounded SVG size); the rest is cut off.
+const MAX_CELLS_PER_AXIS: usize = 400;
+/// Cells get their value written in them when there are at most this many.
+const ANNOTATE_UP_TO: usize = 144;
+const MISSING: RGBColor = RGBColor(220, 220, 220);
+
+/// `values[r][c]` coloured on a viridis scale from the smallest to the largest finite value;
+/// missing or non-finite cells are grey. Ragged rows are allowed.
+pub fn heatmap(
+    title: &str,
+    row_labels: &[String],
+    col_labels: &[String],
+    values: &[Vec<f64>],
+) -> String {
+    let rows = values.len().min(MAX_CELLS_PER_AXIS);
+    let cols = values
+        .iter()
+        .take(rows)
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0)
+        .min(MAX_CELLS_PER_AXIS);
+    let cell = |r: usize, c: usize| {
+        values
+            .get(r)
+            .and_then(|row| row.get(c))
+            .and_then(|v| finite(*v))
+    };
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for r in 0..rows {
+        for c in 0..cols {
+            if let Some(v) = cell(r, c) {
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+        }
+    }
+    let scale = move |v: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+    let title = short(title, 120);
+    let h = (140 + rows as u32 * 14).clamp(360, 1000);
+    let rotate = cols > 12;
+    let annotate = rows * cols <= ANNOTATE_UP_TO;
+    render(W, h, &title, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(&title, ("sans-serif", 18))
+            .margin(12)
+            .margin_right(90)
+            .x_label_area_size(if rotate { 90 } else { 30 })
+            .y_label_area_size(100)
+            .build_cartesian_2d(0.0..cols.max(1) as f64, 0.0..rows.max(1) as f64)?;
+        let top = rows as f64;
+        chart.draw_series((0..rows).flat_map(|r| {
+            (0..cols).map(move |c| {
+                let color = cell(r, c).map_or(MISSING, |v| viridis(scale(v)));
+                let (x, y) = (c as f64, top - r as f64);
+                Rectangle::new([(x, y), (x + 1.0, y - 1.0)], color.filled())
+            })
+        }))?;
+        if annotate {
+            let base = TextStyle::from(("sans-serif", 11).into_font())
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            chart.draw_series((0..rows).flat_map(|r| {
+                let base = base.clone();
+                (0..cols).filter_map(move |c| {
+                    let v = cell(r, c)?;
+                    // Dark text on the light (yellow-green) end of the scale.
+                    let ink: &'static RGBColor = if scale(v) > 0.6 { &BLACK } else { &WHITE };
+                    let pos = (c as f64 + 0.5, top - r as f64 - 0.5);
+                    Some(Text::new(fmt_num(v), pos, base.clone().color(ink)))
+                })
+            }))?;
+        }
+        let x_anchors: Vec<(i32, i32)> = (0..cols)
+            .map(|c| chart.backend_coord(&(c as f64 + 0.5, 0.0)))
+            .collect();
+        let y_anchors: Vec<(i32, i32)> = (0..rows)
+            .map(|r| chart.backend_coord(&(0.0, top - r as f64 - 0.5)))
+            .collect();
+        draw_x_categories(root, &x_anchors, col_labels)?;
+        draw_y_categories(root, &y_anchors, row_labels)?;
+        let (right, upper) = chart.backend_coord(&(cols.max(1) as f64, rows.max(1) as f64));
+        let (_, lower) = chart.backend_coord(&(0.0, 0.0));
+        if lo <= hi {
+            color_bar(root, right + 16, upper, lower, lo, hi)?;
+        }
+        Ok(())
+    })
+}
+
+/// A vertical gradient from `hi` (top) to `lo` (bottom) with its end values.
+fn color_bar(
+    root: &super::common::Area,
+    x: i32,
+    top: i32,
+    bottom: i32,
+    lo: f64,
+    hi: f64,
+) -> DrawResult {
+    const STEPS: i32 = 32;
+    let height = (bottom - top).max(STEPS);
+    for i in 0..STEPS {
+        let y0 = top + height * i / STEPS;
+        let y1 = top + height * (i + 1) / STEPS;
+        let t = 1.0 - (i as f64 + 0.5) / STEPS as f64;
+        root.draw(&Rectangle::new(
+            [(x, y0), (x + 14, y1)],
+            viridis(t).filled(),
+        ))?;
+    }
+    let style =
+        TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    root.draw(&Text::new(fmt_num(hi), (x + 18, top), style.clone()))?;
+    root.draw(&Text::new(fmt_num(lo), (x + 18, top + height), style))?;
+    Ok(())
+}

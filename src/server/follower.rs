@@ -1,0 +1,153 @@
+//! One follower task per active run: polls `events.jsonl` with the [`Tailer`] (every `poll`,
+//! at most 200 ms), folds lines into the run's summary, writes the index and publishes to the hub.
+//!
+//! It ends when the run's `finished` line arrives (after waiting briefly for the process to exit,
+//! so its GPU memory is free before the slot is reused), when the process is gone without one
+//! (the run is marked interrupted), or on shutdown.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::process::append_finished;
+use super::scan;
+use super::state::AppState;
+use crate::runs::reader::Tailer;
+use crate::runs::summary::RunSummary;
+use crate::runs::{RunDir, RunEvent, RunStatus};
+
+/// How the follower learns that the trainer process is gone.
+pub enum Liveness {
+    /// Our own child: the waiter task sends the exit description.
+    Child(watch::Receiver<Option<String>>),
+    /// A trainer adopted after a restart: checked through `/proc`.
+    Pid(u32),
+}
+
+impl Liveness {
+    /// `Some(description)` once the process is gone.
+    fn gone(&self) -> Option<String> {
+        match self {
+            Liveness::Child(rx) => rx.borrow().clone(),
+            Liveness::Pid(pid) => (!scan::pid_alive(*pid)).then(|| {
+                format!("the trainer (pid {pid}) is gone without a final event; resume continues from the last checkpoint")
+            }),
+        }
+    }
+
+    async fn changed(&mut self, poll: Duration) {
+        match self {
+            Liveness::Child(rx) => {
+                let _ = tokio::time::timeout(poll, rx.changed()).await;
+            }
+            Liveness::Pid(_) => tokio::time::sleep(poll).await,
+        }
+    }
+}
+
+/// Follow a run. `history_seq` is the last seq written before this trainer process started
+/// (None for an adopted process): a `finished` line up to it belongs to an earlier process (a
+/// resumed run) and does not end the run.
+pub fn spawn_follower(state: AppState, dir: RunDir, live: Liveness, history_seq: Option<u64>) {
+    tokio::spawn(async move {
+        let id = dir.id();
+        let ended = follow(&state, dir, live, history_seq).await;
+        if ended {
+            state.run_ended(&id);
+        }
+    });
+}
+
+/// Returns true when the run ended (false on shutdown).
+async fn follow(
+    state: &AppState,
+    dir: RunDir,
+    mut live: Liveness,
+    history_seq: Option<u64>,
+) -> bool {
+    let id = dir.id();
+    let mut tailer = Tailer::new(dir.events());
+    // Start from the spec and fold every line: the same result as a rebuild.
+    let spec = scan::read_spec(&dir);
+    let mut summary = match &spec {
+        Some(spec) => scan::summary_from_spec(&dir, spec),
+        None => RunSummary::empty(&dir),
+    };
+    summary.status = RunStatus::Running;
+    let mut finished = false;
+    let mut wrote_final = false;
+    loop {
+        // Check liveness before reading, so lines written just before exit are still drained.
+        let gone = live.gone();
+        let lines = match tailer.poll() {
+            Ok(v) => v,
+            Err(err) => {
+                tracing::warn!(run = %id, cause = %err, "skipping an event line");
+                vec![]
+            }
+        };
+        let changed = !lines.is_empty();
+        for line in lines {
+            summary.apply(&line);
+            if matches!(line.event, RunEvent::Finished { .. }) {
+                if history_seq.is_none_or(|h| line.seq > h) {
+                    finished = true;
+                } else {
+                    // An earlier process's end; this one is about to continue the run.
+                    summary.status = RunStatus::Running;
+                    summary.message = None;
+                }
+            } else if matches!(line.event, RunEvent::Started { .. }) {
+                finished = false;
+            }
+            state.hub.line(&id, line);
+        }
+        if changed {
+            if let (true, Some(spec)) = (summary.method.is_empty(), &spec) {
+                scan::fill_from_spec(&mut summary, spec);
+            }
+            if let Err(err) = state.index.upsert(&summary) {
+                tracing::error!(run = %id, cause = %err, "index update failed");
+            }
+            state.hub.status(&summary);
+        }
+        if finished {
+            wait_for_exit(state, &mut live).await;
+            return true;
+        }
+        if let Some(why) = gone {
+            if !wrote_final && state.cancel_requested(&id) {
+                wrote_final = true;
+                // Killed by our SIGTERM before it could write its final line; the process is
+                // gone, so the server may write it.
+                append_finished(
+                    &dir,
+                    RunStatus::Cancelled,
+                    summary.epochs_done,
+                    "cancelled before the trainer wrote its final event".into(),
+                );
+                continue;
+            }
+            scan::mark_interrupted(&mut summary, Some(why));
+            let _ = state.index.upsert(&summary);
+            state.hub.status(&summary);
+            tracing::warn!(run = %id, "trainer gone without a final event; marked interrupted");
+            return true;
+        }
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return false,
+            _ = live.changed(state.poll) => {}
+        }
+    }
+}
+
+/// After the final line the trainer only flushes and exits; give it up to a minute.
+async fn wait_for_exit(state: &AppState, live: &mut Liveness) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while live.gone().is_none() && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = live.changed(state.poll) => {}
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! JSON API: list, get, create (validated like the form), cancel, resume, metrics, and the
+//! all-runs CSV. Errors are `{error, field}` with 4xx codes.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::run_dir;
+use crate::config::{self, RawConfig, RunSpec};
+use crate::runs::reports::summary_csv;
+use crate::runs::summary::RunSummary;
+use crate::runs::{is_valid_run_id, new_run_id, RunDir, RunStatus};
+use crate::server::error::ApiError;
+use crate::server::index::ListQuery;
+use crate::server::metrics;
+use crate::server::scan::{self, StartMode};
+use crate::server::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/runs", get(list).post(create))
+        .route("/api/runs.csv", get(runs_csv))
+        .route("/api/runs/{id}", get(get_run))
+        .route("/api/runs/{id}/cancel", post(cancel))
+        .route("/api/runs/{id}/resume", post(resume))
+        .route("/api/runs/{id}/metrics", get(get_metrics))
+        .route("/api/presets", get(presets))
+}
+
+/// Query parameters of the runs list (API and page).
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    pub status: Option<String>,
+    pub method: Option<String>,
+    pub dataset: Option<String>,
+    pub tag: Option<String>,
+    pub sort: Option<String>,
+    /// `asc` or `desc`.
+    pub order: Option<String>,
+}
+
+impl ListParams {
+    pub fn query(&self) -> ListQuery {
+        ListQuery {
+            status: self.status.clone(),
+            method: self.method.clone(),
+            dataset: self.dataset.clone(),
+            tag: self.tag.clone(),
+            sort: self.sort.clone(),
+            desc: self.order.as_deref() != Some("asc"),
+            limit: None,
+        }
+    }
+}
+
+async fn list(
+    State(st): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Vec<RunSummary>>, ApiError> {
+    Ok(Json(st.index.list(&p.query())?))
+}
+
+async fn runs_csv(
+    State(st): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rows = st.index.list(&p.query())?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"fairtat-runs-summary.csv\"",
+            ),
+        ],
+        summary_csv(&rows),
+    ))
+}
+
+async fn get_run(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let dir = run_dir(&st, &id)?;
+    let summary = st
+        .index
+        .get(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
+    let spec = tokio::task::spawn_blocking(move || scan::read_spec(&dir))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "summary": summary,
+        "resumable": scan::resumable(&summary) && !st.mutex_exec().is_active(&id),
+        "spec": spec,
+    })))
+}
+
+async fn cancel(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
+    run_dir(&st, &id)?;
+    Ok((StatusCode::ACCEPTED, Json(st.cancel(&id)?)))
+}
+
+async fn resume(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
+    run_dir(&st, &id)?;
+    Ok((StatusCode::ACCEPTED, Json(st.resume(&id)?)))
+}
+
+async fn get_metrics(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<metrics::Metrics>, ApiError> {
+    let dir = run_dir(&st, &id)?;
+    let m = tokio::task::spawn_blocking(move || metrics::metrics(&scan::read_all_events(&dir)))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(m))
+}
+
+async fn presets(State(st): State<AppState>) -> Json<Vec<String>> {
+    Json(preset_names(&st))
+}
+
+/// `POST /api/runs`: either a config object (`{"train": {"epochs": 5}, ...}`), or
+/// `{"preset": "fmnist-quick-fairtat", "set": {"train.epochs": 2}}`, or `{"toml": "..."}`.
+async fn create(
+    State(st): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let spec = spec_from_json(&st, v)?;
+    let summary = create_run(&st, spec).await?;
+    Ok((StatusCode::CREATED, Json(summary)))
+}
+
+fn spec_from_json(st: &AppState, v: Value) -> Result<RunSpec, ApiError> {
+    let Value::Object(obj) = v else {
+        return Err(ApiError::BadRequest("body must be a JSON object".into()));
+    };
+    if obj.contains_key("preset") || obj.contains_key("set") || obj.contains_key("toml") {
+        let mut text = match obj.get("preset") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(name)) => read_preset(st, name)?,
+            Some(_) => return Err(ApiError::BadRequest("`preset` must be a string".into())),
+        };
+        match obj.get("toml") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(t)) if text.is_empty() => text = t.clone(),
+            Some(Value::String(_)) => {
+                return Err(ApiError::BadRequest(
+                    "give `preset` or `toml`, not both".into(),
+                ))
+            }
+            Some(_) => return Err(ApiError::BadRequest("`toml` must be a string".into())),
+        }
+        let sets = sets_from_json(obj.get("set"))?;
+        return Ok(config::from_toml_str(&text, &sets)?);
+    }
+    let table: toml::Table = serde_json::from_value(Value::Object(obj))
+        .map_err(|e| ApiError::BadRequest(format!("config cannot be expressed as TOML: {e}")))?;
+    Ok(RawConfig::from_table(table)?.validate()?)
+}
+
+fn sets_from_json(set: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    let obj = match set {
+        None | Some(Value::Null) => return Ok(vec![]),
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(ApiError::BadRequest("`set` must be an object".into())),
+    };
+    let mut out = Vec::new();
+    for (k, v) in obj {
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            return Err(ApiError::BadRequest(format!("`set`: bad key {k:?}")));
+        }
+        let text = match v {
+            Value::Null => continue,
+            Value::String(s) => s.replace('\n', " "),
+            Value::Number(_) | Value::Bool(_) | Value::Array(_) => v.to_string(),
+            Value::Object(_) => {
+                return Err(ApiError::BadRequest(format!(
+                    "`set.{k}` must not be an object"
+                )))
+            }
+        };
+        out.push(format!("{k}={text}"));
+    }
+    Ok(out)
+}
+
+/// Names of the `*.toml` presets in the configs directory.
+pub fn preset_names(st: &AppState) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(&st.configs_dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".toml").map(str::to_string)
+                })
+                .filter(|n| is_valid_run_id(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
+    if !preset_names(st).iter().any(|n| n == name) {
+        return Err(ApiError::Invalid(config::ConfigError::NotAllowed {
+            key: "preset".into(),
+            value: name.into(),
+            allowed: preset_names(st).join(", "),
+        }));
+    }
+    Ok(std::fs::read_to_string(
+        st.configs_dir.join(format!("{name}.toml")),
+    )?)
+}
+
+/// Write a new run directory (config.toml, spec.json, queued marker), index it and queue it.
+pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiError> {
+    let runs_dir = st.runs_dir.clone();
+    let spec2 = spec.clone();
+    let dir = tokio::task::spawn_blocking(move || -> std::io::Result<RunDir> {
+        let mut id = new_run_id(&spec2.name);
+        let mut n = 0;
+        while runs_dir.join(&id).exists() {
+            n += 1;
+            id = format!("{}-{n}", new_run_id(&spec2.name));
+        }
+        let dir = RunDir::new(runs_dir.join(&id));
+        std::fs::create_dir_all(dir.root())?;
+        std::fs::write(dir.config_toml(), spec2.to_toml())?;
+        std::fs::write(
+            dir.spec_json(),
+            serde_json::to_string_pretty(&spec2).map_err(std::io::Error::other)?,
+        )?;
+        Ok(dir)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let mut summary = scan::summary_from_spec(&dir, &spec);
+    summary.status = RunStatus::Queued;
+    st.index.upsert(&summary)?;
+    tracing::info!(run = %summary.id, "run created");
+    st.enqueue(&summary.id, StartMode::Fresh)?;
+    Ok(st.index.get(&summary.id)?.unwrap_or(summary))
+}

@@ -1,0 +1,154 @@
+//! The new-run form, generated from `config::fields`: grouped fields, a preset picker,
+//! `?clone=<id>` filling values from that run's config, and inline errors that name the field
+//! and its allowed values. Validation is the config's own, so form and API agree.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::api::{create_run, preset_names, read_preset};
+use super::pages::{options, Opt};
+use super::views::HtmlTemplate;
+use crate::config::fields::{flatten, table_from_pairs, FieldKind, FIELDS, GROUPS};
+use crate::config::{self, RawConfig};
+use crate::runs::is_valid_run_id;
+use crate::server::error::ApiError;
+use crate::server::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/runs/new", get(new_form).post(submit))
+}
+
+pub struct FieldView {
+    pub key: &'static str,
+    pub kind: &'static str,
+    pub help: &'static str,
+    pub value: String,
+    pub choices: Vec<Opt>,
+    pub error: String,
+}
+
+pub struct GroupView {
+    pub name: &'static str,
+    pub fields: Vec<FieldView>,
+}
+
+#[derive(Template)]
+#[template(path = "new_run.html")]
+struct NewRunPage {
+    presets: Vec<Opt>,
+    source: String,
+    error: String,
+    groups: Vec<GroupView>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct NewParams {
+    preset: Option<String>,
+    clone: Option<String>,
+}
+
+fn groups(values: &[(String, String)], error_key: Option<&str>, error: &str) -> Vec<GroupView> {
+    let value_of = |k: &str| {
+        values
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    GROUPS
+        .iter()
+        .map(|g| GroupView {
+            name: g,
+            fields: FIELDS
+                .iter()
+                .filter(|f| f.group == *g)
+                .map(|f| {
+                    let value = value_of(f.key);
+                    let mut choices: Vec<String> =
+                        f.choices.iter().map(|c| c.to_string()).collect();
+                    // Keep a typed-in value that is not allowed visible next to its error.
+                    if f.kind != FieldKind::Text
+                        && f.kind != FieldKind::Number
+                        && !value.is_empty()
+                        && !choices.contains(&value)
+                    {
+                        choices.push(value.clone());
+                    }
+                    FieldView {
+                        key: f.key,
+                        kind: f.kind.as_str(),
+                        help: f.help,
+                        choices: options(choices, Some(value.as_str())),
+                        value,
+                        error: if error_key == Some(f.key) {
+                            error.to_string()
+                        } else {
+                            String::new()
+                        },
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Values of the form: the resolved spec of a preset or a cloned run, else the defaults.
+fn initial(st: &AppState, p: &NewParams) -> Result<(String, Vec<(String, String)>), ApiError> {
+    let (source, text) = if let Some(id) = p.clone.as_deref().filter(|s| !s.is_empty()) {
+        if !is_valid_run_id(id) {
+            return Err(ApiError::NotFound(format!("run {id:?}")));
+        }
+        let text = std::fs::read_to_string(st.run_dir(id).config_toml())
+            .map_err(|_| ApiError::NotFound(format!("config of run {id}")))?;
+        (format!("run {id}"), text)
+    } else if let Some(name) = p.preset.as_deref().filter(|s| !s.is_empty()) {
+        (format!("preset {name}"), read_preset(st, name)?)
+    } else {
+        (String::new(), String::new())
+    };
+    let spec = config::from_toml_str(&text, &[])?;
+    let table: toml::Table = spec.to_toml().parse().map_err(ApiError::internal)?;
+    Ok((source, flatten(&table)))
+}
+
+async fn new_form(
+    State(st): State<AppState>,
+    Query(p): Query<NewParams>,
+) -> Result<Response, ApiError> {
+    let (source, values) = initial(&st, &p)?;
+    Ok(HtmlTemplate(NewRunPage {
+        presets: options(preset_names(&st), p.preset.as_deref()),
+        source,
+        error: String::new(),
+        groups: groups(&values, None, ""),
+    })
+    .into_response())
+}
+
+async fn submit(
+    State(st): State<AppState>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let pairs: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "token").collect();
+    let table = table_from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    match RawConfig::from_table(table).and_then(|r| r.validate()) {
+        Ok(spec) => {
+            let summary = create_run(&st, spec).await?;
+            Ok(Redirect::to(&format!("/runs/{}", summary.id)).into_response())
+        }
+        Err(err) => {
+            let page = NewRunPage {
+                presets: options(preset_names(&st), None),
+                source: String::new(),
+                error: err.to_string(),
+                groups: groups(&pairs, err.key(), &err.to_string()),
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, HtmlTemplate(page)).into_response())
+        }
+    }
+}

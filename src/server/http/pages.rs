@@ -1,0 +1,256 @@
+//! Server-rendered pages: the runs list (sort, filter, compare checkboxes), the run page (live
+//! charts via `app.js`, tables, downloads, config, log tail, cancel/resume), and the tables
+//! fragment the run page re-fetches on each epoch.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::api::ListParams;
+use super::charts::CHARTS;
+use super::files::{list_files, FileEntry};
+use super::run_dir;
+use super::tables::{tables_html, TablesParams};
+use super::views::{HtmlTemplate, RunRow};
+use crate::server::error::ApiError;
+use crate::server::index::SORT_KEYS;
+use crate::server::scan;
+use crate::server::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(runs_page))
+        .route("/runs/{id}", get(run_page))
+        .route("/runs/{id}/tables", get(tables_fragment))
+        .route("/runs/{id}/cancel", post(cancel_form))
+        .route("/runs/{id}/resume", post(resume_form))
+}
+
+pub struct Opt {
+    pub value: String,
+    pub selected: bool,
+}
+
+pub fn options(values: Vec<String>, current: Option<&str>) -> Vec<Opt> {
+    values
+        .into_iter()
+        .map(|v| Opt {
+            selected: current == Some(v.as_str()),
+            value: v,
+        })
+        .collect()
+}
+
+pub struct Filter {
+    pub name: &'static str,
+    pub options: Vec<Opt>,
+}
+
+pub struct Header {
+    pub label: &'static str,
+    pub href: String,
+    pub arrow: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+struct RunsPage {
+    filters: Vec<Filter>,
+    tag: String,
+    sort: String,
+    order: String,
+    headers: Vec<Header>,
+    rows: Vec<RunRow>,
+}
+
+/// Column headers that sort: (label, sort key).
+const COLUMNS: [(&str, &str); 10] = [
+    ("run", "id"),
+    ("status", "status"),
+    ("method", "method"),
+    ("dataset", "dataset"),
+    ("model", "arch"),
+    ("clean", "clean_overall"),
+    ("clean worst", "clean_worst"),
+    ("robust", "robust_overall"),
+    ("robust worst", "robust_worst"),
+    ("name", "name"),
+];
+
+async fn runs_page(
+    State(st): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rows: Vec<RunRow> = st.index.list(&p.query())?.iter().map(RunRow::of).collect();
+    let sort = p
+        .sort
+        .clone()
+        .filter(|s| SORT_KEYS.contains(&s.as_str()))
+        .unwrap_or_default();
+    let desc = p.order.as_deref() != Some("asc");
+    let keep = |k: &str, v: &Option<String>| {
+        v.as_deref()
+            .filter(|v| !v.is_empty())
+            .map(|v| format!("&{k}={}", enc(v)))
+            .unwrap_or_default()
+    };
+    let filters_q = format!(
+        "{}{}{}{}",
+        keep("status", &p.status),
+        keep("method", &p.method),
+        keep("dataset", &p.dataset),
+        keep("tag", &p.tag)
+    );
+    let headers = COLUMNS[..9]
+        .iter()
+        .map(|(label, key)| {
+            let active = sort == *key;
+            let next = if active && desc { "asc" } else { "desc" };
+            Header {
+                label,
+                href: format!("/?sort={key}&order={next}{filters_q}"),
+                arrow: match (active, desc) {
+                    (true, true) => " ▾",
+                    (true, false) => " ▴",
+                    _ => "",
+                },
+            }
+        })
+        .collect();
+    let mut filters = Vec::new();
+    for (name, cur) in [
+        ("status", &p.status),
+        ("method", &p.method),
+        ("dataset", &p.dataset),
+    ] {
+        filters.push(Filter {
+            name,
+            options: options(st.index.distinct(name)?, cur.as_deref()),
+        });
+    }
+    Ok(HtmlTemplate(RunsPage {
+        filters,
+        tag: p.tag.clone().unwrap_or_default(),
+        sort,
+        order: if desc { "desc".into() } else { "asc".into() },
+        headers,
+        rows,
+    }))
+}
+
+/// Percent-encode a query value (ids, statuses and tags are mostly plain already).
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub struct ChartView {
+    pub name: &'static str,
+    pub slider: bool,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    row: RunRow,
+    last_epoch: usize,
+    cancellable: bool,
+    resumable: bool,
+    charts: Vec<ChartView>,
+    tables: String,
+    files: Vec<FileEntry>,
+    config: String,
+    log_tail: String,
+}
+
+/// The last `n` lines of a text file (reads at most the last 64 KiB).
+fn tail(path: &std::path::Path, n: usize) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+async fn run_page(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let dir = run_dir(&st, &id)?;
+    let summary = st
+        .index
+        .get(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
+    let active = st.mutex_exec().is_active(&id);
+    let (files, config, log_tail, tables) = tokio::task::spawn_blocking(move || {
+        let events = scan::read_all_events(&dir);
+        (
+            list_files(&dir),
+            std::fs::read_to_string(dir.config_toml()).unwrap_or_default(),
+            tail(&dir.log(), 60),
+            tables_html(&events, &TablesParams::default()),
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(HtmlTemplate(RunPage {
+        last_epoch: summary.epochs_done.saturating_sub(1),
+        cancellable: active,
+        resumable: !active && scan::resumable(&summary),
+        row: RunRow::of(&summary),
+        charts: CHARTS
+            .iter()
+            .map(|c| ChartView {
+                name: c,
+                slider: *c == "cfps",
+            })
+            .collect(),
+        tables,
+        files,
+        config,
+        log_tail,
+    })
+    .into_response())
+}
+
+async fn tables_fragment(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Query<TablesParams>,
+) -> Result<Response, ApiError> {
+    let dir = run_dir(&st, &id)?;
+    let html = tokio::task::spawn_blocking(move || tables_html(&scan::read_all_events(&dir), &p))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(axum::response::Html(html).into_response())
+}
+
+async fn cancel_form(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Redirect, ApiError> {
+    run_dir(&st, &id)?;
+    st.cancel(&id)?;
+    Ok(Redirect::to(&format!("/runs/{id}")))
+}
+
+async fn resume_form(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Redirect, ApiError> {
+    run_dir(&st, &id)?;
+    st.resume(&id)?;
+    Ok(Redirect::to(&format!("/runs/{id}")))
+}

@@ -1,0 +1,115 @@
+//! `GET /api/runs/{id}/events`: the run's events as Server-Sent Events.
+//!
+//! Subscribe to the hub first, then send the snapshot from `events.jsonl` (after `Last-Event-ID`
+//! when reconnecting), then live lines; lines are de-duplicated by `seq` (the SSE id), so the
+//! overlap between snapshot and live is harmless and a reconnect loses nothing. A lagging
+//! receiver gets a `resync` event and the missed lines re-read from the file. Named events:
+//! `status` (summary JSON, no id), `resync`, `end` (the run is over; the client closes).
+//! Every stream ends when the shutdown token fires, so graceful shutdown does not hang.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::Router;
+use futures_util::Stream;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::run_dir;
+use crate::runs::{EventLine, RunDir, RunEvent};
+use crate::server::error::ApiError;
+use crate::server::hub::HubMsg;
+use crate::server::scan;
+use crate::server::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/runs/{id}/events", get(events))
+}
+
+#[derive(Deserialize)]
+pub struct SseParams {
+    /// Same as the `Last-Event-ID` header, for clients that cannot set headers.
+    after: Option<u64>,
+}
+
+fn line_event(line: &EventLine) -> Event {
+    let data = serde_json::to_string(line).unwrap_or_else(|_| "{}".into());
+    Event::default().id(line.seq.to_string()).data(data)
+}
+
+/// Lines after `after` (all when None), read off the runtime.
+async fn lines_after(dir: RunDir, after: Option<u64>) -> Vec<EventLine> {
+    tokio::task::spawn_blocking(move || {
+        let mut v = scan::read_all_events(&dir);
+        v.retain(|l| after.is_none_or(|a| l.seq > a));
+        v
+    })
+    .await
+    .unwrap_or_default()
+}
+
+async fn events(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<SseParams>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let dir = run_dir(&st, &id)?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or(q.after);
+    // Subscribe before reading the snapshot so nothing written in between is missed.
+    let mut rx = st.hub.subscribe(&id);
+    let shutdown = st.shutdown.clone();
+    let stream = async_stream::stream! {
+        let mut last = after;
+        for line in lines_after(dir.clone(), last).await {
+            last = Some(line.seq);
+            yield Ok(line_event(&line));
+        }
+        let summary = st.index.get(&id).ok().flatten();
+        if let Some(s) = &summary {
+            yield Ok(Event::default().event("status").data(serde_json::to_string(s).unwrap_or_default()));
+        }
+        let mut done = summary.is_some_and(|s| s.status.is_terminal()) && !st.mutex_exec().is_active(&id);
+        while !done {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                msg = rx.recv() => match msg {
+                    Ok(HubMsg::Line(line)) => {
+                        if last.is_none_or(|l| line.seq > l) {
+                            last = Some(line.seq);
+                            yield Ok(line_event(&line));
+                            if matches!(line.event, RunEvent::Finished { .. }) {
+                                done = true;
+                            }
+                        }
+                    }
+                    Ok(HubMsg::Status(s)) => {
+                        yield Ok(Event::default().event("status").data(serde_json::to_string(&*s).unwrap_or_default()));
+                        done = s.status.is_terminal() && !st.mutex_exec().is_active(&id);
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::debug!(run = %id, missed = n, "SSE client lagged; resyncing from file");
+                        yield Ok(Event::default().event("resync").data(n.to_string()));
+                        for line in lines_after(dir.clone(), last).await {
+                            last = Some(line.seq);
+                            yield Ok(line_event(&line));
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        }
+        if done {
+            yield Ok(Event::default().event("end").data("end"));
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

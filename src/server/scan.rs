@@ -1,0 +1,187 @@
+//! Reading run directories from the server's side: the summary of a run, plus what only the
+//! server can decide (queued, running in a live process, or interrupted).
+//!
+//! Plain std I/O; callers on the async runtime use `spawn_blocking` for whole-directory scans.
+
+use std::path::Path;
+
+use crate::config::RunSpec;
+use crate::runs::reader::Tailer;
+use crate::runs::summary::RunSummary;
+use crate::runs::{is_valid_run_id, EventLine, RunDir, RunStatus};
+
+/// How a queued run is to be started (the content of the `queued` marker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartMode {
+    /// `fairtat train --run-dir DIR`.
+    Fresh,
+    /// `fairtat train --resume DIR`.
+    Resume,
+}
+
+impl StartMode {
+    pub fn marker_text(&self) -> &'static str {
+        match self {
+            StartMode::Fresh => "fresh\n",
+            StartMode::Resume => "resume\n",
+        }
+    }
+}
+
+/// A run as found on disk.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub dir: RunDir,
+    pub summary: RunSummary,
+    /// Set when the status is `Queued`.
+    pub queued: Option<StartMode>,
+    /// The trainer's pid when its process is alive and the run has not finished.
+    pub live_pid: Option<u32>,
+}
+
+/// Every directory under `runs_dir` whose name is a valid run id, sorted by id (oldest first,
+/// since ids start with a timestamp).
+pub fn run_dirs(runs_dir: &Path) -> Vec<RunDir> {
+    let mut out: Vec<RunDir> = match std::fs::read_dir(runs_dir) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .filter(|e| is_valid_run_id(&e.file_name().to_string_lossy()))
+            .map(|e| RunDir::new(e.path()))
+            .filter(|d| d.config_toml().exists() || d.events().exists())
+            .collect(),
+        Err(_) => vec![],
+    };
+    out.sort_by_key(|d| d.id());
+    out
+}
+
+/// All readable event lines; a corrupt line is logged and skipped rather than hiding the run.
+pub fn read_all_events(dir: &RunDir) -> Vec<EventLine> {
+    let mut tailer = Tailer::new(dir.events());
+    let mut out = Vec::new();
+    // Each error skips one line, so this terminates; the bound guards against a pathological file.
+    for _ in 0..10_000 {
+        match tailer.poll() {
+            Ok(v) if v.is_empty() => break,
+            Ok(v) => out.extend(v),
+            Err(err) => tracing::warn!(run = %dir.id(), cause = %err, "skipping an event line"),
+        }
+    }
+    out
+}
+
+/// The validated spec saved in the run directory (spec.json, else config.toml).
+pub fn read_spec(dir: &RunDir) -> Option<RunSpec> {
+    if let Ok(text) = std::fs::read_to_string(dir.spec_json()) {
+        if let Ok(spec) = serde_json::from_str(&text) {
+            return Some(spec);
+        }
+    }
+    let text = std::fs::read_to_string(dir.config_toml()).ok()?;
+    crate::config::from_toml_str(&text, &[]).ok()
+}
+
+/// A summary for a run that has not started yet: what its spec says.
+pub fn summary_from_spec(dir: &RunDir, spec: &RunSpec) -> RunSummary {
+    let mut s = RunSummary::empty(dir);
+    fill_from_spec(&mut s, spec);
+    s
+}
+
+/// Fill what a `started` line would say (a trainer that wrote no spec leaves these empty).
+pub fn fill_from_spec(s: &mut RunSummary, spec: &RunSpec) {
+    s.name = spec.name.clone();
+    s.method = spec.method.name.as_str().to_string();
+    s.dataset = spec.data.dataset.as_str().to_string();
+    s.arch = spec.model.arch.as_str().to_string();
+    s.tags = spec.tags.clone();
+    s.epochs_total = spec.train.epochs;
+}
+
+/// Load one run: events folded into a summary, then the server-side status.
+pub fn load(dir: &RunDir) -> Loaded {
+    let events = read_all_events(dir);
+    let mut summary = RunSummary::from_events(dir, &events);
+    if summary.method.is_empty() {
+        if let Some(spec) = read_spec(dir) {
+            fill_from_spec(&mut summary, &spec);
+        }
+    }
+    let mut queued = None;
+    let mut live_pid = None;
+    if let Some(mode) = read_marker(dir) {
+        summary.status = RunStatus::Queued;
+        queued = Some(mode);
+    } else if !summary.status.is_terminal() {
+        match read_pid(dir).filter(|&p| pid_alive(p)) {
+            Some(pid) => live_pid = Some(pid),
+            None => mark_interrupted(&mut summary, None),
+        }
+    }
+    Loaded {
+        dir: dir.clone(),
+        summary,
+        queued,
+        live_pid,
+    }
+}
+
+/// The trainer is gone without a `Finished` line.
+pub fn mark_interrupted(summary: &mut RunSummary, detail: Option<String>) {
+    summary.status = RunStatus::Interrupted;
+    summary.eta_secs = None;
+    summary.message = Some(detail.unwrap_or_else(|| {
+        "the trainer process is gone without a final event; resume continues from the last checkpoint"
+            .to_string()
+    }));
+}
+
+pub fn read_marker(dir: &RunDir) -> Option<StartMode> {
+    let text = std::fs::read_to_string(dir.queued_marker()).ok()?;
+    Some(if text.trim() == "resume" {
+        StartMode::Resume
+    } else {
+        StartMode::Fresh
+    })
+}
+
+pub fn read_pid(dir: &RunDir) -> Option<u32> {
+    std::fs::read_to_string(dir.pid_file())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether a process with this pid exists and is not a zombie (a killed child of ours that
+/// nobody reaped yet must count as gone).
+pub fn pid_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    let stat = Path::new("/proc").join(pid.to_string()).join("stat");
+    match std::fs::read_to_string(&stat) {
+        // The state letter follows the parenthesised command name, which may contain spaces.
+        Ok(text) => text
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) if Path::new("/proc/self").exists() => false,
+        // No procfs (macOS): ask kill(1) whether the pid can be signalled.
+        Err(_) => std::process::Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false),
+    }
+}
+
+/// Whether a run in this state can be resumed from its last checkpoint.
+pub fn resumable(s: &RunSummary) -> bool {
+    matches!(
+        s.status,
+        RunStatus::Interrupted | RunStatus::Failed | RunStatus::Cancelled
+    )
+}

@@ -1,0 +1,317 @@
+//! The epoch loop: batches -> method step -> SGD, training bookkeeping from the logits the step
+//! already computed, then per-epoch evaluation, checkpoints, events and CSV reports.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tch::Device;
+
+use super::eval::{evaluate, EvalAttack};
+use super::schedule::lr_at;
+use super::session::Session;
+use super::state::PartialEpoch;
+use super::TrainError;
+use crate::config::RunSpec;
+use crate::data::{batch_indices, make_batch};
+use crate::fairness::{ClassMetrics, ConfusionMatrix};
+use crate::methods::Batch;
+use crate::runs::{reports, EpochRecord, EvalRecord, EventSink, RunDir, RunEvent};
+use crate::util::Rng;
+
+/// RNG stream ids: data order, augmentation, method sampling, torch seed.
+const STREAM_ORDER: u64 = 1;
+const STREAM_AUG: u64 = 2;
+const STREAM_METHOD: u64 = 3;
+const STREAM_TORCH: u64 = 4;
+
+pub struct TrainOptions {
+    pub device: Device,
+    /// Set by the signal handler; checked after every batch.
+    pub stop: Arc<AtomicBool>,
+    /// Continue from `checkpoints/state.json`.
+    pub resume: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Finished { epochs_done: usize },
+    Cancelled { epochs_done: usize },
+}
+
+/// Train `spec` into `run`. The caller emits the final `Finished` event (it also knows failures).
+pub fn train(
+    spec: &RunSpec,
+    run: &RunDir,
+    opts: &TrainOptions,
+    sink: &mut dyn EventSink,
+) -> Result<Outcome, TrainError> {
+    let mut s = Session::new(spec, run, opts.device, opts.resume)?;
+    sink.emit(&RunEvent::Started {
+        run_id: run.id(),
+        spec: serde_json::to_value(spec).unwrap_or_default(),
+        class_names: s.splits.train.class_names.clone(),
+        device: super::device::describe(opts.device),
+        train_size: s.splits.train.len(),
+        val_size: s.splits.val.len(),
+        test_size: s.splits.test.len(),
+        start_epoch: s.state.epochs_done,
+        pid: std::process::id(),
+    });
+    for epoch in s.state.epochs_done..spec.train.epochs {
+        if !run_epoch(&mut s, epoch, &opts.stop, sink)? {
+            return Ok(Outcome::Cancelled {
+                epochs_done: s.state.epochs_done,
+            });
+        }
+    }
+    Ok(Outcome::Finished {
+        epochs_done: s.state.epochs_done,
+    })
+}
+
+/// One epoch; `Ok(false)` when cancelled mid-way (state saved).
+fn run_epoch(
+    s: &mut Session,
+    epoch: usize,
+    stop: &AtomicBool,
+    sink: &mut dyn EventSink,
+) -> Result<bool, TrainError> {
+    let spec = s.spec.clone();
+    let k = spec.num_classes();
+    let device = s.model.device();
+    s.method.begin_epoch(epoch, s.state.prev_train.as_ref());
+    let class_eps = s.method.class_eps().to_vec();
+    let target_probs = s.method.target_probs().map(<[f64]>::to_vec);
+
+    let batches = batch_indices(
+        s.splits.train.len(),
+        spec.train.batch_size,
+        Some(&mut Rng::derive(spec.seed, &[epoch as u64, STREAM_ORDER])),
+    );
+    let n = batches.len();
+    let resuming = epoch == s.state.epochs_done && s.state.batches_done > 0;
+    let start = if resuming {
+        s.state.batches_done.min(n)
+    } else {
+        0
+    };
+    let p = if resuming {
+        s.state.partial.take().unwrap_or_default()
+    } else {
+        PartialEpoch::default()
+    };
+    let mut cm = ConfusionMatrix::from_rows(&p.confusion)
+        .filter(|c| c.classes() == k)
+        .unwrap_or_else(|| ConfusionMatrix::new(k));
+    let (mut loss_sum, mut images, mut train_secs) = (p.loss_sum, p.images, p.train_secs);
+    let mut target_counts = if p.target_counts.len() == k {
+        p.target_counts
+    } else {
+        vec![0u64; k]
+    };
+    let augment = (!s.augment.is_identity()).then_some(&s.augment);
+    let t0 = Instant::now();
+    let (mut images_here, mut lr) = (0usize, spec.train.lr);
+
+    for (b, idx) in batches.iter().enumerate().skip(start) {
+        let (e, bb) = (epoch as u64, b as u64);
+        tch::manual_seed(
+            Rng::derive(spec.seed, &[e, bb, STREAM_TORCH]).next_u64() as i64 & 0x7fff_ffff_ffff,
+        );
+        let mut aug_rng = Rng::derive(spec.seed, &[e, bb, STREAM_AUG]);
+        let (x, y) = make_batch(&s.splits.train, idx, augment.map(|a| (a, &mut aug_rng)));
+        let labels: Vec<i64> = idx
+            .iter()
+            .map(|&i| s.splits.train.labels[i] as i64)
+            .collect();
+        let batch = Batch {
+            x: x.to_device(device),
+            y: y.to_device(device),
+            labels,
+        };
+        lr = lr_at(
+            spec.train.lr_schedule,
+            spec.train.lr,
+            epoch as f64 + (b + 1) as f64 / n as f64,
+            spec.train.epochs,
+        );
+        s.opt.lr = lr;
+        let out = s.method.step(
+            &s.model,
+            &batch,
+            &mut Rng::derive(spec.seed, &[e, bb, STREAM_METHOD]),
+        )?;
+        s.opt.backward_step(&out.loss);
+        s.method.after_step(&s.model, &batch);
+
+        // Bookkeeping from the step's own logits: one small device->host copy, no extra forward.
+        let loss = out.loss.double_value(&[]);
+        let preds: Vec<i64> = Vec::try_from(&out.logits.argmax(-1, false).to_device(Device::Cpu))?;
+        cm.add_batch(&batch.labels, &preds);
+        loss_sum += loss * batch.labels.len() as f64;
+        images += batch.labels.len();
+        images_here += batch.labels.len();
+        for t in out.targets.iter().flatten() {
+            if let Some(c) = target_counts.get_mut(*t as usize) {
+                *c += 1;
+            }
+        }
+        let elapsed = t0.elapsed().as_secs_f64();
+        if (b + 1) % spec.train.log_every == 0 || b + 1 == n {
+            let per_batch = elapsed / (b + 1 - start) as f64;
+            let eval_guess = s.records.last().map(|r| r.eval_secs).unwrap_or(0.0);
+            let left_epochs = (spec.train.epochs - epoch - 1) as f64;
+            sink.emit(&RunEvent::Progress {
+                epoch,
+                batch: b + 1,
+                batches: n,
+                loss: loss_sum / images.max(1) as f64,
+                images_per_sec: images_here as f64 / elapsed.max(1e-9),
+                eta_secs: per_batch * ((n - b - 1) as f64 + left_epochs * n as f64)
+                    + eval_guess * (left_epochs + 1.0),
+            });
+        }
+        if stop.load(Ordering::SeqCst) && b + 1 < n {
+            s.state.batches_done = b + 1;
+            s.state.partial = Some(PartialEpoch {
+                confusion: cm.rows(),
+                loss_sum,
+                images,
+                target_counts,
+                train_secs: train_secs + elapsed,
+            });
+            for (kind, file) in s.save_resume_point(epoch)? {
+                sink.emit(&RunEvent::Checkpoint { epoch, kind, file });
+            }
+            sink.emit(&RunEvent::Log {
+                level: "info".into(),
+                message: format!("cancelled in epoch {epoch} after batch {}/{n}", b + 1),
+            });
+            return Ok(false);
+        }
+    }
+    let secs_here = t0.elapsed().as_secs_f64();
+    train_secs += secs_here;
+    let train_metrics = ClassMetrics::from_confusion(&cm);
+
+    // EMA per epoch over the whole state; the first update is a copy (CFA `train.py`).
+    if let Some(ema) = &mut s.ema {
+        let decay = if s.state.ema_initialized {
+            spec.train.ema_decay
+        } else {
+            0.0
+        };
+        ema.avg.update(&s.model, decay);
+        ema.avg.copy_into(&mut ema.model);
+        s.state.ema_initialized = true;
+    }
+
+    let t_eval = Instant::now();
+    let mut evals = vec![EvalRecord {
+        split: "train".into(),
+        attack: "train-attack".into(),
+        model: "live".into(),
+        confusion: cm.rows(),
+        metrics: train_metrics.clone(),
+    }];
+    let val_worst = evaluate_epoch(s, epoch, &mut evals);
+    let eval_secs = t_eval.elapsed().as_secs_f64();
+
+    let record = EpochRecord {
+        epoch,
+        epochs: spec.train.epochs,
+        lr,
+        train_loss: loss_sum / images.max(1) as f64,
+        train_secs,
+        eval_secs,
+        images_per_sec: images_here as f64 / secs_here.max(1e-9),
+        class_eps,
+        target_probs,
+        target_counts: s.method.target_probs().map(|_| target_counts),
+        evals,
+        method_state: s.method.method_state(),
+    };
+    sink.emit(&RunEvent::Epoch(Box::new(record.clone())));
+    s.records.retain(|r| r.epoch != epoch);
+    s.records.push(record);
+
+    s.state.epochs_done = epoch + 1;
+    s.state.batches_done = 0;
+    s.state.partial = None;
+    s.state.prev_train = Some(train_metrics);
+    if val_worst.is_some_and(|w| s.state.best_val_worst_robust.is_none_or(|best| w > best)) {
+        s.state.best_val_worst_robust = val_worst;
+        s.save_best(epoch)?;
+        sink.emit(&RunEvent::Checkpoint {
+            epoch,
+            kind: "best-worst-robust".into(),
+            file: "checkpoints/best-worst-robust.safetensors".into(),
+        });
+    }
+    for (kind, file) in s.save_resume_point(epoch)? {
+        sink.emit(&RunEvent::Checkpoint { epoch, kind, file });
+    }
+    reports::write_reports(&s.run, &s.splits.train.class_names, &s.records)?;
+    Ok(true)
+}
+
+/// Test (live and EMA, clean and PGD-k; PGD-final at the last epoch) and validation (live,
+/// clean and PGD-k). Returns the validation worst-class robust accuracy used to pick
+/// `best-worst-robust` (test when there is no validation split).
+fn evaluate_epoch(s: &Session, epoch: usize, evals: &mut Vec<EvalRecord>) -> Option<f64> {
+    let spec = &s.spec;
+    let e = &spec.eval;
+    let last = epoch + 1 == spec.train.epochs;
+    let mut attacks: Vec<Option<EvalAttack>> = vec![None];
+    if e.steps > 0 {
+        attacks.push(Some(EvalAttack::pgd(e.eps, e.alpha, e.steps)));
+    }
+    if last && e.final_steps > 0 && e.final_steps != e.steps {
+        attacks.push(Some(EvalAttack::pgd(e.eps, e.alpha, e.final_steps)));
+    }
+    let mut run = |split: &str,
+                   model_name: &str,
+                   model: &crate::models::Model,
+                   ds: &crate::data::Dataset,
+                   attack: &Option<EvalAttack>| {
+        let cm = evaluate(model, ds, attack.as_ref(), e.batch_size, |_, _| {});
+        let metrics = ClassMetrics::from_confusion(&cm);
+        let name = attack
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| "clean".into());
+        evals.push(EvalRecord {
+            split: split.into(),
+            attack: name,
+            model: model_name.into(),
+            confusion: cm.rows(),
+            metrics: metrics.clone(),
+        });
+        metrics
+    };
+    let mut models: Vec<(&str, &crate::models::Model)> = vec![("live", &s.model)];
+    if let Some(ema) = &s.ema {
+        models.push(("ema", &ema.model));
+    }
+    let mut test_worst = None;
+    for (name, model) in &models {
+        for a in &attacks {
+            let m = run("test", name, model, &s.splits.test, a);
+            if *name == "live" && a.as_ref().is_some_and(|a| a.steps == e.steps) {
+                test_worst = Some(m.worst);
+            }
+        }
+    }
+    if s.splits.val.is_empty() {
+        return test_worst;
+    }
+    let mut val_worst = None;
+    for a in attacks.iter().take(2) {
+        let m = run("val", "live", &s.model, &s.splits.val, a);
+        if a.is_some() {
+            val_worst = Some(m.worst);
+        }
+    }
+    val_worst.or(test_worst)
+}

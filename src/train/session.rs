@@ -1,0 +1,192 @@
+//! Everything one training process holds: data, model, EMA, optimiser, method, loop state; and
+//! how it is set up fresh, restored for `--resume`, and written to the run directory.
+
+use std::path::Path;
+
+use tch::Device;
+
+use super::metadata::CheckpointInfo;
+use super::sgd::Sgd;
+use super::state::ResumeState;
+use super::TrainError;
+use crate::config::RunSpec;
+use crate::data::{self, Augment, Splits};
+use crate::methods::{self, Method};
+use crate::models::{Model, WeightAverage};
+use crate::runs::reader::read_events;
+use crate::runs::{EpochRecord, RunDir, RunEvent};
+
+/// EMA of the whole state (weights and BN buffers) plus a model to evaluate it with.
+pub struct Ema {
+    pub avg: WeightAverage,
+    pub model: Model,
+}
+
+pub struct Session {
+    pub spec: RunSpec,
+    pub run: RunDir,
+    pub splits: Splits,
+    pub augment: Augment,
+    pub model: Model,
+    pub ema: Option<Ema>,
+    pub opt: Sgd,
+    pub method: Box<dyn Method>,
+    pub state: ResumeState,
+    pub records: Vec<EpochRecord>,
+    pub info: CheckpointInfo,
+}
+
+impl Session {
+    pub fn new(
+        spec: &RunSpec,
+        run: &RunDir,
+        device: Device,
+        resume: bool,
+    ) -> Result<Self, TrainError> {
+        let splits = data::load(&spec.data)?;
+        if splits.train.is_empty() {
+            return Err(TrainError::Invalid(
+                "the training split is empty (check data.train_subset and data.val_per_class)"
+                    .into(),
+            ));
+        }
+        let k = spec.num_classes();
+        if splits.train.num_classes() != k {
+            return Err(TrainError::Invalid(format!(
+                "dataset has {} classes, expected {k}",
+                splits.train.num_classes()
+            )));
+        }
+        let (c, h) = (splits.train.channels, splits.train.height);
+        // Initial weights come from torch's generator: seed it so a run is reproducible.
+        tch::manual_seed(spec.seed as i64);
+        let norm = spec
+            .data
+            .normalize
+            .then(|| spec.data.dataset.normalization());
+        let new_model = || Model::new(spec.model.arch, c, k, h, norm.clone(), device);
+        let model = new_model()?;
+        let ema = if spec.train.ema_decay > 0.0 {
+            let m = new_model()?;
+            Some(Ema {
+                avg: WeightAverage::new(&model),
+                model: m,
+            })
+        } else {
+            None
+        };
+        let opt = Sgd::new(
+            &model.vs,
+            spec.train.lr,
+            spec.train.momentum,
+            spec.train.weight_decay,
+        );
+        let info = CheckpointInfo::for_run(spec, c, h, &splits.train.class_names, &run.id());
+        let mut s = Session {
+            spec: spec.clone(),
+            run: run.clone(),
+            augment: Augment::from_spec(&spec.data),
+            splits,
+            model,
+            ema,
+            opt,
+            method: methods::build(spec),
+            state: ResumeState::default(),
+            records: vec![],
+            info,
+        };
+        if resume {
+            s.restore()?;
+        }
+        Ok(s)
+    }
+
+    /// Load weights, optimiser, EMA, loop state and the epoch records already on disk.
+    fn restore(&mut self) -> Result<(), TrainError> {
+        let state_path = self.run.resume_state();
+        if !state_path.exists() {
+            return Err(TrainError::Resume(format!(
+                "{} has no checkpoint state yet ({} missing)",
+                self.run.root().display(),
+                state_path.display()
+            )));
+        }
+        self.state = ResumeState::load(&state_path)?;
+        self.model.load(&self.run.checkpoint("last"))?;
+        let opt_path = self.run.checkpoints().join("optimizer.safetensors");
+        if opt_path.exists() {
+            self.opt.load(&opt_path)?;
+        }
+        if let Some(ema) = &mut self.ema {
+            let p = self.run.checkpoint("ema");
+            if self.state.ema_initialized && p.exists() {
+                ema.model.load(&p)?;
+                ema.avg = WeightAverage::new(&ema.model);
+            }
+        }
+        let done = self.state.epochs_done;
+        if self.run.events().exists() {
+            let events =
+                read_events(&self.run.events()).map_err(|e| TrainError::Resume(e.to_string()))?;
+            for line in events {
+                if let RunEvent::Epoch(r) = line.event {
+                    // A crash between the epoch event and the state file can leave an epoch
+                    // that will be redone; keep the latest record per epoch below `done`.
+                    if r.epoch < done {
+                        self.records.retain(|x| x.epoch != r.epoch);
+                        self.records.push(*r);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn save_model(
+        &self,
+        model: &Model,
+        kind: &str,
+        epoch: usize,
+        path: &Path,
+    ) -> Result<(), TrainError> {
+        let mut info = self.info.clone();
+        info.epoch = epoch;
+        info.kind = kind.to_string();
+        model.save(path, &info.to_metadata())?;
+        Ok(())
+    }
+
+    /// Write `last`, the optimiser, `ema` and the loop state, in that order: the state file is
+    /// the commit point, so a crash in between resumes from the previous consistent state.
+    pub fn save_resume_point(&self, epoch: usize) -> Result<Vec<(String, String)>, TrainError> {
+        std::fs::create_dir_all(self.run.checkpoints())?;
+        let mut written = vec![];
+        let last = self.run.checkpoint("last");
+        self.save_model(&self.model, "last", epoch, &last)?;
+        written.push((
+            "last".to_string(),
+            "checkpoints/last.safetensors".to_string(),
+        ));
+        self.opt
+            .save(&self.run.checkpoints().join("optimizer.safetensors"))?;
+        if let Some(ema) = &self.ema {
+            if self.state.ema_initialized {
+                self.save_model(&ema.model, "ema", epoch, &self.run.checkpoint("ema"))?;
+                written.push(("ema".to_string(), "checkpoints/ema.safetensors".to_string()));
+            }
+        }
+        self.state.save(&self.run.resume_state())?;
+        Ok(written)
+    }
+
+    /// Save the live model as `best-worst-robust`.
+    pub fn save_best(&self, epoch: usize) -> Result<(), TrainError> {
+        std::fs::create_dir_all(self.run.checkpoints())?;
+        self.save_model(
+            &self.model,
+            "best-worst-robust",
+            epoch,
+            &self.run.checkpoint("best-worst-robust"),
+        )
+    }
+}

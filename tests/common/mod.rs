@@ -1,0 +1,200 @@
+//! Shared helpers for the server tests: a fake trainer (a shell script that appends events the
+//! way `fairtat train` does), a configs dir with a preset, request helpers and polling waits.
+//!
+//! Note for the browser test (tests/browser.rs, headless Chromium, to be written by the lead once
+//! the real trainer exists): `fake_trainer` + `options` + `AppState::start` serve a dashboard
+//! whose run page gets epoch events every `delay_s`, enough to see a chart change.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use fairtat::server::{router, AppState, ServeOptions};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+/// Write an executable fake trainer into `dir`: `train --run-dir D` / `train --resume D`.
+/// It removes the `queued` marker, writes `trainer.pid`, then one `started` line, one `epoch`
+/// line every `delay_s` seconds up to `epochs`, and a `finished` line (cancelled on SIGTERM).
+/// On resume it continues after the last epoch line, with seq continuing the file.
+pub fn fake_trainer(dir: &Path, epochs: usize, delay_s: f64) -> PathBuf {
+    let eval = |attack: &str, acc1: f64| {
+        format!(
+            r#"{{\"split\":\"test\",\"attack\":\"{attack}\",\"model\":\"live\",\"confusion\":[[2,0],[1,1]],\"overall\":0.75,\"worst\":{acc1},\"worst10\":{acc1},\"class_acc\":[1.0,{acc1}],\"cfps\":[0.0,1.0],\"cacc\":[0.75,0.75],\"support\":[2,2]}}"#
+        )
+    };
+    let script = format!(
+        r#"#!/bin/sh
+stop=0
+trap 'stop=1' TERM
+mode="$2"; dir="$3"; ev="$dir/events.jsonl"
+rm -f "$dir/queued"
+echo $$ > "$dir/trainer.pid"
+seq=0; start=0
+if [ -f "$ev" ]; then seq=$(wc -l < "$ev" | tr -d ' '); fi
+if [ "$mode" = "--resume" ]; then start=$(grep -c '"type":"epoch"' "$ev"); fi
+emit() {{ echo "{{\"v\":1,\"seq\":$seq,\"time\":$(date +%s),$1}}" >> "$ev"; seq=$((seq+1)); }}
+emit "\"type\":\"started\",\"run_id\":\"fake\",\"spec\":{{}},\"class_names\":[\"cat\",\"dog\"],\"device\":\"cpu\",\"train_size\":8,\"val_size\":2,\"test_size\":4,\"start_epoch\":$start,\"pid\":$$"
+e=$start
+while [ $e -lt {epochs} ]; do
+  sleep {delay_s} & wait $!
+  if [ $stop = 1 ]; then
+    emit "\"type\":\"finished\",\"status\":\"cancelled\",\"epochs_done\":$e,\"message\":null"
+    exit 0
+  fi
+  emit "\"type\":\"epoch\",\"epoch\":$e,\"epochs\":{epochs},\"lr\":0.1,\"train_loss\":1.5,\"train_secs\":0.1,\"eval_secs\":0.1,\"images_per_sec\":80.0,\"class_eps\":[0.03,0.04],\"target_probs\":[0.4,0.6],\"target_counts\":[3,5],\"evals\":[{clean},{robust}]"
+  e=$((e+1))
+done
+emit "\"type\":\"finished\",\"status\":\"finished\",\"epochs_done\":$e,\"message\":null"
+"#,
+        clean = eval("clean", 0.5),
+        robust = eval("pgd-10", 0.25),
+    );
+    let path = dir.join("fake-trainer.sh");
+    std::fs::write(&path, script).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    path
+}
+
+/// A configs dir with a `quick` preset on the CPU.
+pub fn configs_dir(dir: &Path) -> PathBuf {
+    let c = dir.join("configs");
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::write(
+        c.join("quick.toml"),
+        "name = \"quick\"\ndevice = \"cpu\"\n[train]\nepochs = 3\n[method]\nname = \"fair-tat\"\n",
+    )
+    .unwrap();
+    c
+}
+
+pub fn options(root: &Path, trainer: Option<PathBuf>, max_cpu_runs: usize) -> ServeOptions {
+    ServeOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        runs_dir: root.join("runs"),
+        configs_dir: configs_dir(root),
+        token: None,
+        max_cpu_runs,
+        trainer,
+        poll_ms: 50,
+    }
+}
+
+pub async fn start(opts: ServeOptions) -> AppState {
+    AppState::start(opts).await.expect("server state starts")
+}
+
+/// Send one request through the router; returns status, headers and body text.
+pub async fn send(
+    state: &AppState,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = router(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+pub async fn get(state: &AppState, uri: &str) -> (StatusCode, String) {
+    let (s, _, b) = send(state, Request::get(uri).body(Body::empty()).unwrap()).await;
+    (s, b)
+}
+
+pub async fn post_json(state: &AppState, uri: &str, json: &str) -> (StatusCode, String) {
+    let req = Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(json.to_string()))
+        .unwrap();
+    let (s, _, b) = send(state, req).await;
+    (s, b)
+}
+
+pub fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// Create a run from the `quick` preset; returns its id.
+pub async fn create_quick(state: &AppState) -> String {
+    let (s, b) = post_json(
+        state,
+        "/api/runs",
+        r#"{"preset":"quick","set":{"train.epochs":3}}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    json(&b)["id"].as_str().unwrap().to_string()
+}
+
+/// The run's summary from the API.
+pub async fn summary(state: &AppState, id: &str) -> serde_json::Value {
+    let (s, b) = get(state, &format!("/api/runs/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    json(&b)["summary"].clone()
+}
+
+/// Poll `f` every 50 ms until it returns Some, or panic after `secs` with `what`.
+pub async fn wait_for<T, F, Fut>(secs: f64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Wait until the run's status is `status`; returns the summary.
+pub async fn wait_status(state: &AppState, id: &str, status: &str, secs: f64) -> serde_json::Value {
+    wait_for(secs, &format!("run {id} to be {status}"), || async {
+        let s = summary(state, id).await;
+        (s["status"] == status).then_some(s)
+    })
+    .await
+}
+
+/// Number of `epoch` lines in the run's events file.
+pub fn epoch_lines(runs_dir: &Path, id: &str) -> usize {
+    std::fs::read_to_string(runs_dir.join(id).join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"type\":\"epoch\""))
+        .count()
+}
+
+pub fn kill(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// Serve the router on a real loopback socket (for clients outside the router: a browser,
+/// reqwest); returns the base URL and the server task, which ends when `state.shutdown()` fires.
+pub async fn serve_loopback(state: AppState) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = state.shutdown.clone();
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .unwrap();
+    });
+    (format!("http://{addr}"), handle)
+}
