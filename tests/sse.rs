@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use fairtat::server::{router, AppState};
 use futures_util::StreamExt;
 
 /// One parsed SSE message.
@@ -83,25 +82,12 @@ impl Reader {
     }
 }
 
-async fn serve(state: AppState) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = state.shutdown.clone();
-    let handle = tokio::spawn(async move {
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .unwrap();
-    });
-    (format!("http://{addr}"), handle)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_in_order_and_reconnect_resumes_without_loss() {
     let tmp = tempfile::tempdir().unwrap();
     let trainer = fake_trainer(tmp.path(), 8, 0.1);
     let st = start(options(tmp.path(), Some(trainer), 1)).await;
-    let (base, server) = serve(st.clone()).await;
+    let (base, server) = common::serve_loopback(st.clone()).await;
     let id = create_quick(&st).await;
     let url = format!("{base}/api/runs/{id}/events");
 
@@ -166,7 +152,7 @@ async fn streams_end_on_shutdown() {
     let tmp = tempfile::tempdir().unwrap();
     let trainer = fake_trainer(tmp.path(), 1000, 0.2);
     let st = start(options(tmp.path(), Some(trainer), 1)).await;
-    let (base, server) = serve(st.clone()).await;
+    let (base, server) = common::serve_loopback(st.clone()).await;
     let id = create_quick(&st).await;
     let mut r = Reader::open(&format!("{base}/api/runs/{id}/events"), None).await;
     // Wait for live data so the stream is in its live phase.

@@ -147,7 +147,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     .filter(|t| !t.is_empty()),
                 max_cpu_runs: a.max_cpu_runs.max(1),
                 trainer: None,
-                poll_ms: 200,
+                poll_ms: 100,
             })?;
             Ok(ExitCode::SUCCESS)
         }
