@@ -3,6 +3,7 @@
 //! Module map (who may import whom is in `shared/STYLE.md`):
 //! - [`config`]: raw config (TOML, form, `--set k=v`) -> validated [`config::RunSpec`]; presets.
 //! - [`data`]: Fashion-MNIST IDX, CIFAR-10/100 binary, class-balanced splits, augmentation.
+//! - [`corruptions`]: CIFAR-C `.npy` reader and seeded procedural corruptions (noise, blur, fog, JPEG ...). No tch.
 //! - [`models`]: SmallCNN, PreAct ResNet-18, WRN-34-10 with PyTorch parameter names; checkpoints.
 //! - [`attacks`]: L-inf PGD (targeted/untargeted, per-sample epsilon), FGSM.
 //! - [`methods`]: one file per training method behind the [`methods::Method`] trait.
@@ -17,6 +18,7 @@ pub mod attacks;
 pub mod charts;
 pub mod cli;
 pub mod config;
+pub mod corruptions;
 pub mod data;
 pub mod fairness;
 pub mod methods;
