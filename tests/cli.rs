@@ -324,3 +324,25 @@ fn config_errors_name_the_key_and_leave_no_run() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a run directory"));
 }
+
+#[test]
+fn invalid_config_in_a_run_directory_is_recorded_as_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("config.toml"), "[train]\nepochs = 0\n").unwrap();
+    let out = bin()
+        .arg("train")
+        .arg("--run-dir")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let lines = read_events(&tmp.path().join("events.jsonl")).unwrap();
+    match &lines.last().unwrap().event {
+        RunEvent::Finished {
+            status: RunStatus::Failed,
+            message: Some(m),
+            ..
+        } => assert!(m.contains("train.epochs"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -198,6 +198,8 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode, Failure> {
     train_in(&spec, &run, resume, created)
 }
 
+/// The config of an existing run directory; a validation failure there (a hand-edited config)
+/// is also recorded as a `finished: failed` event.
 fn load_run_config(run: &RunDir, sets: &[String]) -> Result<RunSpec, Failure> {
     if !run.config_toml().exists() {
         return Err(anyhow::anyhow!(
@@ -206,7 +208,17 @@ fn load_run_config(run: &RunDir, sets: &[String]) -> Result<RunSpec, Failure> {
         )
         .into());
     }
-    Ok(config::load(&run.config_toml(), sets)?)
+    config::load(&run.config_toml(), sets).map_err(|e| {
+        // Record why in the run itself, so the dashboard shows it.
+        if let Ok(mut w) = EventWriter::open(run) {
+            let _ = w.append(&RunEvent::Finished {
+                status: RunStatus::Failed,
+                epochs_done: read_epochs_done(run),
+                message: Some(e.to_string()),
+            });
+        }
+        e.into()
+    })
 }
 
 /// Run the trainer with signal handling, the JSONL writer and the progress bar; always end the
