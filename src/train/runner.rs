@@ -59,7 +59,10 @@ pub fn train(
         pid: std::process::id(),
     });
     for epoch in s.state.epochs_done..spec.train.epochs {
-        if !run_epoch(&mut s, epoch, &opts.stop, sink)? {
+        // A stop during an epoch's last batch (or its evaluation) ends here: that epoch's
+        // state is already saved.
+        let stopped = opts.stop.load(Ordering::SeqCst);
+        if stopped || !run_epoch(&mut s, epoch, &opts.stop, sink)? {
             return Ok(Outcome::Cancelled {
                 epochs_done: s.state.epochs_done,
             });
