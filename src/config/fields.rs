@@ -200,6 +200,30 @@ pub const FIELDS: &[Field] = &[
         "Reference quirk: extra clean train-mode forward after each step",
     ),
     f(
+        "method.beta",
+        "method",
+        Number,
+        "TRADES weight of the KL term (0 to 100); reference: 6",
+    ),
+    f(
+        "method.trades_normalize",
+        "method",
+        Bool,
+        "TRADES as CFA: (1-b) CE + b KL with b = beta/(1+beta); false = CE + beta KL",
+    ),
+    f(
+        "method.trades_targeted",
+        "method",
+        Bool,
+        "FAIR-TAT + TRADES: targeted inner step toward sampled classes; false = KL ascent",
+    ),
+    f(
+        "method.tau",
+        "method",
+        Number,
+        "FAT: attack steps allowed after a sample is misclassified (0 to 1000); reference: 3",
+    ),
+    f(
         "attack.eps",
         "attack",
         Number,

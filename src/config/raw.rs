@@ -57,6 +57,10 @@ pub const SECTIONS: [(&str, &[&str]); 6] = [
             "calibration_start",
             "cfps_requires_class_eps",
             "clean_forward_after_step",
+            "beta",
+            "trades_normalize",
+            "trades_targeted",
+            "tau",
         ],
     ),
     (
@@ -196,6 +200,11 @@ impl RawConfig {
         };
         t.finish()?;
 
+        // The method decides some attack defaults (TRADES/FAT attack in eval-mode BN), so its
+        // name is read first; the method section's other keys are read below.
+        let me = section("method");
+        let method_name = me.choice("name", &MethodKind::NAMES, "fair-tat", MethodKind::parse)?;
+
         let a = section("attack");
         let eps = a.f64("eps", 8.0 / 255.0, 0.0, 1.0)?;
         let attack = AttackSpec {
@@ -203,18 +212,22 @@ impl RawConfig {
             alpha: a.f64("alpha", 2.0 / 255.0, 0.0, 1.0)?,
             steps: a.usize("steps", 10, 0, 1000)?,
             random_start: a.bool("random_start", true)?,
-            bn_mode: a.choice("bn_mode", &["train", "eval"], "train", parse_bn)?,
+            bn_mode: a.choice(
+                "bn_mode",
+                &["train", "eval"],
+                if method_name.attacks_in_eval_mode() {
+                    "eval"
+                } else {
+                    "train"
+                },
+                parse_bn,
+            )?,
         };
         a.finish()?;
 
-        let me = section("method");
-        let method_name = me.choice("name", &MethodKind::NAMES, "fair-tat", |s| match s {
-            "pgd-at" => Some(MethodKind::PgdAt),
-            "fair-tat" => Some(MethodKind::FairTat),
-            _ => None,
-        })?;
         // FAIR-TAT's reference code calibrates epsilon and runs the extra clean forward; Rice et
-        // al.'s PGD-AT does neither, so the defaults follow the chosen method.
+        // al.'s PGD-AT does neither, so the defaults follow the chosen method. Its TRADES/FAT
+        // combinations keep the class-wise epsilon; the extra clean forward is FAIR-TAT's own.
         let is_fair_tat = method_name == MethodKind::FairTat;
         let method = MethodSpec {
             name: method_name,
@@ -225,11 +238,15 @@ impl RawConfig {
                 _ => None,
             })?,
             softmax_scale: me.f64("softmax_scale", 2.0, 0.0, 1000.0)?,
-            class_eps: me.bool("class_eps", is_fair_tat)?,
+            class_eps: me.bool("class_eps", method_name.is_fair_tat_family())?,
             lambda1: me.f64("lambda1", 0.5, 0.0, 10.0)?,
             calibration_start: me.usize("calibration_start", 1, 0, 100_000)?,
             cfps_requires_class_eps: me.bool("cfps_requires_class_eps", true)?,
             clean_forward_after_step: me.bool("clean_forward_after_step", is_fair_tat)?,
+            beta: me.f64("beta", 6.0, 0.0, 100.0)?,
+            trades_normalize: me.bool("trades_normalize", true)?,
+            trades_targeted: me.bool("trades_targeted", true)?,
+            tau: me.usize("tau", 3, 0, 1000)?,
         };
         me.finish()?;
 

@@ -191,16 +191,62 @@ pub struct AttackSpec {
 pub enum MethodKind {
     PgdAt,
     FairTat,
+    Trades,
+    FairTatTrades,
+    Fat,
+    FairTatFat,
 }
 
 impl MethodKind {
-    pub const NAMES: [&'static str; 2] = ["pgd-at", "fair-tat"];
+    pub const NAMES: [&'static str; 6] = [
+        "pgd-at",
+        "fair-tat",
+        "trades",
+        "fair-tat-trades",
+        "fat",
+        "fair-tat-fat",
+    ];
+    const ALL: [MethodKind; 6] = [
+        MethodKind::PgdAt,
+        MethodKind::FairTat,
+        MethodKind::Trades,
+        MethodKind::FairTatTrades,
+        MethodKind::Fat,
+        MethodKind::FairTatFat,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
             MethodKind::PgdAt => "pgd-at",
             MethodKind::FairTat => "fair-tat",
+            MethodKind::Trades => "trades",
+            MethodKind::FairTatTrades => "fair-tat-trades",
+            MethodKind::Fat => "fat",
+            MethodKind::FairTatFat => "fair-tat-fat",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// FAIR-TAT and its combinations: class-wise epsilon on by default, targets from C_FPS.
+    pub fn is_fair_tat_family(&self) -> bool {
+        matches!(
+            self,
+            MethodKind::FairTat | MethodKind::FairTatTrades | MethodKind::FairTatFat
+        )
+    }
+
+    /// Methods whose reference attacks run with BatchNorm in eval mode (TRADES, FAT).
+    pub fn attacks_in_eval_mode(&self) -> bool {
+        matches!(
+            self,
+            MethodKind::Trades
+                | MethodKind::FairTatTrades
+                | MethodKind::Fat
+                | MethodKind::FairTatFat
+        )
     }
 }
 
@@ -237,6 +283,16 @@ pub struct MethodSpec {
     /// Reference quirk: an extra train-mode forward on the clean batch after each SGD step, which
     /// mixes clean statistics into BN running stats (§1.5).
     pub clean_forward_after_step: bool,
+    /// TRADES: weight of the KL term (CFA/FAIR-TAT and TRADES use 6).
+    pub beta: f64,
+    /// TRADES: CFA's normalisation (1-b) CE + b KL with b = beta/(1+beta) (algorithms.md §2.3);
+    /// false = original TRADES, CE + beta KL.
+    pub trades_normalize: bool,
+    /// FAIR-TAT + TRADES: targeted CE descent toward sampled targets as the inner step; false =
+    /// TRADES' untargeted KL ascent (with class-wise epsilon).
+    pub trades_targeted: bool,
+    /// FAT: per-sample budget of attack steps taken after the sample is misclassified.
+    pub tau: usize,
 }
 
 /// Evaluation done every epoch and at the end.

@@ -6,13 +6,19 @@
 //! training adversarial predictions, which the loop collects from [`StepOutput::logits`]:
 //! no extra forward pass (algorithms.md §1.3, §9).
 
+mod calibrated;
 pub mod calibration;
 mod fair_tat;
+mod fat;
+pub mod kl;
 mod pgd_at;
 pub mod sampler;
+mod trades;
 
 pub use fair_tat::FairTat;
+pub use fat::{early_stopped_pgd, EarlyStop, Fat};
 pub use pgd_at::PgdAt;
+pub use trades::{trades_adversarial, Trades};
 
 use std::collections::BTreeMap;
 
@@ -72,6 +78,8 @@ pub fn build(spec: &RunSpec) -> Box<dyn Method> {
     match spec.method.name {
         MethodKind::PgdAt => Box::new(PgdAt::new(spec)),
         MethodKind::FairTat => Box::new(FairTat::new(spec)),
+        MethodKind::Trades | MethodKind::FairTatTrades => Box::new(Trades::new(spec)),
+        MethodKind::Fat | MethodKind::FairTatFat => Box::new(Fat::new(spec)),
     }
 }
 
