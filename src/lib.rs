@@ -8,6 +8,8 @@
 //! - [`attacks`]: L-inf PGD (targeted/untargeted, per-sample epsilon), FGSM.
 //! - [`methods`]: one file per training method behind the [`methods::Method`] trait.
 //! - [`fairness`]: confusion matrices and class-wise metrics (C_acc, C_FPS, worst-k). No tch.
+//! - [`evaluation`]: test-set evaluation suites: PGD, AutoAttack with per-stage class-wise breakdown,
+//!   Square, common corruptions; `fairtat eval` and the dashboard's evaluation jobs.
 //! - [`train`]: the epoch loop, schedules, EMA, evaluation; emits [`runs::RunEvent`]s to sinks.
 //! - [`runs`]: the run-directory format: event schema, writer, reader/tailer, CSV reports. No tch.
 //! - [`server`]: the dashboard (axum): executor, SQLite index, pages, API, SSE. No tch.
@@ -20,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod corruptions;
 pub mod data;
+pub mod evaluation;
 pub mod fairness;
 pub mod methods;
 pub mod models;

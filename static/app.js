@@ -69,6 +69,21 @@
       setText("robust-worst", pct(s.robust, s.dataset === "cifar100" ? "worst10" : "worst"));
     });
     es.addEventListener("resync", schedule);
+
+    // Evaluation jobs outlive the run's event stream: poll their fragment while one is active.
+    function pollEvals() {
+      var body = document.getElementById("evals-body");
+      if (!body || body.getAttribute("data-active") !== "1") { return; }
+      setTimeout(function () {
+        fetch("/runs/" + id + "/evals").then(function (r) { return r.text(); }).then(function (html) {
+          var sec = document.getElementById("evals");
+          var h = sec.querySelector("h2");
+          sec.innerHTML = (h ? h.outerHTML : "") + html;
+          pollEvals();
+        }).catch(function () {});
+      }, 2000);
+    }
+    pollEvals();
     // Whether the run was queued or running when the page was rendered.
     var live = root.getAttribute("data-live") === "1";
     es.addEventListener("end", function () {

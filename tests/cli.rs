@@ -198,7 +198,88 @@ fn end_to_end_run_writes_every_file_and_learns() {
     let recorded =
         serde_json::to_value(&last.eval("test", "clean", "live").unwrap().confusion).unwrap();
     assert_eq!(report["evals"][0]["confusion"], recorded);
-    assert!(eval_out.join("reports/classes.csv").exists());
+    assert!(eval_out.join("summary.csv").exists());
+    assert!(eval_out.join("confusion_clean.csv").exists());
+
+    // The dashboard's evaluation job: a run directory, the quick suite (PGD-20 and a cheaper
+    // AutoAttack with its per-stage breakdown), reports under evals/quick-last/.
+    let out = bin()
+        .args(["eval", "--run-dir"])
+        .arg(&dir)
+        .args(["--suite", "quick", "--subset", "60", "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let qdir = dir.join("evals/quick-last");
+    let q: fairtat::runs::eval_report::EvalReport =
+        serde_json::from_slice(&std::fs::read(qdir.join("eval.json")).unwrap()).unwrap();
+    let names: Vec<&str> = q.evals.iter().map(|e| e.attack.as_str()).collect();
+    assert_eq!(names, ["clean", "pgd-20", "autoattack-quick"]);
+    assert_eq!(q.images, 60);
+    let acc = |n: &str| q.evals.iter().find(|e| e.attack == n).unwrap().metrics.overall;
+    assert!(acc("autoattack-quick") <= acc("clean"));
+    let stages: Vec<&str> = q.autoattack.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(stages, ["clean", "apgd-ce", "apgd-t", "square"]);
+    // Robust accuracy never rises from one stage to the next, and the last stage is the result.
+    for w in q.autoattack.windows(2) {
+        assert!(w[1].metrics.overall <= w[0].metrics.overall, "{stages:?}");
+    }
+    assert_eq!(q.autoattack.last().unwrap().metrics.overall, acc("autoattack-quick"));
+    let broken: u64 = q.autoattack.iter().map(|s| s.broken).sum();
+    assert_eq!(broken as f64, ((1.0 - acc("autoattack-quick")) * 60.0).round());
+    assert!(qdir.join("autoattack.csv").exists() && !qdir.join("progress.json").exists());
+
+    // Procedural corruptions on Fashion-MNIST: per (corruption, severity) plus the pooled row.
+    let out = bin()
+        .args(["eval", "--run-dir"])
+        .arg(&dir)
+        .args(["--suite", "corruptions", "--subset", "50", "--device", "cpu"])
+        .args(["--corruption", "gaussian_noise", "--corruption", "contrast"])
+        .args(["--severity", "1", "--severity", "5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c: fairtat::runs::eval_report::EvalReport = serde_json::from_slice(
+        &std::fs::read(dir.join("evals/corruptions-last/eval.json")).unwrap(),
+    )
+    .unwrap();
+    let rows: Vec<(String, u8)> = c
+        .corruptions
+        .iter()
+        .map(|r| (r.corruption.clone(), r.severity))
+        .collect();
+    let expect: Vec<(String, u8)> = ["gaussian_noise", "contrast"]
+        .iter()
+        .flat_map(|n| [1u8, 5, 0].map(|s| (n.to_string(), s)))
+        .collect();
+    assert_eq!(rows, expect);
+    for r in &c.corruptions {
+        let n: u64 = r.confusion.iter().flatten().sum();
+        assert_eq!(n, if r.severity == 0 { 100 } else { 50 });
+        assert!(r.metrics.worst <= r.metrics.overall);
+    }
+    assert_eq!(c.corruption_summary.len(), 2);
+    // Severity 5 contrast (c = 0.15) hurts more than severity 1 (c = 0.75).
+    let sev = |s: u8| {
+        c.corruptions
+            .iter()
+            .find(|r| r.corruption == "contrast" && r.severity == s)
+            .unwrap()
+            .metrics
+            .overall
+    };
+    assert!(sev(5) < sev(1), "contrast s5 {} vs s1 {}", sev(5), sev(1));
+
+    // A bad suite name is a usage error naming the allowed values.
+    let out = bin()
+        .args(["eval", "--run-dir"])
+        .arg(&dir)
+        .args(["--suite", "full"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--suite") && err.contains("standard, quick, corruptions"), "{err}");
 }
 
 #[test]

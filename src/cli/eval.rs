@@ -1,76 +1,177 @@
-//! `fairtat eval`: evaluate a checkpoint, print a class-wise table, write JSON and CSV reports.
+//! `fairtat eval`: evaluate a checkpoint (or a run's checkpoint) under attacks and corruptions,
+//! print a class-wise table, write JSON and CSV reports (format: `runs::eval_report`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{must_exist, parse_dataset, EvalArgs, Failure};
-use crate::config::{parse_fraction, ConfigError};
-use crate::runs::{reports, EpochRecord, RunDir};
-use crate::train::{self, EvalOptions};
+use crate::config::{self, parse_fraction, ConfigError};
+use crate::evaluation::{self, CorruptionSource, EvalOptions, Suite};
+use crate::runs::eval_report::{self, EvalProgress, EvalReport};
+use crate::runs::RunDir;
+use crate::train;
 
-pub fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Failure> {
-    must_exist(&a.checkpoint, "checkpoint")?;
-    let eps = parse_fraction(&a.eps)
+/// Checkpoint kinds a run directory may hold.
+pub const CHECKPOINT_KINDS: [&str; 4] = ["last", "ema", "fawa", "best-worst-robust"];
+
+fn fraction(flag: &str, s: &str) -> Result<f64, ConfigError> {
+    parse_fraction(s)
         .filter(|e| (0.0..=1.0).contains(e))
         .ok_or_else(|| {
-            ConfigError::invalid(
-                "--eps",
-                format!("{:?} is not a number in [0, 1] (e.g. 8/255)", a.eps),
-            )
-        })?;
+            ConfigError::invalid(flag, format!("{s:?} is not a number in [0, 1] (e.g. 8/255)"))
+        })
+}
+
+pub fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Failure> {
+    let suite = a
+        .suite
+        .as_deref()
+        .map(|s| Suite::parse(s).ok_or_else(|| ConfigError::not_allowed("--suite", s, &Suite::NAMES)))
+        .transpose()?;
+    // Defaults from the run when evaluating a run directory.
+    let (checkpoint, run_spec, default_out) = match &a.run_dir {
+        Some(dir) => {
+            let run = RunDir::new(dir);
+            if !CHECKPOINT_KINDS.contains(&a.model.as_str()) {
+                return Err(ConfigError::not_allowed("--model", &a.model, &CHECKPOINT_KINDS).into());
+            }
+            let spec = config::load(&run.config_toml(), &[])?;
+            let ckpt = run.checkpoint(&a.model);
+            let label = suite.map(|s| s.as_str()).unwrap_or("custom");
+            let out = run.root().join("evals").join(format!("{label}-{}", a.model));
+            (ckpt, Some(spec), out)
+        }
+        None => {
+            let ckpt = a.checkpoint.clone().unwrap_or_default();
+            let stem = ckpt
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let out = PathBuf::from("evals").join(format!("{}-{stem}", crate::runs::new_run_id("eval")));
+            (ckpt, None, out)
+        }
+    };
+    must_exist(&checkpoint, "checkpoint")?;
+    let eps = match (&a.eps, &run_spec) {
+        (Some(s), _) => fraction("--eps", s)?,
+        (None, Some(spec)) => spec.eval.eps,
+        (None, None) => 8.0 / 255.0,
+    };
     let alpha = match &a.alpha {
-        Some(s) => parse_fraction(s)
-            .filter(|x| (0.0..=1.0).contains(x))
-            .ok_or_else(|| {
-                ConfigError::invalid("--alpha", format!("{s:?} is not a number in [0, 1]"))
-            })?,
+        Some(s) => fraction("--alpha", s)?,
         None => eps / 4.0,
     };
-    let mut attacks = vec!["clean".to_string()];
-    attacks.extend(a.attacks.iter().filter(|x| x.as_str() != "clean").cloned());
+    let mut attacks = a.attacks.clone();
+    if attacks.is_empty() && suite.is_none() {
+        attacks.push("pgd-20".into());
+    }
+    let out = a.out.clone().unwrap_or(default_out);
     let opts = EvalOptions {
-        checkpoint: a.checkpoint.clone(),
-        dataset: a.dataset.as_deref().map(parse_dataset).transpose()?,
-        data_dir: a.data_dir.clone(),
+        checkpoint,
+        dataset: match (&a.dataset, &run_spec) {
+            (Some(d), _) => Some(parse_dataset(d)?),
+            (None, Some(spec)) => Some(spec.data.dataset),
+            (None, None) => None,
+        },
+        data_dir: a
+            .data_dir
+            .clone()
+            .or_else(|| run_spec.as_ref().map(|s| s.data.dir.clone())),
         attacks,
+        suite,
         eps,
         alpha,
-        subset: a.subset,
+        subset: a
+            .subset
+            .or_else(|| run_spec.as_ref().map(|s| s.data.test_subset))
+            .unwrap_or(0),
         batch_size: a.batch_size.max(1),
         device: train::device::select(&a.device)?,
+        seed: a.seed,
+        corruptions: a
+            .corruptions_dir
+            .clone()
+            .map(|dir| CorruptionSource::Files { dir }),
+        corruption_names: a.corruptions.clone(),
+        severities: a.severities.clone(),
     };
+    if let Some(dir) = &a.corruptions_dir {
+        must_exist(dir, "--corruptions-dir")?;
+    }
+    std::fs::create_dir_all(&out)?;
+    let _ = std::fs::remove_file(out.join("error.txt"));
+    let result = run_with_progress(&opts, &out);
+    let _ = std::fs::remove_file(out.join("progress.json"));
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // Leave the reason where the dashboard looks for it.
+            let _ = std::fs::write(out.join("error.txt"), e.to_string());
+            return Err(e.into());
+        }
+    };
+    print_table(&report);
+    eval_report::write(&out, &report)?;
+    println!("reports: {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Evaluate with a terminal progress bar and `progress.json` (at most once a second).
+fn run_with_progress(opts: &EvalOptions, out: &std::path::Path) -> Result<EvalReport, train::TrainError> {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} images")
+        ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {elapsed_precise}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let report = train::eval_checkpoint(&opts, |attack, done, total| {
-        bar.set_prefix(attack.to_string());
+    let mut last_write: Option<Instant> = None;
+    let report = evaluation::eval_checkpoint(opts, |stage, done, total| {
+        bar.set_prefix(stage.to_string());
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-    })?;
+        if last_write.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            last_write = Some(Instant::now());
+            let p = EvalProgress {
+                stage: stage.to_string(),
+                done,
+                total,
+                updated_at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0),
+            };
+            if let Ok(json) = serde_json::to_string(&p) {
+                let _ = crate::runs::reports::write_atomic(&out.join("progress.json"), &json);
+            }
+        }
+    });
     bar.finish_and_clear();
+    report
+}
 
+fn print_table(report: &EvalReport) {
     println!(
-        "{} ({}, epoch {}) on {} test images of {}, eps {:.5}",
+        "{} ({}, epoch {}) on {} test images of {}, eps {:.5}, {:.1} s",
         report.checkpoint,
         report.arch,
         report.epoch + 1,
         report.images,
         report.dataset,
-        report.eps
+        report.eps,
+        report.seconds
     );
     print!("{:<16}", "class");
     for e in &report.evals {
-        print!("{:>10}", e.attack);
+        print!("{:>14}", e.attack);
     }
     println!();
     for (c, name) in report.class_names.iter().enumerate() {
         print!("{:<16}", name.chars().take(15).collect::<String>());
         for e in &report.evals {
-            print!("{:>9.1}%", 100.0 * e.metrics.class_acc[c]);
+            print!("{:>13.1}%", 100.0 * e.metrics.class_acc.get(c).copied().unwrap_or(0.0));
         }
         println!();
     }
@@ -78,41 +179,33 @@ pub fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Failure> {
         print!("{label:<16}");
         for e in &report.evals {
             let m = &e.metrics;
-            print!("{:>9.1}%", 100.0 * [m.overall, m.worst, m.worst10][f]);
+            print!("{:>13.1}%", 100.0 * [m.overall, m.worst, m.worst10][f]);
         }
         println!();
     }
-
-    let out = a.out.clone().unwrap_or_else(|| {
-        let stem = a
-            .checkpoint
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        std::path::PathBuf::from("evals")
-            .join(format!("{}-{stem}", crate::runs::new_run_id("eval")))
-    });
-    let dir = RunDir::new(&out);
-    std::fs::create_dir_all(dir.reports())?;
-    std::fs::write(
-        out.join("eval.json"),
-        serde_json::to_vec_pretty(&report).map_err(anyhow::Error::from)?,
-    )?;
-    let record = EpochRecord {
-        epoch: report.epoch,
-        epochs: report.epoch + 1,
-        lr: 0.0,
-        train_loss: 0.0,
-        train_secs: 0.0,
-        eval_secs: 0.0,
-        images_per_sec: 0.0,
-        class_eps: vec![],
-        target_probs: None,
-        target_counts: None,
-        evals: report.evals.clone(),
-        method_state: Default::default(),
-    };
-    reports::write_reports(&dir, &report.class_names, &[record])?;
-    println!("reports: {}", out.display());
-    Ok(ExitCode::SUCCESS)
+    if !report.autoattack.is_empty() {
+        println!("\nAutoAttack stages (robust accuracy after each):");
+        for s in &report.autoattack {
+            println!(
+                "  {:<10} broke {:>6}  overall {:>5.1}%  worst {:>5.1}%  ({:.1} s)",
+                s.stage,
+                s.broken,
+                100.0 * s.metrics.overall,
+                100.0 * s.metrics.worst,
+                s.seconds
+            );
+        }
+    }
+    if !report.corruption_summary.is_empty() {
+        println!("\nCorruptions (all severities pooled):");
+        println!("  {:<20} {:>8} {:>12}", "corruption", "overall", "worst class");
+        for c in &report.corruption_summary {
+            println!(
+                "  {:<20} {:>7.1}% {:>11.1}%",
+                c.corruption,
+                100.0 * c.overall,
+                100.0 * c.worst
+            );
+        }
+    }
 }

@@ -70,29 +70,56 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
+    /// Checkpoint to evaluate (a `.safetensors` file written by `fairtat train`).
+    #[arg(long, required_unless_present = "run_dir", conflicts_with = "run_dir")]
+    pub checkpoint: Option<PathBuf>,
+    /// Evaluate a run's checkpoint (see --model) with the run's dataset, test subset and eps;
+    /// results go to RUN_DIR/evals/<suite>-<model>/ (what the dashboard's evaluation job runs).
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub run_dir: Option<PathBuf>,
+    /// With --run-dir: which checkpoint: last, ema, fawa or best-worst-robust.
+    #[arg(long, default_value = "last")]
+    pub model: String,
+    /// standard (clean, PGD-20, AutoAttack, Square-5000), quick (clean, PGD-20, a cheaper
+    /// AutoAttack) or corruptions (clean + common corruptions).
+    #[arg(long)]
+    pub suite: Option<String>,
     /// fashion-mnist, cifar10 or cifar100 (default: the checkpoint's).
     #[arg(long)]
     pub dataset: Option<String>,
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// clean, fgsm or pgd-<k> (repeatable; clean is always included).
-    #[arg(long = "attack", default_value = "pgd-20")]
+    /// clean, fgsm, pgd-<k>, apgd-ce, apgd-t, fab-t, square-<queries>, autoattack,
+    /// autoattack-quick (repeatable; clean is always included). Default: pgd-20 without --suite.
+    #[arg(long = "attack")]
     pub attacks: Vec<String>,
-    /// L-inf radius in [0,1] pixel units: a number or a fraction such as 8/255.
-    #[arg(long, default_value = "8/255")]
-    pub eps: String,
+    /// L-inf radius in [0,1] pixel units: a number or a fraction such as 8/255 (default 8/255,
+    /// or the run's eval.eps with --run-dir).
+    #[arg(long)]
+    pub eps: Option<String>,
     /// PGD step size (default eps/4).
     #[arg(long)]
     pub alpha: Option<String>,
-    /// Class-balanced test subset size (0 = all).
-    #[arg(long, default_value_t = 0)]
-    pub subset: usize,
+    /// Class-balanced test subset size (0 = all; default: the run's with --run-dir).
+    #[arg(long)]
+    pub subset: Option<usize>,
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Seed of random starts, restarts and procedural corruptions.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A CIFAR-10-C / CIFAR-100-C directory (<corruption>.npy + labels.npy); without it the
+    /// corruptions suite generates corruptions procedurally from the test set.
+    #[arg(long)]
+    pub corruptions_dir: Option<PathBuf>,
+    /// Corruption name (repeatable; default: all available).
+    #[arg(long = "corruption")]
+    pub corruptions: Vec<String>,
+    /// Severity 1..5 (repeatable; default: all five).
+    #[arg(long = "severity")]
+    pub severities: Vec<u8>,
     /// Where to write eval.json and CSV reports.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -152,6 +179,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, set } => {
+            if let Some(specs) = grid_specs(&config, &set)? {
+                println!("# grid: {} runs", specs.len());
+                for spec in specs {
+                    println!("# --- {}\n{}", spec.name, spec.to_toml());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let spec = config::load(&config, &set)?;
             print!("{}", spec.to_toml());
             Ok(ExitCode::SUCCESS)
@@ -181,6 +215,9 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode, Failure> {
         }
         (load_run_config(&run, &sets)?, run, false, false)
     } else if let Some(cfg) = &a.config {
+        if let Some(specs) = grid_specs(cfg, &sets)? {
+            return train_grid(&specs, &a.out);
+        }
         // Validate completely before creating anything: a config error leaves no run behind.
         let spec = config::load(cfg, &sets)?;
         let run = RunDir::new(a.out.join(new_run_id(&spec.name)));
@@ -196,6 +233,45 @@ fn cmd_train(a: TrainArgs) -> Result<ExitCode, Failure> {
         serde_json::to_vec_pretty(&spec).map_err(anyhow::Error::from)?,
     )?;
     train_in(&spec, &run, resume, created)
+}
+
+/// The runs of a grid config (`[grid]` table), or `None` for a plain config.
+fn grid_specs(cfg: &Path, sets: &[String]) -> Result<Option<Vec<RunSpec>>, Failure> {
+    let text = std::fs::read_to_string(cfg).map_err(|e| ConfigError::Io {
+        path: cfg.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let stem = cfg
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "grid".into());
+    // `preset` axes name configs relative to the grid file's directory (e.g. configs/).
+    let dir = cfg.parent().unwrap_or(Path::new("."));
+    let loader = config::grid::presets_in(dir);
+    Ok(config::grid::expand_with(&text, sets, &new_run_id(&stem), &loader)?)
+}
+
+/// Train every run of a grid one after the other (the CLI's queue); a signal stops the grid.
+fn train_grid(specs: &[RunSpec], out: &Path) -> Result<ExitCode, Failure> {
+    eprintln!("grid: {} runs", specs.len());
+    let mut code = ExitCode::SUCCESS;
+    for (i, spec) in specs.iter().enumerate() {
+        eprintln!("grid run {}/{}: {}", i + 1, specs.len(), spec.name);
+        let run = RunDir::new(out.join(new_run_id(&spec.name)));
+        std::fs::create_dir_all(run.root())
+            .with_context(|| format!("creating {}", run.root().display()))?;
+        std::fs::write(run.config_toml(), spec.to_toml())?;
+        std::fs::write(
+            run.spec_json(),
+            serde_json::to_vec_pretty(spec).map_err(anyhow::Error::from)?,
+        )?;
+        code = train_in(spec, &run, false, true)?;
+        if code != ExitCode::SUCCESS {
+            eprintln!("grid stopped after run {}", i + 1);
+            break;
+        }
+    }
+    Ok(code)
 }
 
 /// The config of an existing run directory; a validation failure there (a hand-edited config)

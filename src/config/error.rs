@@ -47,4 +47,27 @@ impl ConfigError {
             _ => None,
         }
     }
+
+    /// The same error with where it happened appended (e.g. which grid combination).
+    pub fn in_context(self, ctx: &str) -> Self {
+        match self {
+            ConfigError::Invalid { key, message } => ConfigError::Invalid {
+                key,
+                message: format!("{message} ({ctx})"),
+            },
+            ConfigError::NotAllowed {
+                key,
+                value,
+                allowed,
+            } => ConfigError::Invalid {
+                key,
+                message: format!("{value:?} is not allowed ({ctx}); allowed values: {allowed}"),
+            },
+            ConfigError::UnknownKey { key, hint } => ConfigError::UnknownKey {
+                key,
+                hint: format!("{hint} ({ctx})"),
+            },
+            other => other,
+        }
+    }
 }

@@ -7,6 +7,7 @@
 
 mod error;
 pub mod fields;
+pub mod grid;
 mod raw;
 mod spec;
 mod value;

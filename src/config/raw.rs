@@ -87,6 +87,13 @@ impl RawConfig {
         for (k, v) in &self.table {
             let known_top = TOP_KEYS.contains(&k.as_str());
             let known_section = SECTIONS.iter().any(|(s, _)| s == k);
+            if k == "grid" {
+                return Err(ConfigError::invalid(
+                    "grid",
+                    "a [grid] config creates one run per combination; start it with \
+                     `fairtat train --config FILE` or the dashboard, not as a single run",
+                ));
+            }
             if !known_top && !known_section {
                 let mut allowed: Vec<&str> = TOP_KEYS.to_vec();
                 allowed.extend(SECTIONS.iter().map(|(s, _)| *s));

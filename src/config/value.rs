@@ -18,6 +18,14 @@ pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), ConfigError> 
         .ok()
         .and_then(|mut t| t.remove("x"))
         .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    set_value(table, key, value)
+}
+
+/// Put `value` at the dotted `key` (`train.epochs`), creating sections on the way.
+pub fn set_value(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), ConfigError> {
+    if key.is_empty() || key.split('.').any(|p| p.trim().is_empty()) {
+        return Err(ConfigError::invalid(key, "is not a config key"));
+    }
     let parts: Vec<&str> = key.split('.').map(str::trim).collect();
     let mut cur = table;
     for p in &parts[..parts.len() - 1] {

@@ -17,6 +17,7 @@ mod blur;
 mod color;
 mod fog;
 mod geometric;
+mod glass;
 mod jpeg;
 mod noise;
 mod npy;
@@ -35,6 +36,7 @@ pub const CORRUPTIONS: &[&str] = &[
     "gaussian_blur",
     "defocus_blur",
     "zoom_blur",
+    "glass_blur",
     "contrast",
     "brightness",
     "saturate",
@@ -50,6 +52,7 @@ pub const RANDOM_CORRUPTIONS: &[&str] = &[
     "shot_noise",
     "impulse_noise",
     "speckle_noise",
+    "glass_blur",
     "elastic_transform",
     "fog",
 ];
@@ -139,6 +142,7 @@ pub fn corrupt(
         "gaussian_blur" => blur::gaussian_blur(image, d, s),
         "defocus_blur" => blur::defocus_blur(image, d, s),
         "zoom_blur" => blur::zoom_blur(image, d, s),
+        "glass_blur" => glass::glass_blur(image, d, s, rng),
         "contrast" => color::contrast(image, d, s),
         "brightness" => color::brightness(image, d, s),
         "saturate" => color::saturate(image, d, s),

@@ -105,3 +105,26 @@ fn tiny_and_odd_shapes_do_not_panic() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn glass_blur_only_moves_pixels_at_tiny_sigma() {
+    // Severity 1 blurs with sigma 0.05 (kernel radius int(4*0.05 + 0.5) = 0: the identity), so
+    // the result is the uint8-quantised input with pixels swapped among neighbours: the same
+    // multiset of values in a different arrangement.
+    let (c, h, w) = (1, 8, 8);
+    // A quarter step above each uint8 level, so the truncating quantisation is exact.
+    let x: Vec<f32> = (0..h * w).map(|i| (i as f32 + 0.25) / 255.0).collect();
+    let y = corrupt("glass_blur", 1, &x, c, h, w, &mut Rng::new(3)).unwrap();
+    let q = |v: &[f32]| {
+        let mut s: Vec<u32> = v.iter().map(|&a| (a * 255.0).round() as u32).collect();
+        s.sort_unstable();
+        s
+    };
+    assert_eq!(q(&x), q(&y));
+    let moved = y
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| (**v * 255.0).round() as usize != *i)
+        .count();
+    assert!(moved > 0, "no pixel was swapped");
+}

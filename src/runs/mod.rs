@@ -8,10 +8,13 @@
 //!   train.log            the trainer's stderr (when started by the server)
 //!   checkpoints/         last.safetensors, ema.safetensors, best-worst-robust.safetensors, state.json
 //!   reports/             epochs.csv, classes.csv, confusion_<split>_<attack>.csv
+//!   evals/<suite>-<ckpt>/ eval.json, summary.csv, autoattack.csv, corruptions.csv (evaluations)
 //! ```
-//! The trainer is the only writer. Everything the server keeps can be rebuilt from these files.
+//! The trainer is the only writer of everything but `evals/`, which belongs to `fairtat eval
+//! --run-dir` (one directory per suite and checkpoint, started after training). Everything the server keeps can be rebuilt from these files.
 //! No tch, no tokio here.
 
+pub mod eval_report;
 pub mod events;
 pub mod layout;
 pub mod reader;

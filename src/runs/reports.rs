@@ -218,7 +218,7 @@ fn class_name(names: &[String], c: usize) -> String {
 }
 
 /// Shortest round-tripping decimal; empty for NaN and infinities (spreadsheets disagree on them).
-fn num(x: f64) -> String {
+pub fn num(x: f64) -> String {
     if x.is_finite() {
         x.to_string()
     } else {
@@ -247,7 +247,7 @@ fn push_row(out: &mut String, fields: Vec<String>) {
 }
 
 /// Split and attack names become part of a file name: keep them to a safe alphabet.
-fn file_safe(s: &str) -> String {
+pub fn file_safe(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -261,7 +261,7 @@ fn file_safe(s: &str) -> String {
 
 /// Write `contents` to `path` through a temporary file in the same directory and a rename
 /// (atomic on POSIX), so readers see the old file or the new one, never a mix.
-fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
+pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -39,6 +39,8 @@ struct Running {
 
 pub struct ExecState {
     queue: VecDeque<(String, StartMode)>,
+    /// Evaluation jobs waiting for a slot (after every queued training run of the same device).
+    pub(crate) evals: VecDeque<super::evals::EvalJob>,
     running: HashMap<String, Running>,
     pub slots: Vec<Slot>,
     gpus: usize,
@@ -63,6 +65,7 @@ impl ExecState {
         });
         ExecState {
             queue: VecDeque::new(),
+            evals: VecDeque::new(),
             running: HashMap::new(),
             slots,
             gpus,
@@ -70,7 +73,7 @@ impl ExecState {
     }
 
     /// A free slot for a run configured with `device` (`auto`, `cpu`, `cuda:N`).
-    fn free_slot(&self, device: &str) -> Option<usize> {
+    pub(crate) fn free_slot(&self, device: &str) -> Option<usize> {
         let free = |i: &usize| self.slots[*i].running < self.slots[*i].capacity;
         let cpu = self.slots.len() - 1;
         match device {
@@ -88,6 +91,34 @@ impl ExecState {
 
     pub fn is_active(&self, id: &str) -> bool {
         self.running.contains_key(id) || self.queue.iter().any(|(q, _)| q == id)
+    }
+
+    /// True while `key` (a run id or an evaluation job key) holds a slot.
+    pub(crate) fn is_running(&self, key: &str) -> bool {
+        self.running.contains_key(key)
+    }
+
+    /// Take `slot` for `key` (an evaluation job); its pid is set once spawned.
+    pub(crate) fn occupy(&mut self, key: &str, slot: usize) {
+        self.slots[slot].running += 1;
+        self.running.insert(
+            key.to_string(),
+            Running {
+                pid: None,
+                slot: Some(slot),
+                cancel_requested: false,
+            },
+        );
+    }
+
+    pub(crate) fn set_pid(&mut self, key: &str, pid: Option<u32>) {
+        if let Some(r) = self.running.get_mut(key) {
+            r.pid = pid;
+        }
+    }
+
+    pub(crate) fn gpus(&self) -> usize {
+        self.gpus
     }
 }
 
@@ -126,6 +157,8 @@ impl AppState {
                     }
                 }
                 let Some((i, id, mode, slot)) = pick else {
+                    drop(ex);
+                    self.pump_evals();
                     return;
                 };
                 ex.queue.remove(i);

@@ -5,6 +5,8 @@
 //! adversarial predictions (what FAIR-TAT samples targets from) when recorded, else from the
 //! robust test evaluation.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::runs::{EpochRecord, EvalRecord, EventLine, RunEvent};
@@ -28,6 +30,9 @@ pub struct Metrics {
     pub cfps: Vec<Vec<f64>>,
     pub class_eps: Vec<Vec<f64>>,
     pub target_probs: Vec<Vec<f64>>,
+    /// Each method's own state (CFA's class-wise beta, FRL's multipliers, FAWA decisions ...):
+    /// key -> `[epoch][entry]`, an empty row where an epoch did not record the key.
+    pub method_state: BTreeMap<String, Vec<Vec<f64>>>,
 }
 
 /// The epoch records of a run in order; after a resume a re-done epoch replaces the earlier one.
@@ -122,6 +127,16 @@ pub fn metrics(events: &[EventLine]) -> Metrics {
         m.class_eps.push(r.class_eps.clone());
         m.target_probs
             .push(r.target_probs.clone().unwrap_or_default());
+    }
+    let n = m.epochs.len();
+    for (i, r) in epoch_records(events).into_iter().enumerate() {
+        for (key, vals) in &r.method_state {
+            let rows = m
+                .method_state
+                .entry(key.clone())
+                .or_insert_with(|| vec![vec![]; n]);
+            rows[i] = vals.clone();
+        }
     }
     m
 }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod evals;
 pub mod executor;
 pub mod follower;
 pub mod http;

@@ -8,7 +8,6 @@
 pub mod device;
 mod error;
 mod eval;
-mod evaluate_cmd;
 mod metadata;
 mod progress;
 mod runner;
@@ -19,7 +18,6 @@ mod state;
 
 pub use error::TrainError;
 pub use eval::{evaluate, EvalAttack};
-pub use evaluate_cmd::{eval_checkpoint, EvalOptions, EvalReport};
 pub use metadata::CheckpointInfo;
 pub use progress::ProgressSink;
 pub use runner::{train, Outcome, TrainOptions};

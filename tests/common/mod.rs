@@ -25,11 +25,42 @@ pub fn fake_trainer(dir: &Path, epochs: usize, delay_s: f64) -> PathBuf {
             r#"{{\"split\":\"test\",\"attack\":\"{attack}\",\"model\":\"live\",\"confusion\":[[2,0],[1,1]],\"overall\":0.75,\"worst\":{acc1},\"worst10\":{acc1},\"class_acc\":[1.0,{acc1}],\"cfps\":[0.0,1.0],\"cacc\":[0.75,0.75],\"support\":[2,2]}}"#
         )
     };
+    let metrics = |attack: &str, acc1: f64| {
+        format!(
+            r#"{{\"split\":\"test\",\"attack\":\"{attack}\",\"model\":\"live\",\"confusion\":[[2,0],[1,1]],\"overall\":0.5,\"worst\":{acc1},\"worst10\":{acc1},\"class_acc\":[1.0,{acc1}],\"cfps\":[0.0,1.0],\"cacc\":[0.75,0.75],\"support\":[2,2]}}"#
+        )
+    };
+    let stage = |name: &str, broken: u64| {
+        format!(
+            r#"{{\"stage\":\"{name}\",\"broken\":{broken},\"seconds\":0.5,\"overall\":0.5,\"worst\":0.0,\"worst10\":0.0,\"class_acc\":[1.0,0.0],\"cfps\":[0.0,1.0],\"cacc\":[0.5,0.5],\"support\":[2,2]}}"#
+        )
+    };
+    // `eval --run-dir D --suite S --model M ...`: progress, then a small report (the format of
+    // runs::eval_report), like `fairtat eval` does.
+    let report = format!(
+        r#"{{\"checkpoint\":\"x\",\"arch\":\"smallcnn\",\"dataset\":\"fashion-mnist\",\"epoch\":0,\"model\":\"live\",\"suite\":\"$suite\",\"eps\":0.1,\"seed\":0,\"images\":4,\"class_names\":[\"cat\",\"dog\"],\"evals\":[{c},{aa},{sq}],\"autoattack\":[{s0},{s1}],\"corruptions\":[],\"corruption_summary\":[{{\"corruption\":\"fog\",\"overall\":0.5,\"worst\":0.25,\"worst10\":0.25,\"mean_worst_over_severities\":0.3}}],\"seconds\":1.0}}"#,
+        c = metrics("clean", 0.5),
+        aa = metrics("autoattack", 0.125),
+        sq = metrics("square-5000", 0.375),
+        s0 = stage("clean", 1),
+        s1 = stage("apgd-ce", 1),
+    );
     let script = format!(
         r#"#!/bin/sh
+if [ "$1" = "eval" ]; then
+  dir="$3"; suite="$5"; model="$7"; out="$dir/evals/$suite-$model"
+  mkdir -p "$out"
+  echo '{{"stage":"apgd-ce","done":1,"total":4,"updated_at":0}}' > "$out/progress.json"
+  sleep {delay_s}
+  if [ "$suite" = "corruptions" ]; then echo "no corruption files" > "$out/error.txt"; rm -f "$out/progress.json"; exit 1; fi
+  echo "{report}" > "$out/eval.json"
+  rm -f "$out/progress.json"
+  exit 0
+fi
 stop=0
 trap 'stop=1' TERM
 mode="$2"; dir="$3"; ev="$dir/events.jsonl"
+mkdir -p "$dir/checkpoints"; : > "$dir/checkpoints/last.safetensors"
 rm -f "$dir/queued"
 echo $$ > "$dir/trainer.pid"
 seq=0; start=0
@@ -44,7 +75,7 @@ while [ $e -lt {epochs} ]; do
     emit "\"type\":\"finished\",\"status\":\"cancelled\",\"epochs_done\":$e,\"message\":null"
     exit 0
   fi
-  emit "\"type\":\"epoch\",\"epoch\":$e,\"epochs\":{epochs},\"lr\":0.1,\"train_loss\":1.5,\"train_secs\":0.1,\"eval_secs\":0.1,\"images_per_sec\":80.0,\"class_eps\":[0.03,0.04],\"target_probs\":[0.4,0.6],\"target_counts\":[3,5],\"evals\":[{clean},{robust}]"
+  emit "\"type\":\"epoch\",\"epoch\":$e,\"epochs\":{epochs},\"lr\":0.1,\"train_loss\":1.5,\"train_secs\":0.1,\"eval_secs\":0.1,\"images_per_sec\":80.0,\"class_eps\":[0.03,0.04],\"target_probs\":[0.4,0.6],\"target_counts\":[3,5],\"evals\":[{clean},{robust}],\"method_state\":{{\"class_beta\":[0.5,0.75]}}"
   e=$((e+1))
 done
 emit "\"type\":\"finished\",\"status\":\"finished\",\"epochs_done\":$e,\"message\":null"

@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -134,15 +134,55 @@ async fn presets(State(st): State<AppState>) -> Json<Vec<String>> {
 
 /// `POST /api/runs`: either a config object (`{"train": {"epochs": 5}, ...}`), or
 /// `{"preset": "fmnist-quick-fairtat", "set": {"train.epochs": 2}}`, or `{"toml": "..."}`.
-async fn create(
-    State(st): State<AppState>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
+/// A config with a `[grid]` table creates one run per combination and answers
+/// `{"grid": ID, "runs": [...]}`.
+async fn create(State(st): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let gid = new_run_id("grid");
+    if let Some(specs) = grid_from_json(&st, &v, &gid)? {
+        let runs = create_grid(&st, specs).await?;
+        let body = serde_json::json!({ "grid": gid, "runs": runs });
+        return Ok((StatusCode::CREATED, Json(body)).into_response());
+    }
     let spec = spec_from_json(&st, v)?;
     let summary = create_run(&st, spec).await?;
-    Ok((StatusCode::CREATED, Json(summary)))
+    Ok((StatusCode::CREATED, Json(summary)).into_response())
+}
+
+/// The runs of a grid body (a `toml`/`preset` with a `[grid]` table, or an object with a
+/// `grid` key), `None` for a single-run body.
+fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunSpec>>, ApiError> {
+    let Value::Object(obj) = v else {
+        return Ok(None);
+    };
+    if obj.contains_key("preset") || obj.contains_key("set") || obj.contains_key("toml") {
+        let text = match (obj.get("preset"), obj.get("toml")) {
+            (Some(Value::String(name)), _) => read_preset(st, name)?,
+            (_, Some(Value::String(t))) => t.clone(),
+            _ => String::new(),
+        };
+        let sets = sets_from_json(obj.get("set"))?;
+        // Errors before the grid is seen (syntax, --set) are the single-run path's errors too.
+        let loader = config::grid::presets_in(&st.configs_dir);
+        return Ok(config::grid::expand_with(&text, &sets, gid, &loader)?);
+    }
+    if !obj.contains_key("grid") {
+        return Ok(None);
+    }
+    let table: toml::Table = serde_json::from_value(v.clone())
+        .map_err(|e| ApiError::BadRequest(format!("config cannot be expressed as TOML: {e}")))?;
+    let loader = config::grid::presets_in(&st.configs_dir);
+    Ok(config::grid::expand_table_with(table, gid, &loader)?)
+}
+
+/// Create and queue every run of a grid (validated as a whole before this).
+pub async fn create_grid(st: &AppState, specs: Vec<RunSpec>) -> Result<Vec<RunSummary>, ApiError> {
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in specs {
+        out.push(create_run(st, spec).await?);
+    }
+    Ok(out)
 }
 
 fn spec_from_json(st: &AppState, v: Value) -> Result<RunSpec, ApiError> {

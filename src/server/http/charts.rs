@@ -59,7 +59,7 @@ async fn chart(
     let dir = run_dir(&st, &id)?;
     let name = file
         .strip_suffix(".svg")
-        .filter(|n| CHARTS.contains(n) || *n == "confusion-clean")
+        .filter(|n| CHARTS.contains(n) || *n == "confusion-clean" || state_key(n).is_some())
         .ok_or_else(|| ApiError::NotFound(format!("chart {file:?}")))?
         .to_string();
     let svg = tokio::task::spawn_blocking(move || {
@@ -69,6 +69,50 @@ async fn chart(
     .await
     .map_err(ApiError::internal)?;
     Ok(svg_response(svg))
+}
+
+/// The method-state key of a `state-<key>` chart name (keys are short identifiers).
+pub fn state_key(name: &str) -> Option<&str> {
+    name.strip_prefix("state-").filter(|k| {
+        !k.is_empty()
+            && k.len() <= 64
+            && k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    })
+}
+
+/// The `state-<key>` charts a run has, in key order.
+pub fn state_charts(events: &[EventLine]) -> Vec<String> {
+    let mut keys: Vec<&String> = metrics::epoch_records(events)
+        .iter()
+        .flat_map(|r| r.method_state.keys())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .map(|k| format!("state-{k}"))
+        .filter(|n| state_key(n).is_some())
+        .collect()
+}
+
+/// Lines of one method-state key: one per class when the rows have K entries (class names as
+/// labels), one per entry otherwise (`extra` beyond K, e.g. WAT's average expert).
+fn state_series(m: &Metrics, key: &str) -> Vec<Series> {
+    let Some(rows) = m.method_state.get(key) else {
+        return vec![];
+    };
+    let k = m.class_names.len();
+    let mut series = per_class(m, rows);
+    for (i, s) in series.iter_mut().enumerate() {
+        if i >= k {
+            s.name = if i == k { "extra".into() } else { format!("extra {}", i - k) };
+        }
+    }
+    if series.len() == 1 {
+        series[0].name = key.to_string();
+    }
+    series
 }
 
 /// `(epoch, value)` points, skipping missing values.
@@ -183,6 +227,16 @@ pub fn render(name: &str, events: &[EventLine], epoch: Option<usize>) -> String 
                 })
                 .collect();
             heatmap("C_FPS, class x epoch", &m.class_names, &epochs_lbl, &rows)
+        }
+        n if state_key(n).is_some() => {
+            let key = state_key(n).unwrap_or_default();
+            line_chart(
+                &format!("Method state: {key}"),
+                "epoch",
+                key,
+                &state_series(&m, key),
+                None,
+            )
         }
         _ => confusion_chart(name, events, epoch, &m.class_names),
     }

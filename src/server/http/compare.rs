@@ -10,12 +10,14 @@ use axum::routing::get;
 use axum::Router;
 
 use super::charts::svg_response;
+use super::compare_tables::{corruption_table, eval_reports, robust_rows, seed_groups, GroupRow, RobustRow};
 use super::views::{HtmlTemplate, RunRow};
 use crate::charts::{line_chart, Series};
-use crate::runs::is_valid_run_id;
+use crate::runs::{is_valid_run_id, RunDir};
 use crate::runs::reports::csv_field;
 use crate::runs::summary::RunSummary;
 use crate::server::error::ApiError;
+use crate::server::index::ListQuery;
 use crate::server::metrics;
 use crate::server::scan;
 use crate::server::state::AppState;
@@ -65,6 +67,33 @@ struct ComparePage {
     any_cifar100: bool,
     query: String,
     charts: Vec<&'static str>,
+    grid: String,
+    groups: Vec<GroupRow>,
+    robust: Vec<RobustRow>,
+    corruption_cols: Vec<String>,
+    corruption_rows: Vec<(String, Vec<String>)>,
+}
+
+/// `grid=<id>` of the query: every run tagged `grid:<id>`, oldest first.
+fn grid_ids(st: &AppState, q: Option<&str>) -> Result<(String, Vec<String>), ApiError> {
+    let Some(gid) = q
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("grid="))
+        .filter(|g| is_valid_run_id(g))
+    else {
+        return Ok((String::new(), vec![]));
+    };
+    let tag = format!("grid:{gid}");
+    let mut runs = st.index.list(&ListQuery {
+        tag: Some(tag.clone()),
+        ..ListQuery::default()
+    })?;
+    runs.retain(|s| s.tags.contains(&tag));
+    runs.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut ids: Vec<String> = runs.into_iter().map(|s| s.id).collect();
+    ids.truncate(MAX_RUNS * 3);
+    Ok((gid.to_string(), ids))
 }
 
 const CHARTS: [&str; 4] = [
@@ -75,9 +104,32 @@ const CHARTS: [&str; 4] = [
 ];
 
 async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    let ids = ids(q.as_deref());
+    let (grid, grid_runs) = grid_ids(&st, q.as_deref())?;
+    let mut ids = ids(q.as_deref());
+    for g in grid_runs {
+        if !ids.contains(&g) {
+            ids.push(g);
+        }
+    }
     let sums = summaries(&st, &ids)?;
+    let dirs: Vec<(RunSummary, RunDir)> = sums
+        .iter()
+        .map(|s| (s.clone(), st.run_dir(&s.id)))
+        .collect();
+    let with_reports = tokio::task::spawn_blocking(move || {
+        dirs.into_iter()
+            .map(|(s, d)| (s, eval_reports(&d)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let (corruption_cols, corruption_rows) = corruption_table(&with_reports);
     Ok(HtmlTemplate(ComparePage {
+        grid,
+        groups: seed_groups(&sums),
+        robust: robust_rows(&with_reports),
+        corruption_cols,
+        corruption_rows,
         any_cifar100: sums.iter().any(|s| s.dataset == "cifar100"),
         rows: sums.iter().map(RunRow::of).collect(),
         query: ids

@@ -10,12 +10,12 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::api::{create_run, preset_names, read_preset};
+use super::api::{create_grid, create_run, preset_names, read_preset};
 use super::pages::{options, Opt};
 use super::views::HtmlTemplate;
 use crate::config::fields::{flatten, table_from_pairs, FieldKind, FIELDS, GROUPS};
 use crate::config::{self, RawConfig};
-use crate::runs::is_valid_run_id;
+use crate::runs::{is_valid_run_id, new_run_id};
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 
@@ -97,6 +97,27 @@ fn groups(values: &[(String, String)], error_key: Option<&str>, error: &str) -> 
         .collect()
 }
 
+/// The form's grid fields: `grid_methods` and `grid_seeds`, comma-separated lists that become
+/// `"method.name"` and `seed` axes of a `[grid]` table (empty fields add nothing).
+fn grid_table(pairs: &[(String, String)]) -> toml::Table {
+    let mut t = toml::Table::new();
+    for (field, key) in [("grid_methods", "method.name"), ("grid_seeds", "seed")] {
+        let values: Vec<toml::Value> = pairs
+            .iter()
+            .filter(|(k, _)| k == field)
+            .flat_map(|(_, v)| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>())
+            .map(|v| match v.parse::<i64>() {
+                Ok(n) if key == "seed" => toml::Value::Integer(n),
+                _ => toml::Value::String(v),
+            })
+            .collect();
+        if !values.is_empty() {
+            t.insert(key.into(), toml::Value::Array(values));
+        }
+    }
+    t
+}
+
 /// Values of the form: the resolved spec of a preset or a cloned run, else the defaults.
 fn initial(st: &AppState, p: &NewParams) -> Result<(String, Vec<(String, String)>), ApiError> {
     let (source, text) = if let Some(id) = p.clone.as_deref().filter(|s| !s.is_empty()) {
@@ -135,11 +156,26 @@ async fn submit(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let pairs: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "token").collect();
-    let table = table_from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    match RawConfig::from_table(table).and_then(|r| r.validate()) {
-        Ok(spec) => {
-            let summary = create_run(&st, spec).await?;
+    let (grid, pairs): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(k, _)| k.starts_with("grid_"));
+    let mut table = table_from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let grid = grid_table(&grid);
+    let gid = new_run_id("grid");
+    let result = if grid.is_empty() {
+        RawConfig::from_table(table)
+            .and_then(|r| r.validate())
+            .map(|s| vec![s])
+    } else {
+        table.insert("grid".into(), toml::Value::Table(grid));
+        config::grid::expand_table(table, &gid).map(Option::unwrap_or_default)
+    };
+    match result {
+        Ok(specs) if specs.len() == 1 => {
+            let summary = create_run(&st, specs.into_iter().next().expect("one spec")).await?;
             Ok(Redirect::to(&format!("/runs/{}", summary.id)).into_response())
+        }
+        Ok(specs) => {
+            create_grid(&st, specs).await?;
+            Ok(Redirect::to(&format!("/compare?grid={gid}")).into_response())
         }
         Err(err) => {
             let page = NewRunPage {

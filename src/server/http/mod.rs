@@ -5,6 +5,8 @@
 pub mod api;
 pub mod charts;
 pub mod compare;
+pub mod compare_tables;
+pub mod evals;
 pub mod files;
 pub mod forms;
 pub mod pages;
@@ -34,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .merge(forms::router())
         .merge(compare::router())
+        .merge(evals::router())
         .route("/login", get(auth::login))
         .route("/static/app.js", get(app_js))
         .route("/static/style.css", get(style_css))

@@ -151,7 +151,7 @@ pub fn enc(s: &str) -> String {
 }
 
 pub struct ChartView {
-    pub name: &'static str,
+    pub name: String,
     pub slider: bool,
 }
 
@@ -164,6 +164,7 @@ struct RunPage {
     resumable: bool,
     charts: Vec<ChartView>,
     tables: String,
+    evals: String,
     files: Vec<FileEntry>,
     config: String,
     log_tail: String,
@@ -194,13 +195,17 @@ async fn run_page(
         .get(&id)?
         .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
     let active = st.mutex_exec().is_active(&id);
-    let (files, config, log_tail, tables) = tokio::task::spawn_blocking(move || {
+    let st2 = st.clone();
+    let id2 = id.clone();
+    let (files, config, log_tail, tables, state_charts, evals) = tokio::task::spawn_blocking(move || {
         let events = scan::read_all_events(&dir);
         (
             list_files(&dir),
             std::fs::read_to_string(dir.config_toml()).unwrap_or_default(),
             tail(&dir.log(), 60),
             tables_html(&events, &TablesParams::default()),
+            super::charts::state_charts(&events),
+            super::evals::fragment_html(&st2, &id2),
         )
     })
     .await
@@ -213,11 +218,16 @@ async fn run_page(
         charts: CHARTS
             .iter()
             .map(|c| ChartView {
-                name: c,
+                name: c.to_string(),
                 slider: *c == "cfps",
             })
+            .chain(state_charts.into_iter().map(|name| ChartView {
+                name,
+                slider: false,
+            }))
             .collect(),
         tables,
+        evals,
         files,
         config,
         log_tail,

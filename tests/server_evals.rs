@@ -1,0 +1,175 @@
+//! Dashboard features of the method grid and the evaluation suite, driven through the router
+//! with the fake trainer of `common`: grid launches (API and form) and the compare page's
+//! mean ± std over seeds; evaluation jobs queued from the run page, their status, results and
+//! failures; the Table 2 and Table 3/4 layouts; per-method state charts.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+
+const GRID: &str = r#"name = "g"
+device = "cpu"
+[train]
+epochs = 2
+[grid]
+"method.name" = ["pgd-at", "fair-tat"]
+seed = [0, 1]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grid_launch_queues_one_run_per_combination_and_compare_groups_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trainer = fake_trainer(tmp.path(), 2, 0.02);
+    let st = start(options(tmp.path(), Some(trainer), 1)).await;
+
+    let body = serde_json::json!({ "toml": GRID }).to_string();
+    let (code, b) = post_json(&st, "/api/runs", &body).await;
+    assert_eq!(code, StatusCode::CREATED, "{b}");
+    let v = json(&b);
+    let gid = v["grid"].as_str().unwrap().to_string();
+    let runs = v["runs"].as_array().unwrap();
+    let names: Vec<&str> = runs.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["g-pgd-at-s0", "g-pgd-at-s1", "g-fair-tat-s0", "g-fair-tat-s1"]);
+    for r in runs {
+        let id = r["id"].as_str().unwrap();
+        wait_status(&st, id, "finished", 20.0).await;
+    }
+
+    let (code, html) = get(&st, &format!("/compare?grid={gid}")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(html.contains("Mean ± standard deviation over seeds"), "{html}");
+    // Both groups average two seeds of identical fake runs: std 0.
+    for g in ["g-pgd-at", "g-fair-tat"] {
+        let row = format!("<tr><td>{g}</td>");
+        let at = html.find(&row).unwrap_or_else(|| panic!("group {g}: {html}"));
+        let cells = &html[at..at + 400];
+        assert!(cells.contains(">2</td>") && cells.contains("75.0 ± 0.0"), "{cells}");
+    }
+
+    // A bad value in one combination fails the whole grid with the field named; nothing created.
+    let bad = GRID.replace("\"fair-tat\"]", "\"fair-tat\", \"magic\"]");
+    let (code, b) = post_json(&st, "/api/runs", &serde_json::json!({ "toml": bad }).to_string()).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b.contains("method.name") && b.contains("magic"), "{b}");
+    let (_, b) = get(&st, "/api/runs").await;
+    assert_eq!(json(&b).as_array().unwrap().len(), 4);
+
+    // The form's grid fields do the same and land on the grid's compare page.
+    let req = Request::post("/runs/new")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "name=f&device=cpu&train.epochs=1&grid_methods=pgd-at%2C+trades&grid_seeds=3%2C4",
+        ))
+        .unwrap();
+    let (code, headers, body) = send(&st, req).await;
+    assert_eq!(code, StatusCode::SEE_OTHER, "{body}");
+    let loc = headers["location"].to_str().unwrap();
+    assert!(loc.starts_with("/compare?grid="), "{loc}");
+    let (_, b) = get(&st, "/api/runs").await;
+    let all = json(&b);
+    let mut formed: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .filter(|n| n.starts_with("f-"))
+        .collect();
+    formed.sort();
+    assert_eq!(formed, ["f-pgd-at-s3", "f-pgd-at-s4", "f-trades-s3", "f-trades-s4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trainer = fake_trainer(tmp.path(), 2, 0.2);
+    let st = start(options(tmp.path(), Some(trainer), 1)).await;
+    let id = create_quick(&st).await;
+
+    // While training: a conflict, with the reason.
+    wait_for(10.0, "a checkpoint", || async {
+        st.run_dir(&id).checkpoint("last").exists().then_some(())
+    })
+    .await;
+    let (code, b) = post_json(&st, &format!("/api/runs/{id}/evaluate"), r#"{"suite":"quick"}"#).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{b}");
+    assert!(b.contains("still training"), "{b}");
+    wait_status(&st, &id, "finished", 20.0).await;
+
+    // Unknown suite or checkpoint: 400 naming the allowed values.
+    let (code, b) = post_json(&st, &format!("/api/runs/{id}/evaluate"), r#"{"suite":"full"}"#).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(b.contains("quick, standard, corruptions"), "{b}");
+    let (code, b) = post_json(
+        &st,
+        &format!("/api/runs/{id}/evaluate"),
+        r#"{"suite":"quick","model":"fawa"}"#,
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "no fawa checkpoint: {b}");
+
+    let (code, b) = post_json(&st, &format!("/api/runs/{id}/evaluate"), r#"{"suite":"standard"}"#).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    // One evaluation per run at a time.
+    let (code, _) = post_json(&st, &format!("/api/runs/{id}/evaluate"), r#"{"suite":"quick"}"#).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    let (_, html) = get(&st, &format!("/runs/{id}/evals")).await;
+    assert!(html.contains("data-active=\"1\""), "{html}");
+    let done = wait_for(10.0, "the evaluation to finish", || async {
+        let (_, b) = get(&st, &format!("/api/runs/{id}/evals")).await;
+        let v = json(&b);
+        (v[0]["status"] == "finished").then_some(v)
+    })
+    .await;
+    assert_eq!(done[0]["name"], "standard-last");
+    assert_eq!(done[0]["report"]["evals"][1]["attack"], "autoattack");
+
+    // The run page shows the attack table and the stage breakdown.
+    let (_, html) = get(&st, &format!("/runs/{id}")).await;
+    assert!(html.contains("standard-last") && html.contains("status-finished"), "{html}");
+    assert!(html.contains("robust accuracy after each stage") && html.contains("apgd-ce"));
+    assert!(html.contains("<td>autoattack</td><td>50.00</td><td>12.50</td>"), "{html}");
+    assert!(html.contains("id=\"evaluate-btn\""));
+
+    // A failing job is reported with its reason.
+    let (code, _) = post_json(&st, &format!("/api/runs/{id}/evaluate"), r#"{"suite":"corruptions"}"#).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let failed = wait_for(10.0, "the failed evaluation", || async {
+        let (_, b) = get(&st, &format!("/api/runs/{id}/evals")).await;
+        let v = json(&b);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "corruptions-last" && e["status"] == "failed")
+            .cloned()
+    })
+    .await;
+    assert!(failed["error"].as_str().unwrap().contains("no corruption files"));
+
+    // Compare: the Table 2 layout from the evaluation; Table 3/4 from corruption summaries.
+    let (_, html) = get(&st, &format!("/compare?ids={id}")).await;
+    assert!(html.contains("AutoAttack and Square"), "{html}");
+    let row = html.find("id=\"robust-table\"").unwrap();
+    let t = &html[row..];
+    assert!(t.contains("<td class=\"num\">50.0</td><td class=\"num\">12.5</td><td class=\"num\">50.0</td><td class=\"num\">37.5</td>"), "{t}");
+    assert!(html.contains("Minimum class accuracy on common corruptions") && html.contains("<td>fog</td><td class=\"num\">0.25</td>"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_state_gets_a_chart_per_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trainer = fake_trainer(tmp.path(), 2, 0.02);
+    let st = start(options(tmp.path(), Some(trainer), 1)).await;
+    let id = create_quick(&st).await;
+    wait_status(&st, &id, "finished", 20.0).await;
+    let (_, html) = get(&st, &format!("/runs/{id}")).await;
+    assert!(html.contains("data-chart=\"state-class_beta\""), "{html}");
+    let (code, svg) = get(&st, &format!("/runs/{id}/charts/state-class_beta.svg")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(svg.contains("<svg") && svg.contains("class_beta") && svg.contains("dog"), "{svg}");
+    for bad in ["state-.svg", "state-a%2Fb.svg", "state-x%20y.svg"] {
+        let (code, _) = get(&st, &format!("/runs/{id}/charts/{bad}")).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{bad}");
+    }
+}
