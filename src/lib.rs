@@ -5,7 +5,8 @@
 //! - [`data`]: Fashion-MNIST IDX, CIFAR-10/100 binary, class-balanced splits, augmentation.
 //! - [`corruptions`]: CIFAR-C `.npy` reader and seeded procedural corruptions (noise, blur, fog, JPEG ...). No tch.
 //! - [`models`]: SmallCNN, PreAct ResNet-18, WRN-34-10 with PyTorch parameter names; checkpoints.
-//! - [`attacks`]: L-inf PGD (targeted/untargeted, per-sample epsilon), FGSM.
+//! - [`attacks`]: L-inf PGD (targeted/untargeted, per-sample epsilon), FGSM; AutoAttack (APGD-CE/-T,
+//!   FAB-T, Square) for evaluation.
 //! - [`methods`]: one file per training method behind the [`methods::Method`] trait.
 //! - [`fairness`]: confusion matrices and class-wise metrics (C_acc, C_FPS, worst-k). No tch.
 //! - [`evaluation`]: test-set evaluation suites: PGD, AutoAttack with per-stage class-wise breakdown,
