@@ -13,6 +13,9 @@ use fairtat::util::Rng;
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
+#[path = "methods/runs.rs"]
+mod runs;
+
 const SIDE: usize = 16;
 
 /// tch's RNG is process-global and tests run in parallel threads: each test holds this lock.

@@ -271,6 +271,18 @@ pub const FIELDS: &[Field] = &[
         "Per-epoch EMA decay of the weights; 0 = no EMA",
     ),
     f(
+        "train.fawa_decay",
+        "train",
+        Number,
+        "FAWA decay (CFA); 0 = off; FAIR-TAT 0.85, CFA 0.88",
+    ),
+    f(
+        "train.fawa_threshold",
+        "train",
+        Number,
+        "FAWA averages an epoch only if its worst validation class (PGD) reaches this (0 to 1.01)",
+    ),
+    f(
         "train.log_every",
         "train",
         Number,

@@ -38,6 +38,8 @@ pub const SECTIONS: [(&str, &[&str]); 6] = [
             "momentum",
             "weight_decay",
             "ema_decay",
+            "fawa_decay",
+            "fawa_threshold",
             "log_every",
             "threads",
         ],
@@ -176,6 +178,11 @@ impl RawConfig {
         };
         m.finish()?;
 
+        // The method decides some defaults (FAWA decay; TRADES/FAT attack in eval-mode BN), so
+        // its name is read first; the method section's other keys are read below.
+        let me = section("method");
+        let method_name = me.choice("name", &MethodKind::NAMES, "fair-tat", MethodKind::parse)?;
+
         let t = section("train");
         let train = TrainSpec {
             epochs: t.usize("epochs", 200, 1, 100_000)?,
@@ -195,15 +202,17 @@ impl RawConfig {
             momentum: t.f64("momentum", 0.9, 0.0, 0.999_999)?,
             weight_decay: t.f64("weight_decay", 5e-4, 0.0, 1.0)?,
             ema_decay: t.f64("ema_decay", 0.85, 0.0, 0.999_999)?,
+            fawa_decay: t.f64(
+                "fawa_decay",
+                method_name.default_fawa_decay(),
+                0.0,
+                0.999_999,
+            )?,
+            fawa_threshold: t.f64("fawa_threshold", 0.2, 0.0, 1.01)?,
             log_every: t.usize("log_every", 10, 1, 1_000_000)?,
             threads: t.usize("threads", 0, 0, 1024)?,
         };
         t.finish()?;
-
-        // The method decides some attack defaults (TRADES/FAT attack in eval-mode BN), so its
-        // name is read first; the method section's other keys are read below.
-        let me = section("method");
-        let method_name = me.choice("name", &MethodKind::NAMES, "fair-tat", MethodKind::parse)?;
 
         let a = section("attack");
         let eps = a.f64("eps", 8.0 / 255.0, 0.0, 1.0)?;

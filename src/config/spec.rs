@@ -160,6 +160,10 @@ pub struct TrainSpec {
     pub weight_decay: f64,
     /// Per-epoch EMA decay of the whole state (weights and BN buffers); 0 = no EMA.
     pub ema_decay: f64,
+    /// FAWA (CFA's fairness-aware weight averaging, algorithms.md §2.4) decay; 0 = no FAWA.
+    pub fawa_decay: f64,
+    /// FAWA only averages an epoch whose worst validation class under PGD-k reaches this.
+    pub fawa_threshold: f64,
     /// Emit a progress event every this many batches.
     pub log_every: usize,
     /// libtorch intra-op threads; 0 = libtorch's default.
@@ -236,6 +240,16 @@ impl MethodKind {
             self,
             MethodKind::FairTat | MethodKind::FairTatTrades | MethodKind::FairTatFat
         )
+    }
+
+    /// Default FAWA decay: FAIR-TAT's reference code averages with 0.85 (algorithms.md §1.7),
+    /// CFA with 0.88 (§2.1); the baselines' own recipes have no FAWA, so it is off for them.
+    pub fn default_fawa_decay(&self) -> f64 {
+        if self.is_fair_tat_family() {
+            0.85
+        } else {
+            0.0
+        }
     }
 
     /// Methods whose reference attacks run with BatchNorm in eval mode (TRADES, FAT).

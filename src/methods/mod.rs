@@ -26,6 +26,7 @@ use tch::Tensor;
 
 use crate::attacks::{per_sample_eps, pgd, PgdConfig};
 use crate::config::{AttackSpec, BnMode, MethodKind, RunSpec};
+use crate::data::Dataset;
 use crate::fairness::ClassMetrics;
 use crate::models::Model;
 use crate::util::Rng;
@@ -47,9 +48,26 @@ pub struct StepOutput {
     pub targets: Option<Vec<i64>>,
 }
 
+/// What a method may look at before an epoch's training: the model as the previous epoch left
+/// it and the validation split (WAT's Hedge costs, FRL's constraint violations).
+pub struct EpochCtx<'a> {
+    /// The epoch about to be trained (0-based).
+    pub epoch: usize,
+    pub model: &'a Model,
+    pub val: &'a Dataset,
+    /// Batch size for passes over `val` (the evaluation batch size).
+    pub batch_size: usize,
+}
+
 /// A training method.
 pub trait Method {
     fn name(&self) -> &'static str;
+    /// Before epoch `ctx.epoch`'s first batch, with the model and the validation split; called
+    /// once per epoch, not again when a run resumes in the middle of that epoch (the state it
+    /// computes is restored instead). The loop seeds torch's generator before the call.
+    fn prepare_epoch(&mut self, _ctx: &EpochCtx) -> Result<(), tch::TchError> {
+        Ok(())
+    }
     /// Prepare epoch `epoch` (0-based) from the previous epoch's training adversarial metrics.
     fn begin_epoch(&mut self, epoch: usize, prev_train: Option<&ClassMetrics>);
     /// Per-class training epsilon in force this epoch.
@@ -71,6 +89,13 @@ pub trait Method {
     fn method_state(&self) -> BTreeMap<String, Vec<f64>> {
         BTreeMap::new()
     }
+    /// Cross-epoch state a resumed run needs (saved in `checkpoints/state.json`); state that
+    /// [`Method::begin_epoch`] rebuilds from the previous epoch's metrics need not be here.
+    fn resume_state(&self) -> BTreeMap<String, Vec<f64>> {
+        BTreeMap::new()
+    }
+    /// Restore what [`Method::resume_state`] saved (missing keys keep their initial values).
+    fn restore_state(&mut self, _state: &BTreeMap<String, Vec<f64>>) {}
 }
 
 /// The method a spec asks for.
