@@ -13,6 +13,8 @@ use fairtat::util::Rng;
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
+#[path = "methods/ccr.rs"]
+mod ccr;
 #[path = "methods/runs.rs"]
 mod runs;
 

@@ -224,6 +224,18 @@ pub const FIELDS: &[Field] = &[
         "FAT: attack steps allowed after a sample is misclassified (0 to 1000); reference: 3",
     ),
     f(
+        "method.ccr",
+        "method",
+        Bool,
+        "CFA's CCR: class-wise TRADES beta from the previous epoch's robust accuracy (TRADES-loss methods)",
+    ),
+    f(
+        "method.lambda2",
+        "method",
+        Number,
+        "CCR base factor: beta_k = (lambda2 + r_k) beta / (1 + (lambda2 + r_k) beta); reference: 0.5",
+    ),
+    f(
         "attack.eps",
         "attack",
         Number,

@@ -63,6 +63,8 @@ pub const SECTIONS: [(&str, &[&str]); 6] = [
             "trades_normalize",
             "trades_targeted",
             "tau",
+            "ccr",
+            "lambda2",
         ],
     ),
     (
@@ -238,6 +240,14 @@ impl RawConfig {
         // al.'s PGD-AT does neither, so the defaults follow the chosen method. Its TRADES/FAT
         // combinations keep the class-wise epsilon; the extra clean forward is FAIR-TAT's own.
         let is_fair_tat = method_name == MethodKind::FairTat;
+        let is_cfa = matches!(method_name, MethodKind::Cfa | MethodKind::FairTatCfa);
+        // CFA calibrates from `begin` = 10 of 200 epochs (algorithms.md §2.1): 5% of the run,
+        // so shorter runs calibrate proportionally earlier (at least from epoch 1).
+        let default_start = if method_name == MethodKind::Cfa {
+            ((train.epochs as f64 * 0.05).round() as usize).max(1)
+        } else {
+            1
+        };
         let method = MethodSpec {
             name: method_name,
             targets: me.choice("targets", &TargetWeighting::NAMES, "softmax", |s| match s {
@@ -247,16 +257,30 @@ impl RawConfig {
                 _ => None,
             })?,
             softmax_scale: me.f64("softmax_scale", 2.0, 0.0, 1000.0)?,
-            class_eps: me.bool("class_eps", method_name.is_fair_tat_family())?,
+            class_eps: me.bool(
+                "class_eps",
+                method_name.is_fair_tat_family() || method_name == MethodKind::Cfa,
+            )?,
             lambda1: me.f64("lambda1", 0.5, 0.0, 10.0)?,
-            calibration_start: me.usize("calibration_start", 1, 0, 100_000)?,
+            calibration_start: me.usize("calibration_start", default_start, 0, 100_000)?,
             cfps_requires_class_eps: me.bool("cfps_requires_class_eps", true)?,
             clean_forward_after_step: me.bool("clean_forward_after_step", is_fair_tat)?,
             beta: me.f64("beta", 6.0, 0.0, 100.0)?,
             trades_normalize: me.bool("trades_normalize", true)?,
             trades_targeted: me.bool("trades_targeted", true)?,
             tau: me.usize("tau", 3, 0, 1000)?,
+            ccr: me.bool("ccr", is_cfa)?,
+            lambda2: me.f64("lambda2", 0.5, 0.0, 10.0)?,
         };
+        if method.ccr && !method_name.uses_trades_loss() {
+            return Err(ConfigError::invalid(
+                "method.ccr",
+                format!(
+                    "true needs a TRADES-loss method (trades, fair-tat-trades, cfa, fair-tat-cfa), not {}",
+                    method_name.as_str()
+                ),
+            ));
+        }
         me.finish()?;
 
         let e = section("eval");

@@ -199,24 +199,30 @@ pub enum MethodKind {
     FairTatTrades,
     Fat,
     FairTatFat,
+    Cfa,
+    FairTatCfa,
 }
 
 impl MethodKind {
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 8] = [
         "pgd-at",
         "fair-tat",
         "trades",
         "fair-tat-trades",
         "fat",
         "fair-tat-fat",
+        "cfa",
+        "fair-tat-cfa",
     ];
-    const ALL: [MethodKind; 6] = [
+    const ALL: [MethodKind; 8] = [
         MethodKind::PgdAt,
         MethodKind::FairTat,
         MethodKind::Trades,
         MethodKind::FairTatTrades,
         MethodKind::Fat,
         MethodKind::FairTatFat,
+        MethodKind::Cfa,
+        MethodKind::FairTatCfa,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -227,6 +233,8 @@ impl MethodKind {
             MethodKind::FairTatTrades => "fair-tat-trades",
             MethodKind::Fat => "fat",
             MethodKind::FairTatFat => "fair-tat-fat",
+            MethodKind::Cfa => "cfa",
+            MethodKind::FairTatCfa => "fair-tat-cfa",
         }
     }
 
@@ -238,17 +246,31 @@ impl MethodKind {
     pub fn is_fair_tat_family(&self) -> bool {
         matches!(
             self,
-            MethodKind::FairTat | MethodKind::FairTatTrades | MethodKind::FairTatFat
+            MethodKind::FairTat
+                | MethodKind::FairTatTrades
+                | MethodKind::FairTatFat
+                | MethodKind::FairTatCfa
+        )
+    }
+
+    /// Methods whose outer loss is TRADES' (where CCR's class-wise beta applies).
+    pub fn uses_trades_loss(&self) -> bool {
+        matches!(
+            self,
+            MethodKind::Trades
+                | MethodKind::FairTatTrades
+                | MethodKind::Cfa
+                | MethodKind::FairTatCfa
         )
     }
 
     /// Default FAWA decay: FAIR-TAT's reference code averages with 0.85 (algorithms.md §1.7),
     /// CFA with 0.88 (§2.1); the baselines' own recipes have no FAWA, so it is off for them.
     pub fn default_fawa_decay(&self) -> f64 {
-        if self.is_fair_tat_family() {
-            0.85
-        } else {
-            0.0
+        match self {
+            MethodKind::Cfa => 0.88,
+            m if m.is_fair_tat_family() => 0.85,
+            _ => 0.0,
         }
     }
 
@@ -260,6 +282,8 @@ impl MethodKind {
                 | MethodKind::FairTatTrades
                 | MethodKind::Fat
                 | MethodKind::FairTatFat
+                | MethodKind::Cfa
+                | MethodKind::FairTatCfa
         )
     }
 }
@@ -307,6 +331,10 @@ pub struct MethodSpec {
     pub trades_targeted: bool,
     /// FAT: per-sample budget of attack steps taken after the sample is misclassified.
     pub tau: usize,
+    /// CFA's CCR: class-wise TRADES beta from the previous epoch's r_k (TRADES-loss methods).
+    pub ccr: bool,
+    /// CCR: beta_k = (lambda2 + r_k) beta / (1 + (lambda2 + r_k) beta).
+    pub lambda2: f64,
 }
 
 /// Evaluation done every epoch and at the end.

@@ -18,7 +18,7 @@ mod trades;
 pub use fair_tat::FairTat;
 pub use fat::{early_stopped_pgd, EarlyStop, Fat};
 pub use pgd_at::PgdAt;
-pub use trades::{trades_adversarial, Trades};
+pub use trades::{class_trades_weights, trades_adversarial, Trades};
 
 use std::collections::BTreeMap;
 
@@ -103,7 +103,10 @@ pub fn build(spec: &RunSpec) -> Box<dyn Method> {
     match spec.method.name {
         MethodKind::PgdAt => Box::new(PgdAt::new(spec)),
         MethodKind::FairTat => Box::new(FairTat::new(spec)),
-        MethodKind::Trades | MethodKind::FairTatTrades => Box::new(Trades::new(spec)),
+        MethodKind::Trades
+        | MethodKind::FairTatTrades
+        | MethodKind::Cfa
+        | MethodKind::FairTatCfa => Box::new(Trades::new(spec)),
         MethodKind::Fat | MethodKind::FairTatFat => Box::new(Fat::new(spec)),
     }
 }
