@@ -236,6 +236,42 @@ pub const FIELDS: &[Field] = &[
         "CCR base factor: beta_k = (lambda2 + r_k) beta / (1 + (lambda2 + r_k) beta); reference: 0.5",
     ),
     f(
+        "method.eta",
+        "method",
+        Number,
+        "WAT: Hedge learning rate of the class weights (0 to 100); reference: 0.1",
+    ),
+    f(
+        "method.frl_bound0",
+        "method",
+        Number,
+        "FRL: tolerated excess of a class's clean error over the mean (0 to 1)",
+    ),
+    f(
+        "method.frl_bound1",
+        "method",
+        Number,
+        "FRL: tolerated excess of a class's boundary error over the mean (0 to 1)",
+    ),
+    f(
+        "method.frl_rate1",
+        "method",
+        Number,
+        "FRL: reweighting multiplier step, halved every 40 epochs; reference: 0.05",
+    ),
+    f(
+        "method.frl_rate2",
+        "method",
+        Number,
+        "FRL-RWRM: remargin multiplier step; reference: 0.2",
+    ),
+    f(
+        "method.frl_lim",
+        "method",
+        Number,
+        "FRL: the reweighting multipliers sum to at most this (0 to 1); reference: 0.5",
+    ),
+    f(
         "attack.eps",
         "attack",
         Number,
@@ -293,6 +329,12 @@ pub const FIELDS: &[Field] = &[
         "train",
         Number,
         "FAWA averages an epoch only if its worst validation class (PGD) reaches this (0 to 1.01)",
+    ),
+    f(
+        "train.init_checkpoint",
+        "train",
+        Text,
+        "Start from this .safetensors checkpoint of another run (FRL fine-tunes one); empty = random init",
     ),
     f(
         "train.log_every",

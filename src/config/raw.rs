@@ -40,6 +40,7 @@ pub const SECTIONS: [(&str, &[&str]); 6] = [
             "ema_decay",
             "fawa_decay",
             "fawa_threshold",
+            "init_checkpoint",
             "log_every",
             "threads",
         ],
@@ -65,6 +66,12 @@ pub const SECTIONS: [(&str, &[&str]); 6] = [
             "tau",
             "ccr",
             "lambda2",
+            "eta",
+            "frl_bound0",
+            "frl_bound1",
+            "frl_rate1",
+            "frl_rate2",
+            "frl_lim",
         ],
     ),
     (
@@ -211,6 +218,7 @@ impl RawConfig {
                 0.999_999,
             )?,
             fawa_threshold: t.f64("fawa_threshold", 0.2, 0.0, 1.01)?,
+            init_checkpoint: t.string("init_checkpoint", "")?,
             log_every: t.usize("log_every", 10, 1, 1_000_000)?,
             threads: t.usize("threads", 0, 0, 1024)?,
         };
@@ -241,6 +249,8 @@ impl RawConfig {
         // combinations keep the class-wise epsilon; the extra clean forward is FAIR-TAT's own.
         let is_fair_tat = method_name == MethodKind::FairTat;
         let is_cfa = matches!(method_name, MethodKind::Cfa | MethodKind::FairTatCfa);
+        let is_frl = matches!(method_name, MethodKind::FrlRw | MethodKind::FrlRwrm);
+        let rwrm = method_name == MethodKind::FrlRwrm;
         // CFA calibrates from `begin` = 10 of 200 epochs (algorithms.md §2.1): 5% of the run,
         // so shorter runs calibrate proportionally earlier (at least from epoch 1).
         let default_start = if method_name == MethodKind::Cfa {
@@ -265,12 +275,21 @@ impl RawConfig {
             calibration_start: me.usize("calibration_start", default_start, 0, 100_000)?,
             cfps_requires_class_eps: me.bool("cfps_requires_class_eps", true)?,
             clean_forward_after_step: me.bool("clean_forward_after_step", is_fair_tat)?,
-            beta: me.f64("beta", 6.0, 0.0, 100.0)?,
-            trades_normalize: me.bool("trades_normalize", true)?,
+            beta: me.f64("beta", if is_frl { 1.5 } else { 6.0 }, 0.0, 100.0)?,
+            // CFA's normalised TRADES is FAIR-TAT's and CFA's; the other baselines' reference
+            // code uses the original CE + beta KL.
+            trades_normalize: me.bool("trades_normalize", !method_name.original_trades_scale())?,
             trades_targeted: me.bool("trades_targeted", true)?,
             tau: me.usize("tau", 3, 0, 1000)?,
             ccr: me.bool("ccr", is_cfa)?,
             lambda2: me.f64("lambda2", 0.5, 0.0, 10.0)?,
+            eta: me.f64("eta", 0.1, 0.0, 100.0)?,
+            // frlrw.py / frlrmrw.py defaults (algorithms.md §3.4).
+            frl_bound0: me.f64("frl_bound0", if rwrm { 0.07 } else { 0.1 }, 0.0, 1.0)?,
+            frl_bound1: me.f64("frl_bound1", if rwrm { 0.07 } else { 0.1 }, 0.0, 1.0)?,
+            frl_rate1: me.f64("frl_rate1", 0.05, 0.0, 10.0)?,
+            frl_rate2: me.f64("frl_rate2", if rwrm { 0.2 } else { 0.1 }, 0.0, 10.0)?,
+            frl_lim: me.f64("frl_lim", 0.5, 0.0, 1.0)?,
         };
         if method.ccr && !method_name.uses_trades_loss() {
             return Err(ConfigError::invalid(

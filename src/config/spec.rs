@@ -164,6 +164,8 @@ pub struct TrainSpec {
     pub fawa_decay: f64,
     /// FAWA only averages an epoch whose worst validation class under PGD-k reaches this.
     pub fawa_threshold: f64,
+    /// Start from this checkpoint's weights (another run's `.safetensors`); empty = random init.
+    pub init_checkpoint: String,
     /// Emit a progress event every this many batches.
     pub log_every: usize,
     /// libtorch intra-op threads; 0 = libtorch's default.
@@ -201,10 +203,14 @@ pub enum MethodKind {
     FairTatFat,
     Cfa,
     FairTatCfa,
+    Wat,
+    Bat,
+    FrlRw,
+    FrlRwrm,
 }
 
 impl MethodKind {
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 12] = [
         "pgd-at",
         "fair-tat",
         "trades",
@@ -213,8 +219,12 @@ impl MethodKind {
         "fair-tat-fat",
         "cfa",
         "fair-tat-cfa",
+        "wat",
+        "bat",
+        "frl-rw",
+        "frl-rwrm",
     ];
-    const ALL: [MethodKind; 8] = [
+    const ALL: [MethodKind; 12] = [
         MethodKind::PgdAt,
         MethodKind::FairTat,
         MethodKind::Trades,
@@ -223,6 +233,10 @@ impl MethodKind {
         MethodKind::FairTatFat,
         MethodKind::Cfa,
         MethodKind::FairTatCfa,
+        MethodKind::Wat,
+        MethodKind::Bat,
+        MethodKind::FrlRw,
+        MethodKind::FrlRwrm,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -235,6 +249,10 @@ impl MethodKind {
             MethodKind::FairTatFat => "fair-tat-fat",
             MethodKind::Cfa => "cfa",
             MethodKind::FairTatCfa => "fair-tat-cfa",
+            MethodKind::Wat => "wat",
+            MethodKind::Bat => "bat",
+            MethodKind::FrlRw => "frl-rw",
+            MethodKind::FrlRwrm => "frl-rwrm",
         }
     }
 
@@ -251,6 +269,11 @@ impl MethodKind {
                 | MethodKind::FairTatFat
                 | MethodKind::FairTatCfa
         )
+    }
+
+    /// Baselines whose reference code uses the original TRADES scale CE + beta KL.
+    pub fn original_trades_scale(&self) -> bool {
+        matches!(self, MethodKind::Wat | MethodKind::Bat)
     }
 
     /// Methods whose outer loss is TRADES' (where CCR's class-wise beta applies).
@@ -274,7 +297,8 @@ impl MethodKind {
         }
     }
 
-    /// Methods whose reference attacks run with BatchNorm in eval mode (TRADES, FAT).
+    /// Methods whose reference attacks run with BatchNorm in eval mode (TRADES, FAT, CFA, WAT,
+    /// BAT, FRL).
     pub fn attacks_in_eval_mode(&self) -> bool {
         matches!(
             self,
@@ -284,6 +308,10 @@ impl MethodKind {
                 | MethodKind::FairTatFat
                 | MethodKind::Cfa
                 | MethodKind::FairTatCfa
+                | MethodKind::Wat
+                | MethodKind::Bat
+                | MethodKind::FrlRw
+                | MethodKind::FrlRwrm
         )
     }
 }
@@ -335,6 +363,18 @@ pub struct MethodSpec {
     pub ccr: bool,
     /// CCR: beta_k = (lambda2 + r_k) beta / (1 + (lambda2 + r_k) beta).
     pub lambda2: f64,
+    /// WAT: Hedge learning rate over the K+1 class-weight experts.
+    pub eta: f64,
+    /// FRL: tolerated excess of a class's clean error over the mean (tau0).
+    pub frl_bound0: f64,
+    /// FRL: tolerated excess of a class's boundary error over the mean (tau1).
+    pub frl_bound1: f64,
+    /// FRL: step of the reweighting multipliers (halved every 40 epochs).
+    pub frl_rate1: f64,
+    /// FRL-RWRM: step of the remargin multipliers.
+    pub frl_rate2: f64,
+    /// FRL: the reweighting multipliers are projected to sum at most this.
+    pub frl_lim: f64,
 }
 
 /// Evaluation done every epoch and at the end.

@@ -6,19 +6,26 @@
 //! training adversarial predictions, which the loop collects from [`StepOutput::logits`]:
 //! no extra forward pass (algorithms.md §1.3, §9).
 
+mod bat;
 mod calibrated;
 pub mod calibration;
 mod fair_tat;
 mod fat;
+mod frl;
+pub mod frl_rule;
 pub mod kl;
 mod pgd_at;
 pub mod sampler;
 mod trades;
+mod wat;
 
+pub use bat::{early_stopped_kl, kl_to_uniform, Bat, KlStop};
 pub use fair_tat::FairTat;
 pub use fat::{early_stopped_pgd, EarlyStop, Fat};
+pub use frl::{clean_and_boundary_errors, Frl};
 pub use pgd_at::PgdAt;
 pub use trades::{class_trades_weights, trades_adversarial, Trades};
+pub use wat::{hedge_weights, validation_costs, Wat};
 
 use std::collections::BTreeMap;
 
@@ -108,11 +115,14 @@ pub fn build(spec: &RunSpec) -> Box<dyn Method> {
         | MethodKind::Cfa
         | MethodKind::FairTatCfa => Box::new(Trades::new(spec)),
         MethodKind::Fat | MethodKind::FairTatFat => Box::new(Fat::new(spec)),
+        MethodKind::Wat => Box::new(Wat::new(spec)),
+        MethodKind::Bat => Box::new(Bat::new(spec)),
+        MethodKind::FrlRw | MethodKind::FrlRwrm => Box::new(Frl::new(spec)),
     }
 }
 
 /// PGD configuration of the training attack.
-pub(crate) fn train_pgd_config(a: &AttackSpec) -> PgdConfig {
+pub fn train_pgd_config(a: &AttackSpec) -> PgdConfig {
     PgdConfig {
         alpha: a.alpha,
         steps: a.steps,

@@ -10,6 +10,7 @@ mod error;
 mod eval;
 mod evaluate_cmd;
 pub mod fawa;
+mod init;
 mod metadata;
 mod progress;
 mod runner;

@@ -68,7 +68,11 @@ impl Session {
             .normalize
             .then(|| spec.data.dataset.normalization());
         let new_model = || Model::new(spec.model.arch, c, k, h, norm.clone(), device);
-        let model = new_model()?;
+        let mut model = new_model()?;
+        if !resume {
+            // A resumed run continues from its own `last` checkpoint instead.
+            super::init::load_init_checkpoint(spec, &mut model, c, h)?;
+        }
         let averaged = |on: bool| -> Result<Option<Ema>, TrainError> {
             Ok(if on {
                 Some(Ema {
