@@ -4,7 +4,14 @@
 //! the loop (`crate::train`) owns the optimiser, the schedule, the bookkeeping and the events.
 //! Class-wise statistics the methods calibrate from (C_FPS, r_k) come from the previous epoch's
 //! training adversarial predictions, which the loop collects from [`StepOutput::logits`]:
-//! no extra forward pass (algorithms.md §1.3, §9).
+//! no extra forward pass (algorithms.md §1.3, §9). Methods that need the validation split (WAT's
+//! Hedge costs, FRL's constraint violations) get it in [`Method::prepare_epoch`]; FAWA is the
+//! loop's (`crate::train::fawa`) and applies to every method.
+//!
+//! Files: `pgd_at` (PGD-AT, + CCM), `fair_tat` (FAIR-TAT), `trades` (TRADES, CFA and their
+//! FAIR-TAT combinations; CCR), `fat` (FAT, FAIR-TAT + FAT), `wat` (WAT), `bat` (BAT), `frl` +
+//! `frl_rule` (FRL-RW, FRL-RWRM); shared: `kl` (TRADES loss and KL attack), `calibration` +
+//! `calibrated` (CCM/CCR/C_FPS per epoch), `sampler` (target draws).
 
 mod bat;
 mod calibrated;

@@ -5,7 +5,7 @@ use fairtat::config::BnMode;
 use fairtat::data::Dataset;
 use fairtat::methods::{train_pgd_config, validation_costs};
 
-use super::runs::run_tiny;
+use super::runs::{run_tiny, run_tiny_in};
 use super::{serial, spec, trained, SIDE};
 
 #[test]
@@ -46,4 +46,23 @@ fn wat_defaults_and_validation_costs() {
     // No attack budget, no KL: the costs drop to the clean cross-entropy, which is smaller.
     let c0 = validation_costs(&m, &val, 7, 0.0, &cfg, 6.0);
     assert!(c0[3] < c[3], "{c0:?} vs {c:?}");
+}
+
+#[test]
+fn wat_resume_restores_the_cost_sums() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = run_tiny_in(&tmp.path().join("a"), 3, &["method.name=wat"], false);
+    let b = tmp.path().join("b");
+    run_tiny_in(&b, 2, &["method.name=wat"], false);
+    let resumed = run_tiny_in(&b, 3, &["method.name=wat"], true);
+    assert_eq!(resumed.len(), 1);
+    let (w1, w2) = (
+        &straight[2].method_state["class_weights"],
+        &resumed[0].method_state["class_weights"],
+    );
+    assert!(
+        w1.iter().zip(w2).all(|(a, b)| (a - b).abs() < 1e-4),
+        "{w1:?} vs {w2:?}"
+    );
 }
