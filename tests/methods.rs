@@ -13,6 +13,17 @@ use fairtat::util::Rng;
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
+#[path = "methods/bat.rs"]
+mod bat;
+#[path = "methods/ccr.rs"]
+mod ccr;
+#[path = "methods/frl.rs"]
+mod frl;
+#[path = "methods/runs.rs"]
+mod runs;
+#[path = "methods/wat.rs"]
+mod wat;
+
 const SIDE: usize = 16;
 
 /// tch's RNG is process-global and tests run in parallel threads: each test holds this lock.

@@ -38,6 +38,9 @@ pub const SECTIONS: [(&str, &[&str]); 6] = [
             "momentum",
             "weight_decay",
             "ema_decay",
+            "fawa_decay",
+            "fawa_threshold",
+            "init_checkpoint",
             "log_every",
             "threads",
         ],
@@ -61,6 +64,14 @@ pub const SECTIONS: [(&str, &[&str]); 6] = [
             "trades_normalize",
             "trades_targeted",
             "tau",
+            "ccr",
+            "lambda2",
+            "eta",
+            "frl_bound0",
+            "frl_bound1",
+            "frl_rate1",
+            "frl_rate2",
+            "frl_lim",
         ],
     ),
     (
@@ -183,6 +194,11 @@ impl RawConfig {
         };
         m.finish()?;
 
+        // The method decides some defaults (FAWA decay; TRADES/FAT attack in eval-mode BN), so
+        // its name is read first; the method section's other keys are read below.
+        let me = section("method");
+        let method_name = me.choice("name", &MethodKind::NAMES, "fair-tat", MethodKind::parse)?;
+
         let t = section("train");
         let train = TrainSpec {
             epochs: t.usize("epochs", 200, 1, 100_000)?,
@@ -202,15 +218,18 @@ impl RawConfig {
             momentum: t.f64("momentum", 0.9, 0.0, 0.999_999)?,
             weight_decay: t.f64("weight_decay", 5e-4, 0.0, 1.0)?,
             ema_decay: t.f64("ema_decay", 0.85, 0.0, 0.999_999)?,
+            fawa_decay: t.f64(
+                "fawa_decay",
+                method_name.default_fawa_decay(),
+                0.0,
+                0.999_999,
+            )?,
+            fawa_threshold: t.f64("fawa_threshold", 0.2, 0.0, 1.01)?,
+            init_checkpoint: t.string("init_checkpoint", "")?,
             log_every: t.usize("log_every", 10, 1, 1_000_000)?,
             threads: t.usize("threads", 0, 0, 1024)?,
         };
         t.finish()?;
-
-        // The method decides some attack defaults (TRADES/FAT attack in eval-mode BN), so its
-        // name is read first; the method section's other keys are read below.
-        let me = section("method");
-        let method_name = me.choice("name", &MethodKind::NAMES, "fair-tat", MethodKind::parse)?;
 
         let a = section("attack");
         let eps = a.f64("eps", 8.0 / 255.0, 0.0, 1.0)?;
@@ -236,6 +255,16 @@ impl RawConfig {
         // al.'s PGD-AT does neither, so the defaults follow the chosen method. Its TRADES/FAT
         // combinations keep the class-wise epsilon; the extra clean forward is FAIR-TAT's own.
         let is_fair_tat = method_name == MethodKind::FairTat;
+        let is_cfa = matches!(method_name, MethodKind::Cfa | MethodKind::FairTatCfa);
+        let is_frl = matches!(method_name, MethodKind::FrlRw | MethodKind::FrlRwrm);
+        let rwrm = method_name == MethodKind::FrlRwrm;
+        // CFA calibrates from `begin` = 10 of 200 epochs (algorithms.md §2.1): 5% of the run,
+        // so shorter runs calibrate proportionally earlier (at least from epoch 1).
+        let default_start = if method_name == MethodKind::Cfa {
+            ((train.epochs as f64 * 0.05).round() as usize).max(1)
+        } else {
+            1
+        };
         let method = MethodSpec {
             name: method_name,
             targets: me.choice("targets", &TargetWeighting::NAMES, "softmax", |s| match s {
@@ -245,16 +274,39 @@ impl RawConfig {
                 _ => None,
             })?,
             softmax_scale: me.f64("softmax_scale", 2.0, 0.0, 1000.0)?,
-            class_eps: me.bool("class_eps", method_name.is_fair_tat_family())?,
+            class_eps: me.bool(
+                "class_eps",
+                method_name.is_fair_tat_family() || method_name == MethodKind::Cfa,
+            )?,
             lambda1: me.f64("lambda1", 0.5, 0.0, 10.0)?,
-            calibration_start: me.usize("calibration_start", 1, 0, 100_000)?,
+            calibration_start: me.usize("calibration_start", default_start, 0, 100_000)?,
             cfps_requires_class_eps: me.bool("cfps_requires_class_eps", true)?,
             clean_forward_after_step: me.bool("clean_forward_after_step", is_fair_tat)?,
-            beta: me.f64("beta", 6.0, 0.0, 100.0)?,
-            trades_normalize: me.bool("trades_normalize", true)?,
+            beta: me.f64("beta", if is_frl { 1.5 } else { 6.0 }, 0.0, 100.0)?,
+            // CFA's normalised TRADES is FAIR-TAT's and CFA's; the other baselines' reference
+            // code uses the original CE + beta KL.
+            trades_normalize: me.bool("trades_normalize", !method_name.original_trades_scale())?,
             trades_targeted: me.bool("trades_targeted", true)?,
             tau: me.usize("tau", 3, 0, 1000)?,
+            ccr: me.bool("ccr", is_cfa)?,
+            lambda2: me.f64("lambda2", 0.5, 0.0, 10.0)?,
+            eta: me.f64("eta", 0.1, 0.0, 100.0)?,
+            // frlrw.py / frlrmrw.py defaults (algorithms.md §3.4).
+            frl_bound0: me.f64("frl_bound0", if rwrm { 0.07 } else { 0.1 }, 0.0, 1.0)?,
+            frl_bound1: me.f64("frl_bound1", if rwrm { 0.07 } else { 0.1 }, 0.0, 1.0)?,
+            frl_rate1: me.f64("frl_rate1", 0.05, 0.0, 10.0)?,
+            frl_rate2: me.f64("frl_rate2", if rwrm { 0.2 } else { 0.1 }, 0.0, 10.0)?,
+            frl_lim: me.f64("frl_lim", 0.5, 0.0, 1.0)?,
         };
+        if method.ccr && !method_name.uses_trades_loss() {
+            return Err(ConfigError::invalid(
+                "method.ccr",
+                format!(
+                    "true needs a TRADES-loss method (trades, fair-tat-trades, cfa, fair-tat-cfa), not {}",
+                    method_name.as_str()
+                ),
+            ));
+        }
         me.finish()?;
 
         let e = section("eval");

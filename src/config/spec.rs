@@ -160,6 +160,12 @@ pub struct TrainSpec {
     pub weight_decay: f64,
     /// Per-epoch EMA decay of the whole state (weights and BN buffers); 0 = no EMA.
     pub ema_decay: f64,
+    /// FAWA (CFA's fairness-aware weight averaging, algorithms.md §2.4) decay; 0 = no FAWA.
+    pub fawa_decay: f64,
+    /// FAWA only averages an epoch whose worst validation class under PGD-k reaches this.
+    pub fawa_threshold: f64,
+    /// Start from this checkpoint's weights (another run's `.safetensors`); empty = random init.
+    pub init_checkpoint: String,
     /// Emit a progress event every this many batches.
     pub log_every: usize,
     /// libtorch intra-op threads; 0 = libtorch's default.
@@ -195,24 +201,42 @@ pub enum MethodKind {
     FairTatTrades,
     Fat,
     FairTatFat,
+    Cfa,
+    FairTatCfa,
+    Wat,
+    Bat,
+    FrlRw,
+    FrlRwrm,
 }
 
 impl MethodKind {
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 12] = [
         "pgd-at",
         "fair-tat",
         "trades",
         "fair-tat-trades",
         "fat",
         "fair-tat-fat",
+        "cfa",
+        "fair-tat-cfa",
+        "wat",
+        "bat",
+        "frl-rw",
+        "frl-rwrm",
     ];
-    const ALL: [MethodKind; 6] = [
+    const ALL: [MethodKind; 12] = [
         MethodKind::PgdAt,
         MethodKind::FairTat,
         MethodKind::Trades,
         MethodKind::FairTatTrades,
         MethodKind::Fat,
         MethodKind::FairTatFat,
+        MethodKind::Cfa,
+        MethodKind::FairTatCfa,
+        MethodKind::Wat,
+        MethodKind::Bat,
+        MethodKind::FrlRw,
+        MethodKind::FrlRwrm,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -223,6 +247,12 @@ impl MethodKind {
             MethodKind::FairTatTrades => "fair-tat-trades",
             MethodKind::Fat => "fat",
             MethodKind::FairTatFat => "fair-tat-fat",
+            MethodKind::Cfa => "cfa",
+            MethodKind::FairTatCfa => "fair-tat-cfa",
+            MethodKind::Wat => "wat",
+            MethodKind::Bat => "bat",
+            MethodKind::FrlRw => "frl-rw",
+            MethodKind::FrlRwrm => "frl-rwrm",
         }
     }
 
@@ -234,11 +264,41 @@ impl MethodKind {
     pub fn is_fair_tat_family(&self) -> bool {
         matches!(
             self,
-            MethodKind::FairTat | MethodKind::FairTatTrades | MethodKind::FairTatFat
+            MethodKind::FairTat
+                | MethodKind::FairTatTrades
+                | MethodKind::FairTatFat
+                | MethodKind::FairTatCfa
         )
     }
 
-    /// Methods whose reference attacks run with BatchNorm in eval mode (TRADES, FAT).
+    /// Baselines whose reference code uses the original TRADES scale CE + beta KL.
+    pub fn original_trades_scale(&self) -> bool {
+        matches!(self, MethodKind::Wat | MethodKind::Bat)
+    }
+
+    /// Methods whose outer loss is TRADES' (where CCR's class-wise beta applies).
+    pub fn uses_trades_loss(&self) -> bool {
+        matches!(
+            self,
+            MethodKind::Trades
+                | MethodKind::FairTatTrades
+                | MethodKind::Cfa
+                | MethodKind::FairTatCfa
+        )
+    }
+
+    /// Default FAWA decay: FAIR-TAT's reference code averages with 0.85 (algorithms.md §1.7),
+    /// CFA with 0.88 (§2.1); the baselines' own recipes have no FAWA, so it is off for them.
+    pub fn default_fawa_decay(&self) -> f64 {
+        match self {
+            MethodKind::Cfa => 0.88,
+            m if m.is_fair_tat_family() => 0.85,
+            _ => 0.0,
+        }
+    }
+
+    /// Methods whose reference attacks run with BatchNorm in eval mode (TRADES, FAT, CFA, WAT,
+    /// BAT, FRL).
     pub fn attacks_in_eval_mode(&self) -> bool {
         matches!(
             self,
@@ -246,6 +306,12 @@ impl MethodKind {
                 | MethodKind::FairTatTrades
                 | MethodKind::Fat
                 | MethodKind::FairTatFat
+                | MethodKind::Cfa
+                | MethodKind::FairTatCfa
+                | MethodKind::Wat
+                | MethodKind::Bat
+                | MethodKind::FrlRw
+                | MethodKind::FrlRwrm
         )
     }
 }
@@ -293,6 +359,22 @@ pub struct MethodSpec {
     pub trades_targeted: bool,
     /// FAT: per-sample budget of attack steps taken after the sample is misclassified.
     pub tau: usize,
+    /// CFA's CCR: class-wise TRADES beta from the previous epoch's r_k (TRADES-loss methods).
+    pub ccr: bool,
+    /// CCR: beta_k = (lambda2 + r_k) beta / (1 + (lambda2 + r_k) beta).
+    pub lambda2: f64,
+    /// WAT: Hedge learning rate over the K+1 class-weight experts.
+    pub eta: f64,
+    /// FRL: tolerated excess of a class's clean error over the mean (tau0).
+    pub frl_bound0: f64,
+    /// FRL: tolerated excess of a class's boundary error over the mean (tau1).
+    pub frl_bound1: f64,
+    /// FRL: step of the reweighting multipliers (halved every 40 epochs).
+    pub frl_rate1: f64,
+    /// FRL-RWRM: step of the remargin multipliers.
+    pub frl_rate2: f64,
+    /// FRL: the reweighting multipliers are projected to sum at most this.
+    pub frl_lim: f64,
 }
 
 /// Evaluation done every epoch and at the end.

@@ -1,7 +1,7 @@
 //! The per-epoch calibration shared by the TRADES and FAT methods and their FAIR-TAT
-//! combinations: class-wise epsilon (CCM, when `method.class_eps`) and the target-sampling
-//! distribution from the previous epoch's C_FPS, with the same rules as [`super::FairTat`]
-//! (algorithms.md §1.3, §1.4, §1.6).
+//! combinations: class-wise epsilon (CCM, when `method.class_eps`), CCR's class-wise TRADES
+//! beta (when `method.ccr`) and the target-sampling distribution from the previous epoch's
+//! C_FPS, with the same rules as [`super::FairTat`] (algorithms.md §1.3, §1.4, §1.6, §2.3).
 
 use super::{calibration, sampler};
 use crate::config::{MethodSpec, RunSpec, TargetWeighting};
@@ -14,6 +14,9 @@ pub(crate) struct Calibrated {
     pub eps: Vec<f64>,
     /// Target-sampling distribution in force this epoch (used by targeted methods only).
     pub probs: Vec<f64>,
+    /// Per-class TRADES beta (before normalisation) in force this epoch: `method.beta` for
+    /// every class unless CCR is on.
+    pub beta: Vec<f64>,
 }
 
 impl Calibrated {
@@ -24,6 +27,7 @@ impl Calibrated {
             base_eps: spec.attack.eps,
             eps: vec![spec.attack.eps; k],
             probs: vec![1.0 / k.max(1) as f64; k],
+            beta: vec![spec.method.beta; k],
         }
     }
 
@@ -42,6 +46,13 @@ impl Calibrated {
         };
         self.eps =
             calibration::class_eps(self.base_eps, o.lambda1, r, k, epoch, o.calibration_start);
+        let r_ccr = if o.ccr {
+            prev.map(|m| m.class_acc.as_slice())
+        } else {
+            None
+        };
+        self.beta =
+            calibration::class_beta(o.beta, o.lambda2, r_ccr, k, epoch, o.calibration_start);
         // Same reference quirk as FAIR-TAT (§1.3): C_FPS targets follow the class-wise epsilon
         // switch unless `cfps_requires_class_eps` is off.
         let update_targets = calibrating && (o.class_eps || !o.cfps_requires_class_eps);

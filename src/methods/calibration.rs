@@ -1,5 +1,7 @@
-//! Class-wise epsilon calibration: eps_k = (lambda1 + r_k) * eps (CFA's CCM, Wei et al. CVPR 2023;
-//! FAIR-TAT Algorithm 1 line 27, `--adaptive_eps G-rob`). Plain Rust, no tch.
+//! Class-wise calibration from the previous epoch's training robust accuracy r_k (plain Rust, no
+//! tch): epsilon eps_k = (lambda1 + r_k) * eps (CFA's CCM, Wei et al. CVPR 2023; FAIR-TAT
+//! Algorithm 1 line 27, `--adaptive_eps G-rob`) and the TRADES beta of CFA's CCR
+//! (PKU-ML/CFA `train.py`, algorithms.md §2.3).
 //!
 //! r_k is the previous epoch's class-wise accuracy on the training adversarial examples (train
 //! mode, before the SGD step). The reference computes it as `tp_k * K / N`, which equals the
@@ -24,9 +26,49 @@ pub fn class_eps(
     }
 }
 
+/// CCR's class-wise TRADES beta before normalisation: (lambda2 + r_k) * beta from `start` on,
+/// beta before. Normalised as TRADES is (`kl::trades_weights`), the KL weight is CFA's
+/// beta_k = (lambda2 + r_k) beta / (1 + (lambda2 + r_k) beta).
+pub fn class_beta(
+    beta: f64,
+    lambda2: f64,
+    prev_class_acc: Option<&[f64]>,
+    k: usize,
+    epoch: usize,
+    start: usize,
+) -> Vec<f64> {
+    match prev_class_acc {
+        Some(r) if epoch >= start && epoch > 0 && r.len() == k => r
+            .iter()
+            .map(|rk| (lambda2 + rk.clamp(0.0, 1.0)) * beta)
+            .collect(),
+        _ => vec![beta; k],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ccr_beta_matches_cfa_formula() {
+        let r = [0.8, 0.1, 0.0];
+        let b = class_beta(6.0, 0.5, Some(&r), 3, 2, 1);
+        for (bk, rk) in b.iter().zip(r) {
+            let want = (0.5 + rk) * 6.0;
+            assert!((bk - want).abs() < 1e-12);
+            // Normalised KL weight, CFA's beta_k.
+            let (w_ce, w_kl) = crate::methods::kl::trades_weights(*bk, true);
+            let cfa = (0.5 + rk) * 6.0 / (1.0 + (0.5 + rk) * 6.0);
+            assert!((w_kl - cfa).abs() < 1e-12 && (w_ce - (1.0 - cfa)).abs() < 1e-12);
+        }
+        // r = (0.8, 0.1, 0): beta_k = 7.8/8.8, 3.6/4.6, 3/4.
+        let (_, w0) = crate::methods::kl::trades_weights(b[0], true);
+        assert!((w0 - 7.8 / 8.8).abs() < 1e-12);
+        assert_eq!(class_beta(6.0, 0.5, Some(&r), 3, 0, 0), vec![6.0; 3]);
+        assert_eq!(class_beta(6.0, 0.5, Some(&r), 3, 4, 10), vec![6.0; 3]);
+        assert_eq!(class_beta(6.0, 0.5, None, 3, 4, 1), vec![6.0; 3]);
+    }
 
     #[test]
     fn calibration_formula_and_start() {

@@ -43,6 +43,28 @@ pub fn trades_loss(
     ce * w_ce + kl * w_kl
 }
 
+/// TRADES loss with per-sample term weights (CFA's CCR, `attack.py` `cw_trades_loss`):
+/// `mean_i [w_ce_i CE(f(x_i), y_i) + w_kl_i KL(f(x'_i) || f(x_i))]`, `w_ce`, `w_kl` of shape [B].
+pub fn weighted_trades_loss(
+    logits_nat: &Tensor,
+    logits_adv: &Tensor,
+    y: &Tensor,
+    w_ce: &Tensor,
+    w_kl: &Tensor,
+) -> Tensor {
+    let ce = per_sample_ce(logits_nat, y);
+    let kl = per_sample_kl(logits_nat, logits_adv);
+    (ce * w_ce + kl * w_kl).mean(Kind::Float)
+}
+
+/// Per-sample cross-entropy, [B].
+pub fn per_sample_ce(logits: &Tensor, y: &Tensor) -> Tensor {
+    -logits
+        .log_softmax(-1, Kind::Float)
+        .gather(1, &y.view([-1, 1]), false)
+        .view([-1])
+}
+
 /// TRADES inner maximisation: from x' = x + 0.001 N(0, 1), `steps` signed-gradient ascent steps
 /// of size `alpha` on the batch-summed KL against the (fixed) clean prediction, each followed by
 /// projection onto the per-sample ball `|x' - x| <= eps_i` ([B]) and [0,1]. BatchNorm mode is

@@ -4,21 +4,35 @@
 //! the loop (`crate::train`) owns the optimiser, the schedule, the bookkeeping and the events.
 //! Class-wise statistics the methods calibrate from (C_FPS, r_k) come from the previous epoch's
 //! training adversarial predictions, which the loop collects from [`StepOutput::logits`]:
-//! no extra forward pass (algorithms.md §1.3, §9).
+//! no extra forward pass (algorithms.md §1.3, §9). Methods that need the validation split (WAT's
+//! Hedge costs, FRL's constraint violations) get it in [`Method::prepare_epoch`]; FAWA is the
+//! loop's (`crate::train::fawa`) and applies to every method.
+//!
+//! Files: `pgd_at` (PGD-AT, + CCM), `fair_tat` (FAIR-TAT), `trades` (TRADES, CFA and their
+//! FAIR-TAT combinations; CCR), `fat` (FAT, FAIR-TAT + FAT), `wat` (WAT), `bat` (BAT), `frl` +
+//! `frl_rule` (FRL-RW, FRL-RWRM); shared: `kl` (TRADES loss and KL attack), `calibration` +
+//! `calibrated` (CCM/CCR/C_FPS per epoch), `sampler` (target draws).
 
+mod bat;
 mod calibrated;
 pub mod calibration;
 mod fair_tat;
 mod fat;
+mod frl;
+pub mod frl_rule;
 pub mod kl;
 mod pgd_at;
 pub mod sampler;
 mod trades;
+mod wat;
 
+pub use bat::{early_stopped_kl, kl_to_uniform, Bat, KlStop};
 pub use fair_tat::FairTat;
 pub use fat::{early_stopped_pgd, EarlyStop, Fat};
+pub use frl::{clean_and_boundary_errors, Frl};
 pub use pgd_at::PgdAt;
-pub use trades::{trades_adversarial, Trades};
+pub use trades::{class_trades_weights, trades_adversarial, Trades};
+pub use wat::{hedge_weights, validation_costs, Wat};
 
 use std::collections::BTreeMap;
 
@@ -26,6 +40,7 @@ use tch::Tensor;
 
 use crate::attacks::{per_sample_eps, pgd, PgdConfig};
 use crate::config::{AttackSpec, BnMode, MethodKind, RunSpec};
+use crate::data::Dataset;
 use crate::fairness::ClassMetrics;
 use crate::models::Model;
 use crate::util::Rng;
@@ -47,9 +62,26 @@ pub struct StepOutput {
     pub targets: Option<Vec<i64>>,
 }
 
+/// What a method may look at before an epoch's training: the model as the previous epoch left
+/// it and the validation split (WAT's Hedge costs, FRL's constraint violations).
+pub struct EpochCtx<'a> {
+    /// The epoch about to be trained (0-based).
+    pub epoch: usize,
+    pub model: &'a Model,
+    pub val: &'a Dataset,
+    /// Batch size for passes over `val` (the evaluation batch size).
+    pub batch_size: usize,
+}
+
 /// A training method.
 pub trait Method {
     fn name(&self) -> &'static str;
+    /// Before epoch `ctx.epoch`'s first batch, with the model and the validation split; called
+    /// once per epoch, not again when a run resumes in the middle of that epoch (the state it
+    /// computes is restored instead). The loop seeds torch's generator before the call.
+    fn prepare_epoch(&mut self, _ctx: &EpochCtx) -> Result<(), tch::TchError> {
+        Ok(())
+    }
     /// Prepare epoch `epoch` (0-based) from the previous epoch's training adversarial metrics.
     fn begin_epoch(&mut self, epoch: usize, prev_train: Option<&ClassMetrics>);
     /// Per-class training epsilon in force this epoch.
@@ -71,6 +103,13 @@ pub trait Method {
     fn method_state(&self) -> BTreeMap<String, Vec<f64>> {
         BTreeMap::new()
     }
+    /// Cross-epoch state a resumed run needs (saved in `checkpoints/state.json`); state that
+    /// [`Method::begin_epoch`] rebuilds from the previous epoch's metrics need not be here.
+    fn resume_state(&self) -> BTreeMap<String, Vec<f64>> {
+        BTreeMap::new()
+    }
+    /// Restore what [`Method::resume_state`] saved (missing keys keep their initial values).
+    fn restore_state(&mut self, _state: &BTreeMap<String, Vec<f64>>) {}
 }
 
 /// The method a spec asks for.
@@ -78,13 +117,19 @@ pub fn build(spec: &RunSpec) -> Box<dyn Method> {
     match spec.method.name {
         MethodKind::PgdAt => Box::new(PgdAt::new(spec)),
         MethodKind::FairTat => Box::new(FairTat::new(spec)),
-        MethodKind::Trades | MethodKind::FairTatTrades => Box::new(Trades::new(spec)),
+        MethodKind::Trades
+        | MethodKind::FairTatTrades
+        | MethodKind::Cfa
+        | MethodKind::FairTatCfa => Box::new(Trades::new(spec)),
         MethodKind::Fat | MethodKind::FairTatFat => Box::new(Fat::new(spec)),
+        MethodKind::Wat => Box::new(Wat::new(spec)),
+        MethodKind::Bat => Box::new(Bat::new(spec)),
+        MethodKind::FrlRw | MethodKind::FrlRwrm => Box::new(Frl::new(spec)),
     }
 }
 
 /// PGD configuration of the training attack.
-pub(crate) fn train_pgd_config(a: &AttackSpec) -> PgdConfig {
+pub fn train_pgd_config(a: &AttackSpec) -> PgdConfig {
     PgdConfig {
         alpha: a.alpha,
         steps: a.steps,

@@ -1,20 +1,30 @@
-//! TRADES (Zhang et al. 2019) as CFA/FAIR-TAT run it, and FAIR-TAT + TRADES (algorithms.md
-//! §1.8, §2.3, §3.2).
+//! TRADES (Zhang et al. 2019) as CFA/FAIR-TAT run it, CFA, and the FAIR-TAT combinations
+//! (algorithms.md §1.8, §2.1-§2.3, §3.2).
 //!
 //! `trades`: KL inner attack from x + 0.001 N(0,1) (eval-mode BN by default), outer loss
 //! `(1-b) CE(f(x), y) + b KL(f(x') || f(x))`, b = beta/(1+beta) (or CE + beta KL with
-//! `method.trades_normalize = false`). CCM's class-wise epsilon applies when `method.class_eps`.
+//! `method.trades_normalize = false`). CCM's class-wise epsilon applies when `method.class_eps`,
+//! CCR's class-wise beta (b_{y_i} per sample) when `method.ccr`.
+//!
+//! `cfa` (PKU-ML/CFA `train.py --mode TRADES --ccm --ccr --fawa`): `trades` with CCM and CCR on
+//! by default, calibrated from epoch `method.calibration_start`, and FAWA (in the loop).
 //!
 //! `fair-tat-trades`: no public targeted TRADES exists (§1.8), so this is the design of issue 4:
 //! the inner maximisation is replaced by FAIR-TAT's targeted PGD (CE descent toward a class
 //! drawn from the previous epoch's C_FPS, uniform start in the true class's eps ball, same
 //! alpha and steps), the outer TRADES loss is unchanged. `method.trades_targeted = false` keeps
-//! TRADES' untargeted KL inner loop with FAIR-TAT's class-wise epsilon.
+//! TRADES' untargeted KL inner loop with FAIR-TAT's class-wise epsilon. `fair-tat-cfa` is the
+//! same with CCR on by default.
+//!
+//! With CCR on, the per-class KL weight in force is recorded as `class_beta` in
+//! [`Method::method_state`] (CFA's beta_k when normalised).
+
+use std::collections::BTreeMap;
 
 use tch::Tensor;
 
 use super::calibrated::Calibrated;
-use super::kl::{kl_attack, trades_loss};
+use super::kl::{kl_attack, trades_loss, trades_weights, weighted_trades_loss};
 use super::{sampler, train_pgd_config, Batch, Method, StepOutput};
 use crate::attacks::{per_sample_eps, pgd, PgdConfig};
 use crate::config::{MethodKind, RunSpec};
@@ -39,6 +49,25 @@ pub fn trades_adversarial(
     }
 }
 
+/// Per-sample TRADES term weights (w_ce, w_kl), each [B], from per-class betas.
+pub fn class_trades_weights(
+    class_beta: &[f64],
+    normalize: bool,
+    y: &Tensor,
+) -> Result<(Tensor, Tensor), tch::TchError> {
+    let (ce, kl): (Vec<f64>, Vec<f64>) = class_beta
+        .iter()
+        .map(|b| trades_weights(*b, normalize))
+        .unzip();
+    let pick = |w: &[f64]| -> Result<Tensor, tch::TchError> {
+        Tensor::f_from_slice(w)?
+            .f_to_kind(tch::Kind::Float)?
+            .f_to_device(y.device())?
+            .f_index_select(0, y)
+    };
+    Ok((pick(&ce)?, pick(&kl)?))
+}
+
 pub struct Trades {
     name: &'static str,
     targeted: bool,
@@ -47,11 +76,16 @@ pub struct Trades {
 }
 
 impl Trades {
-    /// `trades` or `fair-tat-trades` (any other kind builds plain TRADES).
+    /// `trades`, `fair-tat-trades`, `cfa` or `fair-tat-cfa` (any other kind builds plain TRADES).
     pub fn new(spec: &RunSpec) -> Self {
-        let fair = spec.method.name == MethodKind::FairTatTrades;
+        let kind = spec.method.name;
+        let name = match kind {
+            MethodKind::FairTatTrades | MethodKind::Cfa | MethodKind::FairTatCfa => kind.as_str(),
+            _ => "trades",
+        };
+        let fair = matches!(kind, MethodKind::FairTatTrades | MethodKind::FairTatCfa);
         Trades {
-            name: if fair { "fair-tat-trades" } else { "trades" },
+            name,
             targeted: fair && spec.method.trades_targeted,
             cal: Calibrated::new(spec),
             cfg: train_pgd_config(&spec.attack),
@@ -94,13 +128,18 @@ impl Method for Trades {
         let logits_nat = model.forward_t(&batch.x, true);
         let logits_adv = model.forward_t(&x_adv, true);
         let o = self.cal.opts();
-        let loss = trades_loss(
-            &logits_nat,
-            &logits_adv,
-            &batch.y,
-            o.beta,
-            o.trades_normalize,
-        );
+        let loss = if o.ccr {
+            let (w_ce, w_kl) = class_trades_weights(&self.cal.beta, o.trades_normalize, &batch.y)?;
+            weighted_trades_loss(&logits_nat, &logits_adv, &batch.y, &w_ce, &w_kl)
+        } else {
+            trades_loss(
+                &logits_nat,
+                &logits_adv,
+                &batch.y,
+                o.beta,
+                o.trades_normalize,
+            )
+        };
         Ok(StepOutput {
             loss,
             logits: logits_adv,
@@ -112,5 +151,20 @@ impl Method for Trades {
         if self.cal.opts().clean_forward_after_step {
             tch::no_grad(|| drop::<Tensor>(model.forward_t(&batch.x, true)));
         }
+    }
+
+    fn method_state(&self) -> BTreeMap<String, Vec<f64>> {
+        let mut m = BTreeMap::new();
+        let o = self.cal.opts();
+        if o.ccr {
+            let kl_weights = self
+                .cal
+                .beta
+                .iter()
+                .map(|b| trades_weights(*b, o.trades_normalize).1)
+                .collect();
+            m.insert("class_beta".to_string(), kl_weights);
+        }
+        m
     }
 }

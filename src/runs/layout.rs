@@ -9,7 +9,7 @@ pub struct RunDir {
 }
 
 /// Checkpoint kinds the trainer writes.
-pub const CHECKPOINT_KINDS: [&str; 3] = ["last", "ema", "best-worst-robust"];
+pub const CHECKPOINT_KINDS: [&str; 4] = ["last", "ema", "fawa", "best-worst-robust"];
 
 impl RunDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {

@@ -8,6 +8,8 @@
 pub mod device;
 mod error;
 mod eval;
+pub mod fawa;
+mod init;
 mod metadata;
 mod progress;
 mod runner;
@@ -20,6 +22,6 @@ pub use error::TrainError;
 pub use eval::{evaluate, EvalAttack};
 pub use metadata::CheckpointInfo;
 pub use progress::ProgressSink;
-pub use runner::{train, Outcome, TrainOptions};
+pub use runner::{train, train_on, Outcome, TrainOptions};
 pub use sgd::Sgd;
 pub use state::ResumeState;

@@ -8,14 +8,16 @@ use std::time::Instant;
 use tch::Device;
 
 use super::eval::{evaluate, EvalAttack};
+use super::fawa;
 use super::schedule::lr_at;
 use super::session::Session;
 use super::state::PartialEpoch;
 use super::TrainError;
 use crate::config::RunSpec;
-use crate::data::{batch_indices, make_batch};
+use crate::data::{batch_indices, make_batch, Dataset, Splits};
 use crate::fairness::{ClassMetrics, ConfusionMatrix};
-use crate::methods::Batch;
+use crate::methods::{Batch, EpochCtx};
+use crate::models::Model;
 use crate::runs::{reports, EpochRecord, EvalRecord, EventSink, RunDir, RunEvent};
 use crate::util::Rng;
 
@@ -24,6 +26,7 @@ const STREAM_ORDER: u64 = 1;
 const STREAM_AUG: u64 = 2;
 const STREAM_METHOD: u64 = 3;
 const STREAM_TORCH: u64 = 4;
+const STREAM_PREPARE: u64 = 5;
 
 pub struct TrainOptions {
     pub device: Device,
@@ -46,7 +49,19 @@ pub fn train(
     opts: &TrainOptions,
     sink: &mut dyn EventSink,
 ) -> Result<Outcome, TrainError> {
-    let mut s = Session::new(spec, run, opts.device, opts.resume)?;
+    let splits = crate::data::load(&spec.data)?;
+    train_on(spec, splits, run, opts, sink)
+}
+
+/// [`train`] on splits already in memory (tests train on synthetic data this way).
+pub fn train_on(
+    spec: &RunSpec,
+    splits: Splits,
+    run: &RunDir,
+    opts: &TrainOptions,
+    sink: &mut dyn EventSink,
+) -> Result<Outcome, TrainError> {
+    let mut s = Session::new(spec, splits, run, opts.device, opts.resume)?;
     sink.emit(&RunEvent::Started {
         run_id: run.id(),
         spec: serde_json::to_value(spec).unwrap_or_default(),
@@ -83,6 +98,21 @@ fn run_epoch(
     let spec = s.spec.clone();
     let k = spec.num_classes();
     let device = s.model.device();
+    let resuming = epoch == s.state.epochs_done && s.state.batches_done > 0;
+    if !resuming {
+        // Validation passes of the method (random starts) are seeded so a resumed run redoes
+        // them identically.
+        tch::manual_seed(
+            Rng::derive(spec.seed, &[epoch as u64, STREAM_PREPARE]).next_u64() as i64
+                & 0x7fff_ffff_ffff,
+        );
+        s.method.prepare_epoch(&EpochCtx {
+            epoch,
+            model: &s.model,
+            val: &s.splits.val,
+            batch_size: spec.eval.batch_size,
+        })?;
+    }
     s.method.begin_epoch(epoch, s.state.prev_train.as_ref());
     let class_eps = s.method.class_eps().to_vec();
     let target_probs = s.method.target_probs().map(<[f64]>::to_vec);
@@ -93,7 +123,6 @@ fn run_epoch(
         Some(&mut Rng::derive(spec.seed, &[epoch as u64, STREAM_ORDER])),
     );
     let n = batches.len();
-    let resuming = epoch == s.state.epochs_done && s.state.batches_done > 0;
     let start = if resuming {
         s.state.batches_done.min(n)
     } else {
@@ -219,6 +248,23 @@ fn run_epoch(
         metrics: train_metrics.clone(),
     }];
     let val_worst = evaluate_epoch(s, epoch, &mut evals);
+    let mut method_state = s.method.method_state();
+    method_state.extend(fawa::update(s, val_worst));
+    if s.state.fawa_initialized {
+        if let Some(f) = &s.fawa {
+            for a in &eval_attacks(&spec, epoch) {
+                eval_into(
+                    &mut evals,
+                    &spec,
+                    "test",
+                    "fawa",
+                    &f.model,
+                    &s.splits.test,
+                    a,
+                );
+            }
+        }
+    }
     let eval_secs = t_eval.elapsed().as_secs_f64();
 
     let record = EpochRecord {
@@ -233,7 +279,7 @@ fn run_epoch(
         target_probs,
         target_counts: s.method.target_probs().map(|_| target_counts),
         evals,
-        method_state: s.method.method_state(),
+        method_state,
     };
     sink.emit(&RunEvent::Epoch(Box::new(record.clone())));
     s.records.retain(|r| r.epoch != epoch);
@@ -259,11 +305,8 @@ fn run_epoch(
     Ok(true)
 }
 
-/// Test (live and EMA, clean and PGD-k; PGD-final at the last epoch) and validation (live,
-/// clean and PGD-k). Returns the validation worst-class robust accuracy used to pick
-/// `best-worst-robust` (test when there is no validation split).
-fn evaluate_epoch(s: &Session, epoch: usize, evals: &mut Vec<EvalRecord>) -> Option<f64> {
-    let spec = &s.spec;
+/// The per-epoch evaluation attacks: clean, PGD-k, and PGD-final at the last epoch.
+fn eval_attacks(spec: &RunSpec, epoch: usize) -> Vec<Option<EvalAttack>> {
     let e = &spec.eval;
     let last = epoch + 1 == spec.train.epochs;
     let mut attacks: Vec<Option<EvalAttack>> = vec![None];
@@ -273,35 +316,50 @@ fn evaluate_epoch(s: &Session, epoch: usize, evals: &mut Vec<EvalRecord>) -> Opt
     if last && e.final_steps > 0 && e.final_steps != e.steps {
         attacks.push(Some(EvalAttack::pgd(e.eps, e.alpha, e.final_steps)));
     }
-    let mut run = |split: &str,
-                   model_name: &str,
-                   model: &crate::models::Model,
-                   ds: &crate::data::Dataset,
-                   attack: &Option<EvalAttack>| {
-        let cm = evaluate(model, ds, attack.as_ref(), e.batch_size, |_, _| {});
-        let metrics = ClassMetrics::from_confusion(&cm);
-        let name = attack
-            .as_ref()
-            .map(|a| a.name.clone())
-            .unwrap_or_else(|| "clean".into());
-        evals.push(EvalRecord {
-            split: split.into(),
-            attack: name,
-            model: model_name.into(),
-            confusion: cm.rows(),
-            metrics: metrics.clone(),
-        });
-        metrics
-    };
-    let mut models: Vec<(&str, &crate::models::Model)> = vec![("live", &s.model)];
+    attacks
+}
+
+/// Evaluate one model on one split under one attack and record it.
+fn eval_into(
+    evals: &mut Vec<EvalRecord>,
+    spec: &RunSpec,
+    split: &str,
+    model_name: &str,
+    model: &Model,
+    ds: &Dataset,
+    attack: &Option<EvalAttack>,
+) -> ClassMetrics {
+    let cm = evaluate(model, ds, attack.as_ref(), spec.eval.batch_size, |_, _| {});
+    let metrics = ClassMetrics::from_confusion(&cm);
+    let name = attack
+        .as_ref()
+        .map(|a| a.name.clone())
+        .unwrap_or_else(|| "clean".into());
+    evals.push(EvalRecord {
+        split: split.into(),
+        attack: name,
+        model: model_name.into(),
+        confusion: cm.rows(),
+        metrics: metrics.clone(),
+    });
+    metrics
+}
+
+/// Test (live and EMA, clean and PGD-k; PGD-final at the last epoch) and validation (live,
+/// clean and PGD-k). Returns the validation worst-class robust accuracy, which picks
+/// `best-worst-robust` and drives FAWA (test when there is no validation split).
+fn evaluate_epoch(s: &Session, epoch: usize, evals: &mut Vec<EvalRecord>) -> Option<f64> {
+    let spec = &s.spec;
+    let attacks = eval_attacks(spec, epoch);
+    let mut models: Vec<(&str, &Model)> = vec![("live", &s.model)];
     if let Some(ema) = &s.ema {
         models.push(("ema", &ema.model));
     }
     let mut test_worst = None;
     for (name, model) in &models {
         for a in &attacks {
-            let m = run("test", name, model, &s.splits.test, a);
-            if *name == "live" && a.as_ref().is_some_and(|a| a.steps == e.steps) {
+            let m = eval_into(evals, spec, "test", name, model, &s.splits.test, a);
+            if *name == "live" && a.as_ref().is_some_and(|a| a.steps == spec.eval.steps) {
                 test_worst = Some(m.worst);
             }
         }
@@ -311,7 +369,7 @@ fn evaluate_epoch(s: &Session, epoch: usize, evals: &mut Vec<EvalRecord>) -> Opt
     }
     let mut val_worst = None;
     for a in attacks.iter().take(2) {
-        let m = run("val", "live", &s.model, &s.splits.val, a);
+        let m = eval_into(evals, spec, "val", "live", &s.model, &s.splits.val, a);
         if a.is_some() {
             val_worst = Some(m.worst);
         }

@@ -10,13 +10,14 @@ use super::sgd::Sgd;
 use super::state::ResumeState;
 use super::TrainError;
 use crate::config::RunSpec;
-use crate::data::{self, Augment, Splits};
+use crate::data::{Augment, Splits};
 use crate::methods::{self, Method};
 use crate::models::{Model, WeightAverage};
 use crate::runs::reader::read_events;
 use crate::runs::{EpochRecord, RunDir, RunEvent};
 
-/// EMA of the whole state (weights and BN buffers) plus a model to evaluate it with.
+/// A weight average of the whole state (weights and BN buffers) plus a model to evaluate it
+/// with: the EMA, and FAWA ([`super::fawa`]).
 pub struct Ema {
     pub avg: WeightAverage,
     pub model: Model,
@@ -29,6 +30,8 @@ pub struct Session {
     pub augment: Augment,
     pub model: Model,
     pub ema: Option<Ema>,
+    /// CFA's fairness-aware weight average, when `train.fawa_decay > 0`.
+    pub fawa: Option<Ema>,
     pub opt: Sgd,
     pub method: Box<dyn Method>,
     pub state: ResumeState,
@@ -39,11 +42,11 @@ pub struct Session {
 impl Session {
     pub fn new(
         spec: &RunSpec,
+        splits: Splits,
         run: &RunDir,
         device: Device,
         resume: bool,
     ) -> Result<Self, TrainError> {
-        let splits = data::load(&spec.data)?;
         if splits.train.is_empty() {
             return Err(TrainError::Invalid(
                 "the training split is empty (check data.train_subset and data.val_per_class)"
@@ -65,16 +68,23 @@ impl Session {
             .normalize
             .then(|| spec.data.dataset.normalization());
         let new_model = || Model::new(spec.model.arch, c, k, h, norm.clone(), device);
-        let model = new_model()?;
-        let ema = if spec.train.ema_decay > 0.0 {
-            let m = new_model()?;
-            Some(Ema {
-                avg: WeightAverage::new(&model),
-                model: m,
+        let mut model = new_model()?;
+        if !resume {
+            // A resumed run continues from its own `last` checkpoint instead.
+            super::init::load_init_checkpoint(spec, &mut model, c, h)?;
+        }
+        let averaged = |on: bool| -> Result<Option<Ema>, TrainError> {
+            Ok(if on {
+                Some(Ema {
+                    avg: WeightAverage::new(&model),
+                    model: new_model()?,
+                })
+            } else {
+                None
             })
-        } else {
-            None
         };
+        let ema = averaged(spec.train.ema_decay > 0.0)?;
+        let fawa = averaged(spec.train.fawa_decay > 0.0)?;
         let opt = Sgd::new(
             &model.vs,
             spec.train.lr,
@@ -89,6 +99,7 @@ impl Session {
             splits,
             model,
             ema,
+            fawa,
             opt,
             method: methods::build(spec),
             state: ResumeState::default(),
@@ -101,7 +112,8 @@ impl Session {
         Ok(s)
     }
 
-    /// Load weights, optimiser, EMA, loop state and the epoch records already on disk.
+    /// Load weights, optimiser, EMA, FAWA, the method's state, loop state and the epoch records
+    /// already on disk.
     fn restore(&mut self) -> Result<(), TrainError> {
         let state_path = self.run.resume_state();
         if !state_path.exists() {
@@ -117,13 +129,17 @@ impl Session {
         if opt_path.exists() {
             self.opt.load(&opt_path)?;
         }
-        if let Some(ema) = &mut self.ema {
-            let p = self.run.checkpoint("ema");
-            if self.state.ema_initialized && p.exists() {
-                ema.model.load(&p)?;
-                ema.avg = WeightAverage::new(&ema.model);
+        for (avg, kind, initialized) in [
+            (&mut self.ema, "ema", self.state.ema_initialized),
+            (&mut self.fawa, "fawa", self.state.fawa_initialized),
+        ] {
+            let p = self.run.checkpoint(kind);
+            if let Some(a) = avg.as_mut().filter(|_| initialized && p.exists()) {
+                a.model.load(&p)?;
+                a.avg = WeightAverage::new(&a.model);
             }
         }
+        self.method.restore_state(&self.state.method);
         let done = self.state.epochs_done;
         if self.run.events().exists() {
             let events =
@@ -156,8 +172,9 @@ impl Session {
         Ok(())
     }
 
-    /// Write `last`, the optimiser, `ema` and the loop state, in that order: the state file is
-    /// the commit point, so a crash in between resumes from the previous consistent state.
+    /// Write `last`, the optimiser, `ema`, `fawa` and the loop state (with the method's state),
+    /// in that order: the state file is the commit point, so a crash in between resumes from the
+    /// previous consistent state.
     pub fn save_resume_point(&self, epoch: usize) -> Result<Vec<(String, String)>, TrainError> {
         std::fs::create_dir_all(self.run.checkpoints())?;
         let mut written = vec![];
@@ -169,13 +186,18 @@ impl Session {
         ));
         self.opt
             .save(&self.run.checkpoints().join("optimizer.safetensors"))?;
-        if let Some(ema) = &self.ema {
-            if self.state.ema_initialized {
-                self.save_model(&ema.model, "ema", epoch, &self.run.checkpoint("ema"))?;
-                written.push(("ema".to_string(), "checkpoints/ema.safetensors".to_string()));
+        for (avg, kind, initialized) in [
+            (&self.ema, "ema", self.state.ema_initialized),
+            (&self.fawa, "fawa", self.state.fawa_initialized),
+        ] {
+            if let Some(a) = avg.as_ref().filter(|_| initialized) {
+                self.save_model(&a.model, kind, epoch, &self.run.checkpoint(kind))?;
+                written.push((kind.to_string(), format!("checkpoints/{kind}.safetensors")));
             }
         }
-        self.state.save(&self.run.resume_state())?;
+        let mut state = self.state.clone();
+        state.method = self.method.resume_state();
+        state.save(&self.run.resume_state())?;
         Ok(written)
     }
 

@@ -1,7 +1,8 @@
 //! What a resumed run needs beyond the weights: `checkpoints/state.json`, written atomically at
-//! every epoch end and on cancel, next to `last.safetensors`, `optimizer.safetensors` and
-//! `ema.safetensors`.
+//! every epoch end and on cancel, next to `last.safetensors`, `optimizer.safetensors`,
+//! `ema.safetensors` and `fawa.safetensors`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,12 @@ pub struct ResumeState {
     /// Best validation worst-class robust accuracy so far (for `best-worst-robust`).
     pub best_val_worst_robust: Option<f64>,
     pub ema_initialized: bool,
+    /// FAWA has absorbed at least one epoch (`fawa.safetensors` exists).
+    #[serde(default)]
+    pub fawa_initialized: bool,
+    /// The method's cross-epoch state ([`crate::methods::Method::resume_state`]).
+    #[serde(default)]
+    pub method: BTreeMap<String, Vec<f64>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
