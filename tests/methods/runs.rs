@@ -165,5 +165,5 @@ fn fawa_updates_every_epoch_at_threshold_zero_and_is_evaluated_and_saved() {
     assert_eq!(scalar(&more[0].method_state, "fawa_updated"), 1.0);
     // FAWA is off by default outside the FAIR-TAT family.
     let off = run_tiny(1, &["method.name=pgd-at"]);
-    assert!(off[0].method_state.get("fawa_updated").is_none());
+    assert!(!off[0].method_state.contains_key("fawa_updated"));
 }
