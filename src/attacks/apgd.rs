@@ -214,7 +214,7 @@ fn single_run<C: Classifier + ?Sized>(
             let mis_now = logits.argmax(1, false).ne_tensor(y);
             mis = mis.logical_or(&mis_now);
             x_best_adv = x_adv.where_self(&per_image(&mis_now, nd), &x_best_adv);
-            let _ = loss_steps.get(i as i64).copy_(&loss_indiv);
+            loss_steps.get(i as i64).copy_(&loss_indiv);
             let improved = loss_indiv.gt_tensor(&loss_best);
             let improved4 = per_image(&improved, nd);
             x_best = x_adv.where_self(&improved4, &x_best);

@@ -124,6 +124,9 @@ pub(crate) fn per_image(t: &Tensor, ndim: usize) -> Tensor {
     t.view(shape.as_slice())
 }
 
+/// Per point "still robust despite the attack's output" (FAB: the adversarial is too far).
+pub(crate) type ExtraCheck<'a> = &'a dyn Fn(&Tensor, &Tensor) -> Tensor;
+
 /// Keep the points that are still robust, run `attack` on them, and write back the adversarial
 /// images of those it breaks (prediction != label). This is the `perturb` loop of every
 /// fra31/auto-attack attack: each restart (or target) only sees points not yet broken.
@@ -134,7 +137,7 @@ pub(crate) fn attack_robust_points<C: Classifier + ?Sized>(
     robust: &mut [bool],
     adv: &mut Tensor,
     attack: &mut dyn FnMut(&Tensor, &Tensor) -> Tensor,
-    extra_check: Option<&dyn Fn(&Tensor, &Tensor) -> Tensor>,
+    extra_check: Option<ExtraCheck>,
 ) {
     let idx = positions(robust);
     if idx.is_empty() {
