@@ -152,7 +152,8 @@ pub fn eval_checkpoint(
             confusion: out.confusion.rows(),
             metrics: ClassMetrics::from_confusion(&out.confusion),
         });
-        if !out.stages.is_empty() {
+        // The breakdown is AutoAttack's (a stand-alone Square or APGD run has its own row).
+        if name.starts_with("autoattack") {
             stages = out.stages;
         }
     }
