@@ -78,6 +78,28 @@ async fn grid_launch_queues_one_run_per_combination_and_compare_groups_seeds() {
         .collect();
     formed.sort();
     assert_eq!(formed, ["f-pgd-at-s3", "f-pgd-at-s4", "f-trades-s3", "f-trades-s4"]);
+
+    // A grid preset is offered as a whole grid (not loaded into the single-run form).
+    std::fs::write(tmp.path().join("configs/two.toml"), GRID.replace("seed = [0, 1]", "seed = [7]")).unwrap();
+    let (_, html) = get(&st, "/runs/new").await;
+    let launch = html.find("id=\"grid-launch\"").expect("grid launch form");
+    assert!(html[launch..].contains("<option value=\"two\">"), "{html}");
+    assert!(!html[..launch].contains("value=\"two\""), "grid preset offered as a single run");
+    let req = Request::post("/grids/new")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("preset=two"))
+        .unwrap();
+    let (code, headers, body) = send(&st, req).await;
+    assert_eq!(code, StatusCode::SEE_OTHER, "{body}");
+    assert!(headers["location"].to_str().unwrap().starts_with("/compare?grid="));
+    let (_, b) = get(&st, "/api/runs").await;
+    let n = json(&b)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"].as_str().is_some_and(|n| n.ends_with("-s7")))
+        .count();
+    assert_eq!(n, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

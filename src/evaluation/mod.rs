@@ -137,6 +137,8 @@ pub fn eval_checkpoint(
     let mut stages = vec![];
     for a in &attacks {
         let name = a.name();
+        // The breakdown is AutoAttack's (a stand-alone Square or APGD run has its own row).
+        let is_autoattack = name.starts_with("autoattack");
         let out = robust::run(
             &l.model,
             &l.test,
@@ -152,8 +154,7 @@ pub fn eval_checkpoint(
             confusion: out.confusion.rows(),
             metrics: ClassMetrics::from_confusion(&out.confusion),
         });
-        // The breakdown is AutoAttack's (a stand-alone Square or APGD run has its own row).
-        if name.starts_with("autoattack") {
+        if is_autoattack {
             stages = out.stages;
         }
     }

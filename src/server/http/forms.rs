@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
@@ -20,7 +20,45 @@ use crate::server::error::ApiError;
 use crate::server::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/runs/new", get(new_form).post(submit))
+    Router::new()
+        .route("/runs/new", get(new_form).post(submit))
+        .route("/grids/new", post(launch_grid))
+}
+
+fn is_grid(st: &AppState, name: &str) -> bool {
+    read_preset(st, name)
+        .map(|t| t.lines().any(|l| l.trim() == "[grid]"))
+        .unwrap_or(false)
+}
+
+/// Presets the form can load (single runs).
+fn single_presets(st: &AppState) -> Vec<String> {
+    preset_names(st).into_iter().filter(|n| !is_grid(st, n)).collect()
+}
+
+/// Grid presets (a `[grid]` table), launched as a whole.
+fn grid_presets(st: &AppState) -> Vec<String> {
+    preset_names(st).into_iter().filter(|n| is_grid(st, n)).collect()
+}
+
+#[derive(Deserialize)]
+struct GridParams {
+    preset: String,
+}
+
+/// `POST /grids/new` (`preset=<grid preset>`): create and queue every run of a grid preset.
+async fn launch_grid(
+    State(st): State<AppState>,
+    Form(p): Form<GridParams>,
+) -> Result<Response, ApiError> {
+    let text = read_preset(&st, &p.preset)?;
+    let gid = new_run_id("grid");
+    let loader = config::grid::presets_in(&st.configs_dir);
+    let specs = config::grid::expand_with(&text, &[], &gid, &loader)?.ok_or_else(|| {
+        ApiError::BadRequest(format!("preset {:?} has no [grid] table", p.preset))
+    })?;
+    create_grid(&st, specs).await?;
+    Ok(Redirect::to(&format!("/compare?grid={gid}")).into_response())
 }
 
 pub struct FieldView {
@@ -41,6 +79,7 @@ pub struct GroupView {
 #[template(path = "new_run.html")]
 struct NewRunPage {
     presets: Vec<Opt>,
+    grids: Vec<String>,
     source: String,
     error: String,
     groups: Vec<GroupView>,
@@ -143,7 +182,8 @@ async fn new_form(
 ) -> Result<Response, ApiError> {
     let (source, values) = initial(&st, &p)?;
     Ok(HtmlTemplate(NewRunPage {
-        presets: options(preset_names(&st), p.preset.as_deref()),
+        presets: options(single_presets(&st), p.preset.as_deref()),
+        grids: grid_presets(&st),
         source,
         error: String::new(),
         groups: groups(&values, None, ""),
@@ -179,7 +219,8 @@ async fn submit(
         }
         Err(err) => {
             let page = NewRunPage {
-                presets: options(preset_names(&st), None),
+                presets: options(single_presets(&st), None),
+                grids: grid_presets(&st),
                 source: String::new(),
                 error: err.to_string(),
                 groups: groups(&pairs, err.key(), &err.to_string()),
