@@ -2,19 +2,15 @@
 //! parses, sets up tracing and maps errors to exit codes.
 
 mod eval;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ConfigError, DatasetKind, RunSpec};
-use crate::runs::writer::EventWriter;
-use crate::runs::{new_run_id, EventSink, RunDir, RunEvent, RunStatus};
-use crate::train::{self, Outcome, ProgressSink, TrainOptions};
+use crate::config::{self, ConfigError, DatasetKind};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,6 +23,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process; boxing the larger argument structs would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train from a config file (or continue a run) into a run directory.
@@ -161,7 +159,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
-        Command::Train(a) => cmd_train(a),
+        Command::Train(a) => train::cmd_train(a),
         Command::Eval(a) => eval::cmd_eval(a),
         Command::Serve(a) => {
             crate::server::run_serve(crate::server::ServeOptions {
@@ -179,7 +177,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, set } => {
-            if let Some(specs) = grid_specs(&config, &set)? {
+            if let Some(specs) = train::grid_specs(&config, &set)? {
                 println!("# grid: {} runs", specs.len());
                 for spec in specs {
                     println!("# --- {}\n{}", spec.name, spec.to_toml());
@@ -191,207 +189,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-fn cmd_train(a: TrainArgs) -> Result<ExitCode, Failure> {
-    let mut sets = a.set.clone();
-    if let Some(seed) = a.seed {
-        sets.push(format!("seed={seed}"));
-    }
-    if let Some(d) = &a.device {
-        sets.push(format!("device={d:?}"));
-    }
-    let (spec, run, resume, created) = if let Some(dir) = &a.resume {
-        let run = RunDir::new(dir);
-        (load_run_config(&run, &sets)?, run, true, false)
-    } else if let Some(dir) = &a.run_dir {
-        let run = RunDir::new(dir);
-        if run.resume_state().exists() {
-            return Err(anyhow::anyhow!(
-                "{} already has checkpoints; continue it with --resume",
-                dir.display()
-            )
-            .into());
-        }
-        (load_run_config(&run, &sets)?, run, false, false)
-    } else if let Some(cfg) = &a.config {
-        if let Some(specs) = grid_specs(cfg, &sets)? {
-            return train_grid(&specs, &a.out);
-        }
-        // Validate completely before creating anything: a config error leaves no run behind.
-        let spec = config::load(cfg, &sets)?;
-        let run = RunDir::new(a.out.join(new_run_id(&spec.name)));
-        std::fs::create_dir_all(run.root())
-            .with_context(|| format!("creating {}", run.root().display()))?;
-        std::fs::write(run.config_toml(), spec.to_toml())?;
-        (spec, run, false, true)
-    } else {
-        return Err(anyhow::anyhow!("give --config FILE, --run-dir DIR or --resume DIR").into());
-    };
-    std::fs::write(
-        run.spec_json(),
-        serde_json::to_vec_pretty(&spec).map_err(anyhow::Error::from)?,
-    )?;
-    train_in(&spec, &run, resume, created)
-}
-
-/// The runs of a grid config (`[grid]` table), or `None` for a plain config.
-fn grid_specs(cfg: &Path, sets: &[String]) -> Result<Option<Vec<RunSpec>>, Failure> {
-    let text = std::fs::read_to_string(cfg).map_err(|e| ConfigError::Io {
-        path: cfg.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let stem = cfg
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "grid".into());
-    // `preset` axes name configs relative to the grid file's directory (e.g. configs/).
-    let dir = cfg.parent().unwrap_or(Path::new("."));
-    let loader = config::grid::presets_in(dir);
-    Ok(config::grid::expand_with(&text, sets, &new_run_id(&stem), &loader)?)
-}
-
-/// Train every run of a grid one after the other (the CLI's queue); a signal stops the grid.
-fn train_grid(specs: &[RunSpec], out: &Path) -> Result<ExitCode, Failure> {
-    eprintln!("grid: {} runs", specs.len());
-    let mut code = ExitCode::SUCCESS;
-    for (i, spec) in specs.iter().enumerate() {
-        eprintln!("grid run {}/{}: {}", i + 1, specs.len(), spec.name);
-        let run = RunDir::new(out.join(new_run_id(&spec.name)));
-        std::fs::create_dir_all(run.root())
-            .with_context(|| format!("creating {}", run.root().display()))?;
-        std::fs::write(run.config_toml(), spec.to_toml())?;
-        std::fs::write(
-            run.spec_json(),
-            serde_json::to_vec_pretty(spec).map_err(anyhow::Error::from)?,
-        )?;
-        code = train_in(spec, &run, false, true)?;
-        if code != ExitCode::SUCCESS {
-            eprintln!("grid stopped after run {}", i + 1);
-            break;
-        }
-    }
-    Ok(code)
-}
-
-/// The config of an existing run directory; a validation failure there (a hand-edited config)
-/// is also recorded as a `finished: failed` event.
-fn load_run_config(run: &RunDir, sets: &[String]) -> Result<RunSpec, Failure> {
-    if !run.config_toml().exists() {
-        return Err(anyhow::anyhow!(
-            "{} is not a run directory (no config.toml)",
-            run.root().display()
-        )
-        .into());
-    }
-    config::load(&run.config_toml(), sets).map_err(|e| {
-        // Record why in the run itself, so the dashboard shows it.
-        if let Ok(mut w) = EventWriter::open(run) {
-            let _ = w.append(&RunEvent::Finished {
-                status: RunStatus::Failed,
-                epochs_done: read_epochs_done(run),
-                message: Some(e.to_string()),
-            });
-        }
-        e.into()
-    })
-}
-
-/// Run the trainer with signal handling, the JSONL writer and the progress bar; always end the
-/// event log with a `finished` event.
-fn train_in(
-    spec: &RunSpec,
-    run: &RunDir,
-    resume: bool,
-    created: bool,
-) -> Result<ExitCode, Failure> {
-    if spec.train.threads > 0 {
-        tch::set_num_threads(spec.train.threads as i32);
-    }
-    let device = train::device::select(&spec.device)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
-    let _ = std::fs::remove_file(run.queued_marker());
-    std::fs::write(run.pid_file(), std::process::id().to_string())?;
-    let writer =
-        EventWriter::open(run).with_context(|| format!("opening {}", run.events().display()))?;
-    let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(writer), Box::new(ProgressSink::new())];
-    let opts = TrainOptions {
-        device,
-        stop,
-        resume,
-    };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train::train(spec, run, &opts, &mut sinks)
-    }));
-    let (status, epochs_done, message, code) = match result {
-        Ok(Ok(Outcome::Finished { epochs_done })) => (RunStatus::Finished, epochs_done, None, 0),
-        Ok(Ok(Outcome::Cancelled { epochs_done })) => (
-            RunStatus::Cancelled,
-            epochs_done,
-            Some("stopped by signal".to_string()),
-            130,
-        ),
-        Ok(Err(e)) => (
-            RunStatus::Failed,
-            0,
-            Some(e.to_string()),
-            if matches!(e, train::TrainError::Data(_)) {
-                2
-            } else {
-                1
-            },
-        ),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-            (
-                RunStatus::Failed,
-                0,
-                Some(format!("internal error: {}", msg.unwrap_or_default())),
-                1,
-            )
-        }
-    };
-    let _ = std::fs::remove_file(run.pid_file());
-    if status == RunStatus::Failed && created && !run.checkpoints().exists() {
-        // Nothing was recorded yet: leave no half-made run behind.
-        let _ = std::fs::remove_dir_all(run.root());
-        return Err(Failure {
-            code,
-            error: anyhow::anyhow!("{}", message.unwrap_or_default()),
-        });
-    }
-    let epochs_done = if status == RunStatus::Failed {
-        read_epochs_done(run)
-    } else {
-        epochs_done
-    };
-    sinks.emit(&RunEvent::Finished {
-        status,
-        epochs_done,
-        message: message.clone(),
-    });
-    eprintln!("run directory: {}", run.root().display());
-    match status {
-        RunStatus::Failed => Err(Failure {
-            code,
-            error: anyhow::anyhow!("{}", message.unwrap_or_default()),
-        }),
-        _ => Ok(ExitCode::from(code)),
-    }
-}
-
-fn read_epochs_done(run: &RunDir) -> usize {
-    train::ResumeState::load(&run.resume_state())
-        .map(|s| s.epochs_done)
-        .unwrap_or(0)
 }
 
 /// Parse a dataset name for `--dataset`.

@@ -31,7 +31,7 @@ pub fn target_distribution(
         TargetWeighting::Proportional => cfps.iter().map(|c| c.max(0.0)).collect(),
     };
     let total: f64 = w.iter().filter(|x| x.is_finite()).sum();
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return uniform;
     }
     w.iter()

@@ -81,7 +81,7 @@ impl Rng {
     /// Returns `None` when every weight is zero or not finite.
     pub fn categorical(&mut self, weights: &[f64]) -> Option<usize> {
         let total: f64 = weights.iter().filter(|w| w.is_finite() && **w > 0.0).sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             return None;
         }
         let mut u = self.next_f64() * total;
