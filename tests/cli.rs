@@ -209,14 +209,25 @@ fn end_to_end_run_writes_every_file_and_learns() {
         .args(["--suite", "quick", "--subset", "60", "--device", "cpu"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let qdir = dir.join("evals/quick-last");
     let q: fairtat::runs::eval_report::EvalReport =
         serde_json::from_slice(&std::fs::read(qdir.join("eval.json")).unwrap()).unwrap();
     let names: Vec<&str> = q.evals.iter().map(|e| e.attack.as_str()).collect();
     assert_eq!(names, ["clean", "pgd-20", "autoattack-quick"]);
     assert_eq!(q.images, 60);
-    let acc = |n: &str| q.evals.iter().find(|e| e.attack == n).unwrap().metrics.overall;
+    let acc = |n: &str| {
+        q.evals
+            .iter()
+            .find(|e| e.attack == n)
+            .unwrap()
+            .metrics
+            .overall
+    };
     assert!(acc("autoattack-quick") <= acc("clean"));
     let stages: Vec<&str> = q.autoattack.iter().map(|s| s.stage.as_str()).collect();
     assert_eq!(stages, ["clean", "apgd-ce", "apgd-t", "square"]);
@@ -224,21 +235,38 @@ fn end_to_end_run_writes_every_file_and_learns() {
     for w in q.autoattack.windows(2) {
         assert!(w[1].metrics.overall <= w[0].metrics.overall, "{stages:?}");
     }
-    assert_eq!(q.autoattack.last().unwrap().metrics.overall, acc("autoattack-quick"));
+    assert_eq!(
+        q.autoattack.last().unwrap().metrics.overall,
+        acc("autoattack-quick")
+    );
     let broken: u64 = q.autoattack.iter().map(|s| s.broken).sum();
-    assert_eq!(broken as f64, ((1.0 - acc("autoattack-quick")) * 60.0).round());
+    assert_eq!(
+        broken as f64,
+        ((1.0 - acc("autoattack-quick")) * 60.0).round()
+    );
     assert!(qdir.join("autoattack.csv").exists() && !qdir.join("progress.json").exists());
 
     // Procedural corruptions on Fashion-MNIST: per (corruption, severity) plus the pooled row.
     let out = bin()
         .args(["eval", "--run-dir"])
         .arg(&dir)
-        .args(["--suite", "corruptions", "--subset", "50", "--device", "cpu"])
+        .args([
+            "--suite",
+            "corruptions",
+            "--subset",
+            "50",
+            "--device",
+            "cpu",
+        ])
         .args(["--corruption", "gaussian_noise", "--corruption", "contrast"])
         .args(["--severity", "1", "--severity", "5"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let c: fairtat::runs::eval_report::EvalReport = serde_json::from_slice(
         &std::fs::read(dir.join("evals/corruptions-last/eval.json")).unwrap(),
     )
@@ -279,7 +307,10 @@ fn end_to_end_run_writes_every_file_and_learns() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--suite") && err.contains("standard, quick, corruptions"), "{err}");
+    assert!(
+        err.contains("--suite") && err.contains("standard, quick, corruptions"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -73,8 +73,13 @@ fn table1_grids_cover_every_row_of_their_dataset() {
             assert_eq!(seeds, [0, 1, 2]);
         }
         // Rows keep their own recipe: FRL fine-tunes with a small learning rate.
-        let frl = specs.iter().find(|s| s.method.name.as_str() == "frl-rwrm").unwrap();
+        let frl = specs
+            .iter()
+            .find(|s| s.method.name.as_str() == "frl-rwrm")
+            .unwrap();
         assert!(frl.train.lr <= 0.005, "{}", frl.train.lr);
-        assert!(specs.iter().any(|s| s.method.name.as_str() == "cfa" && s.method.ccr));
+        assert!(specs
+            .iter()
+            .any(|s| s.method.name.as_str() == "cfa" && s.method.ccr));
     }
 }

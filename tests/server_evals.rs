@@ -31,7 +31,15 @@ async fn grid_launch_queues_one_run_per_combination_and_compare_groups_seeds() {
     let gid = v["grid"].as_str().unwrap().to_string();
     let runs = v["runs"].as_array().unwrap();
     let names: Vec<&str> = runs.iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["g-pgd-at-s0", "g-pgd-at-s1", "g-fair-tat-s0", "g-fair-tat-s1"]);
+    assert_eq!(
+        names,
+        [
+            "g-pgd-at-s0",
+            "g-pgd-at-s1",
+            "g-fair-tat-s0",
+            "g-fair-tat-s1"
+        ]
+    );
     for r in runs {
         let id = r["id"].as_str().unwrap();
         wait_status(&st, id, "finished", 20.0).await;
@@ -39,18 +47,31 @@ async fn grid_launch_queues_one_run_per_combination_and_compare_groups_seeds() {
 
     let (code, html) = get(&st, &format!("/compare?grid={gid}")).await;
     assert_eq!(code, StatusCode::OK);
-    assert!(html.contains("Mean ± standard deviation over seeds"), "{html}");
+    assert!(
+        html.contains("Mean ± standard deviation over seeds"),
+        "{html}"
+    );
     // Both groups average two seeds of identical fake runs: std 0.
     for g in ["g-pgd-at", "g-fair-tat"] {
         let row = format!("<tr><td>{g}</td>");
-        let at = html.find(&row).unwrap_or_else(|| panic!("group {g}: {html}"));
+        let at = html
+            .find(&row)
+            .unwrap_or_else(|| panic!("group {g}: {html}"));
         let cells = &html[at..at + 400];
-        assert!(cells.contains(">2</td>") && cells.contains("75.0 ± 0.0"), "{cells}");
+        assert!(
+            cells.contains(">2</td>") && cells.contains("75.0 ± 0.0"),
+            "{cells}"
+        );
     }
 
     // A bad value in one combination fails the whole grid with the field named; nothing created.
     let bad = GRID.replace("\"fair-tat\"]", "\"fair-tat\", \"magic\"]");
-    let (code, b) = post_json(&st, "/api/runs", &serde_json::json!({ "toml": bad }).to_string()).await;
+    let (code, b) = post_json(
+        &st,
+        "/api/runs",
+        &serde_json::json!({ "toml": bad }).to_string(),
+    )
+    .await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert!(b.contains("method.name") && b.contains("magic"), "{b}");
     let (_, b) = get(&st, "/api/runs").await;
@@ -77,21 +98,34 @@ async fn grid_launch_queues_one_run_per_combination_and_compare_groups_seeds() {
         .filter(|n| n.starts_with("f-"))
         .collect();
     formed.sort();
-    assert_eq!(formed, ["f-pgd-at-s3", "f-pgd-at-s4", "f-trades-s3", "f-trades-s4"]);
+    assert_eq!(
+        formed,
+        ["f-pgd-at-s3", "f-pgd-at-s4", "f-trades-s3", "f-trades-s4"]
+    );
 
     // A grid preset is offered as a whole grid (not loaded into the single-run form).
-    std::fs::write(tmp.path().join("configs/two.toml"), GRID.replace("seed = [0, 1]", "seed = [7]")).unwrap();
+    std::fs::write(
+        tmp.path().join("configs/two.toml"),
+        GRID.replace("seed = [0, 1]", "seed = [7]"),
+    )
+    .unwrap();
     let (_, html) = get(&st, "/runs/new").await;
     let launch = html.find("id=\"grid-launch\"").expect("grid launch form");
     assert!(html[launch..].contains("<option value=\"two\">"), "{html}");
-    assert!(!html[..launch].contains("value=\"two\""), "grid preset offered as a single run");
+    assert!(
+        !html[..launch].contains("value=\"two\""),
+        "grid preset offered as a single run"
+    );
     let req = Request::post("/grids/new")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from("preset=two"))
         .unwrap();
     let (code, headers, body) = send(&st, req).await;
     assert_eq!(code, StatusCode::SEE_OTHER, "{body}");
-    assert!(headers["location"].to_str().unwrap().starts_with("/compare?grid="));
+    assert!(headers["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/compare?grid="));
     let (_, b) = get(&st, "/api/runs").await;
     let n = json(&b)
         .as_array()
@@ -114,13 +148,23 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
         st.run_dir(&id).checkpoint("last").exists().then_some(())
     })
     .await;
-    let (code, b) = post_json(&st, &format!("/api/runs/{id}/evaluate"), r#"{"suite":"quick"}"#).await;
+    let (code, b) = post_json(
+        &st,
+        &format!("/api/runs/{id}/evaluate"),
+        r#"{"suite":"quick"}"#,
+    )
+    .await;
     assert_eq!(code, StatusCode::CONFLICT, "{b}");
     assert!(b.contains("still training"), "{b}");
     wait_status(&st, &id, "finished", 20.0).await;
 
     // Unknown suite or checkpoint: 400 naming the allowed values.
-    let (code, b) = post_json(&st, &format!("/api/runs/{id}/evaluate"), r#"{"suite":"full"}"#).await;
+    let (code, b) = post_json(
+        &st,
+        &format!("/api/runs/{id}/evaluate"),
+        r#"{"suite":"full"}"#,
+    )
+    .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
     assert!(b.contains("quick, standard, corruptions"), "{b}");
     let (code, b) = post_json(
@@ -131,10 +175,20 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
     .await;
     assert_eq!(code, StatusCode::CONFLICT, "no fawa checkpoint: {b}");
 
-    let (code, b) = post_json(&st, &format!("/api/runs/{id}/evaluate"), r#"{"suite":"standard"}"#).await;
+    let (code, b) = post_json(
+        &st,
+        &format!("/api/runs/{id}/evaluate"),
+        r#"{"suite":"standard"}"#,
+    )
+    .await;
     assert_eq!(code, StatusCode::ACCEPTED, "{b}");
     // One evaluation per run at a time.
-    let (code, _) = post_json(&st, &format!("/api/runs/{id}/evaluate"), r#"{"suite":"quick"}"#).await;
+    let (code, _) = post_json(
+        &st,
+        &format!("/api/runs/{id}/evaluate"),
+        r#"{"suite":"quick"}"#,
+    )
+    .await;
     assert_eq!(code, StatusCode::CONFLICT);
     let (_, html) = get(&st, &format!("/runs/{id}/evals")).await;
     assert!(html.contains("data-active=\"1\""), "{html}");
@@ -149,13 +203,24 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
 
     // The run page shows the attack table and the stage breakdown.
     let (_, html) = get(&st, &format!("/runs/{id}")).await;
-    assert!(html.contains("standard-last") && html.contains("status-finished"), "{html}");
+    assert!(
+        html.contains("standard-last") && html.contains("status-finished"),
+        "{html}"
+    );
     assert!(html.contains("robust accuracy after each stage") && html.contains("apgd-ce"));
-    assert!(html.contains("<td>autoattack</td><td>50.00</td><td>12.50</td>"), "{html}");
+    assert!(
+        html.contains("<td>autoattack</td><td>50.00</td><td>12.50</td>"),
+        "{html}"
+    );
     assert!(html.contains("id=\"evaluate-btn\""));
 
     // A failing job is reported with its reason.
-    let (code, _) = post_json(&st, &format!("/api/runs/{id}/evaluate"), r#"{"suite":"corruptions"}"#).await;
+    let (code, _) = post_json(
+        &st,
+        &format!("/api/runs/{id}/evaluate"),
+        r#"{"suite":"corruptions"}"#,
+    )
+    .await;
     assert_eq!(code, StatusCode::ACCEPTED);
     let failed = wait_for(10.0, "the failed evaluation", || async {
         let (_, b) = get(&st, &format!("/api/runs/{id}/evals")).await;
@@ -167,7 +232,10 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
             .cloned()
     })
     .await;
-    assert!(failed["error"].as_str().unwrap().contains("no corruption files"));
+    assert!(failed["error"]
+        .as_str()
+        .unwrap()
+        .contains("no corruption files"));
 
     // Compare: the Table 2 layout from the evaluation; Table 3/4 from corruption summaries.
     let (_, html) = get(&st, &format!("/compare?ids={id}")).await;
@@ -175,7 +243,11 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
     let row = html.find("id=\"robust-table\"").unwrap();
     let t = &html[row..];
     assert!(t.contains("<td class=\"num\">50.0</td><td class=\"num\">12.5</td><td class=\"num\">50.0</td><td class=\"num\">37.5</td>"), "{t}");
-    assert!(html.contains("Minimum class accuracy on common corruptions") && html.contains("<td>fog</td><td class=\"num\">0.25</td>"), "{html}");
+    assert!(
+        html.contains("Minimum class accuracy on common corruptions")
+            && html.contains("<td>fog</td><td class=\"num\">0.25</td>"),
+        "{html}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,7 +261,10 @@ async fn method_state_gets_a_chart_per_key() {
     assert!(html.contains("data-chart=\"state-class_beta\""), "{html}");
     let (code, svg) = get(&st, &format!("/runs/{id}/charts/state-class_beta.svg")).await;
     assert_eq!(code, StatusCode::OK);
-    assert!(svg.contains("<svg") && svg.contains("class_beta") && svg.contains("dog"), "{svg}");
+    assert!(
+        svg.contains("<svg") && svg.contains("class_beta") && svg.contains("dog"),
+        "{svg}"
+    );
     for bad in ["state-.svg", "state-a%2Fb.svg", "state-x%20y.svg"] {
         let (code, _) = get(&st, &format!("/runs/{id}/charts/{bad}")).await;
         assert_eq!(code, StatusCode::NOT_FOUND, "{bad}");

@@ -21,7 +21,10 @@ fn fraction(flag: &str, s: &str) -> Result<f64, ConfigError> {
     parse_fraction(s)
         .filter(|e| (0.0..=1.0).contains(e))
         .ok_or_else(|| {
-            ConfigError::invalid(flag, format!("{s:?} is not a number in [0, 1] (e.g. 8/255)"))
+            ConfigError::invalid(
+                flag,
+                format!("{s:?} is not a number in [0, 1] (e.g. 8/255)"),
+            )
         })
 }
 
@@ -29,19 +32,26 @@ pub fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Failure> {
     let suite = a
         .suite
         .as_deref()
-        .map(|s| Suite::parse(s).ok_or_else(|| ConfigError::not_allowed("--suite", s, &Suite::NAMES)))
+        .map(|s| {
+            Suite::parse(s).ok_or_else(|| ConfigError::not_allowed("--suite", s, &Suite::NAMES))
+        })
         .transpose()?;
     // Defaults from the run when evaluating a run directory.
     let (checkpoint, run_spec, default_out) = match &a.run_dir {
         Some(dir) => {
             let run = RunDir::new(dir);
             if !CHECKPOINT_KINDS.contains(&a.model.as_str()) {
-                return Err(ConfigError::not_allowed("--model", &a.model, &CHECKPOINT_KINDS).into());
+                return Err(
+                    ConfigError::not_allowed("--model", &a.model, &CHECKPOINT_KINDS).into(),
+                );
             }
             let spec = config::load(&run.config_toml(), &[])?;
             let ckpt = run.checkpoint(&a.model);
             let label = suite.map(|s| s.as_str()).unwrap_or("custom");
-            let out = run.root().join("evals").join(format!("{label}-{}", a.model));
+            let out = run
+                .root()
+                .join("evals")
+                .join(format!("{label}-{}", a.model));
             (ckpt, Some(spec), out)
         }
         None => {
@@ -50,7 +60,8 @@ pub fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Failure> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let out = PathBuf::from("evals").join(format!("{}-{stem}", crate::runs::new_run_id("eval")));
+            let out =
+                PathBuf::from("evals").join(format!("{}-{stem}", crate::runs::new_run_id("eval")));
             (ckpt, None, out)
         }
     };
@@ -120,7 +131,10 @@ pub fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Evaluate with a terminal progress bar and `progress.json` (at most once a second).
-fn run_with_progress(opts: &EvalOptions, out: &std::path::Path) -> Result<EvalReport, train::TrainError> {
+fn run_with_progress(
+    opts: &EvalOptions,
+    out: &std::path::Path,
+) -> Result<EvalReport, train::TrainError> {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {elapsed_precise}")
@@ -171,7 +185,10 @@ fn print_table(report: &EvalReport) {
     for (c, name) in report.class_names.iter().enumerate() {
         print!("{:<16}", name.chars().take(15).collect::<String>());
         for e in &report.evals {
-            print!("{:>13.1}%", 100.0 * e.metrics.class_acc.get(c).copied().unwrap_or(0.0));
+            print!(
+                "{:>13.1}%",
+                100.0 * e.metrics.class_acc.get(c).copied().unwrap_or(0.0)
+            );
         }
         println!();
     }
@@ -198,7 +215,10 @@ fn print_table(report: &EvalReport) {
     }
     if !report.corruption_summary.is_empty() {
         println!("\nCorruptions (all severities pooled):");
-        println!("  {:<20} {:>8} {:>12}", "corruption", "overall", "worst class");
+        println!(
+            "  {:<20} {:>8} {:>12}",
+            "corruption", "overall", "worst class"
+        );
         for c in &report.corruption_summary {
             println!(
                 "  {:<20} {:>7.1}% {:>11.1}%",

@@ -69,7 +69,12 @@ pub(super) fn grid_specs(cfg: &Path, sets: &[String]) -> Result<Option<Vec<RunSp
     // `preset` axes name configs relative to the grid file's directory (e.g. configs/).
     let dir = cfg.parent().unwrap_or(Path::new("."));
     let loader = config::grid::presets_in(dir);
-    Ok(config::grid::expand_with(&text, sets, &new_run_id(&stem), &loader)?)
+    Ok(config::grid::expand_with(
+        &text,
+        sets,
+        &new_run_id(&stem),
+        &loader,
+    )?)
 }
 
 /// Train every run of a grid one after the other (the CLI's queue); a signal stops the grid.

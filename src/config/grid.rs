@@ -53,7 +53,10 @@ pub fn presets_in(dir: &std::path::Path) -> impl Fn(&str) -> Result<String, Conf
         }
         let path = dir.join(format!("{name}.toml"));
         std::fs::read_to_string(&path).map_err(|e| {
-            ConfigError::invalid("grid.preset", format!("{name:?}: cannot read {}: {e}", path.display()))
+            ConfigError::invalid(
+                "grid.preset",
+                format!("{name:?}: cannot read {}: {e}", path.display()),
+            )
         })
     }
 }
@@ -88,7 +91,10 @@ pub fn expand_with(
 }
 
 /// [`expand`] on a parsed table (the dashboard's form builds one).
-pub fn expand_table(table: toml::Table, grid_id: &str) -> Result<Option<Vec<RunSpec>>, ConfigError> {
+pub fn expand_table(
+    table: toml::Table,
+    grid_id: &str,
+) -> Result<Option<Vec<RunSpec>>, ConfigError> {
     expand_table_with(table, grid_id, &no_presets)
 }
 
@@ -164,9 +170,10 @@ pub fn expand_table_with(
                 let name = v.as_str().ok_or_else(|| {
                     ConfigError::invalid("grid.preset", "must list preset names (strings)")
                 })?;
-                let mut base: toml::Table = presets(name)?.parse().map_err(|e: toml::de::Error| {
-                    ConfigError::invalid("grid.preset", format!("{name:?}: {}", e.message()))
-                })?;
+                let mut base: toml::Table =
+                    presets(name)?.parse().map_err(|e: toml::de::Error| {
+                        ConfigError::invalid("grid.preset", format!("{name:?}: {}", e.message()))
+                    })?;
                 base.remove("name");
                 merge(&mut base, &t);
                 t = base;
@@ -260,11 +267,18 @@ seed = [0, 1, 2]
     fn errors_name_the_field_and_the_combination() {
         let bad = GRID.replace("\"fair-tat\"]", "\"fair-tat\", \"magic\"]");
         let e = expand(&bad, &[], "x").unwrap_err().to_string();
-        assert!(e.contains("method.name") && e.contains("magic") && e.contains("fair-tat"), "{e}");
+        assert!(
+            e.contains("method.name") && e.contains("magic") && e.contains("fair-tat"),
+            "{e}"
+        );
         assert!(e.contains("grid combination"), "{e}");
-        let e = expand("[grid]\nseed = 3\n", &[], "x").unwrap_err().to_string();
+        let e = expand("[grid]\nseed = 3\n", &[], "x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("grid.seed") && e.contains("list"), "{e}");
-        let e = expand("[grid]\nseed = []\n", &[], "x").unwrap_err().to_string();
+        let e = expand("[grid]\nseed = []\n", &[], "x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least one"), "{e}");
         let many: Vec<String> = (0..65).map(|i| i.to_string()).collect();
         let e = expand(&format!("[grid]\nseed = [{}]\n", many.join(",")), &[], "x")
@@ -272,8 +286,13 @@ seed = [0, 1, 2]
             .to_string();
         assert!(e.contains("65 combinations") && e.contains("64"), "{e}");
         // A grid config is not a single run.
-        let e = crate::config::from_toml_str(GRID, &[]).unwrap_err().to_string();
-        assert!(e.contains("grid") && e.contains("fairtat train --config"), "{e}");
+        let e = crate::config::from_toml_str(GRID, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("grid") && e.contains("fairtat train --config"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -22,7 +22,11 @@ pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), ConfigError> 
 }
 
 /// Put `value` at the dotted `key` (`train.epochs`), creating sections on the way.
-pub fn set_value(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), ConfigError> {
+pub fn set_value(
+    table: &mut toml::Table,
+    key: &str,
+    value: toml::Value,
+) -> Result<(), ConfigError> {
     if key.is_empty() || key.split('.').any(|p| p.trim().is_empty()) {
         return Err(ConfigError::invalid(key, "is not a config key"));
     }

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use crate::corruptions::{corrupt_dataset, load_cifar_c, CORRUPTIONS};
 use crate::data::Dataset;
 use crate::fairness::{ClassMetrics, ConfusionMatrix};
-use crate::runs::eval_report::CorruptionResult;
 use crate::models::Model;
+use crate::runs::eval_report::CorruptionResult;
 use crate::train::{evaluate, TrainError};
 
 /// The 18 corruptions of FAIR-TAT's `corruptions.txt` (algorithms.md §1.7), in the order of the
@@ -50,7 +50,10 @@ pub enum CorruptionSource {
 
 /// The corruptions to run: `names` when given (checked against what the source offers),
 /// otherwise every generator, or every one of the 18 whose file exists in the directory.
-pub fn resolve_names(source: &CorruptionSource, names: &[String]) -> Result<Vec<String>, TrainError> {
+pub fn resolve_names(
+    source: &CorruptionSource,
+    names: &[String],
+) -> Result<Vec<String>, TrainError> {
     match source {
         CorruptionSource::Procedural { .. } => {
             if names.is_empty() {

@@ -167,7 +167,11 @@ fn ensemble(
             stages: vec![],
         });
     };
-    let last = total.stages.last().cloned().unwrap_or_else(|| "clean".into());
+    let last = total
+        .stages
+        .last()
+        .cloned()
+        .unwrap_or_else(|| "clean".into());
     let confusion = total
         .confusion_after(&last)
         .unwrap_or_else(|| ConfusionMatrix::new(k));
@@ -196,28 +200,58 @@ mod tests {
     fn attack_names_parse_to_the_reference_budgets() {
         let eps = 8.0 / 255.0;
         let stages = |s: &str| match RobustAttack::parse(s, eps, eps / 4.0).unwrap() {
-            RobustAttack::Ensemble { stages, .. } => stages.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            RobustAttack::Ensemble { stages, .. } => {
+                stages.iter().map(|s| s.name()).collect::<Vec<_>>()
+            }
             other => panic!("{s}: {other:?}"),
         };
-        assert_eq!(stages("autoattack"), ["apgd-ce", "apgd-t", "fab-t", "square"]);
+        assert_eq!(
+            stages("autoattack"),
+            ["apgd-ce", "apgd-t", "fab-t", "square"]
+        );
         assert_eq!(stages("apgd-t"), ["apgd-t"]);
         match RobustAttack::parse("autoattack", eps, 0.0).unwrap() {
             RobustAttack::Ensemble { stages, .. } => {
-                assert!(stages.contains(&AaStage::ApgdCe { n_iter: 100, n_restarts: 1 }));
-                assert!(stages.contains(&AaStage::ApgdT { n_iter: 100, n_restarts: 1, n_targets: 9 }));
-                assert!(stages.contains(&AaStage::FabT { n_iter: 100, n_restarts: 1, n_targets: 9 }));
-                assert!(stages.contains(&AaStage::Square { n_queries: 5000, n_restarts: 1 }));
+                assert!(stages.contains(&AaStage::ApgdCe {
+                    n_iter: 100,
+                    n_restarts: 1
+                }));
+                assert!(stages.contains(&AaStage::ApgdT {
+                    n_iter: 100,
+                    n_restarts: 1,
+                    n_targets: 9
+                }));
+                assert!(stages.contains(&AaStage::FabT {
+                    n_iter: 100,
+                    n_restarts: 1,
+                    n_targets: 9
+                }));
+                assert!(stages.contains(&AaStage::Square {
+                    n_queries: 5000,
+                    n_restarts: 1
+                }));
             }
             _ => unreachable!(),
         }
         match RobustAttack::parse("square-300", eps, 0.0).unwrap() {
             RobustAttack::Ensemble { stages, .. } => {
-                assert_eq!(stages, [AaStage::Square { n_queries: 300, n_restarts: 1 }])
+                assert_eq!(
+                    stages,
+                    [AaStage::Square {
+                        n_queries: 300,
+                        n_restarts: 1
+                    }]
+                )
             }
             _ => unreachable!(),
         }
-        assert!(matches!(RobustAttack::parse("clean", eps, 0.0), Ok(RobustAttack::Clean)));
-        assert!(matches!(RobustAttack::parse("pgd-7", eps, 0.0), Ok(RobustAttack::Pgd(a)) if a.steps == 7));
+        assert!(matches!(
+            RobustAttack::parse("clean", eps, 0.0),
+            Ok(RobustAttack::Clean)
+        ));
+        assert!(
+            matches!(RobustAttack::parse("pgd-7", eps, 0.0), Ok(RobustAttack::Pgd(a)) if a.steps == 7)
+        );
         for bad in ["square-0", "square-x", "apgd", "pgd-0", "aa"] {
             let e = RobustAttack::parse(bad, eps, 0.0).unwrap_err();
             assert!(e.contains(bad) && e.contains("autoattack-quick"), "{e}");

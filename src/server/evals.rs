@@ -121,7 +121,11 @@ impl AppState {
             let (job, slot, gpus) = next;
             if let Err(err) = self.spawn_eval(&job, slot.cuda, gpus) {
                 tracing::error!(run = %job.run_id, cause = %err, "cannot start evaluation");
-                let out = self.run_dir(&job.run_id).root().join("evals").join(job.dir_name());
+                let out = self
+                    .run_dir(&job.run_id)
+                    .root()
+                    .join("evals")
+                    .join(job.dir_name());
                 let _ = std::fs::create_dir_all(&out);
                 let _ = std::fs::write(out.join("error.txt"), format!("cannot start: {err}"));
                 self.run_ended(&job.key());
@@ -146,7 +150,8 @@ impl AppState {
             .kill_on_drop(false);
         match cuda {
             Some(g) => {
-                cmd.env("CUDA_VISIBLE_DEVICES", g.to_string()).args(["--device", "cuda:0"]);
+                cmd.env("CUDA_VISIBLE_DEVICES", g.to_string())
+                    .args(["--device", "cuda:0"]);
             }
             None => {
                 if gpus > 0 {
@@ -235,7 +240,8 @@ pub fn read_statuses(dir: &RunDir, job_running: bool) -> Vec<EvalStatus> {
                 status: status.into(),
                 progress,
                 error: error.or_else(|| {
-                    (status == "failed").then(|| "the evaluation stopped without a report; see eval.log".into())
+                    (status == "failed")
+                        .then(|| "the evaluation stopped without a report; see eval.log".into())
                 }),
                 report,
             }

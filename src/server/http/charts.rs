@@ -76,8 +76,7 @@ pub fn state_key(name: &str) -> Option<&str> {
     name.strip_prefix("state-").filter(|k| {
         !k.is_empty()
             && k.len() <= 64
-            && k
-                .chars()
+            && k.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     })
 }
@@ -106,7 +105,11 @@ fn state_series(m: &Metrics, key: &str) -> Vec<Series> {
     let mut series = per_class(m, rows);
     for (i, s) in series.iter_mut().enumerate() {
         if i >= k {
-            s.name = if i == k { "extra".into() } else { format!("extra {}", i - k) };
+            s.name = if i == k {
+                "extra".into()
+            } else {
+                format!("extra {}", i - k)
+            };
         }
     }
     if series.len() == 1 {

@@ -10,12 +10,14 @@ use axum::routing::get;
 use axum::Router;
 
 use super::charts::svg_response;
-use super::compare_tables::{corruption_table, eval_reports, robust_rows, seed_groups, GroupRow, RobustRow};
+use super::compare_tables::{
+    corruption_table, eval_reports, robust_rows, seed_groups, GroupRow, RobustRow,
+};
 use super::views::{HtmlTemplate, RunRow};
 use crate::charts::{line_chart, Series};
-use crate::runs::{is_valid_run_id, RunDir};
 use crate::runs::reports::csv_field;
 use crate::runs::summary::RunSummary;
+use crate::runs::{is_valid_run_id, RunDir};
 use crate::server::error::ApiError;
 use crate::server::index::ListQuery;
 use crate::server::metrics;

@@ -141,7 +141,10 @@ pub fn robust_rows(runs: &[(RunSummary, Vec<(String, EvalReport)>)]) -> Vec<Robu
         // The newest report per checkpoint kind.
         let mut by_model: BTreeMap<String, &EvalReport> = BTreeMap::new();
         for (_, r) in reports {
-            if r.evals.iter().any(|e| e.attack.starts_with("autoattack") || e.attack.starts_with("square")) {
+            if r.evals
+                .iter()
+                .any(|e| e.attack.starts_with("autoattack") || e.attack.starts_with("square"))
+            {
                 by_model.insert(r.model.clone(), r);
             }
         }
@@ -170,7 +173,11 @@ pub fn corruption_table(
 ) -> (Vec<String>, Vec<(String, Vec<String>)>) {
     let mut cols: Vec<(String, &EvalReport)> = Vec::new();
     for (s, reports) in runs {
-        if let Some((_, r)) = reports.iter().rev().find(|(_, r)| !r.corruption_summary.is_empty()) {
+        if let Some((_, r)) = reports
+            .iter()
+            .rev()
+            .find(|(_, r)| !r.corruption_summary.is_empty())
+        {
             cols.push((s.name.clone(), r));
         }
     }

@@ -76,7 +76,10 @@ async fn list_api(
     Ok(Json(v))
 }
 
-async fn fragment(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn fragment(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     run_dir(&st, &id)?;
     let st2 = st.clone();
     let html = tokio::task::spawn_blocking(move || fragment_html(&st2, &id))
@@ -122,7 +125,12 @@ fn view(s: EvalStatus) -> EvalView {
         for e in &r.evals {
             let m = &e.metrics;
             attacks.push(Row {
-                cells: vec![e.attack.clone(), pct(Some(m.overall)), pct(Some(m.worst)), pct(Some(m.worst10))],
+                cells: vec![
+                    e.attack.clone(),
+                    pct(Some(m.overall)),
+                    pct(Some(m.worst)),
+                    pct(Some(m.worst10)),
+                ],
             });
         }
         for st in &r.autoattack {

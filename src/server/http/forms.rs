@@ -33,12 +33,18 @@ fn is_grid(st: &AppState, name: &str) -> bool {
 
 /// Presets the form can load (single runs).
 fn single_presets(st: &AppState) -> Vec<String> {
-    preset_names(st).into_iter().filter(|n| !is_grid(st, n)).collect()
+    preset_names(st)
+        .into_iter()
+        .filter(|n| !is_grid(st, n))
+        .collect()
 }
 
 /// Grid presets (a `[grid]` table), launched as a whole.
 fn grid_presets(st: &AppState) -> Vec<String> {
-    preset_names(st).into_iter().filter(|n| is_grid(st, n)).collect()
+    preset_names(st)
+        .into_iter()
+        .filter(|n| is_grid(st, n))
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -144,7 +150,13 @@ fn grid_table(pairs: &[(String, String)]) -> toml::Table {
         let values: Vec<toml::Value> = pairs
             .iter()
             .filter(|(k, _)| k == field)
-            .flat_map(|(_, v)| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>())
+            .flat_map(|(_, v)| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
             .map(|v| match v.parse::<i64>() {
                 Ok(n) if key == "seed" => toml::Value::Integer(n),
                 _ => toml::Value::String(v),
@@ -196,7 +208,8 @@ async fn submit(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let pairs: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "token").collect();
-    let (grid, pairs): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(k, _)| k.starts_with("grid_"));
+    let (grid, pairs): (Vec<_>, Vec<_>) =
+        pairs.into_iter().partition(|(k, _)| k.starts_with("grid_"));
     let mut table = table_from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let grid = grid_table(&grid);
     let gid = new_run_id("grid");

@@ -197,19 +197,20 @@ async fn run_page(
     let active = st.mutex_exec().is_active(&id);
     let st2 = st.clone();
     let id2 = id.clone();
-    let (files, config, log_tail, tables, state_charts, evals) = tokio::task::spawn_blocking(move || {
-        let events = scan::read_all_events(&dir);
-        (
-            list_files(&dir),
-            std::fs::read_to_string(dir.config_toml()).unwrap_or_default(),
-            tail(&dir.log(), 60),
-            tables_html(&events, &TablesParams::default()),
-            super::charts::state_charts(&events),
-            super::evals::fragment_html(&st2, &id2),
-        )
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let (files, config, log_tail, tables, state_charts, evals) =
+        tokio::task::spawn_blocking(move || {
+            let events = scan::read_all_events(&dir);
+            (
+                list_files(&dir),
+                std::fs::read_to_string(dir.config_toml()).unwrap_or_default(),
+                tail(&dir.log(), 60),
+                tables_html(&events, &TablesParams::default()),
+                super::charts::state_charts(&events),
+                super::evals::fragment_html(&st2, &id2),
+            )
+        })
+        .await
+        .map_err(ApiError::internal)?;
     Ok(HtmlTemplate(RunPage {
         last_epoch: summary.epochs_done.saturating_sub(1),
         cancellable: active,
