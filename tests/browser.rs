@@ -84,7 +84,9 @@ struct RunGuard {
 impl Drop for RunGuard {
     fn drop(&mut self) {
         if let (true, Some(id)) = (std::thread::panicking(), &self.id) {
-            let _ = self.state.cancel(id);
+            if let Ok(run) = id.parse() {
+                let _ = fairtat::server::supervisor::cancel_run(&self.state, &run);
+            }
         }
     }
 }

@@ -98,7 +98,12 @@ fn end_to_end_run_writes_every_file_and_learns() {
     ] {
         assert!(dir.join(f).exists(), "missing {f}");
     }
-    assert!(!dir.join("trainer.pid").exists());
+    // The trainer held the run's lock and released it on exit.
+    assert!(dir.join("lock").exists());
+    assert_eq!(
+        fairtat::runs::lock::probe(&fairtat::runs::RunDir::new(&dir)),
+        None
+    );
 
     let lines = read_events(&dir.join("events.jsonl")).unwrap();
     assert!(lines.iter().all(|l| l.v == fairtat::runs::SCHEMA_VERSION));

@@ -99,7 +99,8 @@ async fn queue_is_bounded_and_queued_runs_cancel_at_once() {
     assert_eq!(json(&body)["status"], "cancelled");
     assert!(!tmp.path().join("runs").join(&b).join("queued").exists());
 
-    post_json(&st, &format!("/api/runs/{a}/cancel"), "").await;
+    let (code, body) = post_json(&st, &format!("/api/runs/{a}/cancel"), "").await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
     wait_status(&st, &a, "cancelled", 10.0).await;
     st.shutdown();
 }
@@ -287,7 +288,9 @@ async fn index_is_rebuilt_from_run_directories() {
     let d = runs.join("b-crashed");
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("config.toml"), "name = \"b\"\n").unwrap();
-    std::fs::write(d.join("trainer.pid"), "999999999\n").unwrap();
+    // Its lock file names a live process of another program (this test), which holds no lock:
+    // a reused pid, never to be adopted or signalled.
+    std::fs::write(d.join("lock"), format!("{}\ntrain\n", std::process::id())).unwrap();
     std::fs::write(d.join("events.jsonl"), "{\"v\":1,\"seq\":0,\"time\":1.0,\"type\":\"log\",\"level\":\"info\",\"message\":\"hi\"}\n{\"v\":1,\"seq\":1,").unwrap();
     let list = |st: AppState| async move {
         let (_, b) = get(&st, "/api/runs?sort=id&order=asc").await;
@@ -351,11 +354,7 @@ async fn restart_loses_no_epoch_and_leaves_the_run_resumable() {
     drop(st);
 
     // The trainer dies hard while no server watches.
-    let pid: u32 = std::fs::read_to_string(runs.join(&id).join("trainer.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid: u32 = lock_pid(&runs.join(&id)).expect("the trainer names itself in the lock");
     kill(pid, "KILL");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let on_disk = epoch_lines(&runs, &id);

@@ -145,7 +145,10 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
 
     // While training: a conflict, with the reason.
     wait_for(10.0, "a checkpoint", || async {
-        st.run_dir(&id).checkpoint("last").exists().then_some(())
+        st.run_dir(&id)
+            .checkpoint(fairtat::runs::CheckpointKind::Last)
+            .exists()
+            .then_some(())
     })
     .await;
     let (code, b) = post_json(
@@ -182,24 +185,36 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
     )
     .await;
     assert_eq!(code, StatusCode::ACCEPTED, "{b}");
-    // One evaluation per run at a time.
+    // The same evaluation twice is refused; another one waits for the first.
+    let (code, b) = post_json(
+        &st,
+        &format!("/api/runs/{id}/evaluate"),
+        r#"{"suite":"standard"}"#,
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert!(
+        b.contains("already has the standard-last evaluation"),
+        "{b}"
+    );
     let (code, _) = post_json(
         &st,
         &format!("/api/runs/{id}/evaluate"),
         r#"{"suite":"quick"}"#,
     )
     .await;
-    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(code, StatusCode::ACCEPTED);
     let (_, html) = get(&st, &format!("/runs/{id}/evals")).await;
     assert!(html.contains("data-active=\"1\""), "{html}");
-    let done = wait_for(10.0, "the evaluation to finish", || async {
+    let done = wait_for(10.0, "both evaluations to finish", || async {
         let (_, b) = get(&st, &format!("/api/runs/{id}/evals")).await;
         let v = json(&b);
-        (v[0]["status"] == "finished").then_some(v)
+        let all = v.as_array().unwrap();
+        (all.len() == 2 && all.iter().all(|e| e["status"] == "finished")).then_some(v)
     })
     .await;
-    assert_eq!(done[0]["name"], "standard-last");
-    assert_eq!(done[0]["report"]["evals"][1]["attack"], "autoattack");
+    assert_eq!(done[1]["name"], "standard-last");
+    assert_eq!(done[1]["report"]["evals"][1]["attack"], "autoattack");
 
     // The run page shows the attack table and the stage breakdown.
     let (_, html) = get(&st, &format!("/runs/{id}")).await;

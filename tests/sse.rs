@@ -170,8 +170,13 @@ async fn streams_end_on_shutdown() {
         .unwrap();
     assert!(t0.elapsed() < Duration::from_secs(5));
     // Leave no trainer behind.
-    if let Ok(pid) = std::fs::read_to_string(tmp.path().join("runs").join(&id).join("trainer.pid"))
-    {
-        kill(pid.trim().parse().unwrap(), "KILL");
+    if let Some(pid) = lock_pid(&tmp.path().join("runs").join(&id)) {
+        if fairtat::runs::lock::probe(&fairtat::runs::RunDir::new(
+            tmp.path().join("runs").join(&id),
+        ))
+        .is_some()
+        {
+            kill(pid, "KILL");
+        }
     }
 }

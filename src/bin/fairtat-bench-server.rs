@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 
 use fairtat::fairness::{ClassMetrics, ConfusionMatrix};
 use fairtat::runs::writer::EventWriter;
-use fairtat::runs::{new_run_id, EpochRecord, EvalRecord, RunDir, RunEvent, RunStatus};
+use fairtat::runs::{EpochRecord, EvalRecord, RunDir, RunEvent, RunStatus};
 use fairtat::server::http::api::create_run;
 use fairtat::server::{router, AppState, ServeOptions};
 
@@ -177,14 +177,7 @@ fn spec_text() -> Result<String> {
 /// A new run directory with the preset's config and spec and an open events writer.
 fn new_run(runs_dir: &Path, n: usize) -> Result<(RunDir, EventWriter)> {
     let spec = fairtat::config::from_toml_str(&spec_text()?, &[format!("name=\"bench-{n}\"")])?;
-    let mut id = new_run_id(&spec.name);
-    while runs_dir.join(&id).exists() {
-        id = format!("{}-{n}", new_run_id(&spec.name));
-    }
-    let dir = RunDir::new(runs_dir.join(id));
-    std::fs::create_dir_all(dir.root())?;
-    std::fs::write(dir.config_toml(), spec.to_toml())?;
-    std::fs::write(dir.spec_json(), serde_json::to_string(&spec)?)?;
+    let dir = fairtat::config::create_run_dir(runs_dir, &spec)?;
     let w = EventWriter::open(&dir)?;
     Ok((dir, w))
 }
@@ -262,14 +255,14 @@ fn scratch(name: &str) -> Result<PathBuf> {
 
 // ---------------------------------------------------------------- (a) SSE latency
 
-/// A run "trained" by this process (its pid in `trainer.pid`, so the server follows it), N SSE
+/// A run "trained" by this process (it holds the run's lock, so the server follows it), N SSE
 /// clients, and progress lines appended at an interval that is no divisor of the poll interval,
 /// so write times fall uniformly over the poll phase.
 async fn sse_latency(clients: usize, events: usize, poll_ms: Option<u64>) -> Result<()> {
     let root = scratch("sse")?;
     let (dir, mut w) = new_run(&root.join("runs"), 0)?;
     w.append(&started(&dir))?;
-    std::fs::write(dir.pid_file(), format!("{}\n", std::process::id()))?;
+    let _lock = fairtat::runs::lock::RunLock::acquire(&dir, "train")?;
     let mut opts = options(&root, None);
     opts.poll_ms = poll_ms.unwrap_or(opts.poll_ms);
     let poll_ms = opts.poll_ms;
@@ -465,7 +458,7 @@ async fn one_training(
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let s = st.index.get(&id)?.context("run vanished from the index")?;
-        if s.status.is_terminal() && !st.mutex_exec().is_active(&id) {
+        if s.status.is_terminal() && !st.is_active(&id) {
             if s.status != RunStatus::Finished {
                 bail!(
                     "training run {id} ended {}: {:?}",
@@ -476,7 +469,9 @@ async fn one_training(
             break;
         }
         if t0.elapsed() > Duration::from_secs(240) {
-            st.cancel(&id).ok();
+            if let Ok(run) = id.parse() {
+                fairtat::server::supervisor::cancel_run(st, &run).ok();
+            }
             bail!("training run {id} did not finish within 240 s");
         }
     }

@@ -11,11 +11,9 @@ use super::{must_exist, parse_dataset, EvalArgs, Failure};
 use crate::config::{self, parse_fraction, ConfigError};
 use crate::evaluation::{self, CorruptionSource, EvalOptions, Suite};
 use crate::runs::eval_report::{self, EvalProgress, EvalReport};
-use crate::runs::RunDir;
+use crate::runs::lock::RunLock;
+use crate::runs::{CheckpointKind, RunDir};
 use crate::train;
-
-/// Checkpoint kinds a run directory may hold.
-pub const CHECKPOINT_KINDS: [&str; 4] = ["last", "ema", "fawa", "best-worst-robust"];
 
 fn fraction(flag: &str, s: &str) -> Result<f64, ConfigError> {
     parse_fraction(s)
@@ -36,23 +34,24 @@ pub fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Failure> {
             Suite::parse(s).ok_or_else(|| ConfigError::not_allowed("--suite", s, &Suite::NAMES))
         })
         .transpose()?;
+    let mut _run_lock = None;
     // Defaults from the run when evaluating a run directory.
     let (checkpoint, run_spec, default_out) = match &a.run_dir {
         Some(dir) => {
             let run = RunDir::new(dir);
-            if !CHECKPOINT_KINDS.contains(&a.model.as_str()) {
-                return Err(
-                    ConfigError::not_allowed("--model", &a.model, &CHECKPOINT_KINDS).into(),
-                );
-            }
-            let spec = config::load(&run.config_toml(), &[])?;
-            let ckpt = run.checkpoint(&a.model);
+            let kind = CheckpointKind::parse(&a.model).ok_or_else(|| {
+                ConfigError::not_allowed("--model", &a.model, &CheckpointKind::NAMES)
+            })?;
+            let spec = config::read_run_config(&run, &[])?;
             let label = suite.map(|s| s.as_str()).unwrap_or("custom");
-            let out = run
-                .root()
-                .join("evals")
-                .join(format!("{label}-{}", a.model));
-            (ckpt, Some(spec), out)
+            // The run's owner while this evaluation runs: no trainer may resume it meanwhile.
+            let what = format!("eval {label}-{kind}");
+            _run_lock = Some(RunLock::acquire(&run, &what).map_err(anyhow::Error::from)?);
+            let out = run.evals().join(format!("{label}-{kind}"));
+            // Running now (and owning the run): a restarted dashboard adopts it through the
+            // lock instead of queueing it again.
+            let _ = std::fs::remove_file(out.join("queued"));
+            (run.checkpoint(kind), Some(spec), out)
         }
         None => {
             let ckpt = a.checkpoint.clone().unwrap_or_default();

@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use super::{Failure, TrainArgs};
 use crate::config::{self, ConfigError, RunSpec};
+use crate::runs::lock::RunLock;
 use crate::runs::writer::EventWriter;
 use crate::runs::{new_run_id, EventSink, RunDir, RunEvent, RunStatus};
 use crate::train::{self, Outcome, ProgressSink, TrainOptions};
@@ -22,11 +23,13 @@ pub(super) fn cmd_train(a: TrainArgs) -> Result<ExitCode, Failure> {
     if let Some(d) = &a.device {
         sets.push(format!("device={d:?}"));
     }
-    let (spec, run, resume, created) = if let Some(dir) = &a.resume {
+    let (spec, run, resume, created, lock) = if let Some(dir) = &a.resume {
         let run = RunDir::new(dir);
-        (load_run_config(&run, &sets)?, run, true, false)
+        let lock = lock_existing(&run)?;
+        (load_run_config(&run, &sets)?, run, true, false, lock)
     } else if let Some(dir) = &a.run_dir {
         let run = RunDir::new(dir);
+        let lock = lock_existing(&run)?;
         if run.resume_state().exists() {
             return Err(anyhow::anyhow!(
                 "{} already has checkpoints; continue it with --resume",
@@ -34,26 +37,33 @@ pub(super) fn cmd_train(a: TrainArgs) -> Result<ExitCode, Failure> {
             )
             .into());
         }
-        (load_run_config(&run, &sets)?, run, false, false)
+        (load_run_config(&run, &sets)?, run, false, false, lock)
     } else if let Some(cfg) = &a.config {
         if let Some(specs) = grid_specs(cfg, &sets)? {
             return train_grid(&specs, &a.out);
         }
         // Validate completely before creating anything: a config error leaves no run behind.
         let spec = config::load(cfg, &sets)?;
-        let run = RunDir::new(a.out.join(new_run_id(&spec.name)));
-        std::fs::create_dir_all(run.root())
-            .with_context(|| format!("creating {}", run.root().display()))?;
-        std::fs::write(run.config_toml(), spec.to_toml())?;
-        (spec, run, false, true)
+        let run = config::create_run_dir(&a.out, &spec)
+            .with_context(|| format!("creating a run directory in {}", a.out.display()))?;
+        let lock = RunLock::acquire(&run, "train").map_err(anyhow::Error::from)?;
+        (spec, run, false, true, lock)
     } else {
         return Err(anyhow::anyhow!("give --config FILE, --run-dir DIR or --resume DIR").into());
     };
-    std::fs::write(
-        run.spec_json(),
-        serde_json::to_vec_pretty(&spec).map_err(anyhow::Error::from)?,
-    )?;
-    train_in(&spec, &run, resume, created)
+    train_in(&spec, &run, resume, created, lock)
+}
+
+/// Lock a run directory given on the command line before reading or writing anything in it.
+fn lock_existing(run: &RunDir) -> Result<RunLock, Failure> {
+    if !run.config_toml().exists() {
+        return Err(anyhow::anyhow!(
+            "{} is not a run directory (no config.toml)",
+            run.root().display()
+        )
+        .into());
+    }
+    Ok(RunLock::acquire(run, "train").map_err(anyhow::Error::from)?)
 }
 
 /// The runs of a grid config (`[grid]` table), or `None` for a plain config.
@@ -83,15 +93,10 @@ fn train_grid(specs: &[RunSpec], out: &Path) -> Result<ExitCode, Failure> {
     let mut code = ExitCode::SUCCESS;
     for (i, spec) in specs.iter().enumerate() {
         eprintln!("grid run {}/{}: {}", i + 1, specs.len(), spec.name);
-        let run = RunDir::new(out.join(new_run_id(&spec.name)));
-        std::fs::create_dir_all(run.root())
-            .with_context(|| format!("creating {}", run.root().display()))?;
-        std::fs::write(run.config_toml(), spec.to_toml())?;
-        std::fs::write(
-            run.spec_json(),
-            serde_json::to_vec_pretty(spec).map_err(anyhow::Error::from)?,
-        )?;
-        code = train_in(spec, &run, false, true)?;
+        let run = config::create_run_dir(out, spec)
+            .with_context(|| format!("creating a run directory in {}", out.display()))?;
+        let lock = RunLock::acquire(&run, "train").map_err(anyhow::Error::from)?;
+        code = train_in(spec, &run, false, true, lock)?;
         if code != ExitCode::SUCCESS {
             eprintln!("grid stopped after run {}", i + 1);
             break;
@@ -103,14 +108,7 @@ fn train_grid(specs: &[RunSpec], out: &Path) -> Result<ExitCode, Failure> {
 /// The config of an existing run directory; a validation failure there (a hand-edited config)
 /// is also recorded as a `finished: failed` event.
 fn load_run_config(run: &RunDir, sets: &[String]) -> Result<RunSpec, Failure> {
-    if !run.config_toml().exists() {
-        return Err(anyhow::anyhow!(
-            "{} is not a run directory (no config.toml)",
-            run.root().display()
-        )
-        .into());
-    }
-    config::load(&run.config_toml(), sets).map_err(|e| {
+    config::read_run_config(run, sets).map_err(|e| {
         // Record why in the run itself, so the dashboard shows it.
         if let Ok(mut w) = EventWriter::open(run) {
             let _ = w.append(&RunEvent::Finished {
@@ -130,6 +128,8 @@ fn train_in(
     run: &RunDir,
     resume: bool,
     created: bool,
+    // Held until this function returns: no second process can write this run meanwhile.
+    _lock: RunLock,
 ) -> Result<ExitCode, Failure> {
     if spec.train.threads > 0 {
         tch::set_num_threads(spec.train.threads as i32);
@@ -142,7 +142,6 @@ fn train_in(
         signal_hook::flag::register(sig, stop.clone())?;
     }
     let _ = std::fs::remove_file(run.queued_marker());
-    std::fs::write(run.pid_file(), std::process::id().to_string())?;
     let writer =
         EventWriter::open(run).with_context(|| format!("opening {}", run.events().display()))?;
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(writer), Box::new(ProgressSink::new())];
@@ -185,7 +184,6 @@ fn train_in(
             )
         }
     };
-    let _ = std::fs::remove_file(run.pid_file());
     if status == RunStatus::Failed && created && !run.checkpoints().exists() {
         // Nothing was recorded yet: leave no half-made run behind.
         let _ = std::fs::remove_dir_all(run.root());

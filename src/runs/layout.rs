@@ -8,8 +8,71 @@ pub struct RunDir {
     root: PathBuf,
 }
 
-/// Checkpoint kinds the trainer writes.
-pub const CHECKPOINT_KINDS: [&str; 4] = ["last", "ema", "fawa", "best-worst-robust"];
+/// The checkpoints a trainer writes, by what they hold; the CLI, the evaluator and the server
+/// name them with these (file `checkpoints/<as_str>.safetensors`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CheckpointKind {
+    /// The live model at the last epoch end (or cancel).
+    Last,
+    /// The exponential moving average of the weights (`train.ema_decay`).
+    Ema,
+    /// CFA's fairness-aware weight average (`train.fawa_decay`).
+    Fawa,
+    /// The live model of the epoch with the best validation worst-class robust accuracy.
+    BestWorstRobust,
+}
+
+impl CheckpointKind {
+    pub const ALL: [CheckpointKind; 4] = [
+        CheckpointKind::Last,
+        CheckpointKind::Ema,
+        CheckpointKind::Fawa,
+        CheckpointKind::BestWorstRobust,
+    ];
+    pub const NAMES: [&'static str; 4] = ["last", "ema", "fawa", "best-worst-robust"];
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    pub fn parse(s: &str) -> Option<CheckpointKind> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| Self::ALL[i])
+    }
+}
+
+impl std::fmt::Display for CheckpointKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CheckpointKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        CheckpointKind::parse(s).ok_or_else(|| {
+            format!(
+                "{s:?} is not a checkpoint; allowed: {}",
+                Self::NAMES.join(", ")
+            )
+        })
+    }
+}
+
+impl serde::Serialize for CheckpointKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CheckpointKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 impl RunDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -21,6 +84,11 @@ impl RunDir {
     }
 
     /// The run id is the directory's name.
+    pub fn run_id(&self) -> Option<RunId> {
+        self.id().parse().ok()
+    }
+
+    /// The directory's name (a [`RunId`] for every directory the server lists).
     pub fn id(&self) -> String {
         self.root
             .file_name()
@@ -49,7 +117,7 @@ impl RunDir {
     }
 
     /// `checkpoints/<kind>.safetensors`.
-    pub fn checkpoint(&self, kind: &str) -> PathBuf {
+    pub fn checkpoint(&self, kind: CheckpointKind) -> PathBuf {
         self.checkpoints().join(format!("{kind}.safetensors"))
     }
 
@@ -71,9 +139,15 @@ impl RunDir {
         self.root.join("queued")
     }
 
-    /// A pid file written by the trainer while it runs.
-    pub fn pid_file(&self) -> PathBuf {
-        self.root.join("trainer.pid")
+    /// Locked by the process that owns the directory (a trainer or an evaluation job) for its
+    /// whole life; it names that process ([`super::lock`]).
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    /// `evals/`: one directory per evaluation (`<suite>-<model>`).
+    pub fn evals(&self) -> PathBuf {
+        self.root.join("evals")
     }
 }
 
@@ -108,6 +182,57 @@ pub fn new_run_id(name: &str) -> String {
         t % 60,
         if slug.is_empty() { "run" } else { &slug }
     )
+}
+
+/// A run's id, checked once where it enters (URL paths, forms, directory names): a single safe
+/// path component ([`is_valid_run_id`]), so `runs_dir.join(id)` never leaves `runs_dir`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunId(String);
+
+impl RunId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for RunId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for RunId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if is_valid_run_id(s) {
+            Ok(RunId(s.to_string()))
+        } else {
+            Err(format!(
+                "{:?} is not a run id (letters, digits, '-', '_', '.'; at most 120; not starting with '.')",
+                s.chars().take(130).collect::<String>()
+            ))
+        }
+    }
+}
+
+impl serde::Serialize for RunId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RunId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// True for ids that are safe as a single path component (what the server accepts in URLs).

@@ -5,6 +5,7 @@
 //!   config.toml          the resolved, validated config (re-runnable as is)
 //!   spec.json            the same, as JSON (what the dashboard reads)
 //!   events.jsonl         append-only; one `EventLine` per line, schema version `v`
+//!   lock                 flock-ed by the process that owns the directory (pid, what it does)
 //!   train.log            the trainer's stderr (when started by the server)
 //!   checkpoints/         last.safetensors, ema.safetensors, best-worst-robust.safetensors, state.json
 //!   reports/             epochs.csv, classes.csv, confusion_<split>_<attack>.csv
@@ -14,9 +15,12 @@
 //! --run-dir` (one directory per suite and checkpoint, started after training). Everything the server keeps can be rebuilt from these files.
 //! No tch, no tokio here.
 
+pub mod eval_key;
+pub mod eval_names;
 pub mod eval_report;
 pub mod events;
 pub mod layout;
+pub mod lock;
 pub mod reader;
 pub mod reports;
 pub mod summary;
@@ -25,4 +29,4 @@ pub mod writer;
 pub use events::{
     EpochRecord, EvalRecord, EventLine, EventSink, RunEvent, RunStatus, SCHEMA_VERSION,
 };
-pub use layout::{is_valid_run_id, new_run_id, RunDir};
+pub use layout::{is_valid_run_id, new_run_id, CheckpointKind, RunDir, RunId};

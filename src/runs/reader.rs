@@ -161,3 +161,35 @@ impl Tailer {
         Ok(out)
     }
 }
+
+/// The `seq` of the last complete line, reading only the file's tail (a 200-epoch log is tens of
+/// MB; a line is at most a few hundred KB, so the tail is read in growing windows).
+pub fn last_seq(path: &Path) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct SeqOnly {
+        seq: u64,
+    }
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut window: u64 = 64 * 1024;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start)).ok()?;
+        let mut buf = Vec::with_capacity((len - start) as usize);
+        file.read_to_end(&mut buf).ok()?;
+        // Only complete lines count: cut a torn tail, then take the last line that parses.
+        let complete = buf.iter().rposition(|&b| b == b'\n').map(|i| &buf[..i])?;
+        let lines: Vec<&[u8]> = complete.split(|&b| b == b'\n').collect();
+        // The first line of a window that does not start the file may be cut: skip it.
+        let usable = if start > 0 { &lines[1..] } else { &lines[..] };
+        for line in usable.iter().rev() {
+            if let Ok(s) = serde_json::from_slice::<SeqOnly>(line) {
+                return Some(s.seq);
+            }
+        }
+        if start == 0 {
+            return None;
+        }
+        window = window.saturating_mul(4);
+    }
+}

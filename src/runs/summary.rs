@@ -179,23 +179,10 @@ impl RunSummary {
         let per_epoch = rec.train_secs + rec.eval_secs;
         self.eta_secs =
             (per_epoch.is_finite() && per_epoch >= 0.0).then_some(remaining * per_epoch);
-        let live_test = |e: &&EvalRecord| e.split == "test" && e.model == "live";
-        if let Some(e) = rec
-            .evals
-            .iter()
-            .filter(live_test)
-            .find(|e| e.attack == "clean")
-        {
+        if let Some(e) = rec.eval("test", "clean", "live") {
             self.clean = Some(Headline::of(rec.epoch, e));
         }
-        if let Some(e) = rec
-            .evals
-            .iter()
-            .filter(live_test)
-            .filter_map(|e| pgd_steps(&e.attack).map(|k| (k, e)))
-            .max_by_key(|(k, _)| *k)
-            .map(|(_, e)| e)
-        {
+        if let Some(e) = rec.strongest_pgd("test", "live") {
             self.robust = Some(Headline::of(rec.epoch, e));
         }
     }
@@ -208,11 +195,6 @@ impl RunSummary {
             0.0
         };
     }
-}
-
-/// `pgd-20` -> 20; any other attack name -> None.
-fn pgd_steps(attack: &str) -> Option<u64> {
-    attack.strip_prefix("pgd-")?.parse().ok()
 }
 
 /// A JSON scalar as display text (strings without quotes).

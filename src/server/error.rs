@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use super::jobs::JobError;
 use crate::config::ConfigError;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,19 @@ impl ApiError {
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
         ApiError::Internal(e.into())
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Conflict(m) => ApiError::Conflict(m),
+            JobError::NotFound(what) => ApiError::NotFound(format!("run {what}")),
+            JobError::Invalid { field, message } => {
+                ApiError::Invalid(ConfigError::invalid(field, message))
+            }
+            JobError::Io(e) => ApiError::Internal(e.into()),
+        }
     }
 }
 

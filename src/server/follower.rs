@@ -12,54 +12,47 @@ use tokio::sync::watch;
 use super::process::append_finished;
 use super::scan;
 use super::state::AppState;
+use crate::runs::lock;
 use crate::runs::reader::Tailer;
 use crate::runs::summary::RunSummary;
 use crate::runs::{RunDir, RunEvent, RunStatus};
 
-/// How the follower learns that the trainer process is gone.
+/// How a watcher learns that a job's process is gone.
 pub enum Liveness {
     /// Our own child: the waiter task sends the exit description.
     Child(watch::Receiver<Option<String>>),
-    /// A trainer adopted after a restart: checked through `/proc`.
-    Pid(u32),
+    /// A process adopted after a restart: alive while it holds its run's lock.
+    Lock(RunDir),
 }
 
 impl Liveness {
     /// `Some(description)` once the process is gone.
-    fn gone(&self) -> Option<String> {
+    pub fn gone(&self) -> Option<String> {
         match self {
             Liveness::Child(rx) => rx.borrow().clone(),
-            Liveness::Pid(pid) => (!scan::pid_alive(*pid)).then(|| {
-                format!("the trainer (pid {pid}) is gone without a final event; resume continues from the last checkpoint")
+            Liveness::Lock(dir) => lock::probe(dir).is_none().then(|| {
+                "the process is gone without a final event (it released the run's lock); \
+                 resume continues from the last checkpoint"
+                    .to_string()
             }),
         }
     }
 
-    async fn changed(&mut self, poll: Duration) {
+    pub async fn changed(&mut self, poll: Duration) {
         match self {
             Liveness::Child(rx) => {
                 let _ = tokio::time::timeout(poll, rx.changed()).await;
             }
-            Liveness::Pid(_) => tokio::time::sleep(poll).await,
+            Liveness::Lock(_) => tokio::time::sleep(poll).await,
         }
     }
 }
 
-/// Follow a run. `history_seq` is the last seq written before this trainer process started
-/// (None for an adopted process): a `finished` line up to it belongs to an earlier process (a
-/// resumed run) and does not end the run.
-pub fn spawn_follower(state: AppState, dir: RunDir, live: Liveness, history_seq: Option<u64>) {
-    tokio::spawn(async move {
-        let id = dir.id();
-        let ended = follow(&state, dir, live, history_seq).await;
-        if ended {
-            state.run_ended(&id);
-        }
-    });
-}
-
-/// Returns true when the run ended (false on shutdown).
-async fn follow(
+/// Follow a run until its trainer ends. `history_seq` is the last seq written before this
+/// trainer process started (None for an adopted process): a `finished` line up to it belongs
+/// to an earlier process (a resumed run) and does not end the run. Returns true when the run
+/// ended (false on shutdown).
+pub async fn follow(
     state: &AppState,
     dir: RunDir,
     mut live: Liveness,
@@ -116,7 +109,7 @@ async fn follow(
             return true;
         }
         if let Some(why) = gone {
-            if !wrote_final && state.cancel_requested(&id) {
+            if !wrote_final && cancel_requested(state, &dir) {
                 wrote_final = true;
                 // Killed by our SIGTERM before it could write its final line; the process is
                 // gone, so the server may write it.
@@ -150,4 +143,14 @@ async fn wait_for_exit(state: &AppState, live: &mut Liveness) {
             _ = live.changed(state.poll) => {}
         }
     }
+}
+
+fn cancel_requested(state: &AppState, dir: &RunDir) -> bool {
+    dir.run_id().is_some_and(|run| {
+        state
+            .jobs
+            .lock()
+            .running(&run)
+            .is_some_and(|r| r.cancel_requested)
+    })
 }

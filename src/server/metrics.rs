@@ -66,17 +66,7 @@ pub fn clean_eval(rec: &EpochRecord) -> Option<&EvalRecord> {
 }
 
 pub fn robust_eval(rec: &EpochRecord) -> Option<&EvalRecord> {
-    rec.evals
-        .iter()
-        .filter(|e| e.split == "test" && e.model == "live")
-        .filter_map(|e| {
-            e.attack
-                .strip_prefix("pgd-")
-                .and_then(|k| k.parse::<u64>().ok())
-                .map(|k| (k, e))
-        })
-        .max_by_key(|(k, _)| *k)
-        .map(|(_, e)| e)
+    rec.strongest_pgd("test", "live")
 }
 
 /// C_FPS of an epoch: the training adversarial predictions when recorded, else robust test.

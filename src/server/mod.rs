@@ -1,4 +1,4 @@
-//! The dashboard server (`fairtat serve`): executor (queue, child processes), SQLite index,
+//! The dashboard server (`fairtat serve`): job executor and supervisor (queue, child processes), SQLite index,
 //! followers that tail `events.jsonl`, and the HTTP layer (pages, JSON API, SSE, downloads).
 //!
 //! Never touches tensors: no tch, no models/attacks/train/methods/data here.
@@ -6,15 +6,16 @@
 pub mod auth;
 pub mod error;
 pub mod evals;
-pub mod executor;
 pub mod follower;
 pub mod http;
 pub mod hub;
 pub mod index;
+pub mod jobs;
 pub mod metrics;
 pub mod process;
 pub mod scan;
 pub mod state;
+pub mod supervisor;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -4,6 +4,7 @@
 use std::process::Stdio;
 
 use super::error::ApiError;
+use crate::runs::lock::RunLock;
 use crate::runs::writer::EventWriter;
 use crate::runs::{RunDir, RunEvent, RunStatus};
 
@@ -22,6 +23,11 @@ pub fn detect_gpus() -> usize {
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// What the follower shows for a child that exited without a final event.
+pub fn describe_exit(status: std::process::ExitStatus) -> String {
+    format!("trainer exited ({status}) without a final event; see train.log")
 }
 
 /// Spawn, retrying briefly on ETXTBSY (an executable just written by a test or an installer
@@ -54,8 +60,16 @@ pub fn signal(pid: u32, sig: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Append the final line of a run whose trainer is not running (never started, or gone).
+/// Append the final line of a run whose trainer is not running (never started, or gone),
+/// holding the run's lock meanwhile: never beside a live trainer.
 pub fn append_finished(dir: &RunDir, status: RunStatus, epochs_done: usize, message: String) {
+    let _lock = match RunLock::acquire(dir, "server: final event") {
+        Ok(l) => l,
+        Err(err) => {
+            tracing::warn!(run = %dir.id(), cause = %err, "not writing a final event");
+            return;
+        }
+    };
     let res = EventWriter::open(dir).and_then(|mut w| {
         w.append(&RunEvent::Finished {
             status,

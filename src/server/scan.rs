@@ -5,38 +5,22 @@
 
 use std::path::Path;
 
+use super::jobs::{markers, JobKind};
 use crate::config::RunSpec;
+use crate::runs::lock::{self, LockOwner};
 use crate::runs::reader::Tailer;
 use crate::runs::summary::RunSummary;
 use crate::runs::{is_valid_run_id, EventLine, RunDir, RunStatus};
-
-/// How a queued run is to be started (the content of the `queued` marker).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StartMode {
-    /// `fairtat train --run-dir DIR`.
-    Fresh,
-    /// `fairtat train --resume DIR`.
-    Resume,
-}
-
-impl StartMode {
-    pub fn marker_text(&self) -> &'static str {
-        match self {
-            StartMode::Fresh => "fresh\n",
-            StartMode::Resume => "resume\n",
-        }
-    }
-}
 
 /// A run as found on disk.
 #[derive(Clone, Debug)]
 pub struct Loaded {
     pub dir: RunDir,
     pub summary: RunSummary,
-    /// Set when the status is `Queued`.
-    pub queued: Option<StartMode>,
-    /// The trainer's pid when its process is alive and the run has not finished.
-    pub live_pid: Option<u32>,
+    /// The training job its `queued` marker asks for (the status is then `Queued`).
+    pub queued: Option<JobKind>,
+    /// The process holding the run's lock right now (a trainer or an evaluation).
+    pub owner: Option<LockOwner>,
 }
 
 /// Every directory under `runs_dir` whose name is a valid run id, sorted by id (oldest first,
@@ -71,15 +55,9 @@ pub fn read_all_events(dir: &RunDir) -> Vec<EventLine> {
     out
 }
 
-/// The validated spec saved in the run directory (spec.json, else config.toml).
+/// The validated spec of the run directory: its `config.toml`, as the trainer reads it.
 pub fn read_spec(dir: &RunDir) -> Option<RunSpec> {
-    if let Ok(text) = std::fs::read_to_string(dir.spec_json()) {
-        if let Ok(spec) = serde_json::from_str(&text) {
-            return Some(spec);
-        }
-    }
-    let text = std::fs::read_to_string(dir.config_toml()).ok()?;
-    crate::config::from_toml_str(&text, &[]).ok()
+    crate::config::read_run_config(dir, &[]).ok()
 }
 
 /// A summary for a run that has not started yet: what its spec says.
@@ -108,22 +86,18 @@ pub fn load(dir: &RunDir) -> Loaded {
             fill_from_spec(&mut summary, &spec);
         }
     }
-    let mut queued = None;
-    let mut live_pid = None;
-    if let Some(mode) = read_marker(dir) {
+    let queued = markers::read_train(dir);
+    let owner = lock::probe(dir);
+    if queued.is_some() {
         summary.status = RunStatus::Queued;
-        queued = Some(mode);
-    } else if !summary.status.is_terminal() {
-        match read_pid(dir).filter(|&p| pid_alive(p)) {
-            Some(pid) => live_pid = Some(pid),
-            None => mark_interrupted(&mut summary, None),
-        }
+    } else if !summary.status.is_terminal() && owner.as_ref().is_none_or(|o| o.what != "train") {
+        mark_interrupted(&mut summary, None);
     }
     Loaded {
         dir: dir.clone(),
         summary,
         queued,
-        live_pid,
+        owner,
     }
 }
 
@@ -135,47 +109,6 @@ pub fn mark_interrupted(summary: &mut RunSummary, detail: Option<String>) {
         "the trainer process is gone without a final event; resume continues from the last checkpoint"
             .to_string()
     }));
-}
-
-pub fn read_marker(dir: &RunDir) -> Option<StartMode> {
-    let text = std::fs::read_to_string(dir.queued_marker()).ok()?;
-    Some(if text.trim() == "resume" {
-        StartMode::Resume
-    } else {
-        StartMode::Fresh
-    })
-}
-
-pub fn read_pid(dir: &RunDir) -> Option<u32> {
-    std::fs::read_to_string(dir.pid_file())
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Whether a process with this pid exists and is not a zombie (a killed child of ours that
-/// nobody reaped yet must count as gone).
-pub fn pid_alive(pid: u32) -> bool {
-    if pid == 0 {
-        return false;
-    }
-    let stat = Path::new("/proc").join(pid.to_string()).join("stat");
-    match std::fs::read_to_string(&stat) {
-        // The state letter follows the parenthesised command name, which may contain spaces.
-        Ok(text) => text
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) if Path::new("/proc/self").exists() => false,
-        // No procfs (macOS): ask kill(1) whether the pid can be signalled.
-        Err(_) => std::process::Command::new("kill")
-            .args(["-0", &pid.to_string()])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false),
-    }
 }
 
 /// Whether a run in this state can be resumed from its last checkpoint.

@@ -1,18 +1,20 @@
-//! Shared server state: options, the SQLite index, the event hub, the executor's bookkeeping and
-//! the shutdown token every long-lived task and SSE stream watches.
+//! Shared server state: the runs folder, the SQLite index, the event hub, the job executor and
+//! the shutdown token every long-lived task and SSE stream watches (plus the web settings).
+//! Starting, following and adopting processes is `supervisor`'s work.
 
 use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::executor::ExecState;
 use super::hub::Hub;
 use super::index::{Index, INDEX_FILE};
-use super::{scan, ServeOptions};
-use crate::runs::RunDir;
+use super::jobs::Executor;
+use super::{scan, supervisor, ServeOptions};
+use crate::runs::summary::RunSummary;
+use crate::runs::{RunDir, RunStatus};
 
 /// Cheap to clone; every handler gets one.
 #[derive(Clone)]
@@ -30,7 +32,7 @@ pub struct Inner {
     pub trainer: PathBuf,
     pub index: Index,
     pub hub: Hub,
-    pub exec: Mutex<ExecState>,
+    pub jobs: Executor,
     /// Fires on Ctrl-C / SIGTERM: followers stop, SSE streams end, the server drains.
     pub shutdown: CancellationToken,
 }
@@ -69,7 +71,7 @@ impl AppState {
                 trainer,
                 index,
                 hub: Hub::default(),
-                exec: Mutex::new(ExecState::new(gpus, opts.max_cpu_runs.max(1))),
+                jobs: Executor::new(gpus, opts.max_cpu_runs.max(1)),
                 shutdown: CancellationToken::new(),
             }),
         };
@@ -92,14 +94,7 @@ impl AppState {
             state.index.upsert(&l.summary)?;
         }
         tracing::info!(runs = loaded.len(), "index rebuilt from run directories");
-        for l in loaded {
-            if let Some(pid) = l.live_pid {
-                state.adopt(l.dir, l.summary, pid);
-            } else if let Some(mode) = l.queued {
-                state.push_queue(&l.summary.id, mode);
-            }
-        }
-        state.pump();
+        supervisor::restore(&state, loaded);
         state.spawn_rescan();
         Ok(state)
     }
@@ -122,20 +117,22 @@ impl AppState {
                         .into_iter()
                         .filter(|d| !known.contains(&d.id()))
                         // Directories the server is creating right now have no events yet.
-                        .filter(|d| d.events().exists() || d.pid_file().exists())
+                        .filter(|d| d.events().exists() || d.lock_file().exists())
                         .map(|d| scan::load(&d))
                         .collect::<Vec<_>>()
                 })
                 .await
                 .unwrap_or_default();
                 for l in found {
-                    if state.mutex_exec().is_active(&l.summary.id) {
+                    let Some(run) = l.dir.run_id() else { continue };
+                    if state.jobs.lock().active(&run) {
                         continue;
                     }
-                    tracing::info!(run = %l.summary.id, "found a run started outside the server");
+                    tracing::info!(run = %run, "found a run started outside the server");
                     let _ = state.index.upsert(&l.summary);
-                    if let Some(pid) = l.live_pid {
-                        state.adopt(l.dir, l.summary, pid);
+                    if let Some(owner) = &l.owner {
+                        let device = l.summary.device.clone();
+                        supervisor::adopt(&state, &l.dir, &run, owner, &device, l.summary.clone());
                     }
                 }
             }
@@ -152,7 +149,26 @@ impl AppState {
         self.shutdown.cancel();
     }
 
-    pub fn mutex_exec(&self) -> std::sync::MutexGuard<'_, ExecState> {
-        self.exec.lock().unwrap_or_else(|p| p.into_inner())
+    /// Reload one run from disk into the index and tell subscribers.
+    pub fn refresh(&self, id: &str) -> Option<RunSummary> {
+        let mut loaded = scan::load(&self.run_dir(id));
+        let running = id
+            .parse()
+            .ok()
+            .is_some_and(|run| self.jobs.lock().running(&run).is_some());
+        if running && !loaded.summary.status.is_terminal() {
+            loaded.summary.status = RunStatus::Running;
+            loaded.summary.message = None;
+        }
+        let _ = self.index.upsert(&loaded.summary);
+        self.hub.status(&loaded.summary);
+        Some(loaded.summary)
+    }
+
+    /// Whether the run has a job waiting or running.
+    pub fn is_active(&self, id: &str) -> bool {
+        id.parse()
+            .ok()
+            .is_some_and(|run| self.jobs.lock().active(&run))
     }
 }

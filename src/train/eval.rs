@@ -7,6 +7,7 @@ use crate::attacks::{pgd, PgdConfig};
 use crate::data::{batch_indices, make_batch, Dataset};
 use crate::fairness::ConfusionMatrix;
 use crate::models::Model;
+use crate::runs::eval_names::AttackName;
 
 /// An untargeted L-inf PGD evaluation attack with one epsilon for every class.
 #[derive(Clone, Debug)]
@@ -30,22 +31,18 @@ impl EvalAttack {
 
     /// Parse `clean`, `fgsm` or `pgd-<k>`.
     pub fn parse(s: &str, eps: f64, alpha: f64) -> Option<Option<Self>> {
-        match s {
-            "clean" => Some(None),
-            "fgsm" => Some(Some(EvalAttack {
+        match AttackName::parse(s) {
+            AttackName::Clean => Some(None),
+            AttackName::Fgsm => Some(Some(EvalAttack {
                 name: "fgsm".into(),
                 eps,
                 alpha: eps,
                 steps: 1,
             })),
-            _ => {
-                let k = s
-                    .strip_prefix("pgd-")?
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|k| *k > 0 && *k <= 10_000)?;
-                Some(Some(EvalAttack::pgd(eps, alpha, k)))
+            AttackName::Pgd(k) if (1..=10_000).contains(&k) => {
+                Some(Some(EvalAttack::pgd(eps, alpha, k as usize)))
             }
+            _ => None,
         }
     }
 

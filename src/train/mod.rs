@@ -5,6 +5,7 @@
 //! CLI progress bar, tests). It checks a stop flag after every batch: a cancel finishes the
 //! batch, writes a checkpoint and returns [`Outcome::Cancelled`].
 
+mod commit;
 pub mod device;
 mod error;
 mod eval;

@@ -14,7 +14,7 @@ use crate::data::{Augment, Splits};
 use crate::methods::{self, Method};
 use crate::models::{Model, WeightAverage};
 use crate::runs::reader::read_events;
-use crate::runs::{EpochRecord, RunDir, RunEvent};
+use crate::runs::{CheckpointKind, EpochRecord, RunDir, RunEvent};
 
 /// A weight average of the whole state (weights and BN buffers) plus a model to evaluate it
 /// with: the EMA, and FAWA ([`super::fawa`]).
@@ -116,22 +116,33 @@ impl Session {
     /// already on disk.
     fn restore(&mut self) -> Result<(), TrainError> {
         let state_path = self.run.resume_state();
-        if !state_path.exists() {
+        // Finish (or discard) a save that a kill interrupted before reading anything.
+        let Some(state) = super::commit::recover(&self.run)? else {
             return Err(TrainError::Resume(format!(
                 "{} has no checkpoint state yet ({} missing)",
                 self.run.root().display(),
                 state_path.display()
             )));
-        }
-        self.state = ResumeState::load(&state_path)?;
-        self.model.load(&self.run.checkpoint("last"))?;
+        };
+        self.state = state;
+        let last = self.run.checkpoint(CheckpointKind::Last);
+        check_checkpoint_epoch(&last, self.state.checkpoint_epoch)?;
+        self.model.load(&last)?;
         let opt_path = self.run.checkpoints().join("optimizer.safetensors");
         if opt_path.exists() {
             self.opt.load(&opt_path)?;
         }
         for (avg, kind, initialized) in [
-            (&mut self.ema, "ema", self.state.ema_initialized),
-            (&mut self.fawa, "fawa", self.state.fawa_initialized),
+            (
+                &mut self.ema,
+                CheckpointKind::Ema,
+                self.state.ema_initialized,
+            ),
+            (
+                &mut self.fawa,
+                CheckpointKind::Fawa,
+                self.state.fawa_initialized,
+            ),
         ] {
             let p = self.run.checkpoint(kind);
             if let Some(a) = avg.as_mut().filter(|_| initialized && p.exists()) {
@@ -161,54 +172,95 @@ impl Session {
     fn save_model(
         &self,
         model: &Model,
-        kind: &str,
+        kind: CheckpointKind,
         epoch: usize,
         path: &Path,
     ) -> Result<(), TrainError> {
         let mut info = self.info.clone();
         info.epoch = epoch;
-        info.kind = kind.to_string();
+        info.kind = kind.as_str().to_string();
         model.save(path, &info.to_metadata())?;
         Ok(())
     }
 
-    /// Write `last`, the optimiser, `ema`, `fawa` and the loop state (with the method's state),
-    /// in that order: the state file is the commit point, so a crash in between resumes from the
-    /// previous consistent state.
-    pub fn save_resume_point(&self, epoch: usize) -> Result<Vec<(String, String)>, TrainError> {
+    /// Write `last`, the optimiser, `ema`, `fawa` and the loop state (with the method's state)
+    /// as one commit (`train::commit`): the files go to a pending folder, `state.json` is the
+    /// commit point, then the files are moved into place. A kill anywhere resumes consistently.
+    pub fn save_resume_point(&mut self, epoch: usize) -> Result<Vec<(String, String)>, TrainError> {
         std::fs::create_dir_all(self.run.checkpoints())?;
+        let save_id = self.state.save_id.map_or(1, |n| n + 1);
+        let pending = super::commit::pending_dir(&self.run, save_id);
+        if pending.exists() {
+            std::fs::remove_dir_all(&pending)?;
+        }
+        std::fs::create_dir_all(&pending)?;
+        let file = |kind: CheckpointKind| pending.join(format!("{kind}.safetensors"));
         let mut written = vec![];
-        let last = self.run.checkpoint("last");
-        self.save_model(&self.model, "last", epoch, &last)?;
-        written.push((
-            "last".to_string(),
-            "checkpoints/last.safetensors".to_string(),
-        ));
-        self.opt
-            .save(&self.run.checkpoints().join("optimizer.safetensors"))?;
+        self.save_model(
+            &self.model,
+            CheckpointKind::Last,
+            epoch,
+            &file(CheckpointKind::Last),
+        )?;
+        written.push(CheckpointKind::Last);
+        self.opt.save(&pending.join("optimizer.safetensors"))?;
         for (avg, kind, initialized) in [
-            (&self.ema, "ema", self.state.ema_initialized),
-            (&self.fawa, "fawa", self.state.fawa_initialized),
+            (&self.ema, CheckpointKind::Ema, self.state.ema_initialized),
+            (
+                &self.fawa,
+                CheckpointKind::Fawa,
+                self.state.fawa_initialized,
+            ),
         ] {
             if let Some(a) = avg.as_ref().filter(|_| initialized) {
-                self.save_model(&a.model, kind, epoch, &self.run.checkpoint(kind))?;
-                written.push((kind.to_string(), format!("checkpoints/{kind}.safetensors")));
+                self.save_model(&a.model, kind, epoch, &file(kind))?;
+                written.push(kind);
             }
         }
+        super::commit::failpoint("before-commit", save_id);
+        self.state.save_id = Some(save_id);
+        self.state.checkpoint_epoch = Some(epoch);
         let mut state = self.state.clone();
         state.method = self.method.resume_state();
         state.save(&self.run.resume_state())?;
-        Ok(written)
+        super::commit::failpoint("after-commit", save_id);
+        super::commit::publish(&self.run, save_id)?;
+        Ok(written
+            .into_iter()
+            .map(|k| {
+                (
+                    k.as_str().to_string(),
+                    format!("checkpoints/{k}.safetensors"),
+                )
+            })
+            .collect())
     }
 
-    /// Save the live model as `best-worst-robust`.
+    /// Save the live model as `best-worst-robust` (atomically: a download never sees half).
     pub fn save_best(&self, epoch: usize) -> Result<(), TrainError> {
         std::fs::create_dir_all(self.run.checkpoints())?;
-        self.save_model(
-            &self.model,
-            "best-worst-robust",
-            epoch,
-            &self.run.checkpoint("best-worst-robust"),
-        )
+        let kind = CheckpointKind::BestWorstRobust;
+        super::commit::write_atomically(&self.run.checkpoint(kind), |tmp| {
+            self.save_model(&self.model, kind, epoch, tmp)
+        })
     }
+}
+
+/// Resume only from a `last` checkpoint that the committed state refers to.
+fn check_checkpoint_epoch(last: &Path, expected: Option<usize>) -> Result<(), TrainError> {
+    let Some(expected) = expected else {
+        return Ok(()); // a state file written before epochs were stamped into it
+    };
+    let meta = crate::models::read_metadata(last)
+        .map_err(|e| TrainError::Resume(format!("{}: {e}", last.display())))?;
+    let found = meta.get("epoch").and_then(|e| e.parse::<usize>().ok());
+    if found != Some(expected) {
+        return Err(TrainError::Resume(format!(
+            "{} holds epoch {} but checkpoints/state.json refers to epoch {expected}; the run \
+             directory was changed outside fairtat or copied incompletely",
+            last.display(),
+            found.map_or("unknown".to_string(), |e| e.to_string())
+        )));
+    }
+    Ok(())
 }

@@ -29,6 +29,12 @@ pub struct ResumeState {
     /// The method's cross-epoch state ([`crate::methods::Method::resume_state`]).
     #[serde(default)]
     pub method: BTreeMap<String, Vec<f64>>,
+    /// Which save wrote the checkpoint files this state refers to (see `train::commit`).
+    #[serde(default)]
+    pub save_id: Option<u64>,
+    /// The epoch stamped into `last.safetensors` by that save: resume refuses a mismatch.
+    #[serde(default)]
+    pub checkpoint_epoch: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -16,7 +16,8 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 /// Write an executable fake trainer into `dir`: `train --run-dir D` / `train --resume D`.
-/// It removes the `queued` marker, writes `trainer.pid`, then one `started` line, one `epoch`
+/// It takes the run's lock (`flock` on `runs/<id>/lock`, naming its pid, as `fairtat train`
+/// does), removes the `queued` marker, then writes one `started` line, one `epoch`
 /// line every `delay_s` seconds up to `epochs`, and a `finished` line (cancelled on SIGTERM).
 /// On resume it continues after the last epoch line, with seq continuing the file.
 pub fn fake_trainer(dir: &Path, epochs: usize, delay_s: f64) -> PathBuf {
@@ -49,9 +50,11 @@ pub fn fake_trainer(dir: &Path, epochs: usize, delay_s: f64) -> PathBuf {
         r#"#!/bin/sh
 if [ "$1" = "eval" ]; then
   dir="$3"; suite="$5"; model="$7"; out="$dir/evals/$suite-$model"
-  mkdir -p "$out"
+  exec 9>>"$dir/lock"; flock -n 9 || {{ echo "run is locked" >&2; exit 3; }}
+  printf '%s\neval %s\n' $$ "$suite-$model" > "$dir/lock"
+  mkdir -p "$out"; rm -f "$out/queued"
   echo '{{"stage":"apgd-ce","done":1,"total":4,"updated_at":0}}' > "$out/progress.json"
-  sleep {delay_s}
+  sleep {delay_s} 9>&-
   if [ "$suite" = "corruptions" ]; then echo "no corruption files" > "$out/error.txt"; rm -f "$out/progress.json"; exit 1; fi
   echo "{report}" > "$out/eval.json"
   rm -f "$out/progress.json"
@@ -61,8 +64,9 @@ stop=0
 trap 'stop=1' TERM
 mode="$2"; dir="$3"; ev="$dir/events.jsonl"
 mkdir -p "$dir/checkpoints"; : > "$dir/checkpoints/last.safetensors"
+exec 9>>"$dir/lock"; flock -n 9 || {{ echo "run is locked" >&2; exit 3; }}
+printf '%s\ntrain\n' $$ > "$dir/lock"
 rm -f "$dir/queued"
-echo $$ > "$dir/trainer.pid"
 seq=0; start=0
 if [ -f "$ev" ]; then seq=$(wc -l < "$ev" | tr -d ' '); fi
 if [ "$mode" = "--resume" ]; then start=$(grep -c '"type":"epoch"' "$ev"); fi
@@ -70,7 +74,7 @@ emit() {{ echo "{{\"v\":1,\"seq\":$seq,\"time\":$(date +%s),$1}}" >> "$ev"; seq=
 emit "\"type\":\"started\",\"run_id\":\"fake\",\"spec\":{{}},\"class_names\":[\"cat\",\"dog\"],\"device\":\"cpu\",\"train_size\":8,\"val_size\":2,\"test_size\":4,\"start_epoch\":$start,\"pid\":$$"
 e=$start
 while [ $e -lt {epochs} ]; do
-  sleep {delay_s} & wait $!
+  sleep {delay_s} 9>&- & wait $!
   if [ $stop = 1 ]; then
     emit "\"type\":\"finished\",\"status\":\"cancelled\",\"epochs_done\":$e,\"message\":null"
     exit 0
@@ -228,4 +232,15 @@ pub async fn serve_loopback(state: AppState) -> (String, tokio::task::JoinHandle
             .unwrap();
     });
     (format!("http://{addr}"), handle)
+}
+
+/// The pid named in a run's lock file (the process that owns or last owned the run).
+pub fn lock_pid(run_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(run_dir.join("lock"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }

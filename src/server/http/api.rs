@@ -14,17 +14,20 @@ use super::run_dir;
 use crate::config::{self, RawConfig, RunSpec};
 use crate::runs::reports::summary_csv;
 use crate::runs::summary::RunSummary;
-use crate::runs::{is_valid_run_id, new_run_id, RunDir, RunStatus};
+use crate::runs::{is_valid_run_id, new_run_id, RunId, RunStatus};
 use crate::server::error::ApiError;
 use crate::server::index::ListQuery;
+use crate::server::jobs::{Job, JobKind};
 use crate::server::metrics;
-use crate::server::scan::{self, StartMode};
+use crate::server::scan;
 use crate::server::state::AppState;
+use crate::server::supervisor;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/runs", get(list).post(create))
         .route("/api/runs.csv", get(runs_csv))
+        .route("/api/jobs", get(jobs))
         .route("/api/runs/{id}", get(get_run))
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/resume", post(resume))
@@ -82,6 +85,11 @@ async fn runs_csv(
     ))
 }
 
+/// The executor's queue: running jobs (with their slot and pid), then waiting ones in order.
+async fn jobs(State(st): State<AppState>) -> Json<Vec<crate::server::jobs::JobView>> {
+    Json(st.jobs.jobs())
+}
+
 async fn get_run(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -96,25 +104,31 @@ async fn get_run(
         .map_err(ApiError::internal)?;
     Ok(Json(json!({
         "summary": summary,
-        "resumable": scan::resumable(&summary) && !st.mutex_exec().is_active(&id),
+        "resumable": scan::resumable(&summary) && !st.is_active(&id),
         "spec": spec,
     })))
 }
 
 async fn cancel(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
     run_dir(&st, &id)?;
-    Ok((StatusCode::ACCEPTED, Json(st.cancel(&id)?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(supervisor::cancel_run(&st, &id)?),
+    ))
 }
 
 async fn resume(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
     run_dir(&st, &id)?;
-    Ok((StatusCode::ACCEPTED, Json(st.resume(&id)?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(supervisor::resume_run(&st, &id)?),
+    ))
 }
 
 async fn get_metrics(
@@ -277,28 +291,21 @@ pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
 pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiError> {
     let runs_dir = st.runs_dir.clone();
     let spec2 = spec.clone();
-    let dir = tokio::task::spawn_blocking(move || -> std::io::Result<RunDir> {
-        let mut id = new_run_id(&spec2.name);
-        let mut n = 0;
-        while runs_dir.join(&id).exists() {
-            n += 1;
-            id = format!("{}-{n}", new_run_id(&spec2.name));
-        }
-        let dir = RunDir::new(runs_dir.join(&id));
-        std::fs::create_dir_all(dir.root())?;
-        std::fs::write(dir.config_toml(), spec2.to_toml())?;
-        std::fs::write(
-            dir.spec_json(),
-            serde_json::to_string_pretty(&spec2).map_err(std::io::Error::other)?,
-        )?;
-        Ok(dir)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let dir = tokio::task::spawn_blocking(move || config::create_run_dir(&runs_dir, &spec2))
+        .await
+        .map_err(ApiError::internal)??;
+    let run = dir
+        .run_id()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("created an invalid run id")))?;
     let mut summary = scan::summary_from_spec(&dir, &spec);
     summary.status = RunStatus::Queued;
     st.index.upsert(&summary)?;
     tracing::info!(run = %summary.id, "run created");
-    st.enqueue(&summary.id, StartMode::Fresh)?;
-    Ok(st.index.get(&summary.id)?.unwrap_or(summary))
+    let job = Job {
+        run: run.clone(),
+        kind: JobKind::Train,
+        device: spec.device.clone(),
+    };
+    supervisor::submit(st, job)?;
+    Ok(st.index.get(&run)?.unwrap_or(summary))
 }

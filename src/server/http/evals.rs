@@ -12,17 +12,22 @@ use serde::Deserialize;
 
 use super::run_dir;
 use super::views::pct;
+use crate::runs::eval_key::{EvalKey, EvalSuite};
 use crate::runs::eval_report::EvalReport;
+use crate::runs::{CheckpointKind, RunId};
 use crate::server::error::ApiError;
-use crate::server::evals::{EvalJob, EvalStatus, MODELS, SUITES};
+use crate::server::evals::{eval_statuses, EvalStatus};
 use crate::server::state::AppState;
+use crate::server::supervisor;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/runs/{id}/evals", get(fragment))
         .route("/runs/{id}/evaluate", post(evaluate_form))
+        .route("/runs/{id}/evals/{name}/cancel", post(cancel_form))
         .route("/api/runs/{id}/evaluate", post(evaluate_api))
         .route("/api/runs/{id}/evals", get(list_api))
+        .route("/api/runs/{id}/evals/{name}/cancel", post(cancel_api))
 }
 
 #[derive(Deserialize)]
@@ -36,50 +41,87 @@ fn default_model() -> String {
     "last".into()
 }
 
-fn job(st: &AppState, id: &str, r: EvalRequest) -> Result<EvalJob, ApiError> {
-    run_dir(st, id)?;
-    Ok(EvalJob {
-        run_id: id.to_string(),
-        suite: r.suite,
-        model: r.model,
-    })
+/// The typed key of a request, with errors naming the field and the allowed values.
+fn key_of(r: &EvalRequest) -> Result<EvalKey, ApiError> {
+    let suite = EvalSuite::parse(&r.suite).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "suite {:?} is not known; allowed: {}",
+            r.suite,
+            EvalSuite::NAMES.join(", ")
+        ))
+    })?;
+    let model = CheckpointKind::parse(&r.model).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "model {:?} is not known; allowed: {}",
+            r.model,
+            CheckpointKind::NAMES.join(", ")
+        ))
+    })?;
+    Ok(EvalKey { suite, model })
+}
+
+fn key_of_name(name: &str) -> Result<EvalKey, ApiError> {
+    EvalKey::from_dir_name(name).ok_or_else(|| ApiError::NotFound(format!("evaluation {name:?}")))
 }
 
 async fn evaluate_form(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     Form(r): Form<EvalRequest>,
 ) -> Result<Redirect, ApiError> {
-    st.enqueue_eval(job(&st, &id, r)?)?;
+    run_dir(&st, &id)?;
+    supervisor::enqueue_eval(&st, &id, key_of(&r)?)?;
     Ok(Redirect::to(&format!("/runs/{id}#evals")))
 }
 
 async fn evaluate_api(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     Json(r): Json<EvalRequest>,
-) -> Result<(StatusCode, Json<EvalJob>), ApiError> {
-    let j = job(&st, &id, r)?;
-    st.enqueue_eval(j.clone())?;
-    Ok((StatusCode::ACCEPTED, Json(j)))
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    run_dir(&st, &id)?;
+    let key = key_of(&r)?;
+    supervisor::enqueue_eval(&st, &id, key)?;
+    let body = serde_json::json!({
+        "run_id": id,
+        "suite": key.suite.as_str(),
+        "model": key.model.as_str(),
+        "name": key.dir_name(),
+    });
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+async fn cancel_form(
+    State(st): State<AppState>,
+    Path((id, name)): Path<(RunId, String)>,
+) -> Result<Redirect, ApiError> {
+    run_dir(&st, &id)?;
+    supervisor::cancel_eval(&st, &id, key_of_name(&name)?)?;
+    Ok(Redirect::to(&format!("/runs/{id}#evals")))
+}
+
+async fn cancel_api(
+    State(st): State<AppState>,
+    Path((id, name)): Path<(RunId, String)>,
+) -> Result<(StatusCode, Json<Vec<EvalStatus>>), ApiError> {
+    run_dir(&st, &id)?;
+    supervisor::cancel_eval(&st, &id, key_of_name(&name)?)?;
+    Ok((StatusCode::ACCEPTED, Json(eval_statuses(&st, &id))))
 }
 
 async fn list_api(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> Result<Json<Vec<EvalStatus>>, ApiError> {
     run_dir(&st, &id)?;
     let st2 = st.clone();
-    let v = tokio::task::spawn_blocking(move || st2.eval_statuses(&id))
+    let v = tokio::task::spawn_blocking(move || eval_statuses(&st2, &id))
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(v))
 }
 
-async fn fragment(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn fragment(State(st): State<AppState>, Path(id): Path<RunId>) -> Result<Response, ApiError> {
     run_dir(&st, &id)?;
     let st2 = st.clone();
     let html = tokio::task::spawn_blocking(move || fragment_html(&st2, &id))
@@ -175,18 +217,18 @@ fn describe(r: &EvalReport) -> String {
 
 /// The run page's evaluation section.
 pub fn fragment_html(st: &AppState, id: &str) -> String {
-    let statuses = st.eval_statuses(id);
+    let statuses = eval_statuses(st, id);
     let active = statuses
         .iter()
         .any(|s| s.status == "queued" || s.status == "running");
     EvalsFragment {
         id: id.to_string(),
         active,
-        suites: SUITES.to_vec(),
-        models: MODELS
-            .iter()
-            .copied()
-            .filter(|m| st.run_dir(id).checkpoint(m).exists())
+        suites: EvalSuite::NAMES.to_vec(),
+        models: CheckpointKind::ALL
+            .into_iter()
+            .filter(|m| st.run_dir(id).checkpoint(*m).exists())
+            .map(CheckpointKind::as_str)
             .collect(),
         evals: statuses.into_iter().map(view).collect(),
     }

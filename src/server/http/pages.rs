@@ -14,10 +14,12 @@ use super::files::{list_files, FileEntry};
 use super::run_dir;
 use super::tables::{tables_html, TablesParams};
 use super::views::{HtmlTemplate, RunRow};
+use crate::runs::RunId;
 use crate::server::error::ApiError;
 use crate::server::index::SORT_KEYS;
 use crate::server::scan;
 use crate::server::state::AppState;
+use crate::server::supervisor;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -194,7 +196,7 @@ async fn run_page(
         .index
         .get(&id)?
         .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
-    let active = st.mutex_exec().is_active(&id);
+    let active = id.parse().is_ok_and(|run| st.jobs.lock().training(&run));
     let st2 = st.clone();
     let id2 = id.clone();
     let (files, config, log_tail, tables, state_charts, evals) =
@@ -250,18 +252,18 @@ async fn tables_fragment(
 
 async fn cancel_form(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> Result<Redirect, ApiError> {
     run_dir(&st, &id)?;
-    st.cancel(&id)?;
+    supervisor::cancel_run(&st, &id)?;
     Ok(Redirect::to(&format!("/runs/{id}")))
 }
 
 async fn resume_form(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> Result<Redirect, ApiError> {
     run_dir(&st, &id)?;
-    st.resume(&id)?;
+    supervisor::resume_run(&st, &id)?;
     Ok(Redirect::to(&format!("/runs/{id}")))
 }

@@ -77,7 +77,7 @@ async fn events(
         if let Some(s) = &summary {
             yield Ok(Event::default().event("status").data(serde_json::to_string(s).unwrap_or_default()));
         }
-        let mut done = summary.is_some_and(|s| s.status.is_terminal()) && !st.mutex_exec().is_active(&id);
+        let mut done = summary.is_some_and(|s| s.status.is_terminal()) && !st.is_active(&id);
         while !done {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -93,7 +93,7 @@ async fn events(
                     }
                     Ok(HubMsg::Status(s)) => {
                         yield Ok(Event::default().event("status").data(serde_json::to_string(&*s).unwrap_or_default()));
-                        done = s.status.is_terminal() && !st.mutex_exec().is_active(&id);
+                        done = s.status.is_terminal() && !st.is_active(&id);
                     }
                     Err(RecvError::Lagged(n)) => {
                         tracing::debug!(run = %id, missed = n, "SSE client lagged; resyncing from file");

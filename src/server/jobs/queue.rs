@@ -1,0 +1,264 @@
+//! The executor's bookkeeping, pure and synchronous: waiting jobs in arrival order, the job each
+//! run is running, and device slots (N concurrent jobs per GPU, a configurable number on CPU).
+//! No I/O here: the caller does file and process work outside the lock that guards this.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::{Job, JobKind};
+use crate::runs::RunId;
+
+/// Where jobs execute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// `cpu` or `cuda:N`.
+    pub name: String,
+    /// GPU index passed as `CUDA_VISIBLE_DEVICES`.
+    pub cuda: Option<usize>,
+    pub capacity: usize,
+    pub running: usize,
+}
+
+/// A job holding a slot (or adopted without one when its device had none free).
+#[derive(Clone, Debug)]
+pub struct Running {
+    pub job: Job,
+    /// Set once spawned (adopted jobs: from the run's lock file).
+    pub pid: Option<u32>,
+    pub slot: Option<usize>,
+    /// SIGTERM was sent: a trainer that dies without a final line was cancelled, not failed.
+    pub cancel_requested: bool,
+    /// Found running after a restart: signal it only while it holds its run's lock (our own,
+    /// unreaped children cannot have had their pid reused).
+    pub adopted: bool,
+}
+
+#[derive(Debug)]
+pub struct Queue {
+    waiting: VecDeque<Job>,
+    /// At most one job per run: a run directory has one owner at a time (its lock).
+    running: HashMap<RunId, Running>,
+    slots: Vec<Slot>,
+    gpus: usize,
+}
+
+impl Queue {
+    /// One job per GPU and `cpu_jobs` on the CPU.
+    pub fn new(gpus: usize, cpu_jobs: usize) -> Queue {
+        let mut slots: Vec<Slot> = (0..gpus)
+            .map(|g| Slot {
+                name: format!("cuda:{g}"),
+                cuda: Some(g),
+                capacity: 1,
+                running: 0,
+            })
+            .collect();
+        slots.push(Slot {
+            name: "cpu".into(),
+            cuda: None,
+            capacity: cpu_jobs.max(1),
+            running: 0,
+        });
+        Queue {
+            waiting: VecDeque::new(),
+            running: HashMap::new(),
+            slots,
+            gpus,
+        }
+    }
+
+    pub fn gpus(&self) -> usize {
+        self.gpus
+    }
+
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// A free slot for a job configured with `device` (`auto`, `cpu`, `cuda:N`).
+    fn free_slot(&self, device: &str) -> Option<usize> {
+        let free = |i: &usize| self.slots[*i].running < self.slots[*i].capacity;
+        let cpu = self.slots.len() - 1;
+        match device {
+            "cpu" => Some(cpu).filter(free),
+            d if d.starts_with("cuda:") => self.slots.iter().position(|s| s.name == d).filter(free),
+            // auto: any GPU; the CPU only when there is none.
+            _ if self.gpus > 0 => (0..self.gpus).find(free),
+            _ => Some(cpu).filter(free),
+        }
+    }
+
+    pub fn push(&mut self, job: Job) {
+        if !self.waiting.contains(&job) {
+            self.waiting.push_back(job);
+        }
+    }
+
+    /// Take the first waiting job whose run is idle and whose device has a free slot, and mark
+    /// it running (pid unknown until spawned).
+    pub fn take_next(&mut self) -> Option<(Job, Slot)> {
+        let i = self.waiting.iter().position(|j| {
+            !self.running.contains_key(&j.run) && self.free_slot(&j.device).is_some()
+        })?;
+        let job = self.waiting.remove(i)?;
+        let slot = self.free_slot(&job.device)?;
+        self.slots[slot].running += 1;
+        self.running.insert(
+            job.run.clone(),
+            Running {
+                job: job.clone(),
+                pid: None,
+                slot: Some(slot),
+                cancel_requested: false,
+                adopted: false,
+            },
+        );
+        Some((job, self.slots[slot].clone()))
+    }
+
+    /// Count a job found running after a restart: it takes a slot of its device if one is free
+    /// (it runs anyway; the slot count only limits what we start).
+    pub fn adopt(&mut self, job: Job, pid: u32) {
+        let slot = self.free_slot(&job.device);
+        if let Some(s) = slot {
+            self.slots[s].running += 1;
+        }
+        let run = job.run.clone();
+        let running = Running {
+            job,
+            pid: Some(pid),
+            slot,
+            cancel_requested: false,
+            adopted: true,
+        };
+        self.running.insert(run, running);
+    }
+
+    pub fn set_pid(&mut self, run: &RunId, pid: Option<u32>) {
+        if let Some(r) = self.running.get_mut(run) {
+            r.pid = pid;
+        }
+    }
+
+    /// The run's job ended: free its slot.
+    pub fn finish(&mut self, run: &RunId) -> Option<Running> {
+        let r = self.running.remove(run)?;
+        if let Some(s) = r.slot {
+            self.slots[s].running = self.slots[s].running.saturating_sub(1);
+        }
+        Some(r)
+    }
+
+    /// Remove waiting jobs of `run` that match `pred`; returns them.
+    pub fn remove_waiting(&mut self, run: &RunId, pred: impl Fn(&JobKind) -> bool) -> Vec<Job> {
+        let (gone, kept): (Vec<Job>, Vec<Job>) = self
+            .waiting
+            .drain(..)
+            .partition(|j| &j.run == run && pred(&j.kind));
+        self.waiting = kept.into();
+        gone
+    }
+
+    pub fn running(&self, run: &RunId) -> Option<&Running> {
+        self.running.get(run)
+    }
+
+    pub fn running_mut(&mut self, run: &RunId) -> Option<&mut Running> {
+        self.running.get_mut(run)
+    }
+
+    pub fn waiting(&self) -> impl Iterator<Item = &Job> {
+        self.waiting.iter()
+    }
+
+    pub fn running_all(&self) -> impl Iterator<Item = &Running> {
+        self.running.values()
+    }
+
+    pub fn waiting_len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether the run trains (or waits to): evaluations and a second start are refused then.
+    pub fn training(&self, run: &RunId) -> bool {
+        let is_train = |k: &JobKind| !matches!(k, JobKind::Evaluate(_));
+        self.running.get(run).is_some_and(|r| is_train(&r.job.kind))
+            || self
+                .waiting
+                .iter()
+                .any(|j| &j.run == run && is_train(&j.kind))
+    }
+
+    /// Whether the run has any job waiting or running.
+    pub fn active(&self, run: &RunId) -> bool {
+        self.running.contains_key(run) || self.waiting.iter().any(|j| &j.run == run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::eval_key::{EvalKey, EvalSuite};
+    use crate::runs::CheckpointKind;
+
+    fn job(run: &str, kind: JobKind, device: &str) -> Job {
+        Job {
+            run: run.parse().unwrap(),
+            kind,
+            device: device.into(),
+        }
+    }
+
+    fn eval() -> JobKind {
+        JobKind::Evaluate(EvalKey {
+            suite: EvalSuite::Quick,
+            model: CheckpointKind::Last,
+        })
+    }
+
+    #[test]
+    fn one_pump_serves_every_kind_in_order_within_slots() {
+        let mut q = Queue::new(0, 1);
+        q.push(job("a", JobKind::Train, "auto"));
+        q.push(job("b", eval(), "cpu"));
+        let (first, slot) = q.take_next().unwrap();
+        assert_eq!(first.run.as_str(), "a");
+        assert_eq!(slot.name, "cpu");
+        assert!(q.take_next().is_none(), "the one CPU slot is taken");
+        q.finish(&"a".parse().unwrap());
+        assert_eq!(q.take_next().unwrap().0.kind, eval());
+    }
+
+    #[test]
+    fn a_run_runs_one_job_at_a_time_and_others_pass_it() {
+        let mut q = Queue::new(0, 2);
+        q.push(job("a", eval(), "cpu"));
+        q.push(job(
+            "a",
+            JobKind::Evaluate(EvalKey {
+                suite: EvalSuite::Standard,
+                model: CheckpointKind::Last,
+            }),
+            "cpu",
+        ));
+        q.push(job("b", JobKind::Train, "cpu"));
+        assert_eq!(q.take_next().unwrap().0.run.as_str(), "a");
+        // The second evaluation of `a` waits for the first; `b` goes ahead.
+        assert_eq!(q.take_next().unwrap().0.run.as_str(), "b");
+        assert!(q.take_next().is_none());
+        assert_eq!(q.waiting_len(), 1);
+    }
+
+    #[test]
+    fn devices_map_to_their_slots_and_adopted_jobs_count() {
+        let mut q = Queue::new(2, 1);
+        q.adopt(job("x", JobKind::Train, "cuda:1"), 42);
+        q.push(job("a", JobKind::Train, "cuda:1"));
+        q.push(job("b", JobKind::Train, "auto"));
+        let (j, s) = q.take_next().unwrap();
+        assert_eq!((j.run.as_str(), s.name.as_str()), ("b", "cuda:0"));
+        assert!(q.take_next().is_none(), "cuda:1 is held by the adopted job");
+        assert!(q.training(&"a".parse().unwrap()));
+        q.finish(&"x".parse().unwrap());
+        assert_eq!(q.take_next().unwrap().1.name, "cuda:1");
+    }
+}

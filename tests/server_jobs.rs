@@ -1,0 +1,209 @@
+//! The job executor across restarts, with the fake trainer of `common`: queued and running
+//! evaluations survive a restart (the running one is adopted and holds its slot), evaluations
+//! are cancellable, and a process is adopted only while it holds its run's lock.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+
+async fn evals(st: &fairtat::server::AppState, id: &str) -> Vec<(String, String)> {
+    let (_, b) = get(st, &format!("/api/runs/{id}/evals")).await;
+    json(&b)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pair(name: &str, status: &str) -> (String, String) {
+    (name.to_string(), status.to_string())
+}
+
+async fn evaluate(st: &fairtat::server::AppState, id: &str, suite: &str) {
+    let body = format!(r#"{{"suite":"{suite}"}}"#);
+    let (code, b) = post_json(st, &format!("/api/runs/{id}/evaluate"), &body).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_and_running_evaluations_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Each evaluation of the fake trainer takes 2 s; one CPU slot.
+    let opts = options(tmp.path(), Some(fake_trainer(tmp.path(), 1, 2.0)), 1);
+    let st = start(opts.clone()).await;
+    let id = create_quick(&st).await;
+    wait_status(&st, &id, "finished", 20.0).await;
+    evaluate(&st, &id, "standard").await;
+    evaluate(&st, &id, "quick").await;
+    let dir = fairtat::runs::RunDir::new(tmp.path().join("runs").join(&id));
+    wait_for(5.0, "the first evaluation to own the run", || async {
+        let owner = fairtat::runs::lock::probe(&dir);
+        owner.filter(|o| o.what == "eval standard-last").map(|_| ())
+    })
+    .await;
+    st.shutdown();
+    drop(st);
+
+    // Server 2: the running evaluation is adopted (it still holds the run's lock), the queued
+    // one is queued again from its marker.
+    let st = start(opts).await;
+    assert_eq!(
+        evals(&st, &id).await,
+        vec![
+            pair("quick-last", "queued"),
+            pair("standard-last", "running")
+        ]
+    );
+    // The adopted evaluation holds the only CPU slot: a new run waits behind it.
+    let other = create_quick(&st).await;
+    assert_eq!(summary(&st, &other).await["status"], "queued");
+    let (_, b) = get(&st, "/api/jobs").await;
+    let jobs = json(&b);
+    assert_eq!(jobs[0]["kind"], "eval standard-last");
+    assert_eq!(
+        (jobs[0]["state"].as_str(), jobs[0]["device"].as_str()),
+        (Some("running"), Some("cpu"))
+    );
+    let waiting: Vec<&str> = jobs.as_array().unwrap()[1..]
+        .iter()
+        .map(|j| j["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(waiting, ["eval quick-last", "train"]);
+    wait_for(20.0, "both evaluations to finish", || async {
+        (evals(&st, &id).await
+            == vec![
+                pair("quick-last", "finished"),
+                pair("standard-last", "finished"),
+            ])
+        .then_some(())
+    })
+    .await;
+    wait_status(&st, &other, "finished", 20.0).await;
+    st.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluations_cancel_while_queued_and_while_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = start(options(
+        tmp.path(),
+        Some(fake_trainer(tmp.path(), 1, 3.0)),
+        1,
+    ))
+    .await;
+    let id = create_quick(&st).await;
+    wait_status(&st, &id, "finished", 20.0).await;
+    evaluate(&st, &id, "standard").await;
+    evaluate(&st, &id, "quick").await;
+    wait_for(5.0, "the first evaluation to run", || async {
+        (evals(&st, &id)
+            .await
+            .contains(&pair("standard-last", "running")))
+        .then_some(())
+    })
+    .await;
+    let runs = tmp.path().join("runs");
+    let dir = fairtat::runs::RunDir::new(runs.join(&id));
+    let pid = wait_for(5.0, "the evaluation to own the run", || async {
+        let owner = fairtat::runs::lock::probe(&dir);
+        owner
+            .filter(|o| o.what == "eval standard-last")
+            .map(|o| o.pid)
+    })
+    .await;
+
+    let cancel = |name: &'static str| {
+        let st = st.clone();
+        let id = id.clone();
+        async move {
+            let uri = format!("/api/runs/{id}/evals/{name}/cancel");
+            post_json(&st, &uri, "").await
+        }
+    };
+    let (code, b) = cancel("quick-last").await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    assert!(json(&b)
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["name"] == "quick-last" && e["status"] == "cancelled"));
+    let (code, _) = cancel("standard-last").await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let both = vec![
+        pair("quick-last", "cancelled"),
+        pair("standard-last", "cancelled"),
+    ];
+    wait_for(5.0, "both evaluations cancelled", || async {
+        (evals(&st, &id).await == both).then_some(())
+    })
+    .await;
+    assert!(
+        fairtat::runs::lock::probe(&dir).is_none(),
+        "the evaluation process {pid} released the run"
+    );
+    // Nothing to cancel any more: a clear conflict; an unknown name: 404.
+    let (code, b) = cancel("standard-last").await;
+    assert_eq!(code, StatusCode::CONFLICT, "{b}");
+    let (code, _) = cancel("nope").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    // The slot is free again: a new evaluation runs.
+    evaluate(&st, &id, "quick").await;
+    wait_for(10.0, "the new evaluation", || async {
+        (evals(&st, &id)
+            .await
+            .contains(&pair("quick-last", "finished")))
+        .then_some(())
+    })
+    .await;
+    st.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_pid_without_the_lock_is_never_adopted_or_signalled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let d = runs.join("20260101-000000-stale-0001");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("config.toml"),
+        "name = \"stale\"\ndevice = \"cpu\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("events.jsonl"),
+        "{\"v\":1,\"seq\":0,\"time\":1.0,\"type\":\"log\",\"level\":\"info\",\"message\":\"hi\"}\n",
+    )
+    .unwrap();
+    // Another program, alive, whose pid the lock file names (a pid reused after a reboot).
+    let mut other = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write(d.join("lock"), format!("{}\ntrain\n", other.id())).unwrap();
+    let st = start(options(tmp.path(), Some("/bin/false".into()), 1)).await;
+    let id = "20260101-000000-stale-0001";
+    let s = summary(&st, id).await;
+    assert_eq!(s["status"], "interrupted", "{s}");
+    // Cancel finds no job to signal; the other program lives on.
+    let (code, _) = post_json(&st, &format!("/api/runs/{id}/cancel"), "").await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert!(
+        other.try_wait().unwrap().is_none(),
+        "the other program was signalled"
+    );
+    // And a new run takes the CPU slot at once: the stale run holds none.
+    let fresh = create_quick(&st).await;
+    wait_for(5.0, "the new run to start", || async {
+        (summary(&st, &fresh).await["status"] != "queued").then_some(())
+    })
+    .await;
+    let _ = other.kill();
+    st.shutdown();
+}
