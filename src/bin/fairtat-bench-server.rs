@@ -136,7 +136,7 @@ async fn sse_client(addr: String, path: String, mut on_id: impl FnMut(u64) + Sen
 }
 
 async fn serve(opts: ServeOptions) -> Result<(AppState, String)> {
-    let state = AppState::start(opts).await?;
+    let state = fairtat::server::supervisor::start(opts).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
     let (st, shutdown) = (state.clone(), state.shutdown.clone());

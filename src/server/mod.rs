@@ -83,7 +83,7 @@ pub fn run_serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let state = AppState::start(opts.clone())
+        let state = supervisor::start(opts.clone())
             .await
             .with_context(|| format!("cannot open runs directory {}", opts.runs_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(opts.addr)

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::hub::Hub;
 use super::index::{Index, INDEX_FILE};
 use super::jobs::Executor;
-use super::{scan, supervisor, ServeOptions};
+use super::{scan, ServeOptions};
 use crate::runs::summary::RunSummary;
 use crate::runs::{RunDir, RunStatus};
 
@@ -44,17 +44,13 @@ impl Deref for AppState {
     }
 }
 
-/// How often the runs directory is rescanned for runs started outside the server.
-const RESCAN_EVERY: Duration = Duration::from_secs(3);
-
 /// Largest request body accepted (configs and forms are a few KiB).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 impl AppState {
-    /// Open the index, rebuild it from the run directories, re-queue queued runs, follow runs
-    /// whose trainer is still alive, mark the others interrupted, and start what fits.
-    /// Must be called inside a tokio runtime.
-    pub async fn start(opts: ServeOptions) -> anyhow::Result<AppState> {
+    /// Open the index and set up an idle executor; `supervisor::start` rebuilds the index from
+    /// the run directories and adopts what is running.
+    pub fn new(opts: &ServeOptions) -> anyhow::Result<AppState> {
         std::fs::create_dir_all(&opts.runs_dir)?;
         let index = Index::open(&opts.runs_dir.join(INDEX_FILE))?;
         let trainer = match &opts.trainer {
@@ -62,7 +58,7 @@ impl AppState {
             None => std::env::current_exe()?,
         };
         let gpus = super::process::detect_gpus();
-        let state = AppState {
+        Ok(AppState {
             inner: Arc::new(Inner {
                 runs_dir: opts.runs_dir.clone(),
                 configs_dir: opts.configs_dir.clone(),
@@ -74,69 +70,7 @@ impl AppState {
                 jobs: Executor::new(gpus, opts.max_cpu_runs.max(1)),
                 shutdown: CancellationToken::new(),
             }),
-        };
-        let runs_dir = opts.runs_dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            scan::run_dirs(&runs_dir)
-                .iter()
-                .map(scan::load)
-                .collect::<Vec<_>>()
         })
-        .await?;
-        let present: std::collections::HashSet<String> =
-            loaded.iter().map(|l| l.summary.id.clone()).collect();
-        for id in state.index.ids()? {
-            if !present.contains(&id) {
-                state.index.remove(&id)?;
-            }
-        }
-        for l in &loaded {
-            state.index.upsert(&l.summary)?;
-        }
-        tracing::info!(runs = loaded.len(), "index rebuilt from run directories");
-        supervisor::restore(&state, loaded);
-        state.spawn_rescan();
-        Ok(state)
-    }
-
-    /// Every few seconds, pick up run directories that appeared without the server (runs
-    /// started with `fairtat train` from a shell) and follow them if their trainer is alive.
-    fn spawn_rescan(&self) {
-        let state = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = state.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(RESCAN_EVERY) => {}
-                }
-                let known: std::collections::HashSet<String> =
-                    state.index.ids().unwrap_or_default().into_iter().collect();
-                let runs_dir = state.runs_dir.clone();
-                let found = tokio::task::spawn_blocking(move || {
-                    scan::run_dirs(&runs_dir)
-                        .into_iter()
-                        .filter(|d| !known.contains(&d.id()))
-                        // Directories the server is creating right now have no events yet.
-                        .filter(|d| d.events().exists() || d.lock_file().exists())
-                        .map(|d| scan::load(&d))
-                        .collect::<Vec<_>>()
-                })
-                .await
-                .unwrap_or_default();
-                for l in found {
-                    let Some(run) = l.dir.run_id() else { continue };
-                    if state.jobs.lock().active(&run) {
-                        continue;
-                    }
-                    tracing::info!(run = %run, "found a run started outside the server");
-                    let _ = state.index.upsert(&l.summary);
-                    if let Some(owner) = &l.owner {
-                        let device = l.summary.device.clone();
-                        supervisor::adopt(&state, &l.dir, &run, owner, &device, l.summary.clone());
-                    }
-                }
-            }
-        });
     }
 
     pub fn run_dir(&self, id: &str) -> RunDir {

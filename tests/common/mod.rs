@@ -2,7 +2,7 @@
 //! way `fairtat train` does), a configs dir with a preset, request helpers and polling waits.
 //!
 //! Note for the browser test (tests/browser.rs, headless Chromium, to be written by the lead once
-//! the real trainer exists): `fake_trainer` + `options` + `AppState::start` serve a dashboard
+//! the real trainer exists): `fake_trainer` + `options` + `supervisor::start` serve a dashboard
 //! whose run page gets epoch events every `delay_s`, enough to see a chart change.
 #![allow(dead_code)]
 
@@ -122,7 +122,9 @@ pub fn options(root: &Path, trainer: Option<PathBuf>, max_cpu_runs: usize) -> Se
 }
 
 pub async fn start(opts: ServeOptions) -> AppState {
-    AppState::start(opts).await.expect("server state starts")
+    fairtat::server::supervisor::start(opts)
+        .await
+        .expect("server state starts")
 }
 
 /// Send one request through the router; returns status, headers and body text.

@@ -6,6 +6,7 @@
 //! Adoption trusts only the run's lock (`runs::lock`): a process is adopted while it holds the
 //! lock of its run directory, so a pid reused by another program is never adopted or signalled.
 
+mod boot;
 mod control;
 mod launch;
 
@@ -22,6 +23,7 @@ use crate::runs::lock::{self, LockOwner};
 use crate::runs::summary::RunSummary;
 use crate::runs::{RunDir, RunId, RunStatus};
 
+pub use boot::start;
 pub use control::{cancel_eval, cancel_run, enqueue_eval, resume_run, submit};
 
 /// Start waiting jobs while their device has a free slot (first come, first served).
