@@ -17,6 +17,7 @@
 pub mod eval_report;
 pub mod events;
 pub mod layout;
+pub mod nonfinite;
 pub mod reader;
 pub mod reports;
 pub mod summary;

@@ -233,9 +233,10 @@ impl AppState {
             r.pid = pid;
         }
         let (tx, rx) = watch::channel(None);
+        let log_path = dir.log();
         tokio::spawn(async move {
             let msg = match child.wait().await {
-                Ok(st) => format!("trainer exited ({st}) without a final event; see train.log"),
+                Ok(st) => super::process::exit_description(st, &log_path),
                 Err(e) => format!("lost track of the trainer: {e}"),
             };
             let _ = tx.send(Some(msg));

@@ -60,7 +60,7 @@ fi
 stop=0
 trap 'stop=1' TERM
 mode="$2"; dir="$3"; ev="$dir/events.jsonl"
-mkdir -p "$dir/checkpoints"; : > "$dir/checkpoints/last.safetensors"
+mkdir -p "$dir/checkpoints"; : > "$dir/checkpoints/last.safetensors"; echo '{{}}' > "$dir/checkpoints/state.json"
 rm -f "$dir/queued"
 echo $$ > "$dir/trainer.pid"
 seq=0; start=0
@@ -111,6 +111,8 @@ pub fn options(root: &Path, trainer: Option<PathBuf>, max_cpu_runs: usize) -> Se
         runs_dir: root.join("runs"),
         configs_dir: configs_dir(root),
         token: None,
+        public_hosts: Vec::new(),
+        max_queued: fairtat::server::DEFAULT_MAX_QUEUED,
         max_cpu_runs,
         trainer,
         poll_ms: 50,

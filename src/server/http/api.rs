@@ -15,6 +15,7 @@ use crate::config::{self, RawConfig, RunSpec};
 use crate::runs::reports::summary_csv;
 use crate::runs::summary::RunSummary;
 use crate::runs::{is_valid_run_id, new_run_id, RunDir, RunStatus};
+use crate::server::admission;
 use crate::server::error::ApiError;
 use crate::server::index::ListQuery;
 use crate::server::metrics;
@@ -96,7 +97,7 @@ async fn get_run(
         .map_err(ApiError::internal)?;
     Ok(Json(json!({
         "summary": summary,
-        "resumable": scan::resumable(&summary) && !st.mutex_exec().is_active(&id),
+        "resumable": scan::can_resume(&st.run_dir(&id), &summary) && !st.mutex_exec().is_active(&id),
         "spec": spec,
     })))
 }
@@ -113,7 +114,8 @@ async fn resume(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
-    run_dir(&st, &id)?;
+    let dir = run_dir(&st, &id)?;
+    admission::check_resume(&st, &dir, &id)?;
     Ok((StatusCode::ACCEPTED, Json(st.resume(&id)?)))
 }
 
@@ -178,6 +180,7 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
 
 /// Create and queue every run of a grid (validated as a whole before this).
 pub async fn create_grid(st: &AppState, specs: Vec<RunSpec>) -> Result<Vec<RunSummary>, ApiError> {
+    admission::admit(st, &specs)?;
     let mut out = Vec::with_capacity(specs.len());
     for spec in specs {
         out.push(create_run(st, spec).await?);
@@ -275,6 +278,7 @@ pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
 
 /// Write a new run directory (config.toml, spec.json, queued marker), index it and queue it.
 pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiError> {
+    admission::admit(st, std::slice::from_ref(&spec))?;
     let runs_dir = st.runs_dir.clone();
     let spec2 = spec.clone();
     let dir = tokio::task::spawn_blocking(move || -> std::io::Result<RunDir> {

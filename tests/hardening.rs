@@ -1,0 +1,435 @@
+//! The hardening bad-input suite (issue 9), through `oneshot`: deep keys, cross-site and
+//! foreign-Host requests, reads without a token off loopback, the login cookie, runs with
+//! non-finite numbers, unknown devices, grid overflow, the queue cap, 405/404/rejections as JSON
+//! errors, long numbers, and a trainer killed by a signal. Every case checks the status and the
+//! error body, then that the server still answers.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use fairtat::server::AppState;
+
+/// POST `body` to `uri` with extra headers.
+async fn post_with(
+    st: &AppState,
+    uri: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut req = Request::post(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(st, req.body(Body::from(body.to_string())).unwrap()).await
+}
+
+/// The status is `code` and the JSON error mentions every one of `words`.
+fn assert_error(code: StatusCode, want: StatusCode, body: &str, words: &[&str]) {
+    assert_eq!(code, want, "{body}");
+    let v = json(body);
+    let msg = v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error: {body}"));
+    for w in words {
+        assert!(msg.contains(w), "{w:?} not in {msg:?}");
+    }
+    assert!(v.get("field").is_some(), "no field: {body}");
+}
+
+async fn still_answers(st: &AppState) {
+    let (code, _) = get(st, "/api/runs").await;
+    assert_eq!(code, StatusCode::OK);
+}
+
+fn deep(parts: usize) -> String {
+    vec!["a"; parts].join(".")
+}
+
+#[tokio::test]
+async fn deep_keys_are_refused_without_crashing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = start(options(tmp.path(), Some("/bin/false".into()), 1)).await;
+    for parts in [12_000, 100_000] {
+        let k = deep(parts);
+        let bodies = [
+            serde_json::json!({"preset": "quick", "set": {k.clone(): 1}}),
+            serde_json::json!({"toml": format!("{k} = 1\n")}),
+            serde_json::json!({"toml": format!("[grid]\n\"{k}\" = [1, 2]\n")}),
+            serde_json::json!({"grid": {k.clone(): [1, 2]}}),
+            serde_json::json!({"toml": format!("x = {}{}", "[".repeat(parts), "]".repeat(parts))}),
+        ];
+        for body in bodies {
+            let text = body.to_string();
+            let (code, b) = post_json(&st, "/api/runs", &text).await;
+            if text.len() > 64 * 1024 {
+                // Over the body limit before any parsing.
+                assert_error(code, StatusCode::PAYLOAD_TOO_LARGE, &b, &["too large"]);
+            } else {
+                assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+                let msg = json(&b)["error"].as_str().unwrap().to_string();
+                assert!(
+                    msg.contains("dotted parts") || msg.contains("nested"),
+                    "{parts}: {msg}"
+                );
+                assert!(msg.len() < 400, "the message does not echo the key: {msg}");
+            }
+            still_answers(&st).await;
+        }
+    }
+    // The same TOML sent as text/plain is refused before it is read.
+    let body = serde_json::json!({"toml": format!("{} = 1", deep(12_000))}).to_string();
+    let (code, _, b) = post_with(&st, "/api/runs", &body, &[("content-type", "text/plain")]).await;
+    assert_error(
+        code,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        &b,
+        &["application/json"],
+    );
+    let (_, b) = get(&st, "/api/runs").await;
+    assert_eq!(json(&b).as_array().unwrap().len(), 0, "nothing created");
+    st.shutdown();
+}
+
+#[tokio::test]
+async fn cross_site_requests_and_foreign_hosts_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = start(options(tmp.path(), Some("/bin/false".into()), 1)).await;
+    let quick = r#"{"preset":"quick"}"#;
+    let (code, _, b) = post_with(&st, "/api/runs", quick, &[("content-type", "text/plain")]).await;
+    assert_error(
+        code,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        &b,
+        &["application/json", "text/plain"],
+    );
+    let (code, _, b) = post_with(&st, "/api/runs", quick, &[]).await;
+    assert_error(
+        code,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        &b,
+        &["application/json"],
+    );
+    let json_ct = ("content-type", "application/json");
+    let evil = [
+        json_ct,
+        ("origin", "http://evil.example"),
+        ("host", "127.0.0.1:8080"),
+    ];
+    let (code, _, b) = post_with(&st, "/api/runs", quick, &evil).await;
+    assert_error(
+        code,
+        StatusCode::FORBIDDEN,
+        &b,
+        &["cross-origin", "evil.example"],
+    );
+    let (code, _, b) = post_with(&st, "/api/runs", quick, &[json_ct, ("origin", "null")]).await;
+    assert_error(code, StatusCode::FORBIDDEN, &b, &["cross-origin"]);
+    let site = [json_ct, ("sec-fetch-site", "cross-site")];
+    let (code, _, b) = post_with(&st, "/api/runs", quick, &site).await;
+    assert_error(code, StatusCode::FORBIDDEN, &b, &["cross-site"]);
+    // A cross-site form post to the pages' routes.
+    let form = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("origin", "http://evil.example"),
+    ];
+    let (code, _, b) = post_with(&st, "/runs/new", "name=x", &form).await;
+    assert_error(code, StatusCode::FORBIDDEN, &b, &["cross-origin"]);
+    // DNS rebinding: the page's own host name arrives in Host, on reads too.
+    for (method, uri) in [("GET", "/api/runs"), ("GET", "/"), ("POST", "/api/runs")] {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "rebind.evil.example:8080")
+            .header("content-type", "application/json")
+            .body(Body::from(quick))
+            .unwrap();
+        let (code, _, b) = send(&st, req).await;
+        assert_error(
+            code,
+            StatusCode::FORBIDDEN,
+            &b,
+            &["Host", "rebind.evil.example"],
+        );
+    }
+    // The dashboard's own same-origin request passes.
+    let same = [
+        json_ct,
+        ("host", "127.0.0.1:8080"),
+        ("origin", "http://127.0.0.1:8080"),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    let (code, _, b) = post_with(&st, "/api/runs", quick, &same).await;
+    assert_eq!(code, StatusCode::CREATED, "{b}");
+    st.shutdown();
+}
+
+const TOKEN: &str = "0123456789abcdef-token";
+
+#[tokio::test]
+async fn off_loopback_every_read_needs_the_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let mut opts = options(tmp.path(), Some("/bin/false".into()), 1);
+    opts.addr = "10.9.8.7:8080".parse().unwrap();
+    opts.token = Some(TOKEN.into());
+    std::fs::create_dir_all(runs.join("r1").join("checkpoints")).unwrap();
+    std::fs::write(runs.join("r1").join("config.toml"), "name = \"r1\"\n").unwrap();
+    std::fs::write(runs.join("r1/checkpoints/last.safetensors"), "weights").unwrap();
+    let st = start(opts).await;
+    for uri in [
+        "/api/runs",
+        "/api/runs/r1",
+        "/api/runs.csv",
+        "/runs/r1/files/checkpoints/last.safetensors",
+        "/runs/r1/files/config.toml",
+        "/api/runs/r1/events",
+        "/",
+    ] {
+        let (code, b) = get(&st, uri).await;
+        assert_error(code, StatusCode::UNAUTHORIZED, &b, &["token"]);
+    }
+    // A browser asking for a page is sent to the login form; assets stay open.
+    let req = Request::get("/")
+        .header("accept", "text/html")
+        .body(Body::empty())
+        .unwrap();
+    let (code, headers, _) = send(&st, req).await;
+    assert_eq!(code, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/login");
+    assert_eq!(get(&st, "/static/app.js").await.0, StatusCode::OK);
+    let (code, b) = get(&st, "/login").await;
+    assert!(
+        code == StatusCode::OK && b.contains("method=\"post\""),
+        "{b}"
+    );
+    // The token never travels in the URL.
+    let (code, b) = get(&st, &format!("/login?token={TOKEN}")).await;
+    assert_error(
+        code,
+        StatusCode::BAD_REQUEST,
+        &b,
+        &["not accepted in the URL"],
+    );
+    // Bearer works; a wrong one (of any length) does not.
+    for (bearer, want) in [(TOKEN, StatusCode::OK), ("x", StatusCode::UNAUTHORIZED)] {
+        let req = Request::get("/api/runs")
+            .header("authorization", format!("Bearer {bearer}"))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(&st, req).await.0, want);
+    }
+    // The POST login sets a strict, HttpOnly, path-wide cookie that does not hold the token.
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let (code, _, b) = post_with(&st, "/login", "token=wrong", &form).await;
+    assert!(
+        code == StatusCode::UNAUTHORIZED && b.contains("login-error"),
+        "{b}"
+    );
+    let (code, headers, _) = post_with(&st, "/login", &format!("token={TOKEN}"), &form).await;
+    assert_eq!(code, StatusCode::SEE_OTHER);
+    let cookie = headers["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} missing: {cookie}");
+    }
+    assert!(!cookie.contains(TOKEN), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let req = Request::get("/runs/r1/files/config.toml")
+        .header("cookie", &pair)
+        .body(Body::empty())
+        .unwrap();
+    let (code, _, b) = send(&st, req).await;
+    assert_eq!(code, StatusCode::OK, "{b}");
+    // Foreign host names are refused off loopback too; the bound address is fine.
+    let req = Request::get("/static/app.js")
+        .header("host", "evil:8080")
+        .body(Body::empty());
+    let (code, _, b) = send(&st, req.unwrap()).await;
+    assert_error(code, StatusCode::FORBIDDEN, &b, &["Host"]);
+    let req = Request::get("/static/app.js")
+        .header("host", "10.9.8.7:8080")
+        .body(Body::empty());
+    assert_eq!(send(&st, req.unwrap()).await.0, StatusCode::OK);
+    st.shutdown();
+}
+
+#[tokio::test]
+async fn unknown_device_grid_overflow_long_numbers_and_wrong_methods() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = start(options(tmp.path(), Some("/bin/false".into()), 1)).await;
+    let gpus = fairtat::server::process::detect_gpus();
+    let dev = format!("cuda:{}", gpus + 7);
+    let body = format!(r#"{{"preset":"quick","set":{{"device":"{dev}"}}}}"#);
+    let (code, b) = post_json(&st, "/api/runs", &body).await;
+    assert_error(
+        code,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &b,
+        &[&dev, "not present", "cpu"],
+    );
+    assert_eq!(json(&b)["field"], "device");
+    // 32 axes of 4 values: 2^64 combinations, which an unchecked product wraps to 0.
+    let keys: Vec<&str> = fairtat::config::fields::FIELDS
+        .iter()
+        .map(|f| f.key)
+        .collect();
+    let axes: String = keys[..32]
+        .iter()
+        .map(|k| format!("\"{k}\" = [1, 2, 3, 4]\n"))
+        .collect();
+    let body = serde_json::json!({"toml": format!("[grid]\n{axes}")}).to_string();
+    let (code, b) = post_json(&st, "/api/runs", &body).await;
+    assert_error(
+        code,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &b,
+        &["combinations", "at most 64"],
+    );
+    let (code, b) = post_json(&st, "/api/runs", r#"{"attack":{"eps":1e308}}"#).await;
+    assert_error(
+        code,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &b,
+        &["1e308", "out of range"],
+    );
+    assert!(b.len() < 200, "no 309 digits: {b}");
+    for (method, uri) in [
+        ("PUT", "/api/runs"),
+        ("DELETE", "/api/runs/r1"),
+        ("PATCH", "/"),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Body::empty())
+            .unwrap();
+        let (code, headers, b) = send(&st, req).await;
+        assert_error(
+            code,
+            StatusCode::METHOD_NOT_ALLOWED,
+            &b,
+            &[method, "allowed"],
+        );
+        assert!(headers.contains_key("allow"));
+    }
+    let (code, b) = get(&st, "/no/such/page").await;
+    assert_error(code, StatusCode::NOT_FOUND, &b, &["not found"]);
+    // Extractor rejections (JSON, form) answer the same JSON shape.
+    let (code, b) = post_json(&st, "/api/runs/r1/evaluate", "{not json").await;
+    assert!(code.is_client_error(), "{b}");
+    assert!(json(&b)["error"].is_string(), "{b}");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let (code, _, b) = post_with(&st, "/grids/new", "", &form).await;
+    assert_error(code, StatusCode::UNPROCESSABLE_ENTITY, &b, &["preset"]);
+    // A browser posting that form sees the message as a page.
+    let form = [form[0], ("accept", "text/html")];
+    let (code, _, b) = post_with(&st, "/grids/new", "", &form).await;
+    assert!(
+        code == StatusCode::UNPROCESSABLE_ENTITY && b.contains("preset"),
+        "{b}"
+    );
+    assert!(b.contains("<p class=\"error\""), "{b}");
+    still_answers(&st).await;
+    st.shutdown();
+}
+
+#[tokio::test]
+async fn the_queue_has_a_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trainer = fake_trainer(tmp.path(), 100, 1.0);
+    let mut opts = options(tmp.path(), Some(trainer), 1);
+    opts.max_queued = 2;
+    let st = start(opts).await;
+    let running = create_quick(&st).await;
+    wait_status(&st, &running, "running", 10.0).await;
+    let queued = [create_quick(&st).await, create_quick(&st).await];
+    let (code, b) = post_json(&st, "/api/runs", r#"{"preset":"quick"}"#).await;
+    assert_error(
+        code,
+        StatusCode::TOO_MANY_REQUESTS,
+        &b,
+        &["queue is full", "--max-queued"],
+    );
+    let grid = r#"{"toml":"device = \"cpu\"\n[grid]\nseed = [1, 2]\n"}"#;
+    let (code, b) = post_json(&st, "/api/runs", grid).await;
+    assert_error(code, StatusCode::TOO_MANY_REQUESTS, &b, &["queue is full"]);
+    let (_, b) = get(&st, "/api/runs").await;
+    assert_eq!(
+        json(&b).as_array().unwrap().len(),
+        3,
+        "nothing more was created"
+    );
+    for id in queued.iter().chain([&running]) {
+        post_json(&st, &format!("/api/runs/{id}/cancel"), "").await;
+    }
+    wait_status(&st, &running, "cancelled", 10.0).await;
+    st.shutdown();
+}
+
+/// A trainer that logs a line and dies by SIGKILL before writing any final event.
+fn killed_trainer(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("killed-trainer.sh");
+    let script =
+        "#!/bin/sh\nrm -f \"$3/queued\"\necho \"loading the data: out of memory\"\nkill -9 $$\n";
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_trainer_killed_by_a_signal_fails_with_the_signal_and_its_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = start(options(tmp.path(), Some(killed_trainer(tmp.path())), 1)).await;
+    let id = create_quick(&st).await;
+    let s = wait_status(&st, &id, "failed", 10.0).await;
+    let msg = s["message"].as_str().unwrap();
+    assert!(
+        msg.contains("signal 9 (SIGKILL)") && msg.contains("out of memory"),
+        "{msg}"
+    );
+    // It left no checkpoint, so it is not offered for resume and resuming it is refused.
+    let (_, b) = get(&st, &format!("/api/runs/{id}")).await;
+    assert_eq!(json(&b)["resumable"], false, "{b}");
+    let (code, b) = post_json(&st, &format!("/api/runs/{id}/resume"), "").await;
+    assert_error(code, StatusCode::CONFLICT, &b, &["no checkpoint"]);
+    // The failure is on disk: a restarted server shows the same.
+    st.shutdown();
+    let st = start(options(tmp.path(), Some("/bin/false".into()), 1)).await;
+    assert_eq!(summary(&st, &id).await["status"], "failed");
+    st.shutdown();
+}
+
+#[tokio::test]
+async fn runs_with_non_finite_numbers_stay_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let d = runs.join("nan-run");
+    std::fs::create_dir_all(d.join("checkpoints")).unwrap();
+    std::fs::write(d.join("config.toml"), "name = \"nan-run\"\n").unwrap();
+    std::fs::write(d.join("checkpoints/state.json"), "{}").unwrap();
+    let eval = r#"{"split":"test","attack":"clean","model":"live","confusion":[[1,0],[0,1]],"overall":null,"worst":null,"worst10":0.5,"class_acc":[null,1.0],"cfps":[0.0,null],"cacc":[0.5,0.5],"support":[1,1]}"#;
+    let lines = [
+        r#"{"v":1,"seq":0,"time":1.0,"type":"started","run_id":"nan-run","spec":{},"class_names":["a","b"],"device":"cpu","train_size":2,"val_size":2,"test_size":2,"start_epoch":0,"pid":1}"#.to_string(),
+        format!(r#"{{"v":1,"seq":1,"time":2.0,"type":"epoch","epoch":0,"epochs":3,"lr":0.1,"train_loss":null,"train_secs":null,"eval_secs":0.1,"images_per_sec":1.0,"class_eps":[null,0.1],"target_probs":[0.5,null],"target_counts":null,"evals":[{eval}],"method_state":{{"beta":[null]}}}}"#),
+        r#"{"v":1,"seq":2,"time":3.0,"type":"progress","epoch":1,"batch":1,"batches":2,"loss":null,"images_per_sec":1.0,"eta_secs":null}"#.to_string(),
+        r#"{"v":1,"seq":3,"time":4.0,"type":"finished","status":"failed","epochs_done":1,"message":"loss became NaN at epoch 1 batch 1"}"#.to_string(),
+    ];
+    std::fs::write(d.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    let events = fairtat::runs::reader::read_events(&d.join("events.jsonl")).unwrap();
+    assert_eq!(events.len(), 4, "every line reads back");
+    let st = start(options(tmp.path(), Some("/bin/false".into()), 1)).await;
+    let s = summary(&st, "nan-run").await;
+    assert_eq!(s["epochs_done"], 1, "{s}");
+    assert_eq!(s["status"], "failed");
+    assert!(s["message"].as_str().unwrap().contains("loss became NaN"));
+    let (code, b) = get(&st, "/api/runs/nan-run/metrics").await;
+    assert_eq!(code, StatusCode::OK, "{b}");
+    assert_eq!(json(&b)["epochs"].as_array().unwrap().len(), 1, "{b}");
+    let (_, b) = get(&st, "/api/runs/nan-run").await;
+    assert_eq!(json(&b)["resumable"], true, "{b}");
+    assert_eq!(get(&st, "/runs/nan-run").await.0, StatusCode::OK);
+    st.shutdown();
+}
