@@ -434,3 +434,49 @@ async fn runs_with_non_finite_numbers_stay_readable() {
     assert_eq!(get(&st, "/runs/nan-run").await.0, StatusCode::OK);
     st.shutdown();
 }
+
+#[test]
+fn serve_takes_the_token_from_a_file_or_the_environment_never_argv() {
+    let bin = env!("CARGO_BIN_EXE_fairtat");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["serve", "--token", "0123456789abcdef0123"])
+        .env_remove("FAIRTAT_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--token is no longer accepted") && err.contains("--token-file"),
+        "{err}"
+    );
+    // Off loopback a short token is refused at startup, from a file and from the environment.
+    let file = tmp.path().join("token");
+    std::fs::write(&file, "short\n").unwrap();
+    let runs = tmp.path().join("runs");
+    let serve = |extra: &[&str], env: Option<&str>| {
+        let mut c = std::process::Command::new(bin);
+        c.args(["serve", "--addr", "0.0.0.0:0", "--runs"])
+            .arg(&runs)
+            .args(extra)
+            .env_remove("FAIRTAT_TOKEN");
+        if let Some(t) = env {
+            c.env("FAIRTAT_TOKEN", t);
+        }
+        c.output().unwrap()
+    };
+    for out in [
+        serve(&["--token-file", file.to_str().unwrap()], None),
+        serve(&[], Some("short")),
+    ] {
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("at least 16 characters"), "{err}");
+    }
+    let out = serve(&[], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("without a token") && err.contains("FAIRTAT_TOKEN"),
+        "{err}"
+    );
+}
