@@ -55,7 +55,7 @@ proptest! {
     #[test]
     fn toml_text_and_sets_never_panic(text in tomlish(), set in tomlish()) {
         let _ = config::from_toml_str(&text, &[]);
-        let _ = config::from_toml_str("", &[set.clone()]);
+        let _ = config::from_toml_str("", std::slice::from_ref(&set));
         let _ = config::from_toml_str("", &[format!("{set}=1"), format!("train.lr={set}")]);
         let _ = grid::expand(&text, &[set], "g");
         let _ = grid::expand(&format!("[grid]\n{text}"), &[], "g");
