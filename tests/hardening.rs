@@ -303,7 +303,6 @@ async fn unknown_device_grid_overflow_long_numbers_and_wrong_methods() {
         let req = Request::builder()
             .method(method)
             .uri(uri)
-            .header("content-type", "application/json")
             .body(Body::empty())
             .unwrap();
         let (code, headers, b) = send(&st, req).await;

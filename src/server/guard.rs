@@ -156,7 +156,8 @@ pub fn check(guard: &Guard, req: &Request) -> Result<(), ApiError> {
             )));
         }
     }
-    if req.uri().path().starts_with("/api/") {
+    // Every state-changing API route is a POST; other methods get their 405 from the router.
+    if req.method() == Method::POST && req.uri().path().starts_with("/api/") {
         let ct = header_str(h, header::CONTENT_TYPE).unwrap_or("");
         let essence = ct.split(';').next().unwrap_or("").trim();
         if !essence.eq_ignore_ascii_case("application/json") {
