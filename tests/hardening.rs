@@ -43,6 +43,11 @@ async fn still_answers(st: &AppState) {
     assert_eq!(code, StatusCode::OK);
 }
 
+/// `[[[...1...]]]`, `n` lists deep (serde_json parses at most 128).
+fn nested_lists(n: usize) -> serde_json::Value {
+    (0..n).fold(serde_json::json!(1), |v, _| serde_json::json!([v]))
+}
+
 fn deep(parts: usize) -> String {
     vec!["a"; parts].join(".")
 }
@@ -58,6 +63,7 @@ async fn deep_keys_are_refused_without_crashing() {
             serde_json::json!({"toml": format!("{k} = 1\n")}),
             serde_json::json!({"toml": format!("[grid]\n\"{k}\" = [1, 2]\n")}),
             serde_json::json!({"grid": {k.clone(): [1, 2]}}),
+            serde_json::json!({"tags": nested_lists(100)}),
             serde_json::json!({"toml": format!("x = {}{}", "[".repeat(parts), "]".repeat(parts))}),
         ];
         for body in bodies {

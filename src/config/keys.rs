@@ -179,6 +179,30 @@ fn skip_string(b: &[u8], start: usize) -> (usize, usize) {
     (i, newlines)
 }
 
+/// Deepest nesting of a JSON config body: config -> section -> key -> list -> (grid) value.
+pub const MAX_JSON_DEPTH: usize = 5;
+
+/// Check a JSON config body's nesting before it becomes a TOML table (walked with an explicit
+/// stack, so the check itself cannot overflow).
+pub fn check_json_depth(v: &serde_json::Value) -> Result<(), ConfigError> {
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        let children: Vec<&serde_json::Value> = match v {
+            serde_json::Value::Array(a) => a.iter().collect(),
+            serde_json::Value::Object(o) => o.values().collect(),
+            _ => continue,
+        };
+        if d >= MAX_JSON_DEPTH {
+            return Err(ConfigError::Syntax(format!(
+                "lists or objects nested more than {MAX_JSON_DEPTH} deep; the config schema \
+                 needs at most {MAX_JSON_DEPTH} (e.g. {{\"grid\": {{\"seed\": [0, 1]}}}})"
+            )));
+        }
+        stack.extend(children.into_iter().map(|c| (c, d + 1)));
+    }
+    Ok(())
+}
+
 /// Parse TOML text into a table after [`check_toml_text`].
 pub fn parse_toml(text: &str) -> Result<toml::Table, ConfigError> {
     check_toml_text(text)?;
@@ -236,6 +260,18 @@ mod tests {
             .contains("nested"));
         let header = format!("[{}]\n", vec!["a"; 12_000].join("."));
         assert!(parse_toml(&header).is_err());
+    }
+
+    #[test]
+    fn json_bodies_deeper_than_the_schema_are_refused() {
+        let ok = serde_json::json!({"grid": {"seed": [0, 1]}, "train": {"epochs": 2}});
+        check_json_depth(&ok).unwrap();
+        let mut deep = serde_json::json!(1);
+        for _ in 0..100 {
+            deep = serde_json::json!([deep]);
+        }
+        let e = check_json_depth(&serde_json::json!({ "tags": deep })).unwrap_err();
+        assert!(e.to_string().contains("nested more than 5 deep"), "{e}");
     }
 
     #[test]

@@ -172,6 +172,7 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
     if !obj.contains_key("grid") {
         return Ok(None);
     }
+    config::keys::check_json_depth(v)?;
     let table: toml::Table = serde_json::from_value(v.clone())
         .map_err(|e| ApiError::BadRequest(format!("config cannot be expressed as TOML: {e}")))?;
     let loader = config::grid::presets_in(&st.configs_dir);
@@ -211,7 +212,9 @@ fn spec_from_json(st: &AppState, v: Value) -> Result<RunSpec, ApiError> {
         let sets = sets_from_json(obj.get("set"))?;
         return Ok(config::from_toml_str(&text, &sets)?);
     }
-    let table: toml::Table = serde_json::from_value(Value::Object(obj))
+    let v = Value::Object(obj);
+    config::keys::check_json_depth(&v)?;
+    let table: toml::Table = serde_json::from_value(v)
         .map_err(|e| ApiError::BadRequest(format!("config cannot be expressed as TOML: {e}")))?;
     Ok(RawConfig::from_table(table)?.validate()?)
 }
