@@ -231,3 +231,35 @@ pub async fn serve_loopback(state: AppState) -> (String, tokio::task::JoinHandle
     });
     (format!("http://{addr}"), handle)
 }
+
+/// POST `body` to `uri` with extra headers.
+pub async fn post_with(
+    st: &AppState,
+    uri: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut req = Request::post(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(st, req.body(Body::from(body.to_string())).unwrap()).await
+}
+
+/// The status is `want` and the JSON error mentions every one of `words`.
+pub fn assert_error(code: StatusCode, want: StatusCode, body: &str, words: &[&str]) {
+    assert_eq!(code, want, "{body}");
+    let v = json(body);
+    let msg = v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error: {body}"));
+    for w in words {
+        assert!(msg.contains(w), "{w:?} not in {msg:?}");
+    }
+    assert!(v.get("field").is_some(), "no field: {body}");
+}
+
+pub async fn still_answers(st: &AppState) {
+    let (code, _) = get(st, "/api/runs").await;
+    assert_eq!(code, StatusCode::OK);
+}
