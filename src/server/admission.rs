@@ -57,7 +57,8 @@ pub fn admit(st: &AppState, specs: &[RunSpec]) -> Result<(), ApiError> {
     check_queue(queued, specs.len(), st.guard.max_queued)
 }
 
-/// A resume is possible (the run ended and left a checkpoint state) and fits in the queue.
+/// A resume is possible (the run ended and left a checkpoint state), its device is present and
+/// it fits in the queue.
 pub fn check_resume(st: &AppState, dir: &RunDir, id: &str) -> Result<(), ApiError> {
     let Some(summary) = st.index.get(id)? else {
         return Err(ApiError::NotFound(format!("run {id}")));
@@ -68,7 +69,13 @@ pub fn check_resume(st: &AppState, dir: &RunDir, id: &str) -> Result<(), ApiErro
              start it again instead"
         )));
     }
-    let queued = st.mutex_exec().queued_ids().len();
+    let (queued, gpus) = {
+        let ex = st.mutex_exec();
+        (ex.queued_ids().len(), ex.gpus())
+    };
+    if let Some(spec) = scan::read_spec(dir) {
+        check_device(&spec.device, gpus)?;
+    }
     check_queue(queued, 1, st.guard.max_queued)
 }
 
