@@ -293,6 +293,8 @@ async fn new_run_form_live_chart_and_csv_download_in_chromium() {
         runs_dir: tmp.path().join("runs"),
         configs_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs"),
         token: None,
+        public_hosts: Vec::new(),
+        max_queued: fairtat::server::DEFAULT_MAX_QUEUED,
         max_cpu_runs: 1,
         trainer: Some(PathBuf::from(env!("CARGO_BIN_EXE_fairtat"))),
         poll_ms: 100,

@@ -131,9 +131,19 @@ pub struct ServeArgs {
     pub runs: PathBuf,
     #[arg(long, default_value = "configs")]
     pub configs: PathBuf,
-    /// Required for state-changing requests when bound to a non-loopback address (or FAIRTAT_TOKEN).
-    #[arg(long)]
+    /// No longer accepted (argv shows in `ps`): use FAIRTAT_TOKEN or --token-file.
+    #[arg(long, hide = true)]
     pub token: Option<String>,
+    /// File whose first line is the token (else FAIRTAT_TOKEN). Required off loopback, at
+    /// least 16 characters there.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A host name requests may use besides the bound address (behind a proxy); repeatable.
+    #[arg(long = "public-host", value_name = "NAME")]
+    pub public_hosts: Vec<String>,
+    /// Most runs waiting in the queue; creating more is refused with 429.
+    #[arg(long, default_value_t = crate::server::DEFAULT_MAX_QUEUED)]
+    pub max_queued: usize,
     /// Concurrent runs on the CPU.
     #[arg(long, default_value_t = 1)]
     pub max_cpu_runs: usize,
@@ -162,14 +172,22 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Train(a) => train::cmd_train(a),
         Command::Eval(a) => eval::cmd_eval(a),
         Command::Serve(a) => {
+            if a.token.is_some() {
+                return Err(Failure {
+                    code: 2,
+                    error: anyhow::anyhow!(
+                        "--token is no longer accepted (the command line shows in `ps`); set \
+                         FAIRTAT_TOKEN or pass --token-file FILE"
+                    ),
+                });
+            }
             crate::server::run_serve(crate::server::ServeOptions {
                 addr: a.addr,
                 runs_dir: a.runs,
                 configs_dir: a.configs,
-                token: a
-                    .token
-                    .or_else(|| std::env::var("FAIRTAT_TOKEN").ok())
-                    .filter(|t| !t.is_empty()),
+                token: crate::server::read_token(a.token_file.as_deref())?,
+                public_hosts: a.public_hosts,
+                max_queued: a.max_queued,
                 max_cpu_runs: a.max_cpu_runs.max(1),
                 trainer: None,
                 poll_ms: 100,

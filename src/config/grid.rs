@@ -12,7 +12,7 @@
 //! grid with the usual error naming the field. Runs are named `<name>-<values>-s<seed>` and
 //! tagged `grid:<grid id>`, which is how the compare page finds a grid and averages over seeds.
 
-use super::{value, ConfigError, RawConfig, RunSpec};
+use super::{keys, value, ConfigError, RawConfig, RunSpec};
 
 /// Largest number of runs one grid may create (bounded work per request).
 pub const MAX_GRID_RUNS: usize = 64;
@@ -81,9 +81,7 @@ pub fn expand_with(
     grid_id: &str,
     presets: PresetLoader,
 ) -> Result<Option<Vec<RunSpec>>, ConfigError> {
-    let mut table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError::Syntax(e.message().to_string()))?;
+    let mut table = keys::parse_toml(text)?;
     for s in sets {
         value::apply_set(&mut table, s)?;
     }
@@ -127,7 +125,11 @@ pub fn expand_table_with(
     // Seed last, so runs of one combination are adjacent and names end in -s<seed>.
     let mut axes: Vec<(String, Vec<toml::Value>)> = Vec::new();
     for (k, v) in grid {
-        let key = format!("grid.{k}");
+        // Before any combination is built: an axis is a known key (no deep nesting).
+        if k != PRESET_KEY {
+            keys::check_key(&k).map_err(|e| e.in_context("grid axis"))?;
+        }
+        let key = format!("grid.{}", keys::shorten(&k));
         let toml::Value::Array(values) = v else {
             return Err(ConfigError::invalid(&key, "must be a list of values"));
         };
@@ -141,13 +143,7 @@ pub fn expand_table_with(
     }
     // Preset first (it is the base the other axes apply to), seed last.
     axes.sort_by_key(|(k, _)| (k != PRESET_KEY, k == SEED_KEY));
-    let total: usize = axes.iter().map(|(_, v)| v.len()).product();
-    if total > MAX_GRID_RUNS {
-        return Err(ConfigError::invalid(
-            "grid",
-            format!("{total} combinations; at most {MAX_GRID_RUNS} runs per grid"),
-        ));
-    }
+    let total = grid_size(&axes)?;
     let base_name = table
         .get("name")
         .and_then(|v| v.as_str())
@@ -170,10 +166,8 @@ pub fn expand_table_with(
                 let name = v.as_str().ok_or_else(|| {
                     ConfigError::invalid("grid.preset", "must list preset names (strings)")
                 })?;
-                let mut base: toml::Table =
-                    presets(name)?.parse().map_err(|e: toml::de::Error| {
-                        ConfigError::invalid("grid.preset", format!("{name:?}: {}", e.message()))
-                    })?;
+                let mut base = keys::parse_toml(&presets(name)?)
+                    .map_err(|e| ConfigError::invalid("grid.preset", format!("{name:?}: {e}")))?;
                 base.remove("name");
                 merge(&mut base, &t);
                 t = base;
@@ -212,6 +206,27 @@ pub fn expand_table_with(
         specs.push(spec);
     }
     Ok(Some(specs))
+}
+
+/// Number of combinations, with checked arithmetic (64 axes of 2 values must not wrap to 0).
+fn grid_size(axes: &[(String, Vec<toml::Value>)]) -> Result<usize, ConfigError> {
+    let total = axes
+        .iter()
+        .try_fold(1usize, |acc, (_, v)| acc.checked_mul(v.len()));
+    match total {
+        Some(t) if t <= MAX_GRID_RUNS => Ok(t),
+        Some(t) => Err(ConfigError::invalid(
+            "grid",
+            format!("{t} combinations; at most {MAX_GRID_RUNS} runs per grid"),
+        )),
+        None => Err(ConfigError::invalid(
+            "grid",
+            format!(
+                "more than {} combinations; at most {MAX_GRID_RUNS} runs per grid",
+                usize::MAX
+            ),
+        )),
+    }
 }
 
 /// The name of a grid run without its `-s<seed>` suffix: runs sharing it differ only in seed.
@@ -285,6 +300,25 @@ seed = [0, 1, 2]
             .unwrap_err()
             .to_string();
         assert!(e.contains("65 combinations") && e.contains("64"), "{e}");
+        // 32 axes of 4 values: 2^64 combinations, which an unchecked product wraps to 0.
+        let axes: String = crate::config::raw::SECTIONS
+            .iter()
+            .flat_map(|(s, keys)| {
+                keys.iter()
+                    .map(move |k| format!("\"{s}.{k}\" = [1, 2, 3, 4]\n"))
+            })
+            .take(32)
+            .collect();
+        assert_eq!(axes.lines().count(), 32);
+        let e = expand(&format!("[grid]\n{axes}"), &[], "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than") && e.contains("at most 64"), "{e}");
+        let deep = vec!["a"; 12_000].join(".");
+        let e = expand(&format!("[grid]\n\"{deep}\" = [1]\n"), &[], "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("grid axis") && e.len() < 400, "{e}");
         // A grid config is not a single run.
         let e = crate::config::from_toml_str(GRID, &[])
             .unwrap_err()

@@ -8,6 +8,7 @@
 mod error;
 pub mod fields;
 pub mod grid;
+pub mod keys;
 mod raw;
 mod run_dir;
 mod spec;
@@ -17,7 +18,7 @@ pub use error::ConfigError;
 pub use raw::RawConfig;
 pub use run_dir::{create_run_dir, read_run_config, write_config};
 pub use spec::*;
-pub use value::parse_fraction;
+pub use value::{parse_fraction, short_number};
 
 use std::path::Path;
 
@@ -32,9 +33,7 @@ pub fn load(path: &Path, sets: &[String]) -> Result<RunSpec, ConfigError> {
 
 /// Parse TOML text, apply overrides, validate.
 pub fn from_toml_str(text: &str, sets: &[String]) -> Result<RunSpec, ConfigError> {
-    let mut table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError::Syntax(e.message().to_string()))?;
+    let mut table = keys::parse_toml(text)?;
     for s in sets {
         value::apply_set(&mut table, s)?;
     }

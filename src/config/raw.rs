@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::spec::*;
-use super::value::parse_fraction;
+use super::value::{parse_fraction, short_number};
 use super::ConfigError;
 
 /// Sections and the keys each allows (the form groups follow this order).
@@ -79,7 +79,7 @@ pub const SECTIONS: [(&str, &[&str]); 6] = [
         &["eps", "alpha", "steps", "final_steps", "batch_size"],
     ),
 ];
-const TOP_KEYS: [&str; 4] = ["name", "tags", "seed", "device"];
+pub(crate) const TOP_KEYS: [&str; 4] = ["name", "tags", "seed", "device"];
 
 /// A config as typed: a TOML table, not yet checked.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -430,7 +430,12 @@ impl Reader<'_> {
         if !v.is_finite() || v < min || v > max {
             return Err(ConfigError::invalid(
                 &key,
-                format!("{v} is out of range; allowed: {min} to {max}"),
+                format!(
+                    "{} is out of range; allowed: {} to {}",
+                    short_number(v),
+                    short_number(min),
+                    short_number(max)
+                ),
             ));
         }
         Ok(v)

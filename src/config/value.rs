@@ -1,6 +1,7 @@
-//! Small value helpers: `--set key=value` on a TOML table, and fractions such as "8/255".
+//! Small value helpers: `--set key=value` on a TOML table, fractions such as "8/255", and
+//! numbers short enough for a message.
 
-use super::ConfigError;
+use super::{keys, ConfigError};
 
 /// Apply one `key.path=value` override. The value is read as a TOML literal when it parses as
 /// one (`5`, `0.1`, `true`, `["a","b"]`), otherwise as a plain string (`fair-tat`).
@@ -13,7 +14,11 @@ pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), ConfigError> 
         return Err(ConfigError::BadSet(set.to_string()));
     }
     let raw = raw.trim();
-    let value = format!("x = {raw}")
+    keys::check_key(key)?;
+    // Checked like a TOML body, so `[[[[...` cannot build a deep value.
+    let literal = format!("x = {raw}");
+    keys::check_toml_text(&literal).map_err(|e| ConfigError::invalid(key, e.to_string()))?;
+    let value = literal
         .parse::<toml::Table>()
         .ok()
         .and_then(|mut t| t.remove("x"))
@@ -27,9 +32,8 @@ pub fn set_value(
     key: &str,
     value: toml::Value,
 ) -> Result<(), ConfigError> {
-    if key.is_empty() || key.split('.').any(|p| p.trim().is_empty()) {
-        return Err(ConfigError::invalid(key, "is not a config key"));
-    }
+    // Before any table is built: a known key has at most a few parts.
+    keys::check_key(key)?;
     let parts: Vec<&str> = key.split('.').map(str::trim).collect();
     let mut cur = table;
     for p in &parts[..parts.len() - 1] {
@@ -55,6 +59,22 @@ pub fn parse_fraction(s: &str) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// A number as a message shows it: plain when short, else scientific (`1e308`, not 309 digits).
+pub fn short_number(v: f64) -> String {
+    let plain = v.to_string();
+    if plain.len() <= 12 {
+        plain
+    } else if (1e-4..1e12).contains(&v.abs()) {
+        let fixed = format!("{v:.6}");
+        fixed
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        format!("{v:e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +91,20 @@ mod tests {
         assert!(apply_set(&mut t, "noequals").is_err());
         assert!(apply_set(&mut t, "a..b=1").is_err());
         assert!(apply_set(&mut t, "train.epochs.x=1").is_err());
+        let deep = format!("{}=1", vec!["a"; 100_000].join("."));
+        assert!(apply_set(&mut t, &deep).is_err());
+        let nested = format!("train.lr={}", "[".repeat(12_000));
+        let e = apply_set(&mut t, &nested).unwrap_err().to_string();
+        assert!(e.contains("train.lr") && e.contains("nested"), "{e}");
+    }
+
+    #[test]
+    fn long_numbers_are_shortened() {
+        assert_eq!(short_number(0.5), "0.5");
+        assert_eq!(short_number(1e308), "1e308");
+        assert_eq!(short_number(8.0 / 255.0), "0.031373");
+        assert_eq!(short_number(-1.5e-300), "-1.5e-300");
+        assert_eq!(short_number(100.0), "100");
     }
 
     #[test]

@@ -15,12 +15,20 @@ pub enum ApiError {
     BadRequest(String),
     #[error("unauthorized: a valid token is required for this request")]
     Unauthorized,
+    /// A cross-site request or a foreign `Host` (see `server::guard`).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("request body too large (limit {0} bytes)")]
     TooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// The queue is full (`--max-queued`).
+    #[error("{0}")]
+    TooMany(String),
     /// A config that failed validation: 422 with the key it is about.
     #[error("{0}")]
     Invalid(#[from] ConfigError),
@@ -38,9 +46,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -3,7 +3,8 @@
 //!
 //! It ends when the run's `finished` line arrives (after waiting briefly for the process to exit,
 //! so its GPU memory is free before the slot is reused), when the process is gone without one
-//! (the run is marked interrupted), or on shutdown.
+//! (our own child: the server writes a `failed` line with the exit signal; an adopted trainer:
+//! the run is marked interrupted), or on shutdown.
 
 use std::time::Duration;
 
@@ -119,6 +120,13 @@ pub async fn follow(
                     summary.epochs_done,
                     "cancelled before the trainer wrote its final event".into(),
                 );
+                continue;
+            }
+            if !wrote_final && matches!(live, Liveness::Child(_)) {
+                wrote_final = true;
+                // Our own child died without its final line (a signal, a crash): the server
+                // saw it end, so the run failed, with the exit signal and the log's end.
+                append_finished(&dir, RunStatus::Failed, summary.epochs_done, why);
                 continue;
             }
             scan::mark_interrupted(&mut summary, Some(why));

@@ -25,11 +25,6 @@ pub fn detect_gpus() -> usize {
         .unwrap_or(0)
 }
 
-/// What the follower shows for a child that exited without a final event.
-pub fn describe_exit(status: std::process::ExitStatus) -> String {
-    format!("trainer exited ({status}) without a final event; see train.log")
-}
-
 /// Spawn, retrying briefly on ETXTBSY (an executable just written by a test or an installer
 /// can still be open for writing in a concurrently forked process).
 pub fn spawn_retrying(cmd: &mut tokio::process::Command) -> std::io::Result<tokio::process::Child> {
@@ -57,6 +52,62 @@ pub fn signal(pid: u32, sig: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Conflict(format!("process {pid} is gone")))
+    }
+}
+
+/// The last `n` lines of a log file (at most its last 64 KiB are read).
+pub fn log_tail(path: &std::path::Path, n: usize) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Lines of `train.log` quoted in the failure of a trainer that died without a final event.
+const FAILURE_LOG_LINES: usize = 10;
+
+/// Why our own trainer child ended without a final event: the signal that killed it (SIGKILL
+/// from the OOM killer or a user) or its exit status, and the end of its log. The run is then
+/// `failed` (the server saw it die), not `interrupted` (vanished while no server watched).
+pub fn exit_description(status: std::process::ExitStatus, log: &std::path::Path) -> String {
+    #[cfg(unix)]
+    let how = {
+        use std::os::unix::process::ExitStatusExt;
+        match status.signal() {
+            Some(sig) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+            None => format!("exited ({status})"),
+        }
+    };
+    #[cfg(not(unix))]
+    let how = format!("exited ({status})");
+    let tail = log_tail(log, FAILURE_LOG_LINES);
+    if tail.trim().is_empty() {
+        format!("the trainer {how} without a final event; train.log is empty")
+    } else {
+        format!("the trainer {how} without a final event; end of train.log:\n{tail}")
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => "signal",
     }
 }
 

@@ -118,3 +118,9 @@ pub fn resumable(s: &RunSummary) -> bool {
         RunStatus::Interrupted | RunStatus::Failed | RunStatus::Cancelled
     )
 }
+
+/// Whether `fairtat train --resume` would work: a resumable state and the checkpoint state file
+/// the trainer restores from (a run that failed before its first checkpoint has none).
+pub fn can_resume(dir: &RunDir, s: &RunSummary) -> bool {
+    resumable(s) && dir.resume_state().exists()
+}

@@ -26,6 +26,8 @@ pub struct Inner {
     pub runs_dir: PathBuf,
     pub configs_dir: PathBuf,
     pub token: Option<String>,
+    /// Host/origin checks and limits (`server::guard`).
+    pub guard: super::guard::Guard,
     /// How often followers poll `events.jsonl` (at most every 200 ms).
     pub poll: Duration,
     /// The program started as `<trainer> train --run-dir DIR`.
@@ -63,6 +65,7 @@ impl AppState {
                 runs_dir: opts.runs_dir.clone(),
                 configs_dir: opts.configs_dir.clone(),
                 token: opts.token.clone().filter(|t| !t.is_empty()),
+                guard: super::guard::Guard::from_options(opts),
                 poll: Duration::from_millis(opts.poll_ms.clamp(10, 200)),
                 trainer,
                 index,

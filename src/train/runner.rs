@@ -174,11 +174,20 @@ fn run_epoch(
             &batch,
             &mut Rng::derive(spec.seed, &[e, bb, STREAM_METHOD]),
         )?;
+        // Read before the step: a non-finite loss would turn every weight into NaN, so the run
+        // stops with a clear failure instead of training on garbage.
+        let loss = out.loss.double_value(&[]);
+        if !loss.is_finite() {
+            return Err(TrainError::Invalid(format!(
+                "loss became {} at epoch {epoch} batch {} (lower train.lr or train.weight_decay)",
+                if loss.is_nan() { "NaN" } else { "infinite" },
+                b + 1
+            )));
+        }
         s.opt.backward_step(&out.loss);
         s.method.after_step(&s.model, &batch);
 
         // Bookkeeping from the step's own logits: one small device->host copy, no extra forward.
-        let loss = out.loss.double_value(&[]);
         let preds: Vec<i64> = Vec::try_from(&out.logits.argmax(-1, false).to_device(Device::Cpu))?;
         cm.add_batch(&batch.labels, &preds);
         loss_sum += loss * batch.labels.len() as f64;

@@ -63,7 +63,7 @@ fi
 stop=0
 trap 'stop=1' TERM
 mode="$2"; dir="$3"; ev="$dir/events.jsonl"
-mkdir -p "$dir/checkpoints"; : > "$dir/checkpoints/last.safetensors"
+mkdir -p "$dir/checkpoints"; : > "$dir/checkpoints/last.safetensors"; echo '{{}}' > "$dir/checkpoints/state.json"
 exec 9>>"$dir/lock"; flock -n 9 || {{ echo "run is locked" >&2; exit 3; }}
 printf '%s\ntrain\n' $$ > "$dir/lock"
 rm -f "$dir/queued"
@@ -115,6 +115,8 @@ pub fn options(root: &Path, trainer: Option<PathBuf>, max_cpu_runs: usize) -> Se
         runs_dir: root.join("runs"),
         configs_dir: configs_dir(root),
         token: None,
+        public_hosts: Vec::new(),
+        max_queued: fairtat::server::DEFAULT_MAX_QUEUED,
         max_cpu_runs,
         trainer,
         poll_ms: 50,
@@ -245,4 +247,36 @@ pub fn lock_pid(run_dir: &Path) -> Option<u32> {
         .trim()
         .parse()
         .ok()
+}
+
+/// POST `body` to `uri` with extra headers.
+pub async fn post_with(
+    st: &AppState,
+    uri: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut req = Request::post(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(st, req.body(Body::from(body.to_string())).unwrap()).await
+}
+
+/// The status is `want` and the JSON error mentions every one of `words`.
+pub fn assert_error(code: StatusCode, want: StatusCode, body: &str, words: &[&str]) {
+    assert_eq!(code, want, "{body}");
+    let v = json(body);
+    let msg = v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error: {body}"));
+    for w in words {
+        assert!(msg.contains(w), "{w:?} not in {msg:?}");
+    }
+    assert!(v.get("field").is_some(), "no field: {body}");
+}
+
+pub async fn still_answers(st: &AppState) {
+    let (code, _) = get(st, "/api/runs").await;
+    assert_eq!(code, StatusCode::OK);
 }

@@ -15,6 +15,7 @@ use crate::config::{self, RawConfig, RunSpec};
 use crate::runs::reports::summary_csv;
 use crate::runs::summary::RunSummary;
 use crate::runs::{is_valid_run_id, new_run_id, RunId, RunStatus};
+use crate::server::admission;
 use crate::server::error::ApiError;
 use crate::server::index::ListQuery;
 use crate::server::jobs::{Job, JobKind};
@@ -104,7 +105,7 @@ async fn get_run(
         .map_err(ApiError::internal)?;
     Ok(Json(json!({
         "summary": summary,
-        "resumable": scan::resumable(&summary) && !st.is_active(&id),
+        "resumable": scan::can_resume(&st.run_dir(&id), &summary) && !st.is_active(&id),
         "spec": spec,
     })))
 }
@@ -124,7 +125,8 @@ async fn resume(
     State(st): State<AppState>,
     Path(id): Path<RunId>,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
-    run_dir(&st, &id)?;
+    let dir = run_dir(&st, &id)?;
+    admission::check_resume(&st, &dir, &id)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(supervisor::resume_run(&st, &id)?),
@@ -184,6 +186,7 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
     if !obj.contains_key("grid") {
         return Ok(None);
     }
+    config::keys::check_json_depth(v)?;
     let table: toml::Table = serde_json::from_value(v.clone())
         .map_err(|e| ApiError::BadRequest(format!("config cannot be expressed as TOML: {e}")))?;
     let loader = config::grid::presets_in(&st.configs_dir);
@@ -192,6 +195,7 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
 
 /// Create and queue every run of a grid (validated as a whole before this).
 pub async fn create_grid(st: &AppState, specs: Vec<RunSpec>) -> Result<Vec<RunSummary>, ApiError> {
+    admission::admit(st, &specs)?;
     let mut out = Vec::with_capacity(specs.len());
     for spec in specs {
         out.push(create_run(st, spec).await?);
@@ -222,7 +226,9 @@ fn spec_from_json(st: &AppState, v: Value) -> Result<RunSpec, ApiError> {
         let sets = sets_from_json(obj.get("set"))?;
         return Ok(config::from_toml_str(&text, &sets)?);
     }
-    let table: toml::Table = serde_json::from_value(Value::Object(obj))
+    let v = Value::Object(obj);
+    config::keys::check_json_depth(&v)?;
+    let table: toml::Table = serde_json::from_value(v)
         .map_err(|e| ApiError::BadRequest(format!("config cannot be expressed as TOML: {e}")))?;
     Ok(RawConfig::from_table(table)?.validate()?)
 }
@@ -289,6 +295,7 @@ pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
 
 /// Write a new run directory (config.toml, spec.json, queued marker), index it and queue it.
 pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiError> {
+    admission::admit(st, std::slice::from_ref(&spec))?;
     let runs_dir = st.runs_dir.clone();
     let spec2 = spec.clone();
     let dir = tokio::task::spawn_blocking(move || config::create_run_dir(&runs_dir, &spec2))

@@ -4,7 +4,6 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -57,14 +56,20 @@ async fn launch_grid(
     State(st): State<AppState>,
     Form(p): Form<GridParams>,
 ) -> Result<Response, ApiError> {
-    let text = read_preset(&st, &p.preset)?;
     let gid = new_run_id("grid");
-    let loader = config::grid::presets_in(&st.configs_dir);
-    let specs = config::grid::expand_with(&text, &[], &gid, &loader)?.ok_or_else(|| {
-        ApiError::BadRequest(format!("preset {:?} has no [grid] table", p.preset))
-    })?;
-    create_grid(&st, specs).await?;
-    Ok(Redirect::to(&format!("/compare?grid={gid}")).into_response())
+    let result = async {
+        let text = read_preset(&st, &p.preset)?;
+        let loader = config::grid::presets_in(&st.configs_dir);
+        let specs = config::grid::expand_with(&text, &[], &gid, &loader)?.ok_or_else(|| {
+            ApiError::BadRequest(format!("preset {:?} has no [grid] table", p.preset))
+        })?;
+        create_grid(&st, specs).await
+    };
+    match result.await {
+        Ok(_) => Ok(Redirect::to(&format!("/compare?grid={gid}")).into_response()),
+        Err(err) if err.status().is_client_error() => Ok(error_page(&st, &[], &err)),
+        Err(err) => Err(err),
+    }
 }
 
 pub struct FieldView {
@@ -221,24 +226,34 @@ async fn submit(
         table.insert("grid".into(), toml::Value::Table(grid));
         config::grid::expand_table(table, &gid).map(Option::unwrap_or_default)
     };
-    match result {
+    let created = match result {
         Ok(specs) if specs.len() == 1 => {
-            let summary = create_run(&st, specs.into_iter().next().expect("one spec")).await?;
-            Ok(Redirect::to(&format!("/runs/{}", summary.id)).into_response())
+            create_run(&st, specs.into_iter().next().expect("one spec"))
+                .await
+                .map(|s| format!("/runs/{}", s.id))
         }
-        Ok(specs) => {
-            create_grid(&st, specs).await?;
-            Ok(Redirect::to(&format!("/compare?grid={gid}")).into_response())
-        }
-        Err(err) => {
-            let page = NewRunPage {
-                presets: options(single_presets(&st), None),
-                grids: grid_presets(&st),
-                source: String::new(),
-                error: err.to_string(),
-                groups: groups(&pairs, err.key(), &err.to_string()),
-            };
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, HtmlTemplate(page)).into_response())
-        }
+        Ok(specs) => create_grid(&st, specs)
+            .await
+            .map(|_| format!("/compare?grid={gid}")),
+        Err(err) => Err(ApiError::Invalid(err)),
+    };
+    match created {
+        Ok(to) => Ok(Redirect::to(&to).into_response()),
+        // The API's message (config, device, queue cap), shown inline next to its field.
+        Err(err) if err.status().is_client_error() => Ok(error_page(&st, &pairs, &err)),
+        Err(err) => Err(err),
     }
+}
+
+/// The form again with the error above it and next to the field it names.
+fn error_page(st: &AppState, pairs: &[(String, String)], err: &ApiError) -> Response {
+    let message = err.public_message();
+    let page = NewRunPage {
+        presets: options(single_presets(st), None),
+        grids: grid_presets(st),
+        source: String::new(),
+        error: message.clone(),
+        groups: groups(pairs, err.field(), &message),
+    };
+    (err.status(), HtmlTemplate(page)).into_response()
 }

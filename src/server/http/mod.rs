@@ -1,5 +1,5 @@
 //! HTTP layer: each submodule exports its own `router()`; [`router`] merges them and adds the
-//! body limit, the token check and tracing. `router` is separate from serving so tests drive it
+//! body limit, the host/origin guard, the token check, JSON errors and tracing. `router` is separate from serving so tests drive it
 //! with `tower::ServiceExt::oneshot`.
 
 pub mod api;
@@ -10,6 +10,7 @@ pub mod evals;
 pub mod files;
 pub mod forms;
 pub mod pages;
+pub mod rejections;
 pub mod sse;
 pub mod tables;
 pub mod views;
@@ -22,9 +23,9 @@ use axum::{middleware, Router};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use super::auth;
 use super::error::ApiError;
 use super::state::{AppState, BODY_LIMIT};
+use super::{auth, guard};
 use crate::runs::{is_valid_run_id, RunDir};
 
 pub fn router(state: AppState) -> Router {
@@ -37,7 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(forms::router())
         .merge(compare::router())
         .merge(evals::router())
-        .route("/login", get(auth::login))
+        .route("/login", get(auth::login_form).post(auth::login))
         .route("/static/app.js", get(app_js))
         .route("/static/style.css", get(style_css))
         .fallback(|| async { ApiError::NotFound("page".into()) })
@@ -45,8 +46,13 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard_requests,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(middleware::from_fn(rejections::json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

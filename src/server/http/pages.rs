@@ -173,19 +173,7 @@ struct RunPage {
 }
 
 /// The last `n` lines of a text file (reads at most the last 64 KiB).
-fn tail(path: &std::path::Path, n: usize) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
+use crate::server::process::log_tail as tail;
 
 async fn run_page(
     State(st): State<AppState>,
@@ -216,7 +204,7 @@ async fn run_page(
     Ok(HtmlTemplate(RunPage {
         last_epoch: summary.epochs_done.saturating_sub(1),
         cancellable: active,
-        resumable: !active && scan::resumable(&summary),
+        resumable: !active && scan::can_resume(&st.run_dir(&summary.id), &summary),
         row: RunRow::of(&summary),
         charts: CHARTS
             .iter()
@@ -263,7 +251,8 @@ async fn resume_form(
     State(st): State<AppState>,
     Path(id): Path<RunId>,
 ) -> Result<Redirect, ApiError> {
-    run_dir(&st, &id)?;
+    let dir = run_dir(&st, &id)?;
+    crate::server::admission::check_resume(&st, &dir, &id)?;
     supervisor::resume_run(&st, &id)?;
     Ok(Redirect::to(&format!("/runs/{id}")))
 }

@@ -38,13 +38,14 @@ pub fn pump(st: &AppState) {
         let gpus = st.jobs.gpus();
         if let Err(err) = spawn_job(st, &job, &slot, gpus) {
             tracing::error!(run = %job.run, cause = %err, kind = %job.kind.label(), "cannot start a job");
-            start_failed(st, &job, &err.to_string());
+            record_failure(st, &job, &err.to_string());
+            job_ended(st, &job.run);
         }
     }
 }
 
 /// A job whose process could not even start: record why where its page looks.
-fn start_failed(st: &AppState, job: &Job, why: &str) {
+fn record_failure(st: &AppState, job: &Job, why: &str) {
     let dir = st.run_dir(&job.run);
     markers::remove(&dir, &job.kind);
     match &job.kind {
@@ -80,9 +81,13 @@ fn spawn_job(st: &AppState, job: &Job, slot: &Slot, gpus: usize) -> anyhow::Resu
     st.jobs.lock().set_pid(&job.run, pid);
     tracing::info!(run = %job.run, pid, slot = %slot.name, kind = %job.kind.label(), "job started");
     let (tx, rx) = watch::channel(None);
+    let log_path = match &job.kind {
+        JobKind::Evaluate(key) => markers::eval_dir(&dir, key).join("eval.log"),
+        _ => dir.log(),
+    };
     tokio::spawn(async move {
         let msg = match child.wait().await {
-            Ok(st) => super::process::describe_exit(st),
+            Ok(st) => super::process::exit_description(st, &log_path),
             Err(e) => format!("lost track of the process: {e}"),
         };
         let _ = tx.send(Some(msg));
@@ -175,9 +180,18 @@ pub fn restore(st: &AppState, loaded: Vec<Loaded>) {
     pump(st);
 }
 
+/// Re-queue a job found on disk; one whose device is gone from this machine fails with the
+/// reason instead of waiting forever.
 fn push(st: &AppState, run: RunId, kind: JobKind, device: &str) {
-    let device = device.to_string();
-    st.jobs.lock().push(Job { run, kind, device });
+    let job = Job {
+        run,
+        kind,
+        device: device.to_string(),
+    };
+    match super::admission::check_device(device, st.jobs.gpus()) {
+        Ok(()) => st.jobs.lock().push(job),
+        Err(err) => record_failure(st, &job, &err.to_string()),
+    }
 }
 
 fn device_of(s: &RunSummary) -> String {

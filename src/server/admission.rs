@@ -1,0 +1,102 @@
+//! What is checked when runs are queued, beyond the config itself: the device must exist on this
+//! machine (a `cuda:7` run on a one-GPU host would wait forever), and the queue has a cap
+//! (`--max-queued`), since every queued run costs work on each pump of the executor.
+
+use super::error::ApiError;
+use super::scan;
+use super::state::AppState;
+use crate::config::{ConfigError, RunSpec};
+use crate::runs::RunDir;
+
+/// The devices runs can use here: `cpu`, `cuda:0` ... `cuda:{gpus-1}`.
+pub fn devices(gpus: usize) -> Vec<String> {
+    std::iter::once("cpu".to_string())
+        .chain((0..gpus).map(|g| format!("cuda:{g}")))
+        .collect()
+}
+
+/// `device` (already syntax-checked: `auto`, `cpu` or `cuda:N`) names a device present here.
+pub fn check_device(device: &str, gpus: usize) -> Result<(), ApiError> {
+    let Some(n) = device.strip_prefix("cuda:") else {
+        return Ok(());
+    };
+    if n.parse::<usize>().is_ok_and(|n| n < gpus) {
+        return Ok(());
+    }
+    let mut allowed = vec!["auto".to_string()];
+    allowed.extend(devices(gpus));
+    Err(ApiError::Invalid(ConfigError::invalid(
+        "device",
+        format!(
+            "{device:?} is not present on this machine ({gpus} GPU(s) found); allowed: {}",
+            allowed.join(", ")
+        ),
+    )))
+}
+
+/// Adding `adding` runs to a queue of `queued` stays within `max`.
+pub fn check_queue(queued: usize, adding: usize, max: usize) -> Result<(), ApiError> {
+    if queued.saturating_add(adding) <= max {
+        return Ok(());
+    }
+    Err(ApiError::TooMany(format!(
+        "the queue is full: {queued} runs queued, {adding} more would exceed the limit of {max} \
+         (fairtat serve --max-queued N); cancel queued runs or wait"
+    )))
+}
+
+/// Both checks for runs about to be queued.
+pub fn admit(st: &AppState, specs: &[RunSpec]) -> Result<(), ApiError> {
+    let (queued, gpus) = {
+        let q = st.jobs.lock();
+        (q.waiting_len(), q.gpus())
+    };
+    for spec in specs {
+        check_device(&spec.device, gpus)?;
+    }
+    check_queue(queued, specs.len(), st.guard.max_queued)
+}
+
+/// A resume is possible (the run ended and left a checkpoint state), its device is present and
+/// it fits in the queue.
+pub fn check_resume(st: &AppState, dir: &RunDir, id: &str) -> Result<(), ApiError> {
+    let Some(summary) = st.index.get(id)? else {
+        return Err(ApiError::NotFound(format!("run {id}")));
+    };
+    if scan::resumable(&summary) && !scan::can_resume(dir, &summary) {
+        return Err(ApiError::Conflict(format!(
+            "run {id} has no checkpoint to resume from (it ended before its first checkpoint); \
+             start it again instead"
+        )));
+    }
+    let (queued, gpus) = {
+        let q = st.jobs.lock();
+        (q.waiting_len(), q.gpus())
+    };
+    if let Some(spec) = scan::read_spec(dir) {
+        check_device(&spec.device, gpus)?;
+    }
+    check_queue(queued, 1, st.guard.max_queued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_and_queue_limits() {
+        assert!(check_device("auto", 0).is_ok() && check_device("cpu", 0).is_ok());
+        assert!(check_device("cuda:0", 1).is_ok());
+        let e = check_device("cuda:7", 1).unwrap_err();
+        assert_eq!(e.field(), Some("device"));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("cuda:7") && msg.contains("cpu, cuda:0"),
+            "{msg}"
+        );
+        assert!(check_queue(499, 1, 500).is_ok());
+        let e = check_queue(500, 1, 500).unwrap_err();
+        assert_eq!(e.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert!(check_queue(usize::MAX, 2, 500).is_err());
+    }
+}
