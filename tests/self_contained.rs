@@ -19,10 +19,7 @@ fn files(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) {
         let p = e.path();
         if p.is_dir() {
             files(&p, exts, out);
-        } else if p
-            .extension()
-            .is_some_and(|x| exts.iter().any(|w| x == *w))
-        {
+        } else if p.extension().is_some_and(|x| exts.iter().any(|w| x == *w)) {
             out.push(p);
         }
     }
@@ -61,7 +58,11 @@ fn no_test_bench_or_build_path_leaves_the_repository() {
             }
         }
     }
-    assert!(bad.is_empty(), "paths outside the repository:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "paths outside the repository:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]

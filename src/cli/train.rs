@@ -77,13 +77,22 @@ pub(super) fn grid_specs(cfg: &Path, sets: &[String]) -> Result<Option<Vec<RunSp
     )?)
 }
 
-/// Train every run of a grid one after the other (the CLI's queue); a signal stops the grid.
+/// Train every run of a grid one after the other (the CLI's queue), each run after the run it
+/// starts from (`train.init_from`, e.g. FRL after its seed's TRADES run); a signal or a failed
+/// run stops the grid. Run ids are drawn first, so a run that starts from another records that
+/// run's checkpoint path in its config.
 fn train_grid(specs: &[RunSpec], out: &Path) -> Result<ExitCode, Failure> {
+    let order = config::grid_init::dependency_order(specs)?;
+    let mut specs: Vec<RunSpec> = order.iter().map(|&i| specs[i].clone()).collect();
+    let runs: Vec<RunDir> = specs
+        .iter()
+        .map(|s| RunDir::new(out.join(new_run_id(&s.name))))
+        .collect();
+    link_sources(&mut specs, &runs);
     eprintln!("grid: {} runs", specs.len());
     let mut code = ExitCode::SUCCESS;
-    for (i, spec) in specs.iter().enumerate() {
+    for (i, (spec, run)) in specs.iter().zip(&runs).enumerate() {
         eprintln!("grid run {}/{}: {}", i + 1, specs.len(), spec.name);
-        let run = RunDir::new(out.join(new_run_id(&spec.name)));
         std::fs::create_dir_all(run.root())
             .with_context(|| format!("creating {}", run.root().display()))?;
         std::fs::write(run.config_toml(), spec.to_toml())?;
@@ -91,13 +100,29 @@ fn train_grid(specs: &[RunSpec], out: &Path) -> Result<ExitCode, Failure> {
             run.spec_json(),
             serde_json::to_vec_pretty(spec).map_err(anyhow::Error::from)?,
         )?;
-        code = train_in(spec, &run, false, true)?;
+        code = train_in(spec, run, false, true)?;
         if code != ExitCode::SUCCESS {
             eprintln!("grid stopped after run {}", i + 1);
             break;
         }
     }
     Ok(code)
+}
+
+/// Point `train.init_checkpoint` of each run with a `train.init_from_run` at that run's
+/// `checkpoints/last.safetensors` (`runs[i]` is the directory of `specs[i]`).
+fn link_sources(specs: &mut [RunSpec], runs: &[RunDir]) {
+    for i in 0..specs.len() {
+        let want = specs[i].train.init_from_run.clone();
+        if want.is_empty() || !specs[i].train.init_checkpoint.is_empty() {
+            continue;
+        }
+        if let Some(j) = specs.iter().position(|s| s.name == want) {
+            let ck = runs[j].checkpoint("last");
+            let ck = std::path::absolute(&ck).unwrap_or(ck);
+            specs[i].train.init_checkpoint = ck.display().to_string();
+        }
+    }
 }
 
 /// The config of an existing run directory; a validation failure there (a hand-edited config)

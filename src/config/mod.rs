@@ -8,6 +8,7 @@
 mod error;
 pub mod fields;
 pub mod grid;
+pub mod grid_init;
 mod raw;
 mod spec;
 mod value;

@@ -14,6 +14,7 @@
 //! --run-dir` (one directory per suite and checkpoint, started after training). Everything the server keeps can be rebuilt from these files.
 //! No tch, no tokio here.
 
+pub mod deps;
 pub mod eval_report;
 pub mod events;
 pub mod layout;

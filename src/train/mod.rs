@@ -6,6 +6,7 @@
 //! batch, writes a checkpoint and returns [`Outcome::Cancelled`].
 
 pub mod device;
+mod epoch_eval;
 mod error;
 mod eval;
 pub mod fawa;
