@@ -299,7 +299,7 @@ pub const FIELDS: &[Field] = &[
         "attack.bn_mode",
         "attack",
         &["train", "eval"],
-        "BatchNorm mode while attacking",
+        "BatchNorm mode while attacking; default train (PGD-AT, FAIR-TAT, FAT as CFA), eval (KL attacks)",
     ),
     f("train.epochs", "train", Number, "Number of epochs"),
     f("train.batch_size", "train", Number, "Mini-batch size"),

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::choices::{EvalModel, ValFrom};
+
 /// A fully checked run configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
@@ -71,38 +73,6 @@ impl DatasetKind {
             DatasetKind::FashionMnist => (vec![0.2860], vec![0.3530]),
             DatasetKind::Cifar10 => (vec![0.4914, 0.4822, 0.4465], vec![0.2471, 0.2435, 0.2616]),
             DatasetKind::Cifar100 => (vec![0.5071, 0.4867, 0.4408], vec![0.2675, 0.2565, 0.2761]),
-        }
-    }
-}
-
-/// Where the validation split is taken from in each class of the training files.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ValFrom {
-    /// The first `val_per_class` images of each class (FAIR-TAT's `get_dataset`, CFA's
-    /// `generate_validation.py`).
-    #[default]
-    First,
-    /// The last `val_per_class` images of each class (boqili/WAT and hannxu123/fair_robust
-    /// `data_loader.py`: 4,700 train + 300 validation per CIFAR-10 class).
-    Last,
-}
-
-impl ValFrom {
-    pub const NAMES: [&'static str; 2] = ["first", "last"];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ValFrom::First => "first",
-            ValFrom::Last => "last",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "first" => Some(ValFrom::First),
-            "last" => Some(ValFrom::Last),
-            _ => None,
         }
     }
 }
@@ -464,43 +434,6 @@ pub struct EvalSpec {
 
 fn one() -> usize {
     1
-}
-
-/// A model the per-epoch evaluation can cover.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EvalModel {
-    /// The model being trained.
-    Live,
-    /// Its per-epoch EMA (`train.ema_decay`).
-    Ema,
-    /// CFA's FAWA average (`train.fawa_decay`).
-    Fawa,
-}
-
-impl EvalModel {
-    pub const NAMES: [&'static str; 3] = ["live", "ema", "fawa"];
-
-    pub fn all() -> Vec<EvalModel> {
-        vec![EvalModel::Live, EvalModel::Ema, EvalModel::Fawa]
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            EvalModel::Live => "live",
-            EvalModel::Ema => "ema",
-            EvalModel::Fawa => "fawa",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "live" => Some(EvalModel::Live),
-            "ema" => Some(EvalModel::Ema),
-            "fawa" => Some(EvalModel::Fawa),
-            _ => None,
-        }
-    }
 }
 
 impl RunSpec {
