@@ -88,7 +88,7 @@ fn train_grid(specs: &[RunSpec], out: &Path) -> Result<ExitCode, Failure> {
         .iter()
         .map(|s| RunDir::new(out.join(new_run_id(&s.name))))
         .collect();
-    link_sources(&mut specs, &runs);
+    crate::runs::deps::link_sources(&mut specs, &runs);
     eprintln!("grid: {} runs", specs.len());
     let mut code = ExitCode::SUCCESS;
     for (i, (spec, run)) in specs.iter().zip(&runs).enumerate() {
@@ -107,22 +107,6 @@ fn train_grid(specs: &[RunSpec], out: &Path) -> Result<ExitCode, Failure> {
         }
     }
     Ok(code)
-}
-
-/// Point `train.init_checkpoint` of each run with a `train.init_from_run` at that run's
-/// `checkpoints/last.safetensors` (`runs[i]` is the directory of `specs[i]`).
-fn link_sources(specs: &mut [RunSpec], runs: &[RunDir]) {
-    for i in 0..specs.len() {
-        let want = specs[i].train.init_from_run.clone();
-        if want.is_empty() || !specs[i].train.init_checkpoint.is_empty() {
-            continue;
-        }
-        if let Some(j) = specs.iter().position(|s| s.name == want) {
-            let ck = runs[j].checkpoint("last");
-            let ck = std::path::absolute(&ck).unwrap_or(ck);
-            specs[i].train.init_checkpoint = ck.display().to_string();
-        }
-    }
 }
 
 /// The config of an existing run directory; a validation failure there (a hand-edited config)

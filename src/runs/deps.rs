@@ -92,6 +92,25 @@ pub fn dependency_state(runs_dir: &Path, spec: &RunSpec) -> DependencyState {
     }
 }
 
+/// Point `train.init_checkpoint` of each spec with a `train.init_from_run` at that run's
+/// `checkpoints/last.safetensors` (`runs[i]` is the directory chosen for `specs[i]`), as an
+/// absolute path, so the saved config says where the run starts from. Whoever creates a grid's
+/// run directories calls this before writing their configs; a spec left unlinked still finds
+/// its source by name ([`find_source`]).
+pub fn link_sources(specs: &mut [RunSpec], runs: &[RunDir]) {
+    for i in 0..specs.len() {
+        let want = specs[i].train.init_from_run.clone();
+        if want.is_empty() || !specs[i].train.init_checkpoint.is_empty() {
+            continue;
+        }
+        if let Some(j) = specs.iter().position(|s| s.name == want) {
+            let ck = runs[j].checkpoint("last");
+            let ck = std::path::absolute(&ck).unwrap_or(ck);
+            specs[i].train.init_checkpoint = ck.display().to_string();
+        }
+    }
+}
+
 /// The status of the last `finished` event, unless the run started again after it; `None`
 /// while it has not finished (or never started).
 fn last_outcome(run: &RunDir) -> Option<(RunStatus, Option<String>)> {

@@ -11,12 +11,12 @@ use crate::config::RunSpec;
 use crate::models::{read_metadata, Model};
 use crate::runs::deps::{dependency_state, DependencyState};
 
-/// The checkpoint a run starts from: `train.init_checkpoint`, else the `last` checkpoint of
-/// the grid run `train.init_from_run` (found next to `run_root`, which must have finished);
-/// `None` = random init. FRL never gets `None` (the config refuses it).
+/// The checkpoint a run starts from: the `last` checkpoint of the grid run
+/// `train.init_from_run` (found next to `run_root` or at `train.init_checkpoint`; it must have
+/// finished), else `train.init_checkpoint`; `None` = random init, which FRL never gets.
 pub fn init_checkpoint_path(spec: &RunSpec, run_root: &Path) -> Result<Option<String>, TrainError> {
     let t = &spec.train;
-    if !t.init_checkpoint.trim().is_empty() {
+    if t.init_from_run.trim().is_empty() && !t.init_checkpoint.trim().is_empty() {
         return Ok(Some(t.init_checkpoint.trim().to_string()));
     }
     if t.init_from_run.trim().is_empty() {
@@ -36,6 +36,8 @@ pub fn init_checkpoint_path(spec: &RunSpec, run_root: &Path) -> Result<Option<St
         }
         return Ok(None);
     }
+    // A source run must have finished, even when its checkpoint path is already recorded: a
+    // cancelled or failed source leaves a `last` checkpoint that is not the trained model.
     let runs_dir = run_root.parent().unwrap_or(Path::new("."));
     match dependency_state(runs_dir, spec) {
         DependencyState::Ready(Some(p)) => Ok(Some(p.display().to_string())),

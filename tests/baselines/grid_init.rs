@@ -157,6 +157,18 @@ fn grid_frl_row_starts_from_its_trades_runs_last_checkpoint() {
         DependencyState::Failed(why) => assert!(why.contains("cancelled"), "{why}"),
         other => panic!("{other:?}"),
     }
+    // The trainer refuses too, even with the source's checkpoint path already recorded.
+    let mut linked = frl.clone();
+    linked.train.init_checkpoint = ck.display().to_string();
+    let again = runs.path().join("again");
+    let e = run_spec(
+        &linked,
+        tiny_splits(16, 2),
+        &again,
+        &mut MemorySink::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("cancelled"), "{e}");
     // No source run needed: ready at once.
     assert_eq!(
         dependency_state(runs.path(), trades),
