@@ -59,5 +59,5 @@ test: deps-test
 
 bench: deps
 	$(CARGO_ENV) cargo build --release
-	$(CARGO_ENV) cargo run --release --bin fairtat-bench -- --python $(PY) --reference ../shared/bench/pytorch_reference.py
+	$(CARGO_ENV) cargo run --release --bin fairtat-bench -- --python $(PY) --reference bench/pytorch_reference.py
 	$(CARGO_ENV) cargo run --release --bin fairtat-bench-server

@@ -341,6 +341,7 @@ fn spec(kind: DatasetKind, dir: &Path, val: usize, train: usize, test: usize) ->
         dir: PathBuf::from(dir),
         train_subset: train,
         val_per_class: val,
+        val_from: fairtat::config::ValFrom::First,
         test_subset: test,
         crop_padding: 0,
         padding_mode: PaddingMode::Reflect,

@@ -1,5 +1,5 @@
 //! Model architectures, parameter names (= PyTorch state_dict keys of
-//! `shared/reference/models.py`), PyTorch-default init, checkpoints, weight averaging, and a
+//! `tests/py/models.py`), PyTorch-default init, checkpoints, weight averaging, and a
 //! cross-check of logits against PyTorch itself (`tests/py/check_checkpoint.py`).
 
 use std::collections::BTreeMap;
@@ -55,7 +55,7 @@ fn meta_for(m: &Model, norm: Option<&str>) -> BTreeMap<String, String> {
 #[test]
 fn smallcnn_names_and_shapes_equal_models_py() {
     let m = model(Arch::Smallcnn, 1, 10, 28);
-    // `SmallCNN(1, 10, 28).state_dict()` in shared/reference/models.py.
+    // `SmallCNN(1, 10, 28).state_dict()` in tests/py/models.py.
     let expected: BTreeMap<String, Vec<i64>> = [
         ("feature_extractor.conv1.weight", vec![32, 1, 3, 3]),
         ("feature_extractor.conv1.bias", vec![32]),
@@ -510,7 +510,7 @@ fn run_check(ck: &Path, inputs: &Path) -> (bool, String) {
     let py = python();
     let out = Command::new(&py)
         .arg(root.join("tests/py/check_checkpoint.py"))
-        .arg(root.join("../shared/reference"))
+        .arg(root.join("tests/py"))
         .arg(ck)
         .arg(inputs)
         .output()

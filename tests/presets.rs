@@ -38,7 +38,7 @@ fn single_run_and_row_presets_validate() {
             n += 1;
         }
     }
-    assert!(n >= 39 + 7, "{n} presets");
+    assert!(n >= 39 + 8 + 7, "{n} presets");
 }
 
 #[test]
@@ -54,8 +54,8 @@ fn table1_grids_cover_every_row_of_their_dataset() {
         let rows: Vec<String> = tomls(&configs().join("table1"))
             .iter()
             .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-            // "cifar100-x" does not start with "cifar10-".
-            .filter(|s| s.starts_with(&format!("{ds}-")))
+            // "cifar100-x" does not start with "cifar10-"; reference-recipe rows have their grid.
+            .filter(|s| s.starts_with(&format!("{ds}-")) && !s.ends_with("-ref"))
             .collect();
         assert_eq!(rows.len(), 13, "{ds}: {rows:?}");
         assert_eq!(specs.len(), rows.len() * 3, "{ds}: rows x 3 seeds");
@@ -81,5 +81,90 @@ fn table1_grids_cover_every_row_of_their_dataset() {
         assert!(specs
             .iter()
             .any(|s| s.method.name.as_str() == "cfa" && s.method.ccr));
+        check_table1_rows(ds, &specs, &format!("{ds}-table1"), &format!("{ds}-trades"));
+    }
+}
+
+/// What every Table 1 grid shares: FRL starts from the same seed's TRADES run (`trades_row`),
+/// which trains first; WAT and FRL validate on the last images of each class; the clean
+/// forwards follow each row's reference code.
+fn check_table1_rows(ds: &str, specs: &[fairtat::config::RunSpec], base: &str, trades_row: &str) {
+    use fairtat::config::{MethodKind, ValFrom};
+    let order = fairtat::config::grid_init::dependency_order(specs).unwrap();
+    for s in specs {
+        let m = s.method.name;
+        if m.needs_init_checkpoint() {
+            let src = format!("{base}-{trades_row}-s{}", s.seed);
+            assert_eq!(s.train.init_from_run, src, "{}", s.name);
+            let at = |n: &str| order.iter().position(|&i| specs[i].name == n).unwrap();
+            assert!(at(&src) < at(&s.name), "{} trains before {src}", s.name);
+            let source = specs.iter().find(|x| x.name == src).unwrap();
+            assert_eq!(source.method.name, MethodKind::Trades);
+            assert_eq!(source.data.normalize, s.data.normalize, "{}", s.name);
+        } else {
+            assert!(s.train.init_from_run.is_empty(), "{}", s.name);
+        }
+        if matches!(m, MethodKind::Wat | MethodKind::FrlRw | MethodKind::FrlRwrm) {
+            assert_eq!(s.data.val_from, ValFrom::Last, "{}", s.name);
+            let want = match ds {
+                "cifar10" => 300,
+                "cifar100" => 30,
+                _ => 50,
+            };
+            assert_eq!(s.data.val_per_class, want, "{}", s.name);
+        } else {
+            assert_eq!(s.data.val_from, ValFrom::First, "{}", s.name);
+        }
+        let reference_recipe = s.tags.iter().any(|t| t == "reference-recipe");
+        let want = match m {
+            _ if reference_recipe => 0,
+            m if m.is_fair_tat_family() => 2,
+            MethodKind::PgdAt | MethodKind::Trades | MethodKind::Fat | MethodKind::Cfa => 1,
+            _ => 0,
+        };
+        assert_eq!(s.train.clean_forwards, want, "{}", s.name);
+    }
+}
+
+#[test]
+fn reference_recipe_grids_swap_in_the_baselines_own_recipes() {
+    let dir = configs();
+    let load = grid::presets_in(&dir);
+    for ds in ["cifar10", "cifar100"] {
+        let text =
+            std::fs::read_to_string(configs().join(format!("{ds}-table1-ref-grid.toml"))).unwrap();
+        let specs = grid::expand_with(&text, &[], "g", &load).unwrap().unwrap();
+        assert_eq!(specs.len(), 13 * 3, "{ds}");
+        let refs: Vec<&str> = specs
+            .iter()
+            .filter(|s| s.tags.iter().any(|t| t == "reference-recipe"))
+            .map(|s| s.method.name.as_str())
+            .collect();
+        assert_eq!(refs.len(), 4 * 3, "{ds}: {refs:?}");
+        for s in specs
+            .iter()
+            .filter(|s| matches!(s.method.name.as_str(), "trades" | "wat" | "bat"))
+        {
+            assert_eq!(s.attack.alpha, 0.007, "{}", s.name);
+            assert_eq!(s.attack.eps, 0.031, "{}", s.name);
+            assert_eq!(s.train.weight_decay, 2e-4, "{}", s.name);
+            assert!(!s.method.trades_normalize, "{}", s.name);
+        }
+        check_table1_rows(
+            ds,
+            &specs,
+            &format!("{ds}-table1-ref"),
+            &format!("{ds}-trades-ref"),
+        );
+    }
+}
+
+#[test]
+fn rice_recipe_pgd_at_presets_run_no_clean_forward() {
+    for name in ["cifar10-prn18-at", "fmnist-at", "fmnist-quick-at"] {
+        let text = std::fs::read_to_string(configs().join(format!("{name}.toml"))).unwrap();
+        let spec = config::from_toml_str(&text, &[]).unwrap();
+        assert_eq!(spec.method.name.as_str(), "pgd-at");
+        assert_eq!(spec.train.clean_forwards, 0, "{name}");
     }
 }

@@ -207,3 +207,75 @@ async fn a_live_pid_without_the_lock_is_never_adopted_or_signalled() {
     let _ = other.kill();
     st.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grid_row_waits_for_the_run_it_starts_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Two CPU slots: only the dependency keeps FRL from starting beside TRADES.
+    let opts = options(tmp.path(), Some(fake_trainer(tmp.path(), 3, 0.3)), 2);
+    let rows = opts.configs_dir.join("rows");
+    std::fs::create_dir_all(&rows).unwrap();
+    std::fs::write(rows.join("trades.toml"), "[method]\nname = \"trades\"\n").unwrap();
+    std::fs::write(
+        rows.join("frl.toml"),
+        "[method]\nname = \"frl-rw\"\n[train]\ninit_from = \"trades\"\n",
+    )
+    .unwrap();
+    let st = start(opts).await;
+    let grid = "name = \"g\"\ndevice = \"cpu\"\n[grid]\npreset = [\"rows/frl\", \"rows/trades\"]\nseed = [0]\n";
+    let body = serde_json::json!({ "toml": grid }).to_string();
+    let (code, b) = post_json(&st, "/api/runs", &body).await;
+    assert_eq!(code, StatusCode::CREATED, "{b}");
+    let runs = json(&b)["runs"].as_array().unwrap().clone();
+    let id_of = |part: &str| {
+        runs.iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .find(|id| id.contains(part))
+            .unwrap()
+    };
+    let (frl, trades) = (id_of("frl"), id_of("trades"));
+    wait_status(&st, &trades, "running", 5.0).await;
+    let s = summary(&st, &frl).await;
+    assert_eq!(s["status"], "queued", "{s}");
+    let msg = s["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("waiting for run") && msg.contains(&trades),
+        "{s}"
+    );
+    wait_status(&st, &trades, "finished", 20.0).await;
+    wait_status(&st, &frl, "finished", 20.0).await;
+    // FRL's trainer started after TRADES wrote its final line.
+    let lines = |id: &str| {
+        std::fs::read_to_string(tmp.path().join("runs").join(id).join("events.jsonl")).unwrap()
+    };
+    let time_of = |text: &str, ty: &str| -> i64 {
+        text.lines()
+            .find(|l| l.contains(&format!("\"type\":\"{ty}\"")))
+            .and_then(|l| json(l)["time"].as_i64())
+            .unwrap()
+    };
+    assert!(time_of(&lines(&frl), "started") >= time_of(&lines(&trades), "finished"));
+    st.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_source_is_missing_fails_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = start(options(
+        tmp.path(),
+        Some(fake_trainer(tmp.path(), 1, 0.1)),
+        1,
+    ))
+    .await;
+    let body = r#"{"preset":"quick","set":{"method.name":"frl-rw","train.init_from":"trades","train.init_from_run":"g-trades-s0"}}"#;
+    let (code, b) = post_json(&st, "/api/runs", body).await;
+    assert_eq!(code, StatusCode::CREATED, "{b}");
+    let id = json(&b)["id"].as_str().unwrap().to_string();
+    let s = wait_status(&st, &id, "failed", 5.0).await;
+    let msg = s["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("g-trades-s0") && msg.contains("no run of that name"),
+        "{s}"
+    );
+    st.shutdown();
+}

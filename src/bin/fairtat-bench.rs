@@ -1,6 +1,6 @@
 //! `make bench`: images per second of one PGD-10 adversarial-training step (batch 128) for
 //! SmallCNN on 1x28x28 and PreAct ResNet-18 on 3x32x32, next to the PyTorch reference
-//! (`shared/bench/pytorch_reference.py`) run with the same libtorch in the same invocation, and
+//! (`bench/pytorch_reference.py`) run with the same libtorch in the same invocation, and
 //! the cost of the per-step fairness bookkeeping (confusion counts from the step's own logits)
 //! as a fraction of the step time.
 
@@ -22,7 +22,7 @@ struct Args {
     #[arg(long)]
     python: Option<String>,
     /// Path to pytorch_reference.py.
-    #[arg(long, default_value = "../shared/bench/pytorch_reference.py")]
+    #[arg(long, default_value = "bench/pytorch_reference.py")]
     reference: String,
     /// Only this model: small or prn18.
     #[arg(long)]

@@ -87,16 +87,28 @@ pub(super) fn grid_specs(cfg: &Path, sets: &[String]) -> Result<Option<Vec<RunSp
     )?)
 }
 
-/// Train every run of a grid one after the other (the CLI's queue); a signal stops the grid.
+/// Train every run of a grid one after the other (the CLI's queue), each run after the run it
+/// starts from (`train.init_from`, e.g. FRL after its seed's TRADES run); a signal or a failed
+/// run stops the grid. Run ids are drawn first, so a run that starts from another records that
+/// run's checkpoint path in its config.
 fn train_grid(specs: &[RunSpec], out: &Path) -> Result<ExitCode, Failure> {
+    let order = config::grid_init::dependency_order(specs)?;
+    let mut specs: Vec<RunSpec> = order.iter().map(|&i| specs[i].clone()).collect();
+    let runs: Vec<RunDir> = specs
+        .iter()
+        .map(|s| RunDir::new(out.join(new_run_id(&s.name))))
+        .collect();
+    crate::runs::deps::link_sources(&mut specs, &runs);
     eprintln!("grid: {} runs", specs.len());
     let mut code = ExitCode::SUCCESS;
-    for (i, spec) in specs.iter().enumerate() {
+    for (i, (spec, run)) in specs.iter().zip(&runs).enumerate() {
         eprintln!("grid run {}/{}: {}", i + 1, specs.len(), spec.name);
-        let run = config::create_run_dir(out, spec)
-            .with_context(|| format!("creating a run directory in {}", out.display()))?;
-        let lock = RunLock::acquire(&run, "train").map_err(anyhow::Error::from)?;
-        code = train_in(spec, &run, false, true, lock)?;
+        // The paths were fixed above so that rows can name their sources' checkpoints.
+        std::fs::create_dir_all(run.root())
+            .with_context(|| format!("creating {}", run.root().display()))?;
+        config::write_config(run, spec)?;
+        let lock = RunLock::acquire(run, "train").map_err(anyhow::Error::from)?;
+        code = train_in(spec, run, false, true, lock)?;
         if code != ExitCode::SUCCESS {
             eprintln!("grid stopped after run {}", i + 1);
             break;

@@ -5,7 +5,7 @@
 //! Values travel as strings: the validator in `raw.rs` accepts "8/255", "5" and "true" for
 //! numeric and boolean keys, so the form needs no typing of its own.
 
-use super::spec::{Arch, DatasetKind, LrSchedule, MethodKind, TargetWeighting};
+use super::spec::{Arch, DatasetKind, LrSchedule, MethodKind, TargetWeighting, ValFrom};
 
 /// How a field is entered in the form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +123,13 @@ pub const FIELDS: &[Field] = &[
         "data.val_per_class",
         "data",
         Number,
-        "Validation images per class taken from the training set",
+        "Validation images per class taken from the training set; WAT/FRL default to 300 (30 on CIFAR-100)",
+    ),
+    c(
+        "data.val_from",
+        "data",
+        &ValFrom::NAMES,
+        "Validation images from the start (FAIR-TAT, CFA) or the end (WAT, FRL) of each class",
     ),
     f(
         "data.test_subset",
@@ -192,12 +198,6 @@ pub const FIELDS: &[Field] = &[
         "method",
         Bool,
         "Reference quirk: update C_FPS targets only with class-wise epsilon",
-    ),
-    f(
-        "method.clean_forward_after_step",
-        "method",
-        Bool,
-        "Reference quirk: extra clean train-mode forward after each step",
     ),
     f(
         "method.beta",
@@ -299,7 +299,7 @@ pub const FIELDS: &[Field] = &[
         "attack.bn_mode",
         "attack",
         &["train", "eval"],
-        "BatchNorm mode while attacking",
+        "BatchNorm mode while attacking; default train (PGD-AT, FAIR-TAT, FAT as CFA), eval (KL attacks)",
     ),
     f("train.epochs", "train", Number, "Number of epochs"),
     f("train.batch_size", "train", Number, "Mini-batch size"),
@@ -334,7 +334,25 @@ pub const FIELDS: &[Field] = &[
         "train.init_checkpoint",
         "train",
         Text,
-        "Start from this .safetensors checkpoint of another run (FRL fine-tunes one); empty = random init",
+        "Start from this .safetensors checkpoint of another run (FRL needs one); empty = random init",
+    ),
+    f(
+        "train.init_from",
+        "train",
+        Text,
+        "In a grid: start from the last checkpoint of this row (e.g. trades), same seed",
+    ),
+    f(
+        "train.init_from_run",
+        "train",
+        Text,
+        "Run (name, same grid) whose last checkpoint this run starts from; set by the grid",
+    ),
+    f(
+        "train.clean_forwards",
+        "train",
+        Number,
+        "Clean train-mode forwards per step (BN stats only): 0 Rice, 1 CFA, 2 FAIR-TAT code",
     ),
     f(
         "train.log_every",
@@ -363,6 +381,18 @@ pub const FIELDS: &[Field] = &[
         "PGD steps for the final evaluation",
     ),
     f("eval.batch_size", "eval", Number, "Evaluation batch size"),
+    f(
+        "eval.every",
+        "eval",
+        Number,
+        "Test-set evaluation every this many epochs, and always after the last",
+    ),
+    f(
+        "eval.models",
+        "eval",
+        Text,
+        "Models the per-epoch test evaluation covers: live, ema, fawa (comma-separated)",
+    ),
 ];
 
 /// The field for a dotted key.

@@ -205,6 +205,7 @@ pub fn expand_table_with(
         })?;
         specs.push(spec);
     }
+    super::grid_init::resolve_init_from(&mut specs, &base_name)?;
     Ok(Some(specs))
 }
 

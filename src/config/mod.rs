@@ -5,9 +5,11 @@
 //! Defaults reproduce the FAIR-TAT reference code (`shared/spec/algorithms.md` §1.2, §5); the
 //! Fashion-MNIST presets in `configs/` override what CIFAR-specific defaults do not fit.
 
+mod choices;
 mod error;
 pub mod fields;
 pub mod grid;
+pub mod grid_init;
 pub mod keys;
 mod raw;
 mod run_dir;

@@ -20,6 +20,7 @@ pub const SECTIONS: [(&str, &[&str]); 6] = [
             "dir",
             "train_subset",
             "val_per_class",
+            "val_from",
             "test_subset",
             "crop_padding",
             "padding_mode",
@@ -41,6 +42,9 @@ pub const SECTIONS: [(&str, &[&str]); 6] = [
             "fawa_decay",
             "fawa_threshold",
             "init_checkpoint",
+            "init_from",
+            "init_from_run",
+            "clean_forwards",
             "log_every",
             "threads",
         ],
@@ -59,7 +63,6 @@ pub const SECTIONS: [(&str, &[&str]); 6] = [
             "lambda1",
             "calibration_start",
             "cfps_requires_class_eps",
-            "clean_forward_after_step",
             "beta",
             "trades_normalize",
             "trades_targeted",
@@ -76,7 +79,15 @@ pub const SECTIONS: [(&str, &[&str]); 6] = [
     ),
     (
         "eval",
-        &["eps", "alpha", "steps", "final_steps", "batch_size"],
+        &[
+            "eps",
+            "alpha",
+            "steps",
+            "final_steps",
+            "batch_size",
+            "every",
+            "models",
+        ],
     ),
 ];
 pub(crate) const TOP_KEYS: [&str; 4] = ["name", "tags", "seed", "device"];
@@ -141,6 +152,11 @@ impl RawConfig {
             used: RefCell::new(BTreeSet::new()),
         };
 
+        // The method decides some defaults (validation split, FAWA decay, BN mode of the attack,
+        // clean forwards), so its name is read first; the section's other keys are read below.
+        let me = section("method");
+        let method_name = me.choice("name", &MethodKind::NAMES, "fair-tat", MethodKind::parse)?;
+
         let d = section("data");
         let dataset = d.choice(
             "dataset",
@@ -152,7 +168,18 @@ impl RawConfig {
             dataset,
             dir: PathBuf::from(d.string("dir", dataset.default_dir())?),
             train_subset: d.usize("train_subset", 0, 0, usize::MAX)?,
-            val_per_class: d.usize("val_per_class", default_val_per_class(dataset), 0, 10_000)?,
+            val_per_class: d.usize(
+                "val_per_class",
+                default_val_per_class(dataset, method_name),
+                0,
+                10_000,
+            )?,
+            val_from: d.choice(
+                "val_from",
+                &ValFrom::NAMES,
+                default_val_from(method_name).as_str(),
+                ValFrom::parse,
+            )?,
             test_subset: d.usize("test_subset", 0, 0, usize::MAX)?,
             crop_padding: d.usize(
                 "crop_padding",
@@ -194,11 +221,6 @@ impl RawConfig {
         };
         m.finish()?;
 
-        // The method decides some defaults (FAWA decay; TRADES/FAT attack in eval-mode BN), so
-        // its name is read first; the method section's other keys are read below.
-        let me = section("method");
-        let method_name = me.choice("name", &MethodKind::NAMES, "fair-tat", MethodKind::parse)?;
-
         let t = section("train");
         let train = TrainSpec {
             epochs: t.usize("epochs", 200, 1, 100_000)?,
@@ -212,6 +234,7 @@ impl RawConfig {
                     "piecewise" => Some(LrSchedule::Piecewise),
                     "step4" => Some(LrSchedule::Step4),
                     "constant" => Some(LrSchedule::Constant),
+                    "step-75-90-100" => Some(LrSchedule::Step75_90_100),
                     _ => None,
                 },
             )?,
@@ -226,10 +249,14 @@ impl RawConfig {
             )?,
             fawa_threshold: t.f64("fawa_threshold", 0.2, 0.0, 1.01)?,
             init_checkpoint: t.string("init_checkpoint", "")?,
+            init_from: t.string("init_from", "")?.trim().to_string(),
+            init_from_run: t.string("init_from_run", "")?.trim().to_string(),
+            clean_forwards: clean_forwards(&t, &me, method_name)?,
             log_every: t.usize("log_every", 10, 1, 1_000_000)?,
             threads: t.usize("threads", 0, 0, 1024)?,
         };
         t.finish()?;
+        check_init(&train, method_name)?;
 
         let a = section("attack");
         let eps = a.f64("eps", 8.0 / 255.0, 0.0, 1.0)?;
@@ -251,10 +278,9 @@ impl RawConfig {
         };
         a.finish()?;
 
-        // FAIR-TAT's reference code calibrates epsilon and runs the extra clean forward; Rice et
-        // al.'s PGD-AT does neither, so the defaults follow the chosen method. Its TRADES/FAT
-        // combinations keep the class-wise epsilon; the extra clean forward is FAIR-TAT's own.
-        let is_fair_tat = method_name == MethodKind::FairTat;
+        // FAIR-TAT's reference code calibrates epsilon; Rice et al.'s PGD-AT does not, so the
+        // defaults follow the chosen method. Its TRADES/FAT combinations keep the class-wise
+        // epsilon. (The clean forwards are `train.clean_forwards`, read above.)
         let is_cfa = matches!(method_name, MethodKind::Cfa | MethodKind::FairTatCfa);
         let is_frl = matches!(method_name, MethodKind::FrlRw | MethodKind::FrlRwrm);
         let rwrm = method_name == MethodKind::FrlRwrm;
@@ -281,7 +307,6 @@ impl RawConfig {
             lambda1: me.f64("lambda1", 0.5, 0.0, 10.0)?,
             calibration_start: me.usize("calibration_start", default_start, 0, 100_000)?,
             cfps_requires_class_eps: me.bool("cfps_requires_class_eps", true)?,
-            clean_forward_after_step: me.bool("clean_forward_after_step", is_fair_tat)?,
             beta: me.f64("beta", if is_frl { 1.5 } else { 6.0 }, 0.0, 100.0)?,
             // CFA's normalised TRADES is FAIR-TAT's and CFA's; the other baselines' reference
             // code uses the original CE + beta KL.
@@ -309,15 +334,7 @@ impl RawConfig {
         }
         me.finish()?;
 
-        let e = section("eval");
-        let eval = EvalSpec {
-            eps: e.f64("eps", eps, 0.0, 1.0)?,
-            alpha: e.f64("alpha", attack.alpha, 0.0, 1.0)?,
-            steps: e.usize("steps", 10, 0, 10_000)?,
-            final_steps: e.usize("final_steps", 20, 0, 10_000)?,
-            batch_size: e.usize("batch_size", 256, 1, 65_536)?,
-        };
-        e.finish()?;
+        let eval = sections::eval_section(&section("eval"), eps, attack.alpha)?;
 
         let name = top.string(
             "name",
@@ -378,13 +395,7 @@ fn parse_bn(s: &str) -> Option<BnMode> {
     }
 }
 
-/// Validation images per class: the reference's 50000/K/50 (100 for CIFAR-10, 10 for CIFAR-100).
-fn default_val_per_class(d: DatasetKind) -> usize {
-    match d {
-        DatasetKind::Cifar100 => 10,
-        _ => 100,
-    }
-}
+use sections::{check_init, clean_forwards, default_val_from, default_val_per_class};
 
 /// Reads typed values out of one section and remembers which keys were used.
 struct Reader<'a> {
@@ -554,5 +565,6 @@ impl Reader<'_> {
     }
 }
 
+mod sections;
 #[cfg(test)]
 mod tests;

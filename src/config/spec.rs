@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::choices::{EvalModel, ValFrom};
+
 /// A fully checked run configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
@@ -88,8 +90,12 @@ pub struct DataSpec {
     pub dir: PathBuf,
     /// Class-balanced training subset size; 0 = everything left after the validation split.
     pub train_subset: usize,
-    /// Validation images per class, taken first in file order (algorithms.md §1.7).
+    /// Validation images per class of the training files (algorithms.md §1.7, §3.4, §3.6).
     pub val_per_class: usize,
+    /// Which images of each class form the validation split: the first in file order
+    /// (FAIR-TAT, CFA) or the last (WAT's and FRL's `data_loader.py`).
+    #[serde(default)]
+    pub val_from: ValFrom,
     /// Class-balanced test subset for per-epoch evaluation; 0 = the whole test set.
     pub test_subset: usize,
     /// Random-crop padding in pixels; 0 = no crop.
@@ -144,10 +150,14 @@ pub enum LrSchedule {
     /// /10 at 25%, 50%, 75% (reference `step4`).
     Step4,
     Constant,
+    /// x0.1 from epoch 75, x0.01 from 90, x0.001 from 100 (1-based epochs, whatever the run's
+    /// length): yaodongyu/TRADES `adjust_learning_rate`, used by WAT and BAT as well.
+    #[serde(rename = "step-75-90-100")]
+    Step75_90_100,
 }
 
 impl LrSchedule {
-    pub const NAMES: [&'static str; 3] = ["piecewise", "step4", "constant"];
+    pub const NAMES: [&'static str; 4] = ["piecewise", "step4", "constant", "step-75-90-100"];
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -166,6 +176,20 @@ pub struct TrainSpec {
     pub fawa_threshold: f64,
     /// Start from this checkpoint's weights (another run's `.safetensors`); empty = random init.
     pub init_checkpoint: String,
+    /// In a grid: start from the last checkpoint of the row named here, same seed (FRL
+    /// fine-tunes its grid's TRADES run). Resolved by grid expansion into `init_from_run`.
+    #[serde(default)]
+    pub init_from: String,
+    /// The run (by name, same grid) whose `last` checkpoint this run starts from; set by grid
+    /// expansion from `init_from`, and what the executor waits for ([`crate::runs::deps`]).
+    #[serde(default)]
+    pub init_from_run: String,
+    /// Extra train-mode forwards of the clean batch per step, which only move BatchNorm's
+    /// running statistics: 0 (Rice et al.), 1 after `opt.step()` (CFA's `train_epoch`, which
+    /// the paper used for AT, TRADES and FAT), 2 = one before and one after `opt.step()`
+    /// (FAIR-TAT's `target_train_new.py`).
+    #[serde(default)]
+    pub clean_forwards: usize,
     /// Emit a progress event every this many batches.
     pub log_every: usize,
     /// libtorch intra-op threads; 0 = libtorch's default.
@@ -287,6 +311,23 @@ impl MethodKind {
         )
     }
 
+    /// Default `train.clean_forwards`: the count of the reference code each method's preset
+    /// follows. CFA's `train_epoch` (AT, TRADES, FAT, CFA) runs one clean train-mode forward
+    /// after each step; FAIR-TAT's runs one before and one after `opt.step()`; Rice et al.'s
+    /// PGD-AT, WAT, BAT and FRL run none. (The Table 1 AT rows are CFA's AT and set 1.)
+    pub fn default_clean_forwards(&self) -> usize {
+        match self {
+            m if m.is_fair_tat_family() => 2,
+            MethodKind::Trades | MethodKind::Fat | MethodKind::Cfa => 1,
+            _ => 0,
+        }
+    }
+
+    /// Methods that fine-tune a trained model and refuse to start from random weights.
+    pub fn needs_init_checkpoint(&self) -> bool {
+        matches!(self, MethodKind::FrlRw | MethodKind::FrlRwrm)
+    }
+
     /// Default FAWA decay: FAIR-TAT's reference code averages with 0.85 (algorithms.md §1.7),
     /// CFA with 0.88 (§2.1); the baselines' own recipes have no FAWA, so it is off for them.
     pub fn default_fawa_decay(&self) -> f64 {
@@ -297,15 +338,14 @@ impl MethodKind {
         }
     }
 
-    /// Methods whose reference attacks run with BatchNorm in eval mode (TRADES, FAT, CFA, WAT,
-    /// BAT, FRL).
+    /// Methods whose reference attacks run with BatchNorm in eval mode (TRADES' KL attack in
+    /// TRADES, CFA, WAT, BAT, FRL). FAT is not among them: CFA's and FAIR-TAT's `fat_loss`
+    /// never switch to eval mode (PKU-ML/CFA `attack.py`), unlike official FAT.
     pub fn attacks_in_eval_mode(&self) -> bool {
         matches!(
             self,
             MethodKind::Trades
                 | MethodKind::FairTatTrades
-                | MethodKind::Fat
-                | MethodKind::FairTatFat
                 | MethodKind::Cfa
                 | MethodKind::FairTatCfa
                 | MethodKind::Wat
@@ -346,9 +386,6 @@ pub struct MethodSpec {
     pub calibration_start: usize,
     /// Reference quirk: C_FPS targets are only updated when class-wise epsilon is on (§1.3).
     pub cfps_requires_class_eps: bool,
-    /// Reference quirk: an extra train-mode forward on the clean batch after each SGD step, which
-    /// mixes clean statistics into BN running stats (§1.5).
-    pub clean_forward_after_step: bool,
     /// TRADES: weight of the KL term (CFA/FAIR-TAT and TRADES use 6).
     pub beta: f64,
     /// TRADES: CFA's normalisation (1-b) CE + b KL with b = beta/(1+beta) (algorithms.md §2.3);
@@ -387,6 +424,16 @@ pub struct EvalSpec {
     /// PGD steps for the final evaluation (PGD-20).
     pub final_steps: usize,
     pub batch_size: usize,
+    /// Evaluate on the test set every this many epochs, and always after the last one.
+    #[serde(default = "one")]
+    pub every: usize,
+    /// Which models the per-epoch test evaluation covers.
+    #[serde(default = "EvalModel::all")]
+    pub models: Vec<EvalModel>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl RunSpec {

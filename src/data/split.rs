@@ -1,10 +1,11 @@
-//! Deterministic class-balanced selection: the validation split (first n images of each class
-//! in file order, algorithms.md §1.7) and the class-balanced train/test subsets.
+//! Deterministic class-balanced selection: the validation split (the first n images of each
+//! class in file order, algorithms.md §1.7, or the last n as WAT's and FRL's `data_loader.py`,
+//! §3.4, §3.6) and the class-balanced train/test subsets.
 //!
 //! Everything here is a pure function of the labels, so the same files always give the same
 //! splits, without an RNG, and a resumed run evaluates on exactly the same images.
 
-use crate::config::DataSpec;
+use crate::config::{DataSpec, ValFrom};
 
 use super::error::DataError;
 use super::Dataset;
@@ -55,12 +56,33 @@ fn take_first(labels: &[u8], quotas: &[usize]) -> (Vec<usize>, Vec<usize>) {
     (chosen, rest)
 }
 
-/// Like [`take_first`], but an error naming the first short class when a quota cannot be met.
+/// The last `quotas[c]` indices of each class `c` in file order, and the rest; both in file
+/// order.
+pub fn take_last(labels: &[u8], quotas: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let reversed: Vec<u8> = labels.iter().rev().copied().collect();
+    let n = labels.len();
+    let (chosen, rest) = take_first(&reversed, quotas);
+    let back = |v: Vec<usize>| v.into_iter().rev().map(|i| n - 1 - i).collect::<Vec<_>>();
+    (back(chosen), back(rest))
+}
+
+/// Like [`take_first`] (or [`take_last`]), but an error naming the first short class when a
+/// quota cannot be met.
 fn take_exactly(
     ds: &Dataset,
     quotas: &[usize],
     source: &str,
     what: &'static str,
+) -> Result<(Vec<usize>, Vec<usize>), DataError> {
+    take_exactly_from(ds, quotas, source, what, ValFrom::First)
+}
+
+fn take_exactly_from(
+    ds: &Dataset,
+    quotas: &[usize],
+    source: &str,
+    what: &'static str,
+    from: ValFrom,
 ) -> Result<(Vec<usize>, Vec<usize>), DataError> {
     let counts = ds.class_counts();
     if let Some(class) = (0..quotas.len()).find(|&c| counts[c] < quotas[c]) {
@@ -72,21 +94,25 @@ fn take_exactly(
             available: counts[class],
         });
     }
-    Ok(take_first(&ds.labels, quotas))
+    Ok(match from {
+        ValFrom::First => take_first(&ds.labels, quotas),
+        ValFrom::Last => take_last(&ds.labels, quotas),
+    })
 }
 
 /// Validation, train and test sets from the loaded `(train, test)` files as `spec` asks:
-/// validation = first `val_per_class` of each class of `train` (no augmentation is applied to
-/// it later); train = the rest, optionally reduced to a balanced `train_subset`; test
+/// validation = the first (or, `data.val_from = "last"`, the last) `val_per_class` of each
+/// class of `train` (no augmentation is applied to it later); train = the rest, optionally reduced to a balanced `train_subset`; test
 /// optionally reduced to a balanced `test_subset`. Errors name `spec.dir`.
 pub fn split_from(spec: &DataSpec, train: Dataset, test: Dataset) -> Result<Splits, DataError> {
     let source = spec.dir.display().to_string();
     let k = train.num_classes();
-    let (val_idx, rest_idx) = take_exactly(
+    let (val_idx, rest_idx) = take_exactly_from(
         &train,
         &vec![spec.val_per_class; k],
         &source,
         "the validation split (val_per_class)",
+        spec.val_from,
     )?;
     let val = train.subset(&val_idx);
     let mut rest = train.subset(&rest_idx);
@@ -123,6 +149,18 @@ mod tests {
         let (none, all) = class_balanced_first(&labels, 3, 0);
         assert!(none.is_empty());
         assert_eq!(all.len(), labels.len());
+    }
+
+    #[test]
+    fn last_per_class_in_file_order() {
+        let labels = [1, 0, 1, 1, 0, 2, 0, 5];
+        // Class 0 at 1, 4, 6; class 1 at 0, 2, 3; class 2 at 5. The last two of each.
+        let (chosen, rest) = take_last(&labels, &[2, 2, 2]);
+        assert_eq!(chosen, vec![2, 3, 4, 5, 6]);
+        assert_eq!(rest, vec![0, 1, 7]);
+        let (none, all) = take_last(&labels, &[0, 0, 0]);
+        assert!(none.is_empty());
+        assert_eq!(all, (0..8).collect::<Vec<_>>());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! default, up to `attack.steps` steps):
 //! - `last_clean`: the last iterate the model still classifies correctly (a sample is stopped
 //!   the step it crosses the boundary and keeps its previous iterate; samples never
-//!   misclassified run every step);
+//!   misclassified run every step, and their final iterate is returned unchecked, as the
+//!   reference's, even when that last step crossed the boundary);
 //! - `first_adv`: FAT's early stop with tau = 1 (a sample may take one more step after it is
 //!   first misclassified, then it is frozen).
 //!
@@ -106,20 +107,13 @@ pub fn early_stopped_kl(
             break;
         }
     }
-    // Samples still moving after the last step: their final iterate, unless (last_clean) it is
-    // already misclassified, in which case the previous one stays.
+    // Samples still moving after the last step return their final iterate unchecked, for both
+    // attacks: the reference's loop ends without a last forward, so a `last_clean` sample that
+    // the final step pushed across the boundary is returned as it is.
     let out = tch::no_grad(|| {
-        let m = match stop {
-            KlStop::LastClean => {
-                let correct = model
-                    .forward_t(&x_adv, cfg.bn_train)
-                    .argmax(-1, false)
-                    .eq_tensor(y);
-                active.logical_and(&correct)
-            }
-            KlStop::FirstAdv { .. } => active.shallow_clone(),
-        };
-        x_adv.detach().where_self(&m.view([-1, 1, 1, 1]), &kept)
+        x_adv
+            .detach()
+            .where_self(&active.view([-1, 1, 1, 1]), &kept)
     });
     let steps = Vec::<i64>::try_from(&steps.to_device(Device::Cpu)).unwrap_or_default();
     (out.detach(), steps)

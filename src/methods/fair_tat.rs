@@ -88,12 +88,4 @@ impl Method for FairTat {
             targets: Some(targets),
         })
     }
-
-    fn after_step(&mut self, model: &Model, batch: &Batch) {
-        // Reference quirk (§1.5): a train-mode forward on the clean batch after the step, which
-        // mixes clean statistics into BatchNorm's running stats.
-        if self.opts.clean_forward_after_step {
-            tch::no_grad(|| drop::<Tensor>(model.forward_t(&batch.x, true)));
-        }
-    }
 }

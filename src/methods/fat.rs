@@ -4,8 +4,10 @@
 //! `fat`: early-stopped PGD with a per-sample budget tau (`method.tau`, fixed, CFA's 3): at each
 //! of `attack.steps` iterations a sample predicted wrongly with budget 0 is frozen for good, one
 //! predicted wrongly with budget > 0 spends one unit and keeps moving, a correctly predicted one
-//! keeps moving. Loss: CE on the resulting examples (train mode). BN is in eval mode during the
-//! attack by default (`attack.bn_mode`), as official FAT.
+//! keeps moving. Loss: CE on the resulting examples (train mode). BN is in train mode during the
+//! attack by default (`attack.bn_mode`), as CFA's and FAIR-TAT's `fat_loss`, which never call
+//! `model.eval()` (PKU-ML/CFA `attack.py`); `attack.bn_mode = "eval"` is official FAT's
+//! (zjfheart/Friendly-Adversarial-Training `earlystop.py`).
 //!
 //! `fair-tat-fat`: the same early stop on "prediction != true label", but each step is
 //! FAIR-TAT's targeted CE descent toward a class drawn from the previous epoch's C_FPS, with
@@ -177,12 +179,6 @@ impl Method for Fat {
             logits,
             targets,
         })
-    }
-
-    fn after_step(&mut self, model: &Model, batch: &Batch) {
-        if self.cal.opts().clean_forward_after_step {
-            tch::no_grad(|| drop::<Tensor>(model.forward_t(&batch.x, true)));
-        }
     }
 
     fn method_state(&self) -> BTreeMap<String, Vec<f64>> {

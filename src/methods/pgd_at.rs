@@ -2,8 +2,6 @@
 //! `train_cifar.py`, algorithms.md §3.1): untargeted PGD, CE on the adversarial examples.
 //! With `method.class_eps = true` it becomes PGD-AT + CCM (CFA's class-wise margin).
 
-use tch::Tensor;
-
 use super::{adversarial_ce, calibration, train_pgd_config, Batch, Method, StepOutput};
 use crate::attacks::PgdConfig;
 use crate::config::RunSpec;
@@ -18,7 +16,6 @@ pub struct PgdAt {
     calibrate: bool,
     start: usize,
     eps: Vec<f64>,
-    clean_forward: bool,
 }
 
 impl PgdAt {
@@ -30,7 +27,6 @@ impl PgdAt {
             calibrate: spec.method.class_eps,
             start: spec.method.calibration_start,
             eps: vec![spec.attack.eps; spec.num_classes()],
-            clean_forward: spec.method.clean_forward_after_step,
         }
     }
 }
@@ -66,11 +62,5 @@ impl Method for PgdAt {
             logits,
             targets: None,
         })
-    }
-
-    fn after_step(&mut self, model: &Model, batch: &Batch) {
-        if self.clean_forward {
-            tch::no_grad(|| drop::<Tensor>(model.forward_t(&batch.x, true)));
-        }
     }
 }

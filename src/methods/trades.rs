@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use tch::Tensor;
 
 use super::calibrated::Calibrated;
-use super::kl::{kl_attack, trades_loss, trades_weights, weighted_trades_loss};
+use super::kl::{kl_attack, per_sample_ce, per_sample_kl, trades_weights};
 use super::{sampler, train_pgd_config, Batch, Method, StepOutput};
 use crate::attacks::{per_sample_eps, pgd, PgdConfig};
 use crate::config::{MethodKind, RunSpec};
@@ -66,6 +66,22 @@ pub fn class_trades_weights(
             .f_index_select(0, y)
     };
     Ok((pick(&ce)?, pick(&kl)?))
+}
+
+/// CCR's per-sample weighted TRADES loss (CFA `cw_trades_loss`) with the KL target taken from
+/// its own natural forward `target_nat`: `mean_i [w_ce_i CE(nat_i, y_i) + w_kl_i KL(adv_i ||
+/// target_i)]`.
+fn weighted_trades_loss_with_target(
+    logits_nat: &Tensor,
+    target_nat: &Tensor,
+    logits_adv: &Tensor,
+    y: &Tensor,
+    w_ce: &Tensor,
+    w_kl: &Tensor,
+) -> Tensor {
+    let ce = per_sample_ce(logits_nat, y);
+    let kl = per_sample_kl(target_nat, logits_adv);
+    (ce * w_ce + kl * w_kl).mean(tch::Kind::Float)
 }
 
 pub struct Trades {
@@ -125,32 +141,35 @@ impl Method for Trades {
             None => None,
         };
         let x_adv = trades_adversarial(model, &batch.x, &batch.y, &eps, t.as_ref(), &self.cfg);
+        // Train-mode forwards in the references' order, natural, adversarial, natural: the KL
+        // target `softmax(model(x_natural))` is a forward of its own (yaodongyu/TRADES
+        // `trades.py`, PKU-ML/CFA `attack.py`). Its logits equal the first (batch statistics,
+        // same weights); what differs is BatchNorm's running statistics, updated three times.
         let logits_nat = model.forward_t(&batch.x, true);
         let logits_adv = model.forward_t(&x_adv, true);
+        let target_nat = model.forward_t(&batch.x, true);
         let o = self.cal.opts();
         let loss = if o.ccr {
             let (w_ce, w_kl) = class_trades_weights(&self.cal.beta, o.trades_normalize, &batch.y)?;
-            weighted_trades_loss(&logits_nat, &logits_adv, &batch.y, &w_ce, &w_kl)
-        } else {
-            trades_loss(
+            weighted_trades_loss_with_target(
                 &logits_nat,
+                &target_nat,
                 &logits_adv,
                 &batch.y,
-                o.beta,
-                o.trades_normalize,
+                &w_ce,
+                &w_kl,
             )
+        } else {
+            let (w_ce, w_kl) = trades_weights(o.beta, o.trades_normalize);
+            let ce = logits_nat.cross_entropy_for_logits(&batch.y);
+            let kl = per_sample_kl(&target_nat, &logits_adv).mean(tch::Kind::Float);
+            ce * w_ce + kl * w_kl
         };
         Ok(StepOutput {
             loss,
             logits: logits_adv,
             targets,
         })
-    }
-
-    fn after_step(&mut self, model: &Model, batch: &Batch) {
-        if self.cal.opts().clean_forward_after_step {
-            tch::no_grad(|| drop::<Tensor>(model.forward_t(&batch.x, true)));
-        }
     }
 
     fn method_state(&self) -> BTreeMap<String, Vec<f64>> {

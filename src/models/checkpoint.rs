@@ -1,4 +1,4 @@
-//! Checkpoint files: safetensors with the PyTorch state_dict names of `shared/reference/models.py`
+//! Checkpoint files: safetensors with the PyTorch state_dict names of `tests/py/models.py`
 //! and string metadata, so a checkpoint loads into the reference modules with
 //! `load_state_dict(strict=True)` and `fairtat eval` can rebuild the model from the file alone.
 //!

@@ -1,4 +1,4 @@
-//! Models with the parameter names of `shared/reference/models.py` (SmallCNN, PreAct ResNet-18,
+//! Models with the parameter names of `tests/py/models.py` (SmallCNN, PreAct ResNet-18,
 //! WRN-34-10), an optional per-channel input normalisation inside the forward, checkpoints and
 //! weight averaging (EMA / FAWA).
 //!

@@ -1,5 +1,5 @@
 //! PreAct ResNet-18 (algorithms.md §5.1), parameter names as `PreActResNet18` in
-//! `shared/reference/models.py`: `conv1`, `layerN.M.{bn1,conv1,bn2,conv2,shortcut.0}`, `bn`, `linear`.
+//! `tests/py/models.py`: `conv1`, `layerN.M.{bn1,conv1,bn2,conv2,shortcut.0}`, `bn`, `linear`.
 
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;

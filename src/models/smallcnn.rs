@@ -1,5 +1,5 @@
 //! SmallCNN: four 3x3 convolutions and three linear layers (the TRADES MNIST layout), with the
-//! parameter names of `SmallCNN` in `shared/reference/models.py` (`feature_extractor.convN`,
+//! parameter names of `SmallCNN` in `tests/py/models.py` (`feature_extractor.convN`,
 //! `classifier.fcN`).
 
 use tch::nn::{self, Module};

@@ -1,5 +1,5 @@
 //! Wide ResNet (WRN-34-10 for the TRADES/CFA comparisons), parameter names as `WideResNet` in
-//! `shared/reference/models.py`: `conv1`, `blockN.M.{bn1,conv1,bn2,conv2,shortcut}`, `bn`, `fc`.
+//! `tests/py/models.py`: `conv1`, `blockN.M.{bn1,conv1,bn2,conv2,shortcut}`, `bn`, `fc`.
 
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;

@@ -15,6 +15,7 @@
 //! --run-dir` (one directory per suite and checkpoint, started after training). Everything the server keeps can be rebuilt from these files.
 //! No tch, no tokio here.
 
+pub mod deps;
 pub mod eval_key;
 pub mod eval_names;
 pub mod eval_report;

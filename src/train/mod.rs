@@ -7,6 +7,7 @@
 
 mod commit;
 pub mod device;
+mod epoch_eval;
 mod error;
 mod eval;
 pub mod fawa;

@@ -7,17 +7,16 @@ use std::time::Instant;
 
 use tch::Device;
 
-use super::eval::{evaluate, EvalAttack};
+use super::epoch_eval::{self, Copies};
 use super::fawa;
 use super::schedule::lr_at;
 use super::session::Session;
 use super::state::PartialEpoch;
 use super::TrainError;
 use crate::config::RunSpec;
-use crate::data::{batch_indices, make_batch, Dataset, Splits};
+use crate::data::{batch_indices, make_batch, Splits};
 use crate::fairness::{ClassMetrics, ConfusionMatrix};
 use crate::methods::{Batch, EpochCtx};
-use crate::models::Model;
 use crate::runs::{reports, EpochRecord, EvalRecord, EventSink, RunDir, RunEvent};
 use crate::util::Rng;
 
@@ -73,6 +72,22 @@ pub fn train_on(
         start_epoch: s.state.epochs_done,
         pid: std::process::id(),
     });
+    if s.splits.val.is_empty() {
+        // Selecting on the test set would overstate the selected model: without a validation
+        // split nothing is selected at all.
+        let off = if spec.train.fawa_decay > 0.0 {
+            "FAWA and the best-worst-robust checkpoint are"
+        } else {
+            "the best-worst-robust checkpoint is"
+        };
+        sink.emit(&RunEvent::Log {
+            level: "warn".into(),
+            message: format!(
+                "no validation split (data.val_per_class = 0): {off} off; nothing is \
+                 selected on the test set"
+            ),
+        });
+    }
     for epoch in s.state.epochs_done..spec.train.epochs {
         // A stop during an epoch's last batch (or its evaluation) ends here: that epoch's
         // state is already saved.
@@ -184,7 +199,16 @@ fn run_epoch(
                 b + 1
             )));
         }
+        // The references' extra clean train-mode forwards (`train.clean_forwards`): FAIR-TAT's
+        // code runs one before `opt.step()`, CFA's and FAIR-TAT's one after. Only BatchNorm's
+        // running statistics see them.
+        if spec.train.clean_forwards >= 2 {
+            clean_forward(&s.model, &batch);
+        }
         s.opt.backward_step(&out.loss);
+        if spec.train.clean_forwards >= 1 {
+            clean_forward(&s.model, &batch);
+        }
         s.method.after_step(&s.model, &batch);
 
         // Bookkeeping from the step's own logits: one small device->host copy, no extra forward.
@@ -237,6 +261,7 @@ fn run_epoch(
     let train_metrics = ClassMetrics::from_confusion(&cm);
 
     // EMA per epoch over the whole state; the first update is a copy (CFA `train.py`).
+    let mut copies = Copies::default();
     if let Some(ema) = &mut s.ema {
         let decay = if s.state.ema_initialized {
             spec.train.ema_decay
@@ -245,6 +270,7 @@ fn run_epoch(
         };
         ema.avg.update(&s.model, decay);
         ema.avg.copy_into(&mut ema.model);
+        copies.ema = decay == 0.0;
         s.state.ema_initialized = true;
     }
 
@@ -256,24 +282,13 @@ fn run_epoch(
         confusion: cm.rows(),
         metrics: train_metrics.clone(),
     }];
-    let val_worst = evaluate_epoch(s, epoch, &mut evals);
+    epoch_eval::test_live_and_ema(s, epoch, copies, &mut evals);
+    let val_worst = epoch_eval::validate(s, epoch, &mut evals);
     let mut method_state = s.method.method_state();
+    let fawa_was_initialized = s.state.fawa_initialized;
     method_state.extend(fawa::update(s, val_worst));
-    if s.state.fawa_initialized {
-        if let Some(f) = &s.fawa {
-            for a in &eval_attacks(&spec, epoch) {
-                eval_into(
-                    &mut evals,
-                    &spec,
-                    "test",
-                    "fawa",
-                    &f.model,
-                    &s.splits.test,
-                    a,
-                );
-            }
-        }
-    }
+    copies.fawa = !fawa_was_initialized && s.state.fawa_initialized;
+    epoch_eval::test_fawa(s, epoch, copies, &mut evals);
     let eval_secs = t_eval.elapsed().as_secs_f64();
 
     let record = EpochRecord {
@@ -314,74 +329,9 @@ fn run_epoch(
     Ok(true)
 }
 
-/// The per-epoch evaluation attacks: clean, PGD-k, and PGD-final at the last epoch.
-fn eval_attacks(spec: &RunSpec, epoch: usize) -> Vec<Option<EvalAttack>> {
-    let e = &spec.eval;
-    let last = epoch + 1 == spec.train.epochs;
-    let mut attacks: Vec<Option<EvalAttack>> = vec![None];
-    if e.steps > 0 {
-        attacks.push(Some(EvalAttack::pgd(e.eps, e.alpha, e.steps)));
-    }
-    if last && e.final_steps > 0 && e.final_steps != e.steps {
-        attacks.push(Some(EvalAttack::pgd(e.eps, e.alpha, e.final_steps)));
-    }
-    attacks
-}
-
-/// Evaluate one model on one split under one attack and record it.
-fn eval_into(
-    evals: &mut Vec<EvalRecord>,
-    spec: &RunSpec,
-    split: &str,
-    model_name: &str,
-    model: &Model,
-    ds: &Dataset,
-    attack: &Option<EvalAttack>,
-) -> ClassMetrics {
-    let cm = evaluate(model, ds, attack.as_ref(), spec.eval.batch_size, |_, _| {});
-    let metrics = ClassMetrics::from_confusion(&cm);
-    let name = attack
-        .as_ref()
-        .map(|a| a.name.clone())
-        .unwrap_or_else(|| "clean".into());
-    evals.push(EvalRecord {
-        split: split.into(),
-        attack: name,
-        model: model_name.into(),
-        confusion: cm.rows(),
-        metrics: metrics.clone(),
-    });
-    metrics
-}
-
-/// Test (live and EMA, clean and PGD-k; PGD-final at the last epoch) and validation (live,
-/// clean and PGD-k). Returns the validation worst-class robust accuracy, which picks
-/// `best-worst-robust` and drives FAWA (test when there is no validation split).
-fn evaluate_epoch(s: &Session, epoch: usize, evals: &mut Vec<EvalRecord>) -> Option<f64> {
-    let spec = &s.spec;
-    let attacks = eval_attacks(spec, epoch);
-    let mut models: Vec<(&str, &Model)> = vec![("live", &s.model)];
-    if let Some(ema) = &s.ema {
-        models.push(("ema", &ema.model));
-    }
-    let mut test_worst = None;
-    for (name, model) in &models {
-        for a in &attacks {
-            let m = eval_into(evals, spec, "test", name, model, &s.splits.test, a);
-            if *name == "live" && a.as_ref().is_some_and(|a| a.steps == spec.eval.steps) {
-                test_worst = Some(m.worst);
-            }
-        }
-    }
-    if s.splits.val.is_empty() {
-        return test_worst;
-    }
-    let mut val_worst = None;
-    for a in attacks.iter().take(2) {
-        let m = eval_into(evals, spec, "val", "live", &s.model, &s.splits.val, a);
-        if a.is_some() {
-            val_worst = Some(m.worst);
-        }
-    }
-    val_worst.or(test_worst)
+/// A train-mode forward of the clean batch whose output is dropped: it moves BatchNorm's
+/// running statistics toward clean-batch statistics (algorithms.md §1.5; PKU-ML/CFA
+/// `train.py` `train_epoch`, TejaswiniMedi/FAIR-TAT `target_train_new.py` `train_epoch`).
+fn clean_forward(model: &crate::models::Model, batch: &Batch) {
+    tch::no_grad(|| drop(model.forward_t(&batch.x, true)));
 }

@@ -18,6 +18,16 @@ pub fn lr_at(schedule: LrSchedule, lr_max: f64, t: f64, epochs: usize) -> f64 {
                 lr_max * 0.01
             }
         }
+        // yaodongyu/TRADES `adjust_learning_rate`, also WAT's and BAT's: per epoch, x0.1 from
+        // (1-based) epoch 75, x0.01 from 90, x0.001 from 100, whatever the run's length.
+        LrSchedule::Step75_90_100 => {
+            let epoch_1based = t.ceil().max(1.0);
+            let drops = [75.0, 90.0, 100.0]
+                .iter()
+                .filter(|&&b| epoch_1based >= b)
+                .count();
+            lr_max * 0.1f64.powi(drops as i32)
+        }
         // Reference `step4`: /10 at 25%, 50% and 75%.
         LrSchedule::Step4 => {
             let drops = [0.25, 0.5, 0.75].iter().filter(|&&b| f >= b).count();
@@ -43,6 +53,13 @@ mod tests {
             (LrSchedule::Step4, 120.0, 0.001),
             (LrSchedule::Step4, 190.0, 0.0001),
             (LrSchedule::Constant, 190.0, 0.1),
+            // Epoch 74 (0-based) is TRADES' 75th: its batches run at 0.01.
+            (LrSchedule::Step75_90_100, 73.99, 0.1),
+            (LrSchedule::Step75_90_100, 74.0, 0.1),
+            (LrSchedule::Step75_90_100, 74.01, 0.01),
+            (LrSchedule::Step75_90_100, 89.5, 0.001),
+            (LrSchedule::Step75_90_100, 99.5, 0.0001),
+            (LrSchedule::Step75_90_100, 199.0, 0.0001),
         ];
         for (s, t, want) in cases {
             let got = lr_at(s, 0.1, t, 200);

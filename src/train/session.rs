@@ -71,7 +71,7 @@ impl Session {
         let mut model = new_model()?;
         if !resume {
             // A resumed run continues from its own `last` checkpoint instead.
-            super::init::load_init_checkpoint(spec, &mut model, c, h)?;
+            super::init::load_init_checkpoint(spec, run.root(), &mut model, c, h)?;
         }
         let averaged = |on: bool| -> Result<Option<Ema>, TrainError> {
             Ok(if on {
@@ -84,7 +84,9 @@ impl Session {
             })
         };
         let ema = averaged(spec.train.ema_decay > 0.0)?;
-        let fawa = averaged(spec.train.fawa_decay > 0.0)?;
+        // FAWA selects epochs by their validation accuracy; with no validation split it is off
+        // (the loop logs it), never driven by the test set.
+        let fawa = averaged(spec.train.fawa_decay > 0.0 && !splits.val.is_empty())?;
         let opt = Sgd::new(
             &model.vs,
             spec.train.lr,

@@ -57,12 +57,15 @@ fn frl_fine_tunes_and_records_multipliers() {
             assert!(r.train_loss.is_finite());
         }
     }
-    let f = spec(&["method.name=frl-rwrm"]);
+    let f = spec(&[
+        "method.name=frl-rwrm",
+        "train.init_checkpoint=x.safetensors",
+    ]);
     assert_eq!(
         (f.method.beta, f.method.frl_bound0, f.method.frl_rate2),
         (1.5, 0.07, 0.2)
     );
-    let r = spec(&["method.name=frl-rw"]);
+    let r = spec(&["method.name=frl-rw", "train.init_checkpoint=x.safetensors"]);
     assert_eq!(
         (r.method.frl_bound1, r.method.frl_rate1, r.method.frl_lim),
         (0.1, 0.05, 0.5)

@@ -2,7 +2,7 @@
 
 Usage: check_checkpoint.py MODELS_DIR CHECKPOINT INPUTS [--tol 1e-4]
 
-MODELS_DIR holds shared/reference/models.py. CHECKPOINT is a .safetensors file written by
+MODELS_DIR holds models.py (tests/py/models.py). CHECKPOINT is a .safetensors file written by
 `Model::save` (its metadata names arch, in_channels, num_classes, image_size and optionally the
 normalisation as JSON {"mean": [...], "std": [...]}). INPUTS is a .safetensors file with `x`
 (images in [0,1]) and `logits` (what the Rust model computed in eval mode).

@@ -193,12 +193,20 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
     Ok(config::grid::expand_table_with(table, gid, &loader)?)
 }
 
-/// Create and queue every run of a grid (validated as a whole before this).
+/// Create and queue every run of a grid (validated as a whole before this). Every run
+/// directory exists before the first is queued, so a row that starts from another row
+/// (`train.init_from`) finds its source whatever the grid's order.
 pub async fn create_grid(st: &AppState, specs: Vec<RunSpec>) -> Result<Vec<RunSummary>, ApiError> {
     admission::admit(st, &specs)?;
-    let mut out = Vec::with_capacity(specs.len());
+    let mut made = Vec::with_capacity(specs.len());
     for spec in specs {
-        out.push(create_run(st, spec).await?);
+        made.push(prepare_run(st, spec).await?);
+    }
+    let mut out = Vec::with_capacity(made.len());
+    for (job, summary) in made {
+        let run = job.run.clone();
+        supervisor::submit(st, job)?;
+        out.push(st.index.get(&run)?.unwrap_or(summary));
     }
     Ok(out)
 }
@@ -296,6 +304,14 @@ pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
 /// Write a new run directory (config.toml, spec.json, queued marker), index it and queue it.
 pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiError> {
     admission::admit(st, std::slice::from_ref(&spec))?;
+    let (job, summary) = prepare_run(st, spec).await?;
+    let run = job.run.clone();
+    supervisor::submit(st, job)?;
+    Ok(st.index.get(&run)?.unwrap_or(summary))
+}
+
+/// Write a new run directory and index it as queued; returns the job that queues it.
+async fn prepare_run(st: &AppState, spec: RunSpec) -> Result<(Job, RunSummary), ApiError> {
     let runs_dir = st.runs_dir.clone();
     let spec2 = spec.clone();
     let dir = tokio::task::spawn_blocking(move || config::create_run_dir(&runs_dir, &spec2))
@@ -309,10 +325,10 @@ pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiE
     st.index.upsert(&summary)?;
     tracing::info!(run = %summary.id, "run created");
     let job = Job {
-        run: run.clone(),
+        run,
         kind: JobKind::Train,
         device: spec.device.clone(),
+        needs_source: !spec.train.init_from_run.is_empty(),
     };
-    supervisor::submit(st, job)?;
-    Ok(st.index.get(&run)?.unwrap_or(summary))
+    Ok((job, summary))
 }

@@ -46,6 +46,9 @@ pub struct Job {
     pub kind: JobKind,
     /// `auto`, `cpu` or `cuda:N` (the run's `device` when the job was queued).
     pub device: String,
+    /// The run starts from another run's checkpoint (`train.init_from_run`): it waits until
+    /// that run has finished (`runs::deps`).
+    pub needs_source: bool,
 }
 
 /// Errors of the executor; `ApiError` converts them for HTTP.

@@ -2,7 +2,7 @@
 //! run is running, and device slots (N concurrent jobs per GPU, a configurable number on CPU).
 //! No I/O here: the caller does file and process work outside the lock that guards this.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::{Job, JobKind};
 use crate::runs::RunId;
@@ -93,11 +93,13 @@ impl Queue {
         }
     }
 
-    /// Take the first waiting job whose run is idle and whose device has a free slot, and mark
-    /// it running (pid unknown until spawned).
-    pub fn take_next(&mut self) -> Option<(Job, Slot)> {
+    /// Take the first waiting job whose run is idle, not `blocked` (waiting for its source
+    /// run) and whose device has a free slot, and mark it running (pid unknown until spawned).
+    pub fn take_next(&mut self, blocked: &HashSet<RunId>) -> Option<(Job, Slot)> {
         let i = self.waiting.iter().position(|j| {
-            !self.running.contains_key(&j.run) && self.free_slot(&j.device).is_some()
+            !self.running.contains_key(&j.run)
+                && !blocked.contains(&j.run)
+                && self.free_slot(&j.device).is_some()
         })?;
         let job = self.waiting.remove(i)?;
         let slot = self.free_slot(&job.device)?;
@@ -205,6 +207,7 @@ mod tests {
             run: run.parse().unwrap(),
             kind,
             device: device.into(),
+            needs_source: false,
         }
     }
 
@@ -220,12 +223,15 @@ mod tests {
         let mut q = Queue::new(0, 1);
         q.push(job("a", JobKind::Train, "auto"));
         q.push(job("b", eval(), "cpu"));
-        let (first, slot) = q.take_next().unwrap();
+        let (first, slot) = q.take_next(&HashSet::new()).unwrap();
         assert_eq!(first.run.as_str(), "a");
         assert_eq!(slot.name, "cpu");
-        assert!(q.take_next().is_none(), "the one CPU slot is taken");
+        assert!(
+            q.take_next(&HashSet::new()).is_none(),
+            "the one CPU slot is taken"
+        );
         q.finish(&"a".parse().unwrap());
-        assert_eq!(q.take_next().unwrap().0.kind, eval());
+        assert_eq!(q.take_next(&HashSet::new()).unwrap().0.kind, eval());
     }
 
     #[test]
@@ -241,10 +247,10 @@ mod tests {
             "cpu",
         ));
         q.push(job("b", JobKind::Train, "cpu"));
-        assert_eq!(q.take_next().unwrap().0.run.as_str(), "a");
+        assert_eq!(q.take_next(&HashSet::new()).unwrap().0.run.as_str(), "a");
         // The second evaluation of `a` waits for the first; `b` goes ahead.
-        assert_eq!(q.take_next().unwrap().0.run.as_str(), "b");
-        assert!(q.take_next().is_none());
+        assert_eq!(q.take_next(&HashSet::new()).unwrap().0.run.as_str(), "b");
+        assert!(q.take_next(&HashSet::new()).is_none());
         assert_eq!(q.waiting_len(), 1);
     }
 
@@ -254,11 +260,36 @@ mod tests {
         q.adopt(job("x", JobKind::Train, "cuda:1"), 42);
         q.push(job("a", JobKind::Train, "cuda:1"));
         q.push(job("b", JobKind::Train, "auto"));
-        let (j, s) = q.take_next().unwrap();
+        let (j, s) = q.take_next(&HashSet::new()).unwrap();
         assert_eq!((j.run.as_str(), s.name.as_str()), ("b", "cuda:0"));
-        assert!(q.take_next().is_none(), "cuda:1 is held by the adopted job");
+        assert!(
+            q.take_next(&HashSet::new()).is_none(),
+            "cuda:1 is held by the adopted job"
+        );
         assert!(q.training(&"a".parse().unwrap()));
         q.finish(&"x".parse().unwrap());
-        assert_eq!(q.take_next().unwrap().1.name, "cuda:1");
+        assert_eq!(q.take_next(&HashSet::new()).unwrap().1.name, "cuda:1");
+    }
+}
+
+#[cfg(test)]
+mod blocked_tests {
+    use super::*;
+
+    #[test]
+    fn a_blocked_run_lets_later_jobs_pass() {
+        let mut q = Queue::new(0, 1);
+        let job = |run: &str| Job {
+            run: run.parse().unwrap(),
+            kind: JobKind::Train,
+            device: "cpu".into(),
+            needs_source: run == "frl",
+        };
+        q.push(job("frl"));
+        q.push(job("trades"));
+        let blocked: HashSet<RunId> = ["frl".parse().unwrap()].into();
+        assert_eq!(q.take_next(&blocked).unwrap().0.run.as_str(), "trades");
+        q.finish(&"trades".parse().unwrap());
+        assert_eq!(q.take_next(&HashSet::new()).unwrap().0.run.as_str(), "frl");
     }
 }

@@ -99,6 +99,8 @@ pub fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
             run: run.clone(),
             kind: JobKind::Resume,
             device,
+            // A resumed run continues from its own checkpoint.
+            needs_source: false,
         },
     )?;
     Ok(st.index.get(run).ok().flatten().unwrap_or(s))
@@ -143,6 +145,7 @@ pub fn enqueue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobE
             run: run.clone(),
             kind: JobKind::Evaluate(key),
             device,
+            needs_source: false,
         },
     )
 }

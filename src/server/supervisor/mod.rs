@@ -10,6 +10,7 @@ mod boot;
 mod control;
 mod launch;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -17,8 +18,9 @@ use tokio::sync::watch;
 use super::follower::{follow, Liveness};
 use super::jobs::{markers, Job, JobKind, Slot};
 use super::process::{append_finished, spawn_retrying};
-use super::scan::Loaded;
+use super::scan::{self, Loaded};
 use super::state::AppState;
+use crate::runs::deps::{dependency_state, DependencyState};
 use crate::runs::lock::{self, LockOwner};
 use crate::runs::summary::RunSummary;
 use crate::runs::{RunDir, RunId, RunStatus};
@@ -32,7 +34,8 @@ pub fn pump(st: &AppState) {
         return;
     }
     loop {
-        let Some((job, slot)) = st.jobs.lock().take_next() else {
+        let blocked = waiting_for_sources(st);
+        let Some((job, slot)) = st.jobs.lock().take_next(&blocked) else {
             return;
         };
         let gpus = st.jobs.gpus();
@@ -41,6 +44,53 @@ pub fn pump(st: &AppState) {
             record_failure(st, &job, &err.to_string());
             job_ended(st, &job.run);
         }
+    }
+}
+
+/// Runs whose source run (`train.init_from_run`) has not finished: they stay queued, saying
+/// what they wait for. A run whose source failed or is missing fails with the reason. The
+/// checks read files, so they run outside the executor's lock, only for jobs that need them.
+fn waiting_for_sources(st: &AppState) -> HashSet<RunId> {
+    let candidates: Vec<Job> = st
+        .jobs
+        .lock()
+        .waiting()
+        .filter(|j| j.needs_source)
+        .cloned()
+        .collect();
+    let mut blocked = HashSet::new();
+    for job in candidates {
+        let dir = st.run_dir(&job.run);
+        let Some(spec) = scan::read_spec(&dir) else {
+            continue;
+        };
+        match dependency_state(&st.runs_dir, &spec) {
+            DependencyState::Ready(_) => {}
+            DependencyState::Waiting(source) => {
+                say_waiting(st, &job.run, &source);
+                blocked.insert(job.run);
+            }
+            DependencyState::Failed(why) => {
+                let removed = st.jobs.lock().remove_waiting(&job.run, |k| *k == job.kind);
+                if !removed.is_empty() {
+                    record_failure(st, &job, &why);
+                }
+            }
+        }
+    }
+    blocked
+}
+
+/// A queued run says what it waits for (once; the index keeps it).
+fn say_waiting(st: &AppState, run: &RunId, source: &str) {
+    let Ok(Some(mut s)) = st.index.get(run) else {
+        return;
+    };
+    let msg = format!("waiting for run {source} to finish: this run starts from its checkpoint");
+    if s.message.as_deref() != Some(msg.as_str()) {
+        s.message = Some(msg);
+        let _ = st.index.upsert(&s);
+        st.hub.status(&s);
     }
 }
 
@@ -63,9 +113,9 @@ fn record_failure(st: &AppState, job: &Job, why: &str) {
                 done,
                 format!("cannot start trainer: {why}"),
             );
+            st.refresh(&job.run);
         }
     }
-    job_ended(st, &job.run);
 }
 
 fn spawn_job(st: &AppState, job: &Job, slot: &Slot, gpus: usize) -> anyhow::Result<()> {
@@ -183,10 +233,13 @@ pub fn restore(st: &AppState, loaded: Vec<Loaded>) {
 /// Re-queue a job found on disk; one whose device is gone from this machine fails with the
 /// reason instead of waiting forever.
 fn push(st: &AppState, run: RunId, kind: JobKind, device: &str) {
+    let needs_source = kind == JobKind::Train
+        && scan::read_spec(&st.run_dir(&run)).is_some_and(|s| !s.train.init_from_run.is_empty());
     let job = Job {
         run,
         kind,
         device: device.to_string(),
+        needs_source,
     };
     match super::admission::check_device(device, st.jobs.gpus()) {
         Ok(()) => st.jobs.lock().push(job),
@@ -225,6 +278,7 @@ pub fn adopt(
         run: run.clone(),
         kind,
         device: device.to_string(),
+        needs_source: false,
     };
     st.jobs.lock().adopt(job, owner.pid);
     tracing::info!(run = %run, pid = owner.pid, what = %owner.what, "adopted a running process");
