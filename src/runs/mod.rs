@@ -20,6 +20,7 @@ pub mod layout;
 pub mod reader;
 pub mod reports;
 pub mod summary;
+pub mod synthetic;
 pub mod writer;
 
 pub use events::{

@@ -204,7 +204,7 @@ impl AppState {
             .create(true)
             .append(true)
             .open(dir.log())?;
-        let history_seq = scan::read_all_events(&dir).last().map(|l| l.seq);
+        let history_seq = crate::runs::reader::last_seq(&dir.events());
         let mut cmd = tokio::process::Command::new(&self.trainer);
         cmd.arg("train")
             .arg(match mode {

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod process;
 pub mod scan;
 pub mod state;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

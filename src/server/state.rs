@@ -30,6 +30,7 @@ pub struct Inner {
     pub trainer: PathBuf,
     pub index: Index,
     pub hub: Hub,
+    pub store: super::store::MetricsStore,
     pub exec: Mutex<ExecState>,
     /// Fires on Ctrl-C / SIGTERM: followers stop, SSE streams end, the server drains.
     pub shutdown: CancellationToken,
@@ -69,6 +70,7 @@ impl AppState {
                 trainer,
                 index,
                 hub: Hub::default(),
+                store: Default::default(),
                 exec: Mutex::new(ExecState::new(gpus, opts.max_cpu_runs.max(1))),
                 shutdown: CancellationToken::new(),
             }),
