@@ -72,8 +72,8 @@ pub fn read_events(path: &Path) -> Result<Vec<EventLine>, ReadError> {
 }
 
 /// Bytes read by one [`Tailer::poll`] at most (a line longer than this is still read whole):
-/// following a 48 MB log of a resumed run then holds a few MB of lines at a time, not all of it.
-pub const MAX_POLL_BYTES: u64 = 4 << 20;
+/// following a 48 MB log of a resumed run then holds about a MB of lines at a time, not all of it.
+pub const MAX_POLL_BYTES: u64 = 1 << 20;
 
 /// A parsed line with the byte offset where it starts in the file.
 pub type Located = (u64, EventLine);
