@@ -83,7 +83,7 @@ impl Synth {
                 row[y] = hits;
                 for _ in 0..(n - hits) {
                     // Misses go to three neighbours mostly, sometimes anywhere.
-                    let to = if rng.next_u64() % 4 == 0 {
+                    let to = if rng.next_u64().is_multiple_of(4) {
                         (rng.next_u64() as usize) % k
                     } else {
                         (y + 1 + (rng.next_u64() as usize) % 3) % k

@@ -36,7 +36,7 @@ fn event(kind: u8, epoch: usize, k: usize, hit: u64, key: u8) -> RunEvent {
         0 => RunEvent::Started {
             run_id: "r".into(),
             spec: serde_json::json!({}),
-            class_names: if hit % 3 == 0 {
+            class_names: if hit.is_multiple_of(3) {
                 vec![]
             } else {
                 (0..k).map(|c| format!("c{c}-{hit}")).collect()
@@ -54,7 +54,7 @@ fn event(kind: u8, epoch: usize, k: usize, hit: u64, key: u8) -> RunEvent {
         },
         _ => {
             let mut evals = vec![eval("test", "clean", k, hit)];
-            if hit % 2 == 0 {
+            if hit.is_multiple_of(2) {
                 evals.push(eval("test", "pgd-10", k, hit / 2));
                 evals.push(eval("train", "train-attack", k, hit / 3));
             }
@@ -256,4 +256,29 @@ fn the_lru_bound_evicts_least_recently_used_runs() {
         3,
         "rebuilt from the file"
     );
+}
+
+#[test]
+fn a_log_larger_than_one_poll_is_folded_whole_in_bounded_pieces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = RunDir::new(tmp.path().join("run"));
+    let synth = crate::runs::synthetic::Synth {
+        classes: 100,
+        epochs: 12,
+        progress: 1,
+        seed: 5,
+    };
+    synth.write(&dir).unwrap();
+    let len = std::fs::metadata(dir.events()).unwrap().len();
+    assert!(len > 2 * reader::MAX_POLL_BYTES, "{len} bytes");
+    let mut tailer = Tailer::new(dir.events());
+    let first = tailer.poll_located().unwrap();
+    assert!(tailer.more() && tailer.offset() <= reader::MAX_POLL_BYTES);
+    assert!(!first.is_empty());
+    let store = MetricsStore::default();
+    let e = store.run(&dir);
+    assert_eq!(folded(&e), full_parse(&dir));
+    assert_eq!(e.fold().metrics().epochs.len(), 12);
+    assert_eq!(e.offset(), len);
+    assert_eq!(reader::last_seq(&dir.events()), e.fold().last_seq());
 }
