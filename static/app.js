@@ -12,17 +12,31 @@
     var follow = true; // the slider follows the latest epoch until the user moves it
     var timer = null;
 
+    var classSel = document.getElementById("class-select");
+    var perClass = function (name) {
+      return name.indexOf("class-") === 0 || name === "targets" || name.indexOf("state-") === 0;
+    };
+
+    // Ask the server for every chart's data version and re-fetch only the charts whose version
+    // (or whose parameters) changed: an epoch usually leaves the per-epoch charts of a chosen
+    // epoch, and charts of series a method does not record, as they are.
     function refresh() {
       timer = null;
-      var t = Date.now();
-      document.querySelectorAll("img.chart").forEach(function (img) {
-        var name = img.getAttribute("data-chart");
-        var q = "?t=" + t;
-        if ((name === "cfps" || name.indexOf("confusion") === 0) && slider && !follow) {
-          q += "&epoch=" + slider.value;
-        }
-        img.src = "/runs/" + id + "/charts/" + name + ".svg" + q;
-      });
+      var epochQ = slider && !follow ? "&epoch=" + slider.value : "";
+      var classQ = classSel && classSel.value !== "worst5" ? "&classes=" + classSel.value : "";
+      fetch("/runs/" + id + "/charts.json?x=1" + epochQ + classQ).then(function (r) { return r.json(); }).then(function (m) {
+        document.querySelectorAll("img.chart").forEach(function (img) {
+          var name = img.getAttribute("data-chart");
+          var q = "";
+          if ((name === "cfps" || name.indexOf("confusion") === 0) && epochQ) { q += epochQ; }
+          if (perClass(name)) { q += classQ; }
+          var v = m.charts && m.charts[name] !== undefined ? String(m.charts[name]) : String(Date.now());
+          if (img.getAttribute("data-v") === v && (img.getAttribute("data-q") || "") === q) { return; }
+          img.setAttribute("data-v", v);
+          img.setAttribute("data-q", q);
+          img.src = "/runs/" + id + "/charts/" + name + ".svg?v=" + v + q;
+        });
+      }).catch(function () {});
       var tq = slider && !follow ? "?epoch=" + slider.value : "";
       fetch("/runs/" + id + "/tables" + tq).then(function (r) { return r.text(); }).then(function (html) {
         document.getElementById("tables").innerHTML = html;
@@ -30,6 +44,7 @@
     }
     function schedule() { if (!timer) { timer = setTimeout(refresh, 150); } }
 
+    if (classSel) { classSel.addEventListener("change", function () { schedule(); }); }
     if (slider) {
       slider.addEventListener("input", function () {
         follow = slider.value === slider.max;
@@ -41,7 +56,9 @@
     function setText(elId, text) { var e = document.getElementById(elId); if (e) { e.textContent = text; } }
     function pct(h, key) { return h && isFinite(h[key]) ? (100 * h[key]).toFixed(2) : "–"; }
 
-    var es = new EventSource("/api/runs/" + id + "/events");
+    // The page was rendered from the events up to data-after: the stream starts after them.
+    var after = root.getAttribute("data-after");
+    var es = new EventSource("/api/runs/" + id + "/events" + (after ? "?after=" + after : ""));
     es.onmessage = function (m) {
       var line;
       try { line = JSON.parse(m.data); } catch (e) { return; }

@@ -253,3 +253,78 @@ proptest! {
         assert_chart(&heatmap(&title, &labels, &labels, &values));
     }
 }
+
+/// Every run chart of a CIFAR-100-sized run (100 classes, 200 epochs, the seven evaluations
+/// per epoch) stays small: heatmaps and confusion matrices as one embedded raster each.
+#[test]
+fn charts_of_a_100_class_200_epoch_run_stay_small() {
+    use fairtat::runs::synthetic::Synth;
+    use fairtat::runs::{EventLine, RunEvent};
+    use fairtat::server::http::chart_views::{render, ChartQuery, Classes};
+    use fairtat::server::store::RunFold;
+
+    let synth = Synth::cifar100();
+    let mut fold = RunFold::default();
+    let line = |seq: u64, event: RunEvent| EventLine {
+        v: 1,
+        seq,
+        time: 0.0,
+        event,
+    };
+    fold.apply(0, &line(0, synth.started("big")));
+    for e in 0..synth.epochs {
+        let ev = RunEvent::Epoch(Box::new(synth.epoch(e)));
+        fold.apply(e as u64 + 1, &line(e as u64 + 1, ev));
+    }
+    let detail = fold.last_detail();
+    let q = ChartQuery::default();
+    for (name, limit) in [
+        ("cfps-heatmap", 100_000),
+        ("confusion-robust", 100_000),
+        ("confusion-clean", 100_000),
+        ("confusion-diff", 100_000),
+        ("accuracy", 200_000),
+        ("loss", 200_000),
+        ("class-acc-clean", 200_000),
+        ("class-acc-robust", 200_000),
+        ("class-eps", 200_000),
+        ("targets", 200_000),
+        ("cfps", 200_000),
+        ("state-lambda", 200_000),
+    ] {
+        let svg = render(name, &fold, detail.as_deref(), &q);
+        keep(&format!("big-{name}"), &svg);
+        assert_chart(&svg);
+        assert!(svg.len() < limit, "{name}: {} bytes", svg.len());
+    }
+    let heat = render("cfps-heatmap", &fold, None, &q);
+    assert_eq!(
+        heat.matches("data:image/png;base64,").count(),
+        1,
+        "one raster"
+    );
+    // All 100 classes in colour still fits the bound.
+    let all = ChartQuery {
+        classes: Some(Classes::All),
+        ..ChartQuery::default()
+    };
+    let svg = render("class-acc-robust", &fold, None, &all);
+    assert!(svg.len() < 200_000, "all classes: {} bytes", svg.len());
+}
+
+#[test]
+fn class_selection_parses_and_names_its_errors() {
+    use fairtat::server::http::chart_views::Classes;
+    assert_eq!(Classes::parse("all"), Ok(Classes::All));
+    assert_eq!(Classes::parse("worst5"), Ok(Classes::Worst(5)));
+    assert_eq!(Classes::parse("7,3,7"), Ok(Classes::List(vec![3, 7])));
+    for bad in ["", "worst0", "worst999", "best5", "3,x", "-1"] {
+        let err = Classes::parse(bad).unwrap_err();
+        assert!(
+            err.starts_with("classes:") && err.contains("allowed"),
+            "{err}"
+        );
+    }
+    assert_eq!(Classes::default_for(10), Classes::All);
+    assert_eq!(Classes::default_for(100), Classes::Worst(5));
+}

@@ -529,3 +529,118 @@ async fn runs_written_by_the_cli_appear_without_restart() {
     assert_eq!(s["status"], "finished");
     st.shutdown();
 }
+
+/// A 12-class run written to disk before the server starts (nobody follows it).
+fn synthetic_run(
+    root: &std::path::Path,
+    epochs: usize,
+) -> (String, fairtat::runs::synthetic::Synth) {
+    let id = "20261202-120000-synth".to_string();
+    let dir = fairtat::runs::RunDir::new(root.join("runs").join(&id));
+    let synth = fairtat::runs::synthetic::Synth {
+        classes: 12,
+        epochs,
+        progress: 2,
+        seed: 3,
+    };
+    let mut w = fairtat::runs::writer::EventWriter::open(&dir).unwrap();
+    w.append(&synth.started(&id)).unwrap();
+    for e in 0..epochs {
+        synth.write_epoch(&mut w, e).unwrap();
+    }
+    (id, synth)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charts_come_from_the_store_and_carry_versions() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, synth) = synthetic_run(tmp.path(), 3);
+    let st = start(options(tmp.path(), Some("/bin/false".into()), 1)).await;
+    let events = tmp.path().join("runs").join(&id).join("events.jsonl");
+    let len = std::fs::metadata(&events).unwrap().len();
+    let url = format!("/runs/{id}/charts/class-acc-robust.svg");
+
+    let (code, headers, first) = send(&st, Request::get(&url).body(Body::empty()).unwrap()).await;
+    assert_eq!(code, StatusCode::OK);
+    let tag = headers["etag"].to_str().unwrap().to_string();
+    let (_, _, again) = send(&st, Request::get(&url).body(Body::empty()).unwrap()).await;
+    assert_eq!(first, again);
+    let stats = &st.store.stats;
+    assert_eq!(stats.loads.load(Relaxed), 1, "the log was folded once");
+    assert_eq!(stats.bytes_read.load(Relaxed), len, "and never read again");
+    assert_eq!(
+        stats.renders.load(Relaxed),
+        1,
+        "the second request was served from the cache"
+    );
+
+    // The browser revalidates with the ETag: nothing changed, 304.
+    let req = Request::get(&url)
+        .header("if-none-match", &tag)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&st, req).await.0, StatusCode::NOT_MODIFIED);
+    let (_, m) = get(&st, &format!("/runs/{id}/charts.json?epoch=1")).await;
+    let before = json(&m)["charts"].clone();
+    assert!(before["cfps-heatmap"].as_u64().is_some(), "{m}");
+
+    // A new epoch on disk: only the new bytes are read, the chart gets a new version.
+    let dir = fairtat::runs::RunDir::new(tmp.path().join("runs").join(&id));
+    let mut w = fairtat::runs::writer::EventWriter::open(&dir).unwrap();
+    synth.write_epoch(&mut w, 3).unwrap();
+    let grown = std::fs::metadata(&events).unwrap().len();
+    let (_, m) = get(&st, &format!("/runs/{id}/charts.json?epoch=1")).await;
+    let after = json(&m)["charts"].clone();
+    assert_ne!(
+        after["accuracy"], before["accuracy"],
+        "an epoch changes the curves"
+    );
+    assert_eq!(
+        after["confusion-diff"], before["confusion-diff"],
+        "epoch 1 did not change"
+    );
+    assert_eq!(
+        stats.bytes_read.load(Relaxed),
+        grown,
+        "only the appended epoch was read"
+    );
+    let (code, headers, _) = send(
+        &st,
+        Request::get(&url)
+            .header("if-none-match", &tag)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_ne!(headers["etag"].to_str().unwrap(), tag);
+
+    // Per-class selector: the chosen classes are in the legend, the others faded without one.
+    let named = |svg: &str| -> Vec<usize> {
+        (0..12)
+            .filter(|c| svg.contains(&format!("\nclass-{c}\n</text>")))
+            .collect()
+    };
+    let (code, svg) = get(&st, &format!("{url}?classes=3,7")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        named(&svg),
+        vec![3, 7],
+        "only the chosen classes are in the legend"
+    );
+    let (_, svg) = get(&st, &format!("{url}?classes=worst2")).await;
+    assert_eq!(named(&svg).len(), 2);
+    assert!(svg.contains("worst 2 highlighted"));
+    let (_, svg) = get(&st, &format!("{url}?classes=all")).await;
+    assert_eq!(named(&svg).len(), 12);
+    let (code, msg) = get(&st, &format!("{url}?classes=best3")).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(msg.contains("classes") && msg.contains("worst"), "{msg}");
+
+    // The run page starts its event stream after what it shows, and offers the selector.
+    let (_, html) = get(&st, &format!("/runs/{id}")).await;
+    assert!(html.contains("id=\"class-select\""));
+    assert!(html.contains("data-after=\""));
+    st.shutdown();
+}

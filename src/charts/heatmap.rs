@@ -50,7 +50,10 @@ pub fn heatmap(
     let h = (140 + rows as u32 * 14).clamp(360, 1000);
     let rotate = cols > 12;
     let annotate = rows * cols <= ANNOTATE_UP_TO;
-    render(W, h, &title, |root| {
+    // Large matrices: one embedded raster (a pixel per cell) instead of a rect per cell.
+    let raster = !annotate;
+    let plot_rect = std::cell::Cell::new(None);
+    let svg = render(W, h, &title, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(&title, ("sans-serif", 18))
             .margin(12)
@@ -59,13 +62,19 @@ pub fn heatmap(
             .y_label_area_size(100)
             .build_cartesian_2d(0.0..cols.max(1) as f64, 0.0..rows.max(1) as f64)?;
         let top = rows as f64;
-        chart.draw_series((0..rows).flat_map(|r| {
-            (0..cols).map(move |c| {
-                let color = cell(r, c).map_or(MISSING, |v| viridis(scale(v)));
-                let (x, y) = (c as f64, top - r as f64);
-                Rectangle::new([(x, y), (x + 1.0, y - 1.0)], color.filled())
-            })
-        }))?;
+        if raster {
+            let (x0, y0) = chart.backend_coord(&(0.0, rows.max(1) as f64));
+            let (x1, y1) = chart.backend_coord(&(cols.max(1) as f64, 0.0));
+            plot_rect.set(Some((x0, y0, x1 - x0, y1 - y0)));
+        } else {
+            chart.draw_series((0..rows).flat_map(|r| {
+                (0..cols).map(move |c| {
+                    let color = cell(r, c).map_or(MISSING, |v| viridis(scale(v)));
+                    let (x, y) = (c as f64, top - r as f64);
+                    Rectangle::new([(x, y), (x + 1.0, y - 1.0)], color.filled())
+                })
+            }))?;
+        }
         if annotate {
             let base = TextStyle::from(("sans-serif", 11).into_font())
                 .pos(Pos::new(HPos::Center, VPos::Center));
@@ -94,7 +103,42 @@ pub fn heatmap(
             color_bar(root, right + 16, upper, lower, lo, hi)?;
         }
         Ok(())
-    })
+    });
+    match plot_rect.get() {
+        Some(rect) if rows > 0 && cols > 0 && !svg.contains(super::FALLBACK_MARKER) => {
+            let mut rgb = Vec::with_capacity(rows * cols * 3);
+            for r in 0..rows {
+                for c in 0..cols {
+                    let RGBColor(red, g, b) = cell(r, c).map_or(MISSING, |v| viridis(scale(v)));
+                    rgb.extend([red, g, b]);
+                }
+            }
+            embed_image(svg, rect, cols as u32, rows as u32, &rgb)
+        }
+        _ => svg,
+    }
+}
+
+/// Insert the cells as one PNG `<image>` over the plot area `(x, y, w, h)` (pixels), scaled
+/// without smoothing so cells stay sharp.
+fn embed_image(
+    svg: String,
+    (x, y, w, h): (i32, i32, i32, i32),
+    cols: u32,
+    rows: u32,
+    rgb: &[u8],
+) -> String {
+    let png = super::png::encode_rgb(cols, rows, rgb);
+    let image = format!(
+        "<image x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" preserveAspectRatio=\"none\" \
+         image-rendering=\"optimizeSpeed\" style=\"image-rendering:pixelated\" \
+         href=\"data:image/png;base64,{}\"/>\n",
+        super::png::base64(&png)
+    );
+    match svg.rfind("</svg>") {
+        Some(i) => format!("{}{image}{}", &svg[..i], &svg[i..]),
+        None => svg,
+    }
 }
 
 /// A vertical gradient from `hi` (top) to `lo` (bottom) with its end values.

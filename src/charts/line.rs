@@ -13,6 +13,12 @@ const MAX_POINTS: usize = 2000;
 /// otherwise invisible).
 const MARKERS_UP_TO: usize = 40;
 
+/// Points kept per faded series (a thin grey background line needs few).
+const FADED_POINTS: usize = 100;
+/// Legend entries at most (100 classes would cover the plot).
+const MAX_LEGEND: usize = 12;
+const FADED: RGBColor = RGBColor(205, 205, 205);
+
 /// Lines of `series` in palette order, with a legend. `y_range` fixes the y axis (values
 /// outside are clamped to it); `None` fits the data. Non-finite points break the line.
 pub fn line_chart(
@@ -22,11 +28,34 @@ pub fn line_chart(
     series: &[Series],
     y_range: Option<(f64, f64)>,
 ) -> String {
+    line_chart_faded(title, x_label, y_label, series, &[], y_range)
+}
+
+/// [`line_chart`] where `faded[i]` draws series `i` as a thin grey line without a legend entry,
+/// under the others (100 per-class curves with the worst few highlighted). The highlighted
+/// series get the palette colours in order.
+pub fn line_chart_faded(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    faded: &[bool],
+    y_range: Option<(f64, f64)>,
+) -> String {
     let fixed = valid_range(y_range);
+    let is_faded = |i: usize| faded.get(i).copied().unwrap_or(false);
     // Each series as runs of consecutive finite points.
     let segments: Vec<Vec<Vec<(f64, f64)>>> = series
         .iter()
-        .map(|s| finite_segments(&s.points, fixed))
+        .enumerate()
+        .map(|(i, s)| {
+            let cap = if is_faded(i) {
+                FADED_POINTS
+            } else {
+                MAX_POINTS
+            };
+            finite_segments(&s.points, fixed, cap)
+        })
         .collect();
     let all = || segments.iter().flatten().flatten();
     let (x0, x1) = axis_range(all().map(|p| p.0), 0.0);
@@ -49,18 +78,29 @@ pub fn line_chart(
             .y_label_formatter(&|y| fmt_num(*y))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
-        for (i, (s, segs)) in series.iter().zip(&segments).enumerate() {
+        for (_, segs) in segments.iter().enumerate().filter(|(i, _)| is_faded(*i)) {
+            for seg in segs {
+                chart.draw_series(LineSeries::new(seg.iter().copied(), FADED.stroke_width(1)))?;
+            }
+        }
+        let shown = series
+            .iter()
+            .zip(&segments)
+            .enumerate()
+            .filter(|(i, _)| !is_faded(*i));
+        for (n_shown, (_, (s, segs))) in shown.enumerate() {
+            let i = n_shown;
             let color = palette_color(i);
             let style = color.stroke_width(2);
             let n: usize = segs.iter().map(Vec::len).sum();
             // Label (legend) exactly once per series, even when it has no drawable point.
             let first = segs.first().map(Vec::as_slice).unwrap_or(&[]);
-            chart
-                .draw_series(LineSeries::new(first.iter().copied(), style))?
-                .label(short(&s.name, 40))
-                .legend(move |(x, y)| {
+            let drawn = chart.draw_series(LineSeries::new(first.iter().copied(), style))?;
+            if i < MAX_LEGEND {
+                drawn.label(short(&s.name, 40)).legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
+            }
             for seg in segs.iter().skip(1) {
                 chart.draw_series(LineSeries::new(seg.iter().copied(), style))?;
             }
@@ -72,7 +112,7 @@ pub fn line_chart(
                 )?;
             }
         }
-        if !series.is_empty() {
+        if (0..series.len()).any(|i| !is_faded(i)) {
             chart
                 .configure_series_labels()
                 .position(SeriesLabelPosition::LowerRight)
@@ -86,8 +126,12 @@ pub fn line_chart(
 }
 
 /// Split `points` at non-finite values, clamp to the fixed range if any, and thin long series.
-fn finite_segments(points: &[(f64, f64)], fixed: Option<(f64, f64)>) -> Vec<Vec<(f64, f64)>> {
-    let step = points.len().div_ceil(MAX_POINTS).max(1);
+fn finite_segments(
+    points: &[(f64, f64)],
+    fixed: Option<(f64, f64)>,
+    cap: usize,
+) -> Vec<Vec<(f64, f64)>> {
+    let step = points.len().div_ceil(cap).max(1);
     let mut segs = vec![];
     let mut cur = vec![];
     for &(x, y) in points.iter().step_by(step) {

@@ -11,11 +11,12 @@ mod bar;
 mod common;
 mod heatmap;
 mod line;
+pub mod png;
 
 pub use bar::bar_chart;
 pub use common::{palette_color, FALLBACK_MARKER, PALETTE};
 pub use heatmap::heatmap;
-pub use line::line_chart;
+pub use line::{line_chart, line_chart_faded};
 
 /// One named line of a line chart. Non-finite points are gaps.
 #[derive(Clone, Debug, PartialEq)]

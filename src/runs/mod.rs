@@ -26,6 +26,7 @@ pub mod nonfinite;
 pub mod reader;
 pub mod reports;
 pub mod summary;
+pub mod synthetic;
 pub mod writer;
 
 pub use events::{

@@ -71,6 +71,13 @@ pub fn read_events(path: &Path) -> Result<Vec<EventLine>, ReadError> {
     Ok(out)
 }
 
+/// Bytes read by one [`Tailer::poll`] at most (a line longer than this is still read whole):
+/// following a 48 MB log of a resumed run then holds about a MB of lines at a time, not all of it.
+pub const MAX_POLL_BYTES: u64 = 1 << 20;
+
+/// A parsed line with the byte offset where it starts in the file.
+pub type Located = (u64, EventLine);
+
 /// Incremental follower of a growing `events.jsonl` (the server polls it).
 ///
 /// Keeps the byte offset just past the last complete line it returned. A partial line is
@@ -85,15 +92,24 @@ pub struct Tailer {
     /// Highest seq returned; after the file was replaced (it shrank below `offset`) lines are
     /// re-read from the start and those already returned are skipped.
     last_seq: Option<u64>,
+    /// The last poll stopped at [`MAX_POLL_BYTES`] with more complete data behind it.
+    more: bool,
 }
 
 impl Tailer {
     pub fn new(path: PathBuf) -> Self {
+        Tailer::resume_at(path, 0, None)
+    }
+
+    /// A tailer that continues after `offset` (the end of a complete line) where lines up to
+    /// `last_seq` were already consumed.
+    pub fn resume_at(path: PathBuf, offset: u64, last_seq: Option<u64>) -> Self {
         Tailer {
             path,
-            offset: 0,
+            offset,
             lines: 0,
-            last_seq: None,
+            last_seq,
+            more: false,
         }
     }
 
@@ -106,10 +122,21 @@ impl Tailer {
         self.offset
     }
 
+    /// True when the last poll was cut at [`MAX_POLL_BYTES`]: poll again without waiting.
+    pub fn more(&self) -> bool {
+        self.more
+    }
+
     /// New complete lines since the last call, in file order, each exactly once. A missing file
     /// yields nothing (the run has not started writing yet). A corrupt line is reported once
     /// (after the good lines before it were returned) and then skipped.
     pub fn poll(&mut self) -> Result<Vec<EventLine>, ReadError> {
+        Ok(self.poll_located()?.into_iter().map(|(_, l)| l).collect())
+    }
+
+    /// [`Tailer::poll`] with the byte offset of each line (the metrics store indexes them).
+    pub fn poll_located(&mut self) -> Result<Vec<Located>, ReadError> {
+        self.more = false;
         let mut file = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
@@ -124,18 +151,15 @@ impl Tailer {
         if len == self.offset {
             return Ok(vec![]);
         }
-        file.seek(SeekFrom::Start(self.offset))
-            .map_err(io_err(&self.path))?;
-        let mut data = Vec::with_capacity((len - self.offset) as usize);
-        file.take(len - self.offset)
-            .read_to_end(&mut data)
-            .map_err(io_err(&self.path))?;
+        let (data, capped) = read_complete(&mut file, &self.path, self.offset, len)?;
+        self.more = capped;
 
         let mut out = Vec::new();
         let mut start = 0usize;
         while let Some(nl) = data[start..].iter().position(|&b| b == b'\n') {
             let end = start + nl + 1;
             let line_no = self.lines + 1;
+            let at = self.offset;
             match parse_line(&self.path, line_no, &data[start..end]) {
                 Ok(ev) => {
                     self.lines = line_no;
@@ -143,7 +167,7 @@ impl Tailer {
                     if let Some(ev) = ev {
                         if self.last_seq.is_none_or(|s| ev.seq > s) {
                             self.last_seq = Some(ev.seq);
-                            out.push(ev);
+                            out.push((at, ev));
                         }
                     }
                 }
@@ -154,7 +178,10 @@ impl Tailer {
                     return Err(e);
                 }
                 // Return the good lines first; the next poll reports this one.
-                Err(_) => return Ok(out),
+                Err(_) => {
+                    self.more = true;
+                    return Ok(out);
+                }
             }
             start = end;
         }
@@ -162,34 +189,126 @@ impl Tailer {
     }
 }
 
-/// The `seq` of the last complete line, reading only the file's tail (a 200-epoch log is tens of
-/// MB; a line is at most a few hundred KB, so the tail is read in growing windows).
-pub fn last_seq(path: &Path) -> Option<u64> {
-    #[derive(serde::Deserialize)]
-    struct SeqOnly {
-        seq: u64,
-    }
-    let mut file = File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    let mut window: u64 = 64 * 1024;
-    loop {
-        let start = len.saturating_sub(window);
-        file.seek(SeekFrom::Start(start)).ok()?;
-        let mut buf = Vec::with_capacity((len - start) as usize);
-        file.read_to_end(&mut buf).ok()?;
-        // Only complete lines count: cut a torn tail, then take the last line that parses.
-        let complete = buf.iter().rposition(|&b| b == b'\n').map(|i| &buf[..i])?;
-        let lines: Vec<&[u8]> = complete.split(|&b| b == b'\n').collect();
-        // The first line of a window that does not start the file may be cut: skip it.
-        let usable = if start > 0 { &lines[1..] } else { &lines[..] };
-        for line in usable.iter().rev() {
-            if let Ok(s) = serde_json::from_slice::<SeqOnly>(line) {
-                return Some(s.seq);
+/// Bytes from `from` up to at most [`MAX_POLL_BYTES`] (more when a single line is longer),
+/// cut after the last newline when the cap was hit; true when more bytes follow.
+fn read_complete(
+    file: &mut File,
+    path: &Path,
+    from: u64,
+    len: u64,
+) -> Result<(Vec<u8>, bool), ReadError> {
+    file.seek(SeekFrom::Start(from)).map_err(io_err(path))?;
+    let want = (len - from).min(MAX_POLL_BYTES);
+    let mut data = Vec::with_capacity(want as usize);
+    file.take(want)
+        .read_to_end(&mut data)
+        .map_err(io_err(path))?;
+    if want < len - from {
+        match data.iter().rposition(|&b| b == b'\n') {
+            Some(i) => data.truncate(i + 1),
+            // One line longer than the cap: read the rest of it.
+            None => {
+                let mut rest = Vec::new();
+                file.take(len - from - want)
+                    .read_to_end(&mut rest)
+                    .map_err(io_err(path))?;
+                data.extend(rest);
             }
         }
-        if start == 0 {
-            return None;
+    }
+    Ok((data, want < len - from))
+}
+
+/// The event line starting at byte `offset` (an older epoch's record, read on demand).
+pub fn read_line_at(path: &Path, offset: u64) -> Result<Option<EventLine>, ReadError> {
+    let mut file = File::open(path).map_err(io_err(path))?;
+    file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
+    let mut buf = Vec::new();
+    BufReader::new(file)
+        .read_until(b'\n', &mut buf)
+        .map_err(io_err(path))?;
+    if buf.last() != Some(&b'\n') {
+        return Ok(None);
+    }
+    parse_line(path, 0, &buf)
+}
+
+/// Raw complete lines in `[from, to)` (at least one line, else at most about `max_bytes`):
+/// each with its start offset, without the newline. Used to replay lines to SSE clients
+/// without parsing them again.
+pub fn read_raw(
+    path: &Path,
+    from: u64,
+    to: u64,
+    max_bytes: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, ReadError> {
+    let mut file = File::open(path).map_err(io_err(path))?;
+    file.seek(SeekFrom::Start(from)).map_err(io_err(path))?;
+    let mut reader = BufReader::new(file.take(to.saturating_sub(from)));
+    let mut out = Vec::new();
+    let (mut at, mut used) = (from, 0u64);
+    loop {
+        let mut buf = Vec::new();
+        let n = reader.read_until(b'\n', &mut buf).map_err(io_err(path))?;
+        if n == 0 || buf.last() != Some(&b'\n') {
+            break;
         }
-        window = window.saturating_mul(4);
+        buf.pop();
+        let start = at;
+        at += n as u64;
+        used += n as u64;
+        if !buf.iter().all(|b| b.is_ascii_whitespace()) {
+            out.push((start, buf));
+        }
+        if used >= max_bytes {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The `seq` of a raw line written by [`super::writer`] (`{"v":1,"seq":N,...`), without parsing
+/// the rest of it.
+pub fn raw_seq(line: &[u8]) -> Option<u64> {
+    let head = &line[..line.len().min(64)];
+    let key = b"\"seq\":";
+    let i = head.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits: Vec<u8> = head[i..]
+        .iter()
+        .copied()
+        .skip_while(|b| *b == b' ')
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
+/// The seq of the last complete line, reading only the end of the file (a resumed run's history
+/// seq without parsing its whole log). None for a missing or empty file.
+pub fn last_seq(path: &Path) -> Option<u64> {
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut back = 64 * 1024u64;
+    loop {
+        let from = len.saturating_sub(back);
+        file.seek(SeekFrom::Start(from)).ok()?;
+        let mut data = Vec::new();
+        (&mut file).take(len - from).read_to_end(&mut data).ok()?;
+        let end = data.iter().rposition(|&b| b == b'\n');
+        let found = end.and_then(|end| {
+            let body = &data[..end];
+            let start = body.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
+            match start {
+                Some(s) => Some(raw_seq(&body[s..])),
+                None if from == 0 => Some(raw_seq(body)),
+                None => None,
+            }
+        });
+        match found {
+            Some(seq @ Some(_)) => return seq,
+            // A blank or foreign last line: fall back to a full read.
+            Some(None) => return read_events(path).ok()?.last().map(|l| l.seq),
+            None if from == 0 => return None,
+            None => back *= 4,
+        }
     }
 }

@@ -73,7 +73,7 @@ pub async fn follow(
     loop {
         // Check liveness before reading, so lines written just before exit are still drained.
         let gone = live.gone();
-        let lines = match tailer.poll() {
+        let lines = match tailer.poll_located() {
             Ok(v) => v,
             Err(err) => {
                 tracing::warn!(run = %id, cause = %err, "skipping an event line");
@@ -81,7 +81,9 @@ pub async fn follow(
             }
         };
         let changed = !lines.is_empty();
-        for line in lines {
+        // The metrics store folds what was just read, so no request reads it again.
+        state.store.append(&dir, &lines, tailer.offset());
+        for (_, line) in lines {
             summary.apply(&line);
             if matches!(line.event, RunEvent::Finished { .. }) {
                 if history_seq.is_none_or(|h| line.seq > h) {
@@ -104,6 +106,10 @@ pub async fn follow(
                 tracing::error!(run = %id, cause = %err, "index update failed");
             }
             state.hub.status(&summary);
+        }
+        if tailer.more() {
+            // A long backlog (an adopted run): drain it before judging whether the run ended.
+            continue;
         }
         if finished {
             wait_for_exit(state, &mut live).await;

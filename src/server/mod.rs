@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod process;
 pub mod scan;
 pub mod state;
+pub mod store;
 pub mod supervisor;
 
 use std::net::SocketAddr;

@@ -77,10 +77,27 @@ pub fn fill_from_spec(s: &mut RunSummary, spec: &RunSpec) {
     s.epochs_total = spec.train.epochs;
 }
 
+/// Fold every readable line into a summary, a bounded chunk at a time (a 48 MB log is never
+/// held in memory at once); a corrupt line is logged and skipped.
+pub fn summary_from_log(dir: &RunDir) -> RunSummary {
+    let mut summary = RunSummary::empty(dir);
+    let mut tailer = Tailer::new(dir.events());
+    for _ in 0..1_000_000 {
+        let before = tailer.offset();
+        match tailer.poll() {
+            Ok(v) => v.iter().for_each(|l| summary.apply(l)),
+            Err(err) => tracing::warn!(run = %dir.id(), cause = %err, "skipping an event line"),
+        }
+        if tailer.offset() == before {
+            break;
+        }
+    }
+    summary
+}
+
 /// Load one run: events folded into a summary, then the server-side status.
 pub fn load(dir: &RunDir) -> Loaded {
-    let events = read_all_events(dir);
-    let mut summary = RunSummary::from_events(dir, &events);
+    let mut summary = summary_from_log(dir);
     if summary.method.is_empty() {
         if let Some(spec) = read_spec(dir) {
             fill_from_spec(&mut summary, &spec);

@@ -34,6 +34,7 @@ pub struct Inner {
     pub trainer: PathBuf,
     pub index: Index,
     pub hub: Hub,
+    pub store: super::store::MetricsStore,
     pub jobs: Executor,
     /// Fires on Ctrl-C / SIGTERM: followers stop, SSE streams end, the server drains.
     pub shutdown: CancellationToken,
@@ -70,6 +71,7 @@ impl AppState {
                 trainer,
                 index,
                 hub: Hub::default(),
+                store: Default::default(),
                 jobs: Executor::new(gpus, opts.max_cpu_runs.max(1)),
                 shutdown: CancellationToken::new(),
             }),

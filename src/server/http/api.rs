@@ -19,7 +19,6 @@ use crate::server::admission;
 use crate::server::error::ApiError;
 use crate::server::index::ListQuery;
 use crate::server::jobs::{Job, JobKind};
-use crate::server::metrics;
 use crate::server::scan;
 use crate::server::state::AppState;
 use crate::server::supervisor;
@@ -133,15 +132,21 @@ async fn resume(
     ))
 }
 
+/// The run's [`Metrics`](crate::server::metrics::Metrics), serialised straight from the store.
 async fn get_metrics(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<metrics::Metrics>, ApiError> {
+) -> Result<Response, ApiError> {
     let dir = run_dir(&st, &id)?;
-    let m = tokio::task::spawn_blocking(move || metrics::metrics(&scan::read_all_events(&dir)))
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(m))
+    let body = tokio::task::spawn_blocking(move || {
+        let entry = st.store.run(&dir);
+        let f = entry.fold();
+        serde_json::to_vec(f.metrics())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn presets(State(st): State<AppState>) -> Json<Vec<String>> {

@@ -20,8 +20,6 @@ use crate::runs::summary::RunSummary;
 use crate::runs::{is_valid_run_id, RunDir};
 use crate::server::error::ApiError;
 use crate::server::index::ListQuery;
-use crate::server::metrics;
-use crate::server::scan;
 use crate::server::state::AppState;
 
 /// Runs compared at most (bounded work per request).
@@ -289,7 +287,9 @@ async fn chart(
         let series: Vec<Series> = dirs
             .iter()
             .map(|(label, dir)| {
-                let m = metrics::metrics(&scan::read_all_events(dir));
+                let entry = st.store.run(dir);
+                let f = entry.fold();
+                let m = f.metrics();
                 let ys = match name.as_str() {
                     "robust_worst" => &m.robust_worst,
                     "robust_overall" => &m.robust_overall,

@@ -3,6 +3,7 @@
 //! with `tower::ServiceExt::oneshot`.
 
 pub mod api;
+pub mod chart_views;
 pub mod charts;
 pub mod compare;
 pub mod compare_tables;

@@ -155,6 +155,8 @@ pub fn enc(s: &str) -> String {
 pub struct ChartView {
     pub name: String,
     pub slider: bool,
+    /// Data version (`?v=` in the URL, compared with `charts.json` after an epoch event).
+    pub version: u64,
 }
 
 #[derive(Template)]
@@ -170,6 +172,10 @@ struct RunPage {
     files: Vec<FileEntry>,
     config: String,
     log_tail: String,
+    /// Seq of the last event the page shows; the page's event stream starts after it.
+    after: String,
+    /// Whether per-class charts need the class selector (more than ten classes).
+    many_classes: bool,
 }
 
 /// The last `n` lines of a text file (reads at most the last 64 KiB).
@@ -187,20 +193,30 @@ async fn run_page(
     let active = id.parse().is_ok_and(|run| st.jobs.lock().training(&run));
     let st2 = st.clone();
     let id2 = id.clone();
-    let (files, config, log_tail, tables, state_charts, evals) =
-        tokio::task::spawn_blocking(move || {
-            let events = scan::read_all_events(&dir);
-            (
-                list_files(&dir),
-                std::fs::read_to_string(dir.config_toml()).unwrap_or_default(),
-                tail(&dir.log(), 60),
-                tables_html(&events, &TablesParams::default()),
-                super::charts::state_charts(&events),
-                super::evals::fragment_html(&st2, &id2),
-            )
-        })
-        .await
-        .map_err(ApiError::internal)?;
+    let (files, config, log_tail, page) = tokio::task::spawn_blocking(move || {
+        let entry = st2.store.run(&dir);
+        let detail = entry.detail(None, &st2.store.stats);
+        let f = entry.fold();
+        let versions = super::charts::chart_versions(&f, &Default::default());
+        let page = PageData {
+            tables: tables_html(&f, detail.as_deref()),
+            state_charts: super::charts::state_charts(&f),
+            versions,
+            after: f.last_seq().map(|s| s.to_string()).unwrap_or_default(),
+            many_classes: f.metrics().class_names.len() > 10,
+            evals: super::evals::fragment_html(&st2, &id2),
+        };
+        drop(f);
+        (
+            list_files(&dir),
+            std::fs::read_to_string(dir.config_toml()).unwrap_or_default(),
+            tail(&dir.log(), 60),
+            page,
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let version = |c: &str| page.versions.get(c).copied().unwrap_or(0);
     Ok(HtmlTemplate(RunPage {
         last_epoch: summary.epochs_done.saturating_sub(1),
         cancellable: active,
@@ -211,19 +227,33 @@ async fn run_page(
             .map(|c| ChartView {
                 name: c.to_string(),
                 slider: *c == "cfps",
+                version: version(c),
             })
-            .chain(state_charts.into_iter().map(|name| ChartView {
-                name,
+            .chain(page.state_charts.iter().map(|name| ChartView {
+                name: name.clone(),
                 slider: false,
+                version: version(name),
             }))
             .collect(),
-        tables,
-        evals,
+        tables: page.tables,
+        evals: page.evals,
         files,
         config,
         log_tail,
+        after: page.after,
+        many_classes: page.many_classes,
     })
     .into_response())
+}
+
+/// What the run page takes from the metrics store.
+struct PageData {
+    tables: String,
+    state_charts: Vec<String>,
+    versions: std::collections::BTreeMap<String, u64>,
+    after: String,
+    many_classes: bool,
+    evals: String,
 }
 
 async fn tables_fragment(
@@ -232,9 +262,15 @@ async fn tables_fragment(
     Query(p): Query<TablesParams>,
 ) -> Result<Response, ApiError> {
     let dir = run_dir(&st, &id)?;
-    let html = tokio::task::spawn_blocking(move || tables_html(&scan::read_all_events(&dir), &p))
-        .await
-        .map_err(ApiError::internal)?;
+    let html = tokio::task::spawn_blocking(move || {
+        let entry = st.store.run(&dir);
+        let detail = entry.detail(p.epoch, &st.store.stats);
+        let f = entry.fold();
+        let detail = detail.filter(|d| p.epoch.is_none_or(|e| e == d.epoch));
+        tables_html(&f, detail.as_deref())
+    })
+    .await
+    .map_err(ApiError::internal)?;
     Ok(axum::response::Html(html).into_response())
 }
 

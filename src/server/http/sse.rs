@@ -1,9 +1,11 @@
 //! `GET /api/runs/{id}/events`: the run's events as Server-Sent Events.
 //!
-//! Subscribe to the hub first, then send the snapshot from `events.jsonl` (after `Last-Event-ID`
-//! when reconnecting), then live lines; lines are de-duplicated by `seq` (the SSE id), so the
-//! overlap between snapshot and live is harmless and a reconnect loses nothing. A lagging
-//! receiver gets a `resync` event and the missed lines re-read from the file. Named events:
+//! Subscribe to the hub first, then send the snapshot (after `Last-Event-ID` when reconnecting;
+//! the run page asks for the lines after the ones it was rendered from), then live lines; lines
+//! are de-duplicated by `seq` (the SSE id), so the overlap between snapshot and live is harmless
+//! and a reconnect loses nothing. The snapshot comes from the metrics store: it knows where each
+//! line starts, so only the lines asked for are read, as raw JSON in bounded chunks, and never
+//! parsed again. A lagging receiver gets a `resync` event and the missed lines the same way. Named events:
 //! `status` (summary JSON, no id), `resync`, `end` (the run is over; the client closes).
 //! Every stream ends when the shutdown token fires, so graceful shutdown does not hang.
 
@@ -23,7 +25,6 @@ use super::run_dir;
 use crate::runs::{EventLine, RunDir, RunEvent};
 use crate::server::error::ApiError;
 use crate::server::hub::HubMsg;
-use crate::server::scan;
 use crate::server::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -41,15 +42,14 @@ fn line_event(line: &EventLine) -> Event {
     Event::default().id(line.seq.to_string()).data(data)
 }
 
-/// Lines after `after` (all when None), read off the runtime.
-async fn lines_after(dir: RunDir, after: Option<u64>) -> Vec<EventLine> {
-    tokio::task::spawn_blocking(move || {
-        let mut v = scan::read_all_events(&dir);
-        v.retain(|l| after.is_none_or(|a| l.seq > a));
-        v
-    })
-    .await
-    .unwrap_or_default()
+/// Bytes of raw lines replayed per step (memory per replaying client stays near this).
+const REPLAY_CHUNK: u64 = 256 * 1024;
+
+/// The next raw lines after `after` (all when None), from the store, read off the runtime.
+async fn replay_chunk(st: AppState, dir: RunDir, after: Option<u64>) -> Vec<(u64, String)> {
+    tokio::task::spawn_blocking(move || st.store.run(&dir).raw_after(after, REPLAY_CHUNK))
+        .await
+        .unwrap_or_default()
 }
 
 async fn events(
@@ -69,9 +69,15 @@ async fn events(
     let shutdown = st.shutdown.clone();
     let stream = async_stream::stream! {
         let mut last = after;
-        for line in lines_after(dir.clone(), last).await {
-            last = Some(line.seq);
-            yield Ok(line_event(&line));
+        loop {
+            let chunk = replay_chunk(st.clone(), dir.clone(), last).await;
+            if chunk.is_empty() {
+                break;
+            }
+            for (seq, raw) in chunk {
+                last = Some(seq);
+                yield Ok(Event::default().id(seq.to_string()).data(raw));
+            }
         }
         let summary = st.index.get(&id).ok().flatten();
         if let Some(s) = &summary {
@@ -98,9 +104,15 @@ async fn events(
                     Err(RecvError::Lagged(n)) => {
                         tracing::debug!(run = %id, missed = n, "SSE client lagged; resyncing from file");
                         yield Ok(Event::default().event("resync").data(n.to_string()));
-                        for line in lines_after(dir.clone(), last).await {
-                            last = Some(line.seq);
-                            yield Ok(line_event(&line));
+                        loop {
+                            let chunk = replay_chunk(st.clone(), dir.clone(), last).await;
+                            if chunk.is_empty() {
+                                break;
+                            }
+                            for (seq, raw) in chunk {
+                                last = Some(seq);
+                                yield Ok(Event::default().id(seq.to_string()).data(raw));
+                            }
                         }
                     }
                     Err(RecvError::Closed) => break,

@@ -7,11 +7,13 @@ use serde::Deserialize;
 
 use super::views::pct;
 use crate::fairness::ConfusionMatrix;
-use crate::runs::EventLine;
-use crate::server::metrics;
+use crate::server::store::{EpochDetail, RunFold};
 
 /// Rows of the worst-class table.
 const WORST_ROWS: usize = 5;
+/// Confusion matrices are written out as HTML tables up to this many classes; beyond, the
+/// heatmap charts show them (three 100 x 100 tables made the run page 1.5 MB).
+const MATRIX_TABLES_UP_TO: usize = 20;
 
 #[derive(Deserialize, Default)]
 pub struct TablesParams {
@@ -93,12 +95,9 @@ fn matrix(title: &str, names: &[String], rows: &[Vec<i64>], signed: bool) -> Mat
     }
 }
 
-pub fn tables_html(events: &[EventLine], p: &TablesParams) -> String {
-    let recs = metrics::epoch_records(events);
-    let rec = match p.epoch {
-        Some(e) => recs.iter().find(|r| r.epoch == e).copied(),
-        None => recs.last().copied(),
-    };
+/// The tables of the epoch `detail` (from the store; `None` when the run has no such epoch).
+pub fn tables_html(f: &RunFold, detail: Option<&EpochDetail>) -> String {
+    let rec = detail;
     let empty = Tables {
         has_data: false,
         epoch: 0,
@@ -110,15 +109,19 @@ pub fn tables_html(events: &[EventLine], p: &TablesParams) -> String {
     let Some(rec) = rec else {
         return empty.render().unwrap_or_default();
     };
-    let clean = metrics::clean_eval(rec);
-    let robust = metrics::robust_eval(rec).or(clean);
+    let clean = rec.clean.as_ref();
+    let robust = rec.robust.as_ref().or(clean);
     let Some(robust) = robust else {
         return empty.render().unwrap_or_default();
     };
     let k = robust.metrics.class_acc.len();
-    let names = metrics::class_names(events, k);
+    let names = f.class_names_for(k);
     let cm = ConfusionMatrix::from_rows(&robust.confusion);
-    let cfps = metrics::cfps_of(rec).unwrap_or(&[]);
+    let m = f.metrics();
+    let cfps = f
+        .row_of(Some(rec.epoch))
+        .and_then(|i| m.cfps.get(i))
+        .map_or(&[][..], Vec::as_slice);
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|a, b| robust.metrics.class_acc[*a].total_cmp(&robust.metrics.class_acc[*b]));
     let worst = order
@@ -152,6 +155,7 @@ pub fn tables_html(events: &[EventLine], p: &TablesParams) -> String {
             .collect()
     };
     let mut matrices = Vec::new();
+    let clean = clean.filter(|_| k <= MATRIX_TABLES_UP_TO);
     if let Some(c) = clean {
         matrices.push(matrix(
             "Confusion matrix, clean",
@@ -160,7 +164,7 @@ pub fn tables_html(events: &[EventLine], p: &TablesParams) -> String {
             false,
         ));
     }
-    if robust.attack != "clean" {
+    if robust.attack != "clean" && k <= MATRIX_TABLES_UP_TO {
         let a = as_i64(&robust.confusion);
         matrices.push(matrix(
             &format!("Confusion matrix, {}", robust.attack),

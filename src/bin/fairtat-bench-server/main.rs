@@ -1,25 +1,28 @@
 //! `make bench` (dashboard part): (a) event-to-client latency over SSE, from the moment a
 //! trainer-like writer appends a line to `events.jsonl` to its receipt by N SSE clients; (b) the
 //! runs page (`GET /`) with 1,000 indexed runs; (c) training throughput of a real `fairtat train`
-//! started by the server with 0 and with 100 SSE clients attached.
+//! started by the server with 0 and with 100 SSE clients attached; (d) the dashboard at the
+//! paper's scale (ten CIFAR-100-sized runs and 1,000 small ones; see `scale.rs`).
 //!
 //! The server runs in-process on a loopback socket; clients speak plain HTTP/1.1 over tokio
 //! sockets (reqwest is only a dev-dependency), so what is measured is the real network path.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use fairtat::fairness::{ClassMetrics, ConfusionMatrix};
-use fairtat::runs::writer::EventWriter;
-use fairtat::runs::{EpochRecord, EvalRecord, RunDir, RunEvent, RunStatus};
+use fairtat::runs::{RunEvent, RunStatus};
 use fairtat::server::http::api::create_run;
-use fairtat::server::{router, AppState, ServeOptions};
+use fairtat::server::AppState;
+
+mod client;
+mod fixtures;
+mod scale;
+
+use client::*;
+use fixtures::*;
 
 #[derive(Parser)]
 struct Args {
@@ -47,6 +50,21 @@ struct Args {
     /// Skip the throughput comparison (no trainer binary / no Fashion-MNIST).
     #[arg(long)]
     skip_train: bool,
+    /// CIFAR-100-sized runs (100 classes, 200 epochs) for the paper-scale figures.
+    #[arg(long, default_value_t = 10)]
+    big_runs: usize,
+    /// Small runs indexed next to them.
+    #[arg(long, default_value_t = 1000)]
+    small_runs: usize,
+    /// SSE clients on the live big run.
+    #[arg(long, default_value_t = 8)]
+    sse_clients: usize,
+    /// Run only the paper-scale figures.
+    #[arg(long)]
+    only_scale: bool,
+    /// Skip the paper-scale figures.
+    #[arg(long)]
+    skip_scale: bool,
 }
 
 fn main() -> Result<()> {
@@ -55,202 +73,24 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        sse_latency(args.clients, args.events, args.poll_ms).await?;
-        runs_page(args.runs).await?;
-        if !args.skip_train {
-            training_throughput(args.train_clients, args.train_subset, args.train_pairs).await?;
+        if !args.only_scale {
+            sse_latency(args.clients, args.events, args.poll_ms).await?;
+            runs_page(args.runs).await?;
+            if !args.skip_train {
+                training_throughput(args.train_clients, args.train_subset, args.train_pairs)
+                    .await?;
+            }
+        }
+        if !args.skip_scale {
+            scale::paper_scale(scale::Scale {
+                big: args.big_runs.max(1),
+                small: args.small_runs,
+                sse: args.sse_clients,
+            })
+            .await?;
         }
         Ok(())
     })
-}
-
-// ---------------------------------------------------------------- a tiny HTTP/1.1 client
-
-/// `GET path` with `Connection: close`; returns the status code and the (de-chunked) body.
-async fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").context("no header end")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no status code")?;
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    Ok((
-        status,
-        if chunked {
-            dechunk(body)
-        } else {
-            body.to_string()
-        },
-    ))
-}
-
-/// Decode a complete chunked body.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// An open SSE subscription: calls `on_id(seq)` for every `id:` line until the stream ends.
-/// Chunk-size lines of the chunked encoding never start with `id:`, so a line scan suffices.
-async fn sse_client(addr: String, path: String, mut on_id: impl FnMut(u64) + Send) -> Result<()> {
-    let mut s = TcpStream::connect(&addr).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=pos).collect();
-            let line = String::from_utf8_lossy(&line);
-            if let Some(id) = line.strip_prefix("id:") {
-                if let Ok(seq) = id.trim().parse() {
-                    on_id(seq);
-                }
-            } else if line.starts_with("event: end") || line.starts_with("event:end") {
-                return Ok(());
-            }
-        }
-    }
-}
-
-async fn serve(opts: ServeOptions) -> Result<(AppState, String)> {
-    let state = fairtat::server::supervisor::start(opts).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?.to_string();
-    let (st, shutdown) = (state.clone(), state.shutdown.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router(st))
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-    });
-    Ok((state, addr))
-}
-
-fn options(root: &Path, trainer: Option<PathBuf>) -> ServeOptions {
-    ServeOptions {
-        addr: "127.0.0.1:0".parse().expect("loopback address"),
-        runs_dir: root.join("runs"),
-        configs_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs"),
-        trainer,
-        // What `fairtat serve` uses.
-        ..ServeOptions::default()
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-// ---------------------------------------------------------------- run directories
-
-fn spec_text() -> Result<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/fmnist-quick-fairtat.toml");
-    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// A new run directory with the preset's config and spec and an open events writer.
-fn new_run(runs_dir: &Path, n: usize) -> Result<(RunDir, EventWriter)> {
-    let spec = fairtat::config::from_toml_str(&spec_text()?, &[format!("name=\"bench-{n}\"")])?;
-    let dir = fairtat::config::create_run_dir(runs_dir, &spec)?;
-    let w = EventWriter::open(&dir)?;
-    Ok((dir, w))
-}
-
-fn started(dir: &RunDir) -> RunEvent {
-    RunEvent::Started {
-        run_id: dir.id(),
-        spec: serde_json::json!({}),
-        class_names: (0..10).map(|c| format!("class{c}")).collect(),
-        device: "cpu".into(),
-        train_size: 5000,
-        val_size: 500,
-        test_size: 1000,
-        start_epoch: 0,
-        pid: std::process::id(),
-    }
-}
-
-/// An epoch line with the evaluations a real FAIR-TAT epoch records (10 classes).
-fn epoch(e: usize, epochs: usize) -> RunEvent {
-    let eval = |split: &str, attack: &str, hit: u64| {
-        let rows: Vec<Vec<u64>> = (0..10)
-            .map(|y| {
-                (0..10)
-                    .map(|p| if p == y { hit + y as u64 } else { 2 })
-                    .collect()
-            })
-            .collect();
-        let cm = ConfusionMatrix::from_rows(&rows).expect("square");
-        EvalRecord {
-            split: split.into(),
-            attack: attack.into(),
-            model: "live".into(),
-            confusion: rows,
-            metrics: ClassMetrics::from_confusion(&cm),
-        }
-    };
-    let hit = 40 + 5 * e as u64;
-    RunEvent::Epoch(Box::new(EpochRecord {
-        epoch: e,
-        epochs,
-        lr: 0.05,
-        train_loss: 1.0 / (e + 1) as f64,
-        train_secs: 10.0,
-        eval_secs: 2.0,
-        images_per_sec: 500.0,
-        class_eps: vec![0.1; 10],
-        target_probs: Some(vec![0.1; 10]),
-        target_counts: Some(vec![50; 10]),
-        evals: vec![
-            eval("train", "train-attack", hit / 2),
-            eval("test", "clean", hit),
-            eval("test", "pgd-10", hit / 2),
-            eval("val", "clean", hit),
-            eval("val", "pgd-10", hit / 2),
-        ],
-        method_state: Default::default(),
-    }))
-}
-
-fn finished(epochs: usize) -> RunEvent {
-    RunEvent::Finished {
-        status: RunStatus::Finished,
-        epochs_done: epochs,
-        message: None,
-    }
-}
-
-fn scratch(name: &str) -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("fairtat-bench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 // ---------------------------------------------------------------- (a) SSE latency
@@ -386,40 +226,6 @@ async fn runs_page(runs: usize) -> Result<()> {
 }
 
 // ---------------------------------------------------------------- (c) training throughput
-
-/// The `fairtat` binary built next to this one (same profile, same target dir).
-fn trainer_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .context("no parent directory of this executable")?
-        .join(format!("fairtat{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        bail!(
-            "{} is missing: build it first (cargo build --release --bins)",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-/// CPU seconds this process (server and clients) has used so far, from /proc (0 elsewhere).
-fn own_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the `)`.
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// One short real training started by the server with `clients` SSE subscribers; returns the
 /// training images/s of its epochs.
 async fn one_training(

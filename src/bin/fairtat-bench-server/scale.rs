@@ -1,0 +1,376 @@
+//! (d) The dashboard at the paper's scale: CIFAR-100-sized runs (100 classes, 200 epochs, the
+//! seven evaluations per epoch, about 48 MB of `events.jsonl` each, from
+//! `fairtat::runs::synthetic`) plus many small runs, served by a real `fairtat serve` process
+//! whose CPU time and RSS are read from /proc.
+//!
+//! Figures: start-up (index rebuild), the first view of a big run, then warm: the run page, the
+//! metrics API, each chart (time and size); the server CPU one new epoch costs (follow, fold,
+//! then the browser's refresh: `charts.json`, the changed charts, the tables); RSS with every big
+//! run viewed, and with 8 SSE clients on the live one.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::client::{http_get, sse_client};
+use crate::fixtures::{epoch, finished, new_run, percentile, scratch, started, trainer_binary};
+use fairtat::runs::synthetic::Synth;
+use fairtat::runs::{EventLine, RunDir, RunEvent, SCHEMA_VERSION};
+
+/// Shape of the benchmark.
+#[derive(Clone, Copy)]
+pub struct Scale {
+    pub big: usize,
+    pub small: usize,
+    pub sse: usize,
+}
+
+/// The server process and what /proc says about it.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn proc_field(&self, file: &str) -> String {
+        std::fs::read_to_string(format!("/proc/{}/{file}", self.child.id())).unwrap_or_default()
+    }
+
+    fn status_mb(&self, key: &str) -> f64 {
+        let status = self.proc_field("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+
+    fn rss_mb(&self) -> f64 {
+        self.status_mb("VmRSS:")
+    }
+
+    /// "RSS MB (anonymous MB)": the file-backed rest is mostly libtorch's mapped code, which
+    /// the `fairtat` binary carries even though the server never calls it.
+    fn rss(&self) -> String {
+        format!(
+            "{:.0} MB ({:.0} MB anonymous)",
+            self.rss_mb(),
+            self.status_mb("RssAnon:")
+        )
+    }
+
+    fn cpu_secs(&self) -> f64 {
+        let stat = self.proc_field("stat");
+        let f: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (t(11) + t(12)) / 100.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_server(root: &Path) -> Result<(Server, f64)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let t = Instant::now();
+    let child = Command::new(trainer_binary()?)
+        .args(["serve", "--addr", &addr, "--runs"])
+        .arg(root.join("runs"))
+        .arg("--configs")
+        .arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting fairtat serve")?;
+    let server = Server { child, addr };
+    while t.elapsed() < Duration::from_secs(300) {
+        if let Ok((200, _)) = http_get(&server.addr, "/").await {
+            return Ok((server, t.elapsed().as_secs_f64()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("fairtat serve did not answer within 300 s")
+}
+
+/// Write the runs: big ones (the first stays live: no final line, this process as its
+/// trainer) and small finished ones. Returns the big runs' ids and the live run's next seq.
+fn write_runs(runs_dir: &Path, s: &Scale) -> Result<(Vec<String>, u64)> {
+    let synth = Synth::cifar100();
+    let (live, mut w) = new_run(runs_dir, 0)?;
+    w.append(&synth.started(&live.id()))?;
+    for e in 0..synth.epochs {
+        synth.write_epoch(&mut w, e)?;
+    }
+    let next_seq = w.next_seq();
+    // This process owns the live run like a trainer: the server follows it while the lock is
+    // held, i.e. for the rest of the benchmark.
+    std::mem::forget(fairtat::runs::lock::RunLock::acquire(&live, "train")?);
+    let mut ids = vec![live.id()];
+    for n in 1..s.big {
+        let (dir, w) = new_run(runs_dir, n)?;
+        drop(w);
+        std::fs::copy(live.events(), dir.events())?;
+        let mut w = fairtat::runs::writer::EventWriter::open(&dir)?;
+        w.append(&RunEvent::Finished {
+            status: fairtat::runs::RunStatus::Finished,
+            epochs_done: synth.epochs,
+            message: None,
+        })?;
+        ids.push(dir.id());
+    }
+    for n in 0..s.small {
+        let (dir, mut w) = new_run(runs_dir, s.big + n)?;
+        w.append(&started(&dir))?;
+        for e in 0..3 {
+            w.append(&epoch(e, 3))?;
+        }
+        w.append(&finished(3))?;
+    }
+    Ok((ids, next_seq))
+}
+
+async fn timed_get(addr: &str, path: &str) -> Result<(f64, usize)> {
+    let t = Instant::now();
+    let (status, body) = http_get(addr, path).await?;
+    if status != 200 {
+        bail!("GET {path} answered {status}");
+    }
+    Ok((t.elapsed().as_secs_f64() * 1e3, body.len()))
+}
+
+/// Median of `n` timed GETs of `path` (ms) and the body size.
+async fn median_get(addr: &str, path: &str, n: usize) -> Result<(f64, usize)> {
+    let mut ms = Vec::new();
+    let mut size = 0;
+    for _ in 0..n {
+        let (t, s) = timed_get(addr, path).await?;
+        ms.push(t);
+        size = s;
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok((percentile(&ms, 0.5), size))
+}
+
+/// The chart names of a run (from its manifest).
+async fn chart_names(addr: &str, id: &str) -> Result<Vec<String>> {
+    let (_, body) = http_get(addr, &format!("/runs/{id}/charts.json")).await?;
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    Ok(v["charts"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default())
+}
+
+fn epoch_line(synth: &Synth, seq: u64, e: usize) -> Result<String> {
+    let line = EventLine {
+        v: SCHEMA_VERSION,
+        seq,
+        time: fairtat::runs::writer::unix_now(),
+        event: RunEvent::Epoch(Box::new(synth.epoch(e))),
+    };
+    Ok(serde_json::to_string(&line)? + "\n")
+}
+
+pub async fn paper_scale(s: Scale) -> Result<()> {
+    let root = scratch("scale")?;
+    let runs_dir = root.join("runs");
+    let t = Instant::now();
+    let (ids, mut seq) = {
+        let (dir, s2) = (runs_dir.clone(), s);
+        tokio::task::spawn_blocking(move || write_runs(&dir, &s2)).await??
+    };
+    let live = RunDir::new(runs_dir.join(&ids[0]));
+    let mb = std::fs::metadata(live.events())?.len() as f64 / 1e6;
+    println!(
+        "paper scale: {} runs of 100 classes x 200 epochs ({mb:.1} MB of events each) + {} small \
+         runs written in {:.1} s",
+        s.big,
+        s.small,
+        t.elapsed().as_secs_f64()
+    );
+    let empty = scratch("scale-empty")?;
+    std::fs::create_dir_all(empty.join("runs"))?;
+    let (idle, _) = start_server(&empty).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    println!("  idle server on an empty runs folder: RSS {}", idle.rss());
+    drop(idle);
+    let _ = std::fs::remove_dir_all(&empty);
+    let (server, startup) = start_server(&root).await?;
+    let addr = server.addr.clone();
+    println!(
+        "  start-up (index rebuilt from every log): {startup:.1} s, server RSS {}",
+        server.rss()
+    );
+
+    // First view of a finished big run (the live one was folded by its follower at start-up):
+    // the page, then every chart it shows.
+    let id = ids.get(1).unwrap_or(&ids[0]);
+    let (page_ms, page_size) = timed_get(&addr, &format!("/runs/{id}")).await?;
+    let names = chart_names(&addr, id).await?;
+    let mut first_total = page_ms;
+    let mut cold = Vec::new();
+    for c in &names {
+        let (ms, _) = timed_get(&addr, &format!("/runs/{id}/charts/{c}.svg")).await?;
+        first_total += ms;
+        cold.push(ms);
+    }
+    cold.sort_by(f64::total_cmp);
+    println!(
+        "  first view: page {page_ms:.0} ms ({} KiB), page + {} charts {first_total:.0} ms \
+         (slowest chart render {:.0} ms; target < 2 s)",
+        page_size / 1024,
+        names.len(),
+        cold.last().copied().unwrap_or(0.0)
+    );
+
+    // Warm.
+    let (ms, size) = median_get(&addr, &format!("/runs/{id}"), 10).await?;
+    println!(
+        "  run page (warm): median {ms:.1} ms, {} KiB (target < 100 ms)",
+        size / 1024
+    );
+    let (ms, size) = median_get(&addr, &format!("/api/runs/{id}/metrics"), 10).await?;
+    println!(
+        "  metrics API (warm): median {ms:.1} ms, {} KiB (target < 50 ms)",
+        size / 1024
+    );
+    let mut worst = (0.0f64, 0usize);
+    for c in &names {
+        let (ms, size) = median_get(&addr, &format!("/runs/{id}/charts/{c}.svg"), 5).await?;
+        println!(
+            "    chart {c}: median {ms:.1} ms, {:.1} KB",
+            size as f64 / 1e3
+        );
+        worst = (worst.0.max(ms), worst.1.max(size));
+    }
+    println!(
+        "  charts (warm): slowest {:.1} ms, largest {:.1} KB (targets < 100 ms, < 200 KB)",
+        worst.0,
+        worst.1 as f64 / 1e3
+    );
+
+    epoch_cost(&server, &live, &mut seq).await?;
+
+    let id = &ids[0];
+    for other in &ids {
+        let _ = timed_get(&addr, &format!("/runs/{other}")).await?;
+        for c in &names {
+            let _ = timed_get(&addr, &format!("/runs/{other}/charts/{c}.svg")).await?;
+        }
+    }
+    let rss = server.rss_mb();
+    println!(
+        "  server RSS with {} big runs viewed (page + charts each) and {} small runs indexed: \
+         {} (target < 150 MB)",
+        s.big,
+        s.small,
+        server.rss()
+    );
+
+    // SSE clients on the live run, connected as the run page does (after what it shows).
+    let mut tasks = Vec::new();
+    for _ in 0..s.sse {
+        let (a, p) = (
+            addr.clone(),
+            format!("/api/runs/{id}/events?after={}", seq - 1),
+        );
+        tasks.push(tokio::spawn(async move { sse_client(a, p, |_| {}).await }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let with_sse = server.rss_mb();
+    append(&live, &epoch_line(&Synth::cifar100(), seq, 250)?)?;
+    seq += 1;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "  server RSS with {} SSE clients on the live run, after one more epoch: {:.0} MB \
+         ({:+.1} MB; target < +10 MB)",
+        s.sse,
+        server.rss_mb().max(with_sse),
+        server.rss_mb().max(with_sse) - rss
+    );
+    let _ = seq;
+    for t in tasks {
+        t.abort();
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
+
+fn append(dir: &RunDir, line: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.events())?;
+    f.write_all(line.as_bytes())?;
+    Ok(())
+}
+
+/// Server CPU per new epoch of the live run: the follower's read and fold (until the chart
+/// manifest shows the new version), then what a run page asks for after it.
+async fn epoch_cost(server: &Server, live: &RunDir, seq: &mut u64) -> Result<()> {
+    let synth = Synth::cifar100();
+    let id = live.id();
+    let addr = &server.addr;
+    let manifest = format!("/runs/{id}/charts.json");
+    let (mut ingest, mut refresh) = (Vec::new(), Vec::new());
+    for i in 0..5 {
+        let line = epoch_line(&synth, *seq, 200 + i)?;
+        let (_, before) = http_get(addr, &manifest).await?;
+        let cpu0 = server.cpu_secs();
+        append(live, &line)?;
+        *seq += 1;
+        let t = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let (_, now) = http_get(addr, &manifest).await?;
+            if now != before {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                bail!("the new epoch did not show within 10 s");
+            }
+        }
+        let cpu1 = server.cpu_secs();
+        let old: serde_json::Value = serde_json::from_str(&before)?;
+        let new: serde_json::Value = serde_json::from_str(&http_get(addr, &manifest).await?.1)?;
+        let changed: Vec<String> = new["charts"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, v)| old["charts"].get(k.as_str()) != Some(*v))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for c in &changed {
+            http_get(addr, &format!("/runs/{id}/charts/{c}.svg")).await?;
+        }
+        http_get(addr, &format!("/runs/{id}/tables")).await?;
+        let cpu2 = server.cpu_secs();
+        ingest.push((cpu1 - cpu0) * 1e3);
+        refresh.push((cpu2 - cpu1) * 1e3);
+    }
+    ingest.sort_by(f64::total_cmp);
+    refresh.sort_by(f64::total_cmp);
+    println!(
+        "  one new epoch: server CPU median {:.0} ms to follow and fold it (incl. the manifest polls), \
+         {:.0} ms for the page's refresh (manifest, changed charts, tables); target < 50 ms \
+         (/proc ticks are 10 ms)",
+        percentile(&ingest, 0.5),
+        percentile(&refresh, 0.5)
+    );
+    Ok(())
+}
