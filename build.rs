@@ -9,8 +9,13 @@ fn main() {
         let lib = std::path::Path::new(&libtorch).join("lib");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
         if lib.join("libtorch_cuda.so").exists() {
-            println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-            println!("cargo:rustc-link-arg=-ltorch_cuda");
+            // Only where tensors run: the training/evaluation program, its benchmark and the
+            // tests. `fairtat-dashboard` never touches tensors and keeps libtorch out.
+            for arg in ["-Wl,--no-as-needed", "-ltorch_cuda"] {
+                println!("cargo:rustc-link-arg-bin=fairtat={arg}");
+                println!("cargo:rustc-link-arg-bin=fairtat-bench={arg}");
+                println!("cargo:rustc-link-arg-tests={arg}");
+            }
         }
     }
 }

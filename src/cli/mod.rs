@@ -2,7 +2,9 @@
 //! parses, sets up tracing and maps errors to exit codes.
 
 mod eval;
+pub mod serve;
 mod train;
+pub use serve::ServeArgs;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -123,32 +125,6 @@ pub struct EvalArgs {
     pub out: Option<PathBuf>,
 }
 
-#[derive(Args, Debug)]
-pub struct ServeArgs {
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub addr: std::net::SocketAddr,
-    #[arg(long, default_value = "runs")]
-    pub runs: PathBuf,
-    #[arg(long, default_value = "configs")]
-    pub configs: PathBuf,
-    /// No longer accepted (argv shows in `ps`): use FAIRTAT_TOKEN or --token-file.
-    #[arg(long, hide = true)]
-    pub token: Option<String>,
-    /// File whose first line is the token (else FAIRTAT_TOKEN). Required off loopback, at
-    /// least 16 characters there.
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// A host name requests may use besides the bound address (behind a proxy); repeatable.
-    #[arg(long = "public-host", value_name = "NAME")]
-    pub public_hosts: Vec<String>,
-    /// Most runs waiting in the queue; creating more is refused with 429.
-    #[arg(long, default_value_t = crate::server::DEFAULT_MAX_QUEUED)]
-    pub max_queued: usize,
-    /// Concurrent runs on the CPU.
-    #[arg(long, default_value_t = 1)]
-    pub max_cpu_runs: usize,
-}
-
 /// Exit codes: 0 done, 1 failure, 2 bad input (config, flags, data), 130 cancelled.
 pub struct Failure {
     pub code: u8,
@@ -171,29 +147,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Train(a) => train::cmd_train(a),
         Command::Eval(a) => eval::cmd_eval(a),
-        Command::Serve(a) => {
-            if a.token.is_some() {
-                return Err(Failure {
-                    code: 2,
-                    error: anyhow::anyhow!(
-                        "--token is no longer accepted (the command line shows in `ps`); set \
-                         FAIRTAT_TOKEN or pass --token-file FILE"
-                    ),
-                });
-            }
-            crate::server::run_serve(crate::server::ServeOptions {
-                addr: a.addr,
-                runs_dir: a.runs,
-                configs_dir: a.configs,
-                token: crate::server::read_token(a.token_file.as_deref())?,
-                public_hosts: a.public_hosts,
-                max_queued: a.max_queued,
-                max_cpu_runs: a.max_cpu_runs.max(1),
-                trainer: None,
-                poll_ms: 100,
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Serve(a) => serve::cmd_serve(a),
         Command::Check { config, set } => {
             if let Some(specs) = train::grid_specs(&config, &set)? {
                 println!("# grid: {} runs", specs.len());
