@@ -5,13 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FAIRTAT_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    fairtat::cli::init_tracing();
     let cli = fairtat::cli::Cli::parse();
     match fairtat::cli::run(cli) {
         Ok(code) => code,

@@ -15,13 +15,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FAIRTAT_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    fairtat::cli::init_tracing();
     let mut cli = Cli::parse();
     if cli.serve.trainer.is_none() {
         // The trainer is the `fairtat` program installed beside this one.

@@ -143,6 +143,17 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
+/// Log to stderr at the level `FAIRTAT_LOG` names (default `info`); every program calls this.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FAIRTAT_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Train(a) => train::cmd_train(a),
