@@ -79,8 +79,16 @@ pub fn cmd_serve(a: ServeArgs) -> Result<ExitCode, Failure> {
                     args.push("--trainer".into());
                     args.push(me.clone().into());
                 }
+                let mut cmd = std::process::Command::new(&dashboard);
+                cmd.args(args);
+                if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+                    // Two malloc arenas instead of one per thread: the folds of large logs run
+                    // on blocking threads, and per-thread arenas keep their peaks resident
+                    // (165 -> 157 MB with ten paper-scale runs viewed; BENCHMARKS.md).
+                    cmd.env("MALLOC_ARENA_MAX", "2");
+                }
                 // exec only returns on failure; then serve here.
-                let err = std::process::Command::new(&dashboard).args(args).exec();
+                let err = cmd.exec();
                 tracing::warn!(cause = %err, path = %dashboard.display(), "cannot start the dashboard program; serving in-process");
             }
         }
