@@ -1,10 +1,10 @@
 //! Shared helpers for the server tests: a fake trainer (a shell script that appends events the
 //! way `fairtat train` does), a configs dir with a preset, request helpers and polling waits.
 //!
-//! Note for the browser test (tests/browser.rs, headless Chromium, to be written by the lead once
-//! the real trainer exists): `fake_trainer` + `options` + `supervisor::start` serve a dashboard
-//! whose run page gets epoch events every `delay_s`, enough to see a chart change.
+//! `webdriver` holds the headless-Chromium harness shared by the browser tests.
 #![allow(dead_code)]
+
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
