@@ -13,7 +13,8 @@ FAIRTAT_VENV ?= $(HOME)/.cache/fairtat/torch-$(TORCH_VERSION)
 PY := $(FAIRTAT_VENV)/bin/python
 VENV_STAMP := $(FAIRTAT_VENV)/.fairtat-ready
 APT_PACKAGES := dataset-fashion-mnist
-TEST_APT_PACKAGES := chromium chromium-driver
+# Browser tests drive Chromium; the Slurm tests start a one-node cluster of their own.
+TEST_APT_PACKAGES := chromium chromium-driver slurm-wlm munge
 LIBTORCH = $(shell $(PY) -c 'import torch,os; print(os.path.dirname(torch.__file__))' 2>/dev/null)
 CARGO_ENV = LIBTORCH=$(LIBTORCH) LIBTORCH_BYPASS_VERSION_CHECK=0 FAIRTAT_PYTHON=$(PY)
 ADDR ?= 127.0.0.1:8080
@@ -55,7 +56,7 @@ train-quick: build
 
 test: deps-test
 	$(CARGO_ENV) cargo build --release
-	$(CARGO_ENV) cargo test --no-fail-fast -- --test-threads=2
+	$(CARGO_ENV) FAIRTAT_REQUIRE_SLURM=1 cargo test --no-fail-fast -- --test-threads=2
 
 bench: deps
 	$(CARGO_ENV) cargo build --release

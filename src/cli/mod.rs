@@ -2,6 +2,7 @@
 //! parses, sets up tracing and maps errors to exit codes.
 
 mod eval;
+pub mod executor;
 pub mod serve;
 mod train;
 pub use serve::ServeArgs;

@@ -38,6 +38,8 @@ pub struct ServeArgs {
     /// The program started as `<trainer> train --run-dir DIR` (default: `fairtat` itself).
     #[arg(long, value_name = "PATH")]
     pub trainer: Option<PathBuf>,
+    #[command(flatten)]
+    pub executor: super::executor::ExecutorArgs,
 }
 
 /// Serve the dashboard in this process until Ctrl-C or SIGTERM.
@@ -61,6 +63,7 @@ pub fn serve_here(a: ServeArgs) -> Result<ExitCode, Failure> {
         max_cpu_runs: a.max_cpu_runs.max(1),
         trainer: a.trainer,
         poll_ms: 100,
+        slurm: a.executor.resolve()?,
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -133,6 +133,9 @@ fn load_run_config(run: &RunDir, sets: &[String]) -> Result<RunSpec, Failure> {
     })
 }
 
+/// Exit status of a run stopped by SIGUSR1 (EX_TEMPFAIL: resumable).
+const EXIT_RESUMABLE: u8 = 75;
+
 /// Run the trainer with signal handling, the JSONL writer and the progress bar; always end the
 /// event log with a `finished` event.
 fn train_in(
@@ -153,6 +156,11 @@ fn train_in(
         signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
         signal_hook::flag::register(sig, stop.clone())?;
     }
+    // SIGUSR1: a scheduler's warning before its time limit (Slurm `--signal=B:USR1@N`): stop
+    // the same way, but as an interruption to resume, not a cancel.
+    let scheduler_stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, scheduler_stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, stop.clone())?;
     let _ = std::fs::remove_file(run.queued_marker());
     let writer =
         EventWriter::open(run).with_context(|| format!("opening {}", run.events().display()))?;
@@ -167,6 +175,19 @@ fn train_in(
     }));
     let (status, epochs_done, message, code) = match result {
         Ok(Ok(Outcome::Finished { epochs_done })) => (RunStatus::Finished, epochs_done, None, 0),
+        Ok(Ok(Outcome::Cancelled { epochs_done }))
+            if scheduler_stop.load(std::sync::atomic::Ordering::SeqCst) =>
+        {
+            (
+                RunStatus::Interrupted,
+                epochs_done,
+                Some(format!(
+                    "stopped for the scheduler's time limit (SIGUSR1) after epoch {epochs_done}; \
+                     resume continues from the last checkpoint"
+                )),
+                EXIT_RESUMABLE,
+            )
+        }
         Ok(Ok(Outcome::Cancelled { epochs_done })) => (
             RunStatus::Cancelled,
             epochs_done,

@@ -45,14 +45,33 @@ pub fn check_queue(queued: usize, adding: usize, max: usize) -> Result<(), ApiEr
     )))
 }
 
+/// Under Slurm the nodes' GPUs count: a job sees the GPU it was given as `cuda:0`.
+pub fn check_scheduled_device(device: &str) -> Result<(), ApiError> {
+    if device.strip_prefix("cuda:").is_none_or(|n| n == "0") {
+        return Ok(());
+    }
+    Err(ApiError::Invalid(ConfigError::invalid(
+        "device",
+        format!(
+            "{device:?}: under --executor slurm a job sees the GPU Slurm gives it as cuda:0;              allowed: auto, cpu, cuda:0"
+        ),
+    )))
+}
+
+/// The device check of this server's executor.
+pub fn check_device_here(st: &AppState, device: &str) -> Result<(), ApiError> {
+    if st.scheduler.is_some() {
+        check_scheduled_device(device)
+    } else {
+        check_device(device, st.jobs.gpus())
+    }
+}
+
 /// Both checks for runs about to be queued.
 pub fn admit(st: &AppState, specs: &[RunSpec]) -> Result<(), ApiError> {
-    let (queued, gpus) = {
-        let q = st.jobs.lock();
-        (q.waiting_len(), q.gpus())
-    };
+    let queued = st.jobs.lock().waiting_len();
     for spec in specs {
-        check_device(&spec.device, gpus)?;
+        check_device_here(st, &spec.device)?;
     }
     check_queue(queued, specs.len(), st.guard.max_queued)
 }
@@ -69,12 +88,9 @@ pub fn check_resume(st: &AppState, dir: &RunDir, id: &str) -> Result<(), ApiErro
              start it again instead"
         )));
     }
-    let (queued, gpus) = {
-        let q = st.jobs.lock();
-        (q.waiting_len(), q.gpus())
-    };
+    let queued = st.jobs.lock().waiting_len();
     if let Some(spec) = scan::read_spec(dir) {
-        check_device(&spec.device, gpus)?;
+        check_device_here(st, &spec.device)?;
     }
     check_queue(queued, 1, st.guard.max_queued)
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::jobs::scheduler::Ended;
 use super::process::append_finished;
 use super::scan;
 use super::state::AppState;
@@ -24,6 +25,8 @@ pub enum Liveness {
     Child(watch::Receiver<Option<String>>),
     /// A process adopted after a restart: alive while it holds its run's lock.
     Lock(RunDir),
+    /// A scheduler's job (Slurm): the poller sends how it ended.
+    Scheduler(watch::Receiver<Option<Ended>>),
 }
 
 impl Liveness {
@@ -36,6 +39,18 @@ impl Liveness {
                  resume continues from the last checkpoint"
                     .to_string()
             }),
+            Liveness::Scheduler(rx) => rx.borrow().as_ref().map(|e| e.why.clone()),
+        }
+    }
+
+    /// A job gone without a final line failed (the server writes why), unless it was an
+    /// adopted process (its end is unknown) or the scheduler stopped it for its own reasons
+    /// (time limit, preemption: the run is interrupted and resumable).
+    fn gone_means_failed(&self) -> bool {
+        match self {
+            Liveness::Child(_) => true,
+            Liveness::Lock(_) => false,
+            Liveness::Scheduler(rx) => rx.borrow().as_ref().is_some_and(|e| !e.state.resumable()),
         }
     }
 
@@ -45,6 +60,12 @@ impl Liveness {
                 let _ = tokio::time::timeout(poll, rx.changed()).await;
             }
             Liveness::Lock(_) => tokio::time::sleep(poll).await,
+            Liveness::Scheduler(rx) => {
+                if let Ok(Err(_)) = tokio::time::timeout(poll, rx.changed()).await {
+                    // The job was replaced (resubmitted): no more news on this channel.
+                    tokio::time::sleep(poll).await;
+                }
+            }
         }
     }
 }
@@ -128,7 +149,7 @@ pub async fn follow(
                 );
                 continue;
             }
-            if !wrote_final && matches!(live, Liveness::Child(_)) {
+            if !wrote_final && live.gone_means_failed() {
                 wrote_final = true;
                 // Our own child died without its final line (a signal, a crash): the server
                 // saw it end, so the run failed, with the exit signal and the log's end.

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod process;
 pub mod scan;
+pub mod slurm;
 pub mod state;
 pub mod store;
 pub mod supervisor;
@@ -50,6 +51,8 @@ pub struct ServeOptions {
     pub trainer: Option<PathBuf>,
     /// Poll interval of events followers in ms (capped at 200).
     pub poll_ms: u64,
+    /// `--executor slurm`: submit jobs to Slurm instead of starting child processes.
+    pub slurm: Option<slurm::SlurmOptions>,
 }
 
 impl Default for ServeOptions {
@@ -64,6 +67,7 @@ impl Default for ServeOptions {
             max_cpu_runs: 1,
             trainer: None,
             poll_ms: 200,
+            slurm: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hub::Hub;
 use super::index::{Index, INDEX_FILE};
+use super::jobs::scheduler::Scheduler;
 use super::jobs::Executor;
 use super::{scan, ServeOptions};
 use crate::runs::summary::RunSummary;
@@ -36,6 +37,8 @@ pub struct Inner {
     pub hub: Hub,
     pub store: super::store::MetricsStore,
     pub jobs: Executor,
+    /// The Slurm jobs of `--executor slurm` (None: jobs are child processes of this server).
+    pub scheduler: Option<Arc<Scheduler>>,
     /// Fires on Ctrl-C / SIGTERM: followers stop, SSE streams end, the server drains.
     pub shutdown: CancellationToken,
 }
@@ -72,7 +75,11 @@ impl AppState {
                 index,
                 hub: Hub::default(),
                 store: Default::default(),
-                jobs: Executor::new(gpus, opts.max_cpu_runs.max(1)),
+                jobs: match opts.slurm {
+                    Some(_) => Executor::scheduled(),
+                    None => Executor::new(gpus, opts.max_cpu_runs.max(1)),
+                },
+                scheduler: opts.slurm.clone().map(|o| Arc::new(Scheduler::new(o))),
                 shutdown: CancellationToken::new(),
             }),
         })

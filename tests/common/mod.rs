@@ -4,6 +4,7 @@
 //! `webdriver` holds the headless-Chromium harness shared by the browser tests.
 #![allow(dead_code)]
 
+pub mod slurm;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,7 @@ if [ "$1" = "eval" ]; then
 fi
 stop=0
 trap 'stop=1' TERM
+trap 'stop=2' USR1
 mode="$2"; dir="$3"; ev="$dir/events.jsonl"
 mkdir -p "$dir/checkpoints"; : > "$dir/checkpoints/last.safetensors"; echo '{{}}' > "$dir/checkpoints/state.json"
 exec 9>>"$dir/lock"; flock -n 9 || {{ echo "run is locked" >&2; exit 3; }}
@@ -78,6 +80,10 @@ while [ $e -lt {epochs} ]; do
   if [ $stop = 1 ]; then
     emit "\"type\":\"finished\",\"status\":\"cancelled\",\"epochs_done\":$e,\"message\":null"
     exit 0
+  fi
+  if [ $stop = 2 ]; then
+    emit "\"type\":\"finished\",\"status\":\"interrupted\",\"epochs_done\":$e,\"message\":\"stopped for the scheduler (SIGUSR1)\""
+    exit 75
   fi
   emit "\"type\":\"epoch\",\"epoch\":$e,\"epochs\":{epochs},\"lr\":0.1,\"train_loss\":1.5,\"train_secs\":0.1,\"eval_secs\":0.1,\"images_per_sec\":80.0,\"class_eps\":[0.03,0.04],\"target_probs\":[0.4,0.6],\"target_counts\":[3,5],\"evals\":[{clean},{robust}],\"method_state\":{{\"class_beta\":[0.5,0.75]}}"
   e=$((e+1))
@@ -120,6 +126,7 @@ pub fn options(root: &Path, trainer: Option<PathBuf>, max_cpu_runs: usize) -> Se
         max_cpu_runs,
         trainer,
         poll_ms: 50,
+        slurm: None,
     }
 }
 

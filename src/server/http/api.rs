@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/runs", get(list).post(create))
         .route("/api/runs.csv", get(runs_csv))
         .route("/api/jobs", get(jobs))
+        .route("/api/scheduler", get(scheduler))
         .route("/api/runs/{id}", get(get_run))
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/resume", post(resume))
@@ -90,6 +91,14 @@ async fn jobs(State(st): State<AppState>) -> Json<Vec<crate::server::jobs::JobVi
     Json(st.jobs.jobs())
 }
 
+/// The executor and, under Slurm, every job it follows with the scheduler's last word on it.
+async fn scheduler(State(st): State<AppState>) -> Json<Value> {
+    match &st.scheduler {
+        Some(s) => Json(json!({ "executor": "slurm", "jobs": s.views() })),
+        None => Json(json!({ "executor": "local", "jobs": [] })),
+    }
+}
+
 async fn get_run(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -102,10 +111,15 @@ async fn get_run(
     let spec = tokio::task::spawn_blocking(move || scan::read_spec(&dir))
         .await
         .map_err(ApiError::internal)?;
+    let slurm_job = st
+        .scheduler
+        .as_ref()
+        .and_then(|s| s.view(&summary.id.parse().ok()?));
     Ok(Json(json!({
         "summary": summary,
         "resumable": scan::can_resume(&st.run_dir(&id), &summary) && !st.is_active(&id),
         "spec": spec,
+        "slurm_job": slurm_job,
     })))
 }
 
@@ -203,14 +217,15 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
 /// (`train.init_from`) finds its source whatever the grid's order.
 pub async fn create_grid(st: &AppState, specs: Vec<RunSpec>) -> Result<Vec<RunSummary>, ApiError> {
     admission::admit(st, &specs)?;
+    supervisor::preflight(st, specs.iter().any(|s| s.device != "cpu")).await?;
     let mut made = Vec::with_capacity(specs.len());
     for spec in specs {
         made.push(prepare_run(st, spec).await?);
     }
+    let runs: Vec<_> = made.iter().map(|(j, _)| j.run.clone()).collect();
+    supervisor::submit_all(st, made.iter().map(|(j, _)| j.clone()).collect())?;
     let mut out = Vec::with_capacity(made.len());
-    for (job, summary) in made {
-        let run = job.run.clone();
-        supervisor::submit(st, job)?;
+    for ((_, summary), run) in made.into_iter().zip(runs) {
         out.push(st.index.get(&run)?.unwrap_or(summary));
     }
     Ok(out)
@@ -309,6 +324,7 @@ pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
 /// Write a new run directory (config.toml, spec.json, queued marker), index it and queue it.
 pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiError> {
     admission::admit(st, std::slice::from_ref(&spec))?;
+    supervisor::preflight(st, spec.device != "cpu").await?;
     let (job, summary) = prepare_run(st, spec).await?;
     let run = job.run.clone();
     supervisor::submit(st, job)?;

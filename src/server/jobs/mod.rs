@@ -9,6 +9,7 @@
 
 pub mod markers;
 pub mod queue;
+pub mod scheduler;
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -86,6 +87,13 @@ impl Executor {
     pub fn new(gpus: usize, cpu_jobs: usize) -> Executor {
         Executor {
             queue: Mutex::new(Queue::new(gpus, cpu_jobs)),
+        }
+    }
+
+    /// The executor of `--executor slurm` (see [`Queue::scheduled`]).
+    pub fn scheduled() -> Executor {
+        Executor {
+            queue: Mutex::new(Queue::scheduled()),
         }
     }
 

@@ -39,6 +39,9 @@ pub struct Queue {
     running: HashMap<RunId, Running>,
     slots: Vec<Slot>,
     gpus: usize,
+    /// A scheduler (Slurm) places jobs: one unbounded slot takes every device, and the queue
+    /// only holds jobs that wait for a source run.
+    scheduled: bool,
 }
 
 impl Queue {
@@ -63,7 +66,20 @@ impl Queue {
             running: HashMap::new(),
             slots,
             gpus,
+            scheduled: false,
         }
+    }
+
+    /// The queue of `--executor slurm`: no local slots to wait for.
+    pub fn scheduled() -> Queue {
+        let mut q = Queue::new(0, usize::MAX);
+        q.slots[0].name = "slurm".into();
+        q.scheduled = true;
+        q
+    }
+
+    pub fn is_scheduled(&self) -> bool {
+        self.scheduled
     }
 
     pub fn gpus(&self) -> usize {
@@ -78,6 +94,9 @@ impl Queue {
     fn free_slot(&self, device: &str) -> Option<usize> {
         let free = |i: &usize| self.slots[*i].running < self.slots[*i].capacity;
         let cpu = self.slots.len() - 1;
+        if self.scheduled {
+            return Some(cpu);
+        }
         match device {
             "cpu" => Some(cpu).filter(free),
             d if d.starts_with("cuda:") => self.slots.iter().position(|s| s.name == d).filter(free),
@@ -133,6 +152,21 @@ impl Queue {
             adopted: true,
         };
         self.running.insert(run, running);
+    }
+
+    /// Count a job that a scheduler holds (submitted, or found again after a restart).
+    pub fn start_scheduled(&mut self, job: Job) {
+        let run = job.run.clone();
+        self.running.insert(
+            run,
+            Running {
+                job,
+                pid: None,
+                slot: None,
+                cancel_requested: false,
+                adopted: false,
+            },
+        );
     }
 
     pub fn set_pid(&mut self, run: &RunId, pid: Option<u32>) {

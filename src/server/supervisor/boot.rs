@@ -35,7 +35,13 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<AppState> {
         state.index.upsert(&l.summary)?;
     }
     tracing::info!(runs = loaded.len(), "index rebuilt from run directories");
-    restore(&state, loaded);
+    match state.scheduler.clone() {
+        Some(sched) => {
+            super::slurm_poll::spawn_poller(&state, sched);
+            super::slurm_boot::restore(&state, loaded).await;
+        }
+        None => restore(&state, loaded),
+    }
     spawn_rescan(&state);
     Ok(state)
 }

@@ -13,8 +13,21 @@ use crate::server::state::AppState;
 
 /// Queue a job (writing its durable marker first) and start it if a slot is free.
 pub fn submit(st: &AppState, job: Job) -> Result<(), JobError> {
-    markers::write(&st.run_dir(&job.run), &job.kind)?;
-    st.jobs.lock().push(job);
+    submit_all(st, vec![job])
+}
+
+/// Queue several jobs, then pump once: under Slurm, a grid's runs leave the queue together
+/// and become one job array.
+pub fn submit_all(st: &AppState, jobs: Vec<Job>) -> Result<(), JobError> {
+    for job in &jobs {
+        markers::write(&st.run_dir(&job.run), &job.kind)?;
+    }
+    {
+        let mut q = st.jobs.lock();
+        for job in jobs {
+            q.push(job);
+        }
+    }
     pump(st);
     Ok(())
 }
@@ -54,6 +67,14 @@ pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
             "cancelled while queued".into(),
         );
         return Ok(st.refresh(run).unwrap_or(summary(st, run)?));
+    }
+    if st.scheduler.is_some() {
+        if !super::slurm::cancel(st, run, |k| !matches!(k, JobKind::Evaluate(_)))? {
+            return Err(JobError::Conflict(format!(
+                "run {run} has no Slurm job pending or running"
+            )));
+        }
+        return summary(st, run);
     }
     match pid {
         Some((Some(pid), adopted)) if !adopted || owns(&dir, pid) => {
@@ -167,6 +188,16 @@ pub fn cancel_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobEr
     if queued {
         markers::remove(&dir, &kind);
         markers::write_cancelled(&dir, &key);
+        return Ok(());
+    }
+    if st.scheduler.is_some() {
+        markers::write_cancelled(&dir, &key);
+        if !super::slurm::cancel(st, run, |k| *k == kind)? {
+            return Err(JobError::Conflict(format!(
+                "run {run} has no {} evaluation pending or running in Slurm",
+                key.dir_name()
+            )));
+        }
         return Ok(());
     }
     match pid {

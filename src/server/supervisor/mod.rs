@@ -9,6 +9,9 @@
 mod boot;
 mod control;
 mod launch;
+mod slurm;
+mod slurm_boot;
+mod slurm_poll;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -26,12 +29,16 @@ use crate::runs::summary::RunSummary;
 use crate::runs::{RunDir, RunId, RunStatus};
 
 pub use boot::start;
-pub use control::{cancel_eval, cancel_run, enqueue_eval, resume_run, submit};
+pub use control::{cancel_eval, cancel_run, enqueue_eval, resume_run, submit, submit_all};
+pub use slurm_poll::preflight;
 
 /// Start waiting jobs while their device has a free slot (first come, first served).
 pub fn pump(st: &AppState) {
     if st.shutdown.is_cancelled() {
         return;
+    }
+    if st.scheduler.is_some() {
+        return slurm::pump(st);
     }
     loop {
         let blocked = waiting_for_sources(st);
@@ -241,7 +248,7 @@ fn push(st: &AppState, run: RunId, kind: JobKind, device: &str) {
         device: device.to_string(),
         needs_source,
     };
-    match super::admission::check_device(device, st.jobs.gpus()) {
+    match super::admission::check_device_here(st, device) {
         Ok(()) => st.jobs.lock().push(job),
         Err(err) => record_failure(st, &job, &err.to_string()),
     }

@@ -1,0 +1,197 @@
+//! Batch scripts: what `sbatch` runs. Each script is written into the run directory
+//! (`slurm/<job>.sh`) before submission, so a user can read it, and resubmit it by hand, and a
+//! scheduler that requeues the job (preemption) runs the same file again.
+//!
+//! The trainer is `exec`ed, so it is the batch shell: `--signal=B:USR1@N` and `scancel` reach it
+//! directly (SIGUSR1: checkpoint and stop resumably; SIGTERM: cancel). A job that Slurm restarts
+//! (`SLURM_RESTART_COUNT > 0`) resumes from its checkpoint instead of starting over.
+
+use std::path::{Path, PathBuf};
+
+use super::SlurmOptions;
+
+/// What a job runs.
+#[derive(Clone, Debug)]
+pub enum Task {
+    /// `train --run-dir DIR` (or `--resume` after a requeue).
+    Train(PathBuf),
+    /// `train --resume DIR`.
+    Resume(PathBuf),
+    /// `eval --run-dir DIR --suite S --model M --device D`.
+    Eval {
+        dir: PathBuf,
+        suite: String,
+        model: String,
+    },
+    /// A job array: task `i` trains `dirs[i]` (`SLURM_ARRAY_TASK_ID`).
+    Array(Vec<PathBuf>),
+}
+
+/// One job to submit: the script's `#SBATCH` lines and body.
+#[derive(Clone, Debug)]
+pub struct Script {
+    pub task: Task,
+    /// `--job-name` (the run's name; cleaned of characters Slurm or shells mind).
+    pub name: String,
+    /// `--comment`: `fairtat:<run id>`, so a restarted server finds the job of a run.
+    pub comment: String,
+    /// `--output`: the run's `train.log`, the evaluation's `eval.log`; for arrays a pattern.
+    pub output: PathBuf,
+    /// The job gets the configured `--gres` (false for `device = "cpu"` runs).
+    pub gpu: bool,
+}
+
+/// `'text'` for the shell (single quotes; embedded ones closed and escaped).
+pub fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn q(p: &Path) -> String {
+    quote(&p.to_string_lossy())
+}
+
+/// A job name Slurm and `squeue` print cleanly: letters, digits, `.`, `_`, `-`; at most 64.
+pub fn job_name(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        "fairtat".into()
+    } else {
+        clean
+    }
+}
+
+impl Script {
+    /// The full batch script for `trainer` (a path the compute nodes can run).
+    pub fn render(&self, opts: &SlurmOptions, trainer: &Path) -> String {
+        let mut s = String::from("#!/bin/bash\n");
+        s.push_str(
+            "# Written by fairtat serve --executor slurm; `sbatch <this file>` resubmits it.\n",
+        );
+        let mut directive = |line: String| {
+            s.push_str("#SBATCH ");
+            s.push_str(&line);
+            s.push('\n');
+        };
+        directive(format!("--job-name={}", job_name(&self.name)));
+        directive(format!("--comment={}", self.comment));
+        directive(format!("--output={}", self.output.display()));
+        directive("--open-mode=append".into());
+        if let Task::Array(dirs) = &self.task {
+            let limit = match opts.array_limit {
+                0 => String::new(),
+                m => format!("%{m}"),
+            };
+            directive(format!("--array=0-{}{limit}", dirs.len().saturating_sub(1)));
+        }
+        for a in opts.sbatch_args(self.gpu) {
+            directive(a);
+        }
+        let t = q(trainer);
+        match &self.task {
+            Task::Train(dir) => s.push_str(&train_body(&t, &q(dir))),
+            Task::Resume(dir) => {
+                s.push_str(&format!("exec {t} train --resume {}\n", q(dir)));
+            }
+            Task::Eval { dir, suite, model } => {
+                let device = if self.gpu { "cuda:0" } else { "cpu" };
+                s.push_str(&format!(
+                    "exec {t} eval --run-dir {} --suite {} --model {} --device {device}\n",
+                    q(dir),
+                    quote(suite),
+                    quote(model)
+                ));
+            }
+            Task::Array(dirs) => {
+                s.push_str("dirs=(\n");
+                for d in dirs {
+                    s.push_str(&format!("  {}\n", q(d)));
+                }
+                s.push_str(")\ndir=\"${dirs[$SLURM_ARRAY_TASK_ID]}\"\n");
+                s.push_str("exec >>\"$dir/train.log\" 2>&1\n");
+                s.push_str(&train_body(&t, "\"$dir\""));
+            }
+        }
+        s
+    }
+}
+
+/// Fresh training, or a resume when Slurm runs the job again after a requeue.
+fn train_body(trainer: &str, dir: &str) -> String {
+    format!(
+        "if [ \"${{SLURM_RESTART_COUNT:-0}}\" -gt 0 ] && [ -f {dir}/checkpoints/state.json ]; then\n  \
+         exec {trainer} train --resume {dir}\nfi\nexec {trainer} train --run-dir {dir}\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> SlurmOptions {
+        SlurmOptions {
+            partition: "gpu".into(),
+            gres: "gpu:1".into(),
+            time: "1-00:00:00".into(),
+            extra: vec!["--qos=high".into()],
+            array_limit: 4,
+            ..SlurmOptions::new()
+        }
+    }
+
+    #[test]
+    fn train_script_has_directives_and_resume_on_requeue() {
+        let s = Script {
+            task: Task::Train("/runs/a b".into()),
+            name: "fair tat/1".into(),
+            comment: "fairtat:r1".into(),
+            output: "/runs/a b/train.log".into(),
+            gpu: true,
+        }
+        .render(&opts(), Path::new("/opt/fairtat"));
+        for line in [
+            "#SBATCH --job-name=fair_tat_1",
+            "#SBATCH --comment=fairtat:r1",
+            "#SBATCH --partition=gpu",
+            "#SBATCH --gres=gpu:1",
+            "#SBATCH --time=1-00:00:00",
+            "#SBATCH --signal=B:USR1@120",
+            "#SBATCH --qos=high",
+            "exec '/opt/fairtat' train --run-dir '/runs/a b'",
+            "exec '/opt/fairtat' train --resume '/runs/a b'",
+        ] {
+            assert!(s.contains(line), "{line} missing from\n{s}");
+        }
+        assert!(!s.contains("--array"));
+    }
+
+    #[test]
+    fn cpu_runs_get_no_gres_and_arrays_a_limit() {
+        let s = Script {
+            task: Task::Array(vec!["/r/x".into(), "/r/y".into(), "/r/z".into()]),
+            name: "grid".into(),
+            comment: "fairtat:array".into(),
+            output: "/r/.slurm/grid-%A_%a.out".into(),
+            gpu: false,
+        }
+        .render(&opts(), Path::new("/bin/fairtat"));
+        assert!(s.contains("#SBATCH --array=0-2%4"), "{s}");
+        assert!(!s.contains("--gres"));
+        assert!(s.contains("  '/r/y'\n"));
+        assert!(s.contains("dir=\"${dirs[$SLURM_ARRAY_TASK_ID]}\""));
+    }
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+}

@@ -1,0 +1,200 @@
+//! A one-node Slurm cluster of the test's own, in a temporary directory: a generated munge key
+//! and `slurm.conf` (this host's real name and CPU count, `proctrack/linuxproc`, no cgroups,
+//! no accounting), `munged`, `slurmctld -D` and `slurmd -D` as child processes. Dropping the
+//! cluster cancels its jobs and stops the daemons, also when the test panics.
+//!
+//! `Cluster::start` returns `Err(why)` only where the daemons cannot run (Slurm not
+//! installed); with `FAIRTAT_REQUIRE_SLURM=1` (set by `make test`) that is a failure instead.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DAEMONS: [&str; 3] = [
+    "/usr/sbin/munged",
+    "/usr/sbin/slurmctld",
+    "/usr/sbin/slurmd",
+];
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub conf: PathBuf,
+    children: Vec<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn output(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The cluster, or the reason it cannot start here (a skip, unless `make test` requires it).
+pub fn cluster_or_skip(test: &str) -> Option<Cluster> {
+    match Cluster::start() {
+        Ok(c) => Some(c),
+        Err(why) if std::env::var_os("FAIRTAT_REQUIRE_SLURM").is_none() => {
+            eprintln!("SKIPPED {test}: no Slurm test cluster: {why}");
+            None
+        }
+        Err(why) => panic!("{test}: the Slurm test cluster does not start: {why}"),
+    }
+}
+
+impl Cluster {
+    pub fn start() -> Result<Cluster, String> {
+        for d in DAEMONS {
+            if !Path::new(d).exists() {
+                return Err(format!(
+                    "{d} is missing (install Debian's slurm-wlm and munge; `make test` does)"
+                ));
+            }
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let p = |s: &str| dir.path().join(s);
+        for sub in ["state", "spool", "log", "munge"] {
+            std::fs::create_dir_all(p(sub)).map_err(|e| e.to_string())?;
+        }
+        write_key(&p("munge/key"))?;
+        let host = output("hostname", &["-s"]);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let user = output("id", &["-un"]);
+        let conf = p("slurm.conf");
+        let text = format!(
+            "ClusterName=fairtat-test\nSlurmctldHost={host}(127.0.0.1)\nSlurmctldPort={cp}\n\
+             SlurmdPort={dp}\nAuthType=auth/munge\nAuthInfo=socket={sock}\nCredType=cred/munge\n\
+             SlurmUser={user}\nSlurmdUser={user}\nStateSaveLocation={state}\n\
+             SlurmdSpoolDir={spool}\nSlurmctldPidFile={d}/ctld.pid\nSlurmdPidFile={d}/d.pid\n\
+             SlurmctldLogFile={d}/log/ctld.log\nSlurmdLogFile={d}/log/d.log\n\
+             ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nSelectType=select/cons_tres\n\
+             SelectTypeParameters=CR_CPU\nSchedulerType=sched/backfill\n\
+             JobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none\n\
+             MpiDefault=none\nReturnToService=2\nMinJobAge=600\nKillWait=10\nInactiveLimit=0\n\
+             NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN\n\
+             PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n",
+            cp = free_port(),
+            dp = free_port(),
+            sock = p("munge/sock").display(),
+            state = p("state").display(),
+            spool = p("spool").display(),
+            d = dir.path().display(),
+        );
+        std::fs::write(&conf, text).map_err(|e| e.to_string())?;
+        // The server under test and the commands below find this cluster through SLURM_CONF.
+        std::env::set_var("SLURM_CONF", &conf);
+        let mut c = Cluster {
+            dir,
+            conf,
+            children: Vec::new(),
+        };
+        let d = c.dir.path().to_path_buf();
+        let sock = format!("--socket={}", d.join("munge/sock").display());
+        let key = format!("--key-file={}", d.join("munge/key").display());
+        let log = format!("--log-file={}", d.join("log/munged.log").display());
+        let pid = format!("--pid-file={}", d.join("munge/pid").display());
+        let seed = format!("--seed-file={}", d.join("munge/seed").display());
+        c.spawn(
+            "/usr/sbin/munged",
+            &["-F", "-f", &sock, &key, &log, &pid, &seed],
+        )?;
+        wait_for(10, || d.join("munge/sock").exists())
+            .map_err(|_| "munged did not create its socket".to_string())?;
+        let conf = c.conf.display().to_string();
+        c.spawn("/usr/sbin/slurmctld", &["-D", "-f", &conf])?;
+        c.spawn("/usr/sbin/slurmd", &["-D", "-f", &conf])?;
+        wait_for(60, || {
+            output("sinfo", &["-h", "-o", "%T"]).starts_with("idle")
+        })
+        .map_err(|_| {
+            let tail = std::fs::read_to_string(d.join("log/ctld.log")).unwrap_or_default();
+            format!("the node did not become idle within 60 s; slurmctld log:\n{tail}")
+        })?;
+        Ok(c)
+    }
+
+    fn spawn(&mut self, program: &str, args: &[&str]) -> Result<(), String> {
+        let out = std::fs::File::create(self.dir.path().join("log").join(format!(
+            "{}.out",
+            Path::new(program).file_name().unwrap().to_string_lossy()
+        )))
+        .map_err(|e| e.to_string())?;
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().map_err(|e| e.to_string())?)
+            .stderr(out)
+            .spawn()
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// `squeue` lines (`JobArrayID|State`) of every job the cluster still holds.
+    pub fn jobs(&self) -> Vec<(String, String)> {
+        output("squeue", &["-h", "-t", "all", "-r", "-o", "%i|%T"])
+            .lines()
+            .filter_map(|l| l.split_once('|'))
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join("log").join(name)).unwrap_or_default()
+    }
+}
+
+fn write_key(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut key = vec![0u8; 1024];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").map_err(|e| e.to_string())?,
+        &mut key,
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(path, key).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    let parent = path.parent().unwrap();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| e.to_string())
+}
+
+fn wait_for(secs: u64, mut ok: impl FnMut() -> bool) -> Result<(), ()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(())
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("scancel")
+            .arg("--me")
+            .stderr(Stdio::null())
+            .status();
+        for c in self.children.iter_mut().rev() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for c in self.children.iter_mut().rev() {
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! `fairtat serve --executor slurm` against a real one-node Slurm cluster started by the test
+//! (`common::slurm`): runs train to the end as Slurm jobs, a grid becomes a job array within
+//! its concurrency limit, cancel goes through `scancel` and keeps the checkpoint, a job stopped
+//! at its time limit is resubmitted and resumes, a restarted server finds its pending and
+//! running jobs again, and Slurm's refusal reaches the API caller.
+//! The tests share the machine's two cores and SLURM_CONF, so they run one at a time.
+
+mod common;
+
+use std::path::Path;
+
+use axum::http::StatusCode;
+use common::slurm::cluster_or_skip;
+use common::*;
+use fairtat::server::slurm::SlurmOptions;
+use fairtat::server::{AppState, ServeOptions};
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn slurm_options(
+    root: &Path,
+    trainer: Option<std::path::PathBuf>,
+    s: SlurmOptions,
+) -> ServeOptions {
+    ServeOptions {
+        slurm: Some(SlurmOptions {
+            poll_secs: 0.5,
+            ..s
+        }),
+        ..options(root, trainer, 1)
+    }
+}
+
+fn job_file(root: &Path, id: &str) -> String {
+    std::fs::read_to_string(root.join("runs").join(id).join("slurm/train.job")).unwrap_or_default()
+}
+
+fn history(root: &Path, id: &str) -> String {
+    std::fs::read_to_string(root.join("runs").join(id).join("slurm/history.log"))
+        .unwrap_or_default()
+}
+
+async fn create(st: &AppState, epochs: usize) -> String {
+    let body = format!(r#"{{"preset":"quick","set":{{"train.epochs":{epochs}}}}}"#);
+    let (s, b) = post_json(st, "/api/runs", &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    json(&b)["id"].as_str().unwrap().to_string()
+}
+
+/// The Slurm job of `id` that `/api/jobs` lists.
+async fn scheduled(st: &AppState, id: &str) -> Option<serde_json::Value> {
+    let (_, b) = get(st, "/api/scheduler").await;
+    json(&b)["jobs"]
+        .as_array()?
+        .iter()
+        .find(|j| j["run"] == id)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_from_the_api_trains_to_the_end_as_a_slurm_job() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(cluster) = cluster_or_skip("a_run_from_the_api_trains_to_the_end_as_a_slurm_job")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let trainer = fake_trainer(tmp.path(), 3, 0.3);
+    let st = start(slurm_options(
+        tmp.path(),
+        Some(trainer),
+        SlurmOptions::new(),
+    ))
+    .await;
+    let id = create(&st, 3).await;
+    let job = wait_for(20.0, "the run's Slurm job id", || async {
+        let f = job_file(tmp.path(), &id);
+        f.lines()
+            .find_map(|l| l.strip_prefix("id="))
+            .map(str::to_string)
+    })
+    .await;
+    let s = wait_status(&st, &id, "finished", 60.0).await;
+    assert_eq!(s["epochs_done"], 3, "{s}");
+    let script =
+        std::fs::read_to_string(tmp.path().join("runs").join(&id).join("slurm/train.sh")).unwrap();
+    assert!(
+        script.contains(&format!("--comment=fairtat:{id}")),
+        "{script}"
+    );
+    assert!(script.contains("train --run-dir"), "{script}");
+    let view = wait_for(20.0, "the job's end in /api/jobs", || async {
+        scheduled(&st, &id).await.filter(|v| v["ended"] == true)
+    })
+    .await;
+    assert_eq!(view["job_id"], job.as_str());
+    assert_eq!(view["state"], "completed", "{view}");
+    let jobs = cluster.jobs();
+    assert!(
+        jobs.iter().any(|(j, s)| *j == job && s == "COMPLETED"),
+        "{jobs:?}"
+    );
+    let h = history(tmp.path(), &id);
+    assert!(h.contains(&format!("submitted train job {job}")), "{h}");
+    st.shutdown();
+}
+
+const GRID: &str =
+    "name = \"g\"\ndevice = \"cpu\"\n[train]\nepochs = 2\n[grid]\nseed = [0, 1, 2]\n";
+
+/// Seconds intervals [started, finished] of each run, from their events.
+fn span(root: &Path, id: &str) -> (f64, f64) {
+    let text = std::fs::read_to_string(root.join("runs").join(id).join("events.jsonl")).unwrap();
+    let time = |kind: &str| {
+        text.lines()
+            .map(json)
+            .find(|v| v["type"] == kind)
+            .and_then(|v| v["time"].as_f64())
+            .unwrap_or_else(|| panic!("no {kind} line in {id}:\n{text}"))
+    };
+    (time("started"), time("finished"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grid_becomes_a_job_array_within_its_concurrency_limit() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(cluster) = cluster_or_skip("a_grid_becomes_a_job_array_within_its_concurrency_limit")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let trainer = fake_trainer(tmp.path(), 2, 1.0);
+    let opts = SlurmOptions {
+        array_limit: 1,
+        ..SlurmOptions::new()
+    };
+    let st = start(slurm_options(tmp.path(), Some(trainer), opts)).await;
+    let body = serde_json::json!({ "toml": GRID }).to_string();
+    let (code, b) = post_json(&st, "/api/runs", &body).await;
+    assert_eq!(code, StatusCode::CREATED, "{b}");
+    let ids: Vec<String> = json(&b)["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    for id in &ids {
+        wait_status(&st, id, "finished", 90.0).await;
+    }
+    // One submission: tasks 0..2 of one array job, in the order of the grid.
+    let job_ids: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let f = job_history_id(tmp.path(), id);
+            assert!(f.contains('_'), "not an array task: {f}");
+            f
+        })
+        .collect();
+    let base = job_ids[0].split('_').next().unwrap().to_string();
+    assert_eq!(
+        job_ids,
+        (0..3).map(|i| format!("{base}_{i}")).collect::<Vec<_>>()
+    );
+    let script = std::fs::read_to_string(
+        tmp.path()
+            .join("runs/.slurm")
+            .join(format!("grid-{}.sh", ids[0])),
+    )
+    .unwrap();
+    assert!(script.contains("#SBATCH --array=0-2%1"), "{script}");
+    // %1: no two runs trained at the same time.
+    let mut spans: Vec<(f64, f64)> = ids.iter().map(|id| span(tmp.path(), id)).collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for w in spans.windows(2) {
+        assert!(w[1].0 >= w[0].1, "runs overlapped: {spans:?}");
+    }
+    assert_eq!(cluster.jobs().len(), 3, "{:?}", cluster.jobs());
+    st.shutdown();
+}
+
+/// The job id a run's `slurm/history.log` recorded at submission.
+fn job_history_id(root: &Path, id: &str) -> String {
+    history(root, id)
+        .lines()
+        .find_map(|l| l.split_once(" job ").map(|(_, j)| j.trim().to_string()))
+        .unwrap_or_else(|| panic!("no submission recorded for {id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_goes_through_scancel_and_the_run_keeps_its_checkpoint() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(_cluster) =
+        cluster_or_skip("cancel_goes_through_scancel_and_the_run_keeps_its_checkpoint")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let trainer = fake_trainer(tmp.path(), 50, 0.5);
+    let st = start(slurm_options(
+        tmp.path(),
+        Some(trainer),
+        SlurmOptions::new(),
+    ))
+    .await;
+    let id = create(&st, 50).await;
+    wait_for(30.0, "an epoch to finish", || async {
+        (epoch_lines(&tmp.path().join("runs"), &id) >= 1).then_some(())
+    })
+    .await;
+    let (code, b) = post_json(&st, &format!("/api/runs/{id}/cancel"), "{}").await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    let s = wait_status(&st, &id, "cancelled", 30.0).await;
+    assert!(s["epochs_done"].as_u64().unwrap() >= 1, "{s}");
+    assert!(tmp
+        .path()
+        .join("runs")
+        .join(&id)
+        .join("checkpoints/state.json")
+        .exists());
+    let h = history(tmp.path(), &id);
+    assert!(h.contains("scancel train job"), "{h}");
+    let view = wait_for(20.0, "Slurm's verdict", || async {
+        scheduled(&st, &id).await.filter(|v| v["ended"] == true)
+    })
+    .await;
+    assert!(
+        view["state"].as_str().unwrap().starts_with("cancelled") || view["state"] == "completed",
+        "{view}"
+    );
+    // Resume is a new sbatch of `train --resume`.
+    let (code, b) = post_json(&st, &format!("/api/runs/{id}/resume"), "{}").await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    wait_for(30.0, "the resume job", || async {
+        history(tmp.path(), &id)
+            .contains("submitted resume job")
+            .then_some(())
+    })
+    .await;
+    let (code, b) = post_json(&st, &format!("/api/runs/{id}/cancel"), "{}").await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    wait_status(&st, &id, "cancelled", 30.0).await;
+    st.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_stopped_at_its_time_limit_is_resubmitted_and_resumes() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(_cluster) =
+        cluster_or_skip("a_job_stopped_at_its_time_limit_is_resubmitted_and_resumes")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // 12 epochs of 8 s: more than the 1-minute limit, so the first job times out.
+    let trainer = fake_trainer(tmp.path(), 12, 8.0);
+    let opts = SlurmOptions {
+        time: "1".into(),
+        signal_secs: 0,
+        requeue: true,
+        ..SlurmOptions::new()
+    };
+    let st = start(slurm_options(tmp.path(), Some(trainer), opts)).await;
+    let id = create(&st, 12).await;
+    wait_for(200.0, "the automatic resubmission", || async {
+        history(tmp.path(), &id)
+            .contains("submitted resume job")
+            .then_some(())
+    })
+    .await;
+    let h = history(tmp.path(), &id);
+    assert!(h.contains("stopped at its time limit"), "{h}");
+    assert!(h.contains("automatic resume 1 of 5"), "{h}");
+    let events =
+        std::fs::read_to_string(tmp.path().join("runs").join(&id).join("events.jsonl")).unwrap();
+    assert!(events.contains(r#""status":"interrupted""#), "{events}");
+    // The second job continues after the epochs the first one finished.
+    wait_for(60.0, "the resumed trainer's start", || async {
+        let text =
+            std::fs::read_to_string(tmp.path().join("runs").join(&id).join("events.jsonl")).ok()?;
+        let starts: Vec<serde_json::Value> = text
+            .lines()
+            .map(json)
+            .filter(|v| v["type"] == "started")
+            .collect();
+        (starts.len() == 2)
+            .then(|| assert!(starts[1]["start_epoch"].as_u64().unwrap() >= 1, "{text}"))
+    })
+    .await;
+    let (code, b) = post_json(&st, &format!("/api/runs/{id}/cancel"), "{}").await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    wait_status(&st, &id, "cancelled", 30.0).await;
+    st.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_finds_its_pending_and_running_jobs_again() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(cluster) =
+        cluster_or_skip("a_restarted_server_finds_its_pending_and_running_jobs_again")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let trainer = fake_trainer(tmp.path(), 4, 1.0);
+    let opts = slurm_options(
+        tmp.path(),
+        Some(trainer),
+        SlurmOptions {
+            array_limit: 1,
+            ..SlurmOptions::new()
+        },
+    );
+    let st = start(opts.clone()).await;
+    let body = serde_json::json!({ "toml": GRID.replace("epochs = 2", "epochs = 4") }).to_string();
+    let (code, b) = post_json(&st, "/api/runs", &body).await;
+    assert_eq!(code, StatusCode::CREATED, "{b}");
+    let ids: Vec<String> = json(&b)["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    wait_for(30.0, "one task running and two pending", || async {
+        let states: Vec<String> = cluster.jobs().into_iter().map(|(_, s)| s).collect();
+        let running = states.iter().filter(|s| *s == "RUNNING").count();
+        let pending = states.iter().filter(|s| *s == "PENDING").count();
+        (running == 1 && pending == 2).then_some(())
+    })
+    .await;
+    st.shutdown();
+    drop(st);
+    for id in &ids {
+        assert!(
+            job_file(tmp.path(), id).contains("id="),
+            "{id} has no job id"
+        );
+    }
+
+    let st = start(opts).await;
+    for id in &ids {
+        let s = wait_status(&st, id, "finished", 120.0).await;
+        assert_eq!(s["epochs_done"], 4, "{s}");
+    }
+    // Nothing was submitted twice.
+    for id in &ids {
+        let h = history(tmp.path(), id);
+        assert_eq!(h.matches("submitted").count(), 1, "{id}: {h}");
+    }
+    assert_eq!(cluster.jobs().len(), 3, "{:?}", cluster.jobs());
+    st.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_to_an_unknown_partition_shows_slurms_error() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(_cluster) = cluster_or_skip("a_submission_to_an_unknown_partition_shows_slurms_error")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = SlurmOptions {
+        partition: "no-such-partition".into(),
+        ..SlurmOptions::new()
+    };
+    let st = start(slurm_options(
+        tmp.path(),
+        Some(fake_trainer(tmp.path(), 1, 0.1)),
+        opts,
+    ))
+    .await;
+    let (code, b) = post_json(&st, "/api/runs", r#"{"preset":"quick"}"#).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b.contains("Invalid partition name specified"), "{b}");
+    let (_, list) = get(&st, "/api/runs").await;
+    assert_eq!(
+        json(&list).as_array().map(Vec::len),
+        Some(0),
+        "no run was created: {list}"
+    );
+    st.shutdown();
+}
