@@ -102,6 +102,9 @@ async fn a_run_from_the_api_trains_to_the_end_as_a_slurm_job() {
     );
     let h = history(tmp.path(), &id);
     assert!(h.contains(&format!("submitted train job {job}")), "{h}");
+    let (code, page) = get(&st, &format!("/runs/{id}")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(page.contains(&format!("Slurm job {job}: completed")), "{page}");
     st.shutdown();
 }
 
@@ -378,5 +381,52 @@ async fn a_submission_to_an_unknown_partition_shows_slurms_error() {
         Some(0),
         "no run was created: {list}"
     );
+    st.shutdown();
+}
+
+/// The real trainer under Slurm: `fairtat train --run-dir` from the generated script, SIGUSR1
+/// (what `--signal=B:USR1@N` sends before the time limit) stops it resumably, `--slurm-requeue`
+/// resubmits `train --resume`, and the run trains to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_trainer_stops_at_sigusr1_and_resumes_to_the_end() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(_cluster) = cluster_or_skip("the_real_trainer_stops_at_sigusr1_and_resumes_to_the_end") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = slurm_options(
+        tmp.path(),
+        Some(env!("CARGO_BIN_EXE_fairtat").into()),
+        SlurmOptions {
+            requeue: true,
+            ..SlurmOptions::new()
+        },
+    );
+    opts.configs_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let st = start(opts).await;
+    let body = r#"{"preset":"fmnist-quick-fairtat","set":{"device":"cpu","data.train_subset":600,
+        "data.test_subset":200,"data.val_per_class":10,"attack.steps":2,"eval.steps":2,
+        "eval.final_steps":3,"train.epochs":4,"train.batch_size":32,"train.threads":1}}"#;
+    let (s, b) = post_json(&st, "/api/runs", body).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = json(&b)["id"].as_str().unwrap().to_string();
+    let runs = tmp.path().join("runs");
+    wait_for(240.0, "the first epoch", || async { (epoch_lines(&runs, &id) >= 1).then_some(()) }).await;
+    let job = job_history_id(tmp.path(), &id);
+    let sent = std::process::Command::new("scancel")
+        .args(["--signal=USR1", "--batch", &job])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    wait_for(120.0, "the automatic resume", || async {
+        history(tmp.path(), &id).contains("submitted resume job").then_some(())
+    })
+    .await;
+    let events = std::fs::read_to_string(runs.join(&id).join("events.jsonl")).unwrap();
+    assert!(events.contains("stopped for the scheduler's time limit (SIGUSR1)"), "{events}");
+    let s = wait_status(&st, &id, "finished", 400.0).await;
+    assert_eq!(s["epochs_done"], 4, "{s}");
+    let log = std::fs::read_to_string(runs.join(&id).join("train.log")).unwrap();
+    assert!(log.contains("epoch"), "the trainer's output goes to train.log:\n{log}");
     st.shutdown();
 }

@@ -176,6 +176,8 @@ struct RunPage {
     after: String,
     /// Whether per-class charts need the class selector (more than ten classes).
     many_classes: bool,
+    /// `Slurm job 12: running on node7` under `--executor slurm` (empty otherwise).
+    scheduler: String,
 }
 
 /// The last `n` lines of a text file (reads at most the last 64 KiB).
@@ -217,7 +219,14 @@ async fn run_page(
     .await
     .map_err(ApiError::internal)?;
     let version = |c: &str| page.versions.get(c).copied().unwrap_or(0);
+    let scheduler = id
+        .parse()
+        .ok()
+        .and_then(|run| st.scheduler.as_ref()?.view(&run))
+        .map(|v| format!("Slurm job {}: {}", v.job_id, v.state))
+        .unwrap_or_default();
     Ok(HtmlTemplate(RunPage {
+        scheduler,
         last_epoch: summary.epochs_done.saturating_sub(1),
         cancellable: active,
         resumable: !active && scan::can_resume(&st.run_dir(&summary.id), &summary),
