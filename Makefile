@@ -2,7 +2,8 @@
 #
 #   make run    install, build, start the dashboard on the embedded default (Fashion-MNIST)
 #   make test   install, build, run every test
-#   make bench  throughput benchmarks (ours and the PyTorch reference, same libtorch)
+#   make bench  throughput benchmarks (ours and the PyTorch reference, same libtorch), the
+#               dashboard at scale, the Slurm executor with 500 queued jobs
 #
 # The Python venv that provides libtorch lives in a cache directory keyed by the torch version,
 # so fresh clones on the same machine reuse it. Override with FAIRTAT_VENV=/some/dir.
@@ -58,7 +59,8 @@ test: deps-test
 	$(CARGO_ENV) cargo build --release
 	$(CARGO_ENV) FAIRTAT_REQUIRE_SLURM=1 cargo test --no-fail-fast -- --test-threads=2
 
-bench: deps
+bench: deps-test
 	$(CARGO_ENV) cargo build --release
 	$(CARGO_ENV) cargo run --release --bin fairtat-bench -- --python $(PY) --reference bench/pytorch_reference.py
 	$(CARGO_ENV) cargo run --release --bin fairtat-bench-server
+	$(CARGO_ENV) cargo test --test slurm_bench -- --ignored --nocapture

@@ -104,7 +104,10 @@ async fn a_run_from_the_api_trains_to_the_end_as_a_slurm_job() {
     assert!(h.contains(&format!("submitted train job {job}")), "{h}");
     let (code, page) = get(&st, &format!("/runs/{id}")).await;
     assert_eq!(code, StatusCode::OK);
-    assert!(page.contains(&format!("Slurm job {job}: completed")), "{page}");
+    assert!(
+        page.contains(&format!("Slurm job {job}: completed")),
+        "{page}"
+    );
     st.shutdown();
 }
 
@@ -390,7 +393,9 @@ async fn a_submission_to_an_unknown_partition_shows_slurms_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_trainer_stops_at_sigusr1_and_resumes_to_the_end() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let Some(_cluster) = cluster_or_skip("the_real_trainer_stops_at_sigusr1_and_resumes_to_the_end") else {
+    let Some(_cluster) =
+        cluster_or_skip("the_real_trainer_stops_at_sigusr1_and_resumes_to_the_end")
+    else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -411,7 +416,10 @@ async fn the_real_trainer_stops_at_sigusr1_and_resumes_to_the_end() {
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let id = json(&b)["id"].as_str().unwrap().to_string();
     let runs = tmp.path().join("runs");
-    wait_for(240.0, "the first epoch", || async { (epoch_lines(&runs, &id) >= 1).then_some(()) }).await;
+    wait_for(240.0, "the first epoch", || async {
+        (epoch_lines(&runs, &id) >= 1).then_some(())
+    })
+    .await;
     let job = job_history_id(tmp.path(), &id);
     let sent = std::process::Command::new("scancel")
         .args(["--signal=USR1", "--batch", &job])
@@ -419,14 +427,22 @@ async fn the_real_trainer_stops_at_sigusr1_and_resumes_to_the_end() {
         .unwrap();
     assert!(sent.success());
     wait_for(120.0, "the automatic resume", || async {
-        history(tmp.path(), &id).contains("submitted resume job").then_some(())
+        history(tmp.path(), &id)
+            .contains("submitted resume job")
+            .then_some(())
     })
     .await;
     let events = std::fs::read_to_string(runs.join(&id).join("events.jsonl")).unwrap();
-    assert!(events.contains("stopped for the scheduler's time limit (SIGUSR1)"), "{events}");
+    assert!(
+        events.contains("stopped for the scheduler's time limit (SIGUSR1)"),
+        "{events}"
+    );
     let s = wait_status(&st, &id, "finished", 400.0).await;
     assert_eq!(s["epochs_done"], 4, "{s}");
     let log = std::fs::read_to_string(runs.join(&id).join("train.log")).unwrap();
-    assert!(log.contains("epoch"), "the trainer's output goes to train.log:\n{log}");
+    assert!(
+        log.contains("epoch"),
+        "the trainer's output goes to train.log:\n{log}"
+    );
     st.shutdown();
 }

@@ -53,6 +53,10 @@ pub fn serve_here(a: ServeArgs) -> Result<ExitCode, Failure> {
             ),
         });
     }
+    let slurm = a.executor.resolve()?;
+    if slurm.is_some() {
+        crate::server::slurm::cli::check_installed().map_err(anyhow::Error::from)?;
+    }
     crate::server::run_serve(crate::server::ServeOptions {
         addr: a.addr,
         runs_dir: a.runs,
@@ -63,7 +67,7 @@ pub fn serve_here(a: ServeArgs) -> Result<ExitCode, Failure> {
         max_cpu_runs: a.max_cpu_runs.max(1),
         trainer: a.trainer,
         poll_ms: 100,
-        slurm: a.executor.resolve()?,
+        slurm,
     })?;
     Ok(ExitCode::SUCCESS)
 }

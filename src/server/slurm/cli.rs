@@ -125,6 +125,14 @@ fn refusal(stderr: &str, stdout: &str, code: Option<i32>) -> SlurmError {
     }
 }
 
+/// The client commands the executor uses are installed (checked once at start-up).
+pub fn check_installed() -> Result<(), SlurmError> {
+    for program in ["sbatch", "squeue", "scancel"] {
+        run(program, &["--version".into()])?;
+    }
+    Ok(())
+}
+
 /// `sbatch --parsable SCRIPT`: the new job's id (`123`; an array's base id).
 pub fn sbatch(script: &Path) -> Result<JobId, SlurmError> {
     let out = run(
