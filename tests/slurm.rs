@@ -446,3 +446,79 @@ async fn the_real_trainer_stops_at_sigusr1_and_resumes_to_the_end() {
     );
     st.shutdown();
 }
+
+/// Slurm's own requeue (what preemption with `PreemptMode=REQUEUE` does): the job is killed and
+/// runs again under the same id; the script resumes from the checkpoint and the server follows
+/// the second trainer to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_slurm_requeues_resumes_under_the_same_id() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(cluster) = cluster_or_skip("a_job_that_slurm_requeues_resumes_under_the_same_id")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let trainer = fake_trainer(tmp.path(), 6, 0.7);
+    let st = start(slurm_options(
+        tmp.path(),
+        Some(trainer),
+        SlurmOptions::new(),
+    ))
+    .await;
+    let id = create(&st, 6).await;
+    let runs = tmp.path().join("runs");
+    wait_for(30.0, "the first epoch", || async {
+        (epoch_lines(&runs, &id) >= 1).then_some(())
+    })
+    .await;
+    let job = job_history_id(tmp.path(), &id);
+    let scontrol = |args: &[&str]| {
+        let ok = std::process::Command::new("scontrol")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "scontrol {args:?}");
+    };
+    scontrol(&["requeue", &job]);
+    // A requeued job waits two minutes before it may start again; let it start now.
+    wait_for(30.0, "the requeued job to start again", || async {
+        // Refused once the job runs again: that is fine.
+        let _ = std::process::Command::new("scontrol")
+            .args(["update", &format!("JobId={job}"), "StartTime=now"])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let starts = std::fs::read_to_string(runs.join(&id).join("events.jsonl"))
+            .unwrap_or_default()
+            .matches(r#""type":"started""#)
+            .count();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        (starts == 2).then_some(())
+    })
+    .await;
+    let s = wait_status(&st, &id, "finished", 90.0).await;
+    assert_eq!(s["epochs_done"], 6, "{s}");
+    let events = std::fs::read_to_string(runs.join(&id).join("events.jsonl")).unwrap();
+    let starts = events
+        .lines()
+        .filter(|l| l.contains(r#""type":"started""#))
+        .count();
+    assert_eq!(
+        starts, 2,
+        "the requeued job ran the trainer again:\n{events}"
+    );
+    let h = history(tmp.path(), &id);
+    assert_eq!(
+        h.matches("submitted").count(),
+        1,
+        "Slurm requeued it, not the server: {h}"
+    );
+    assert!(
+        cluster
+            .jobs()
+            .iter()
+            .any(|(j, s)| *j == job && s == "COMPLETED"),
+        "{:?}",
+        cluster.jobs()
+    );
+    st.shutdown();
+}

@@ -185,6 +185,13 @@ impl Drop for Cluster {
             .arg("--me")
             .stderr(Stdio::null())
             .status();
+        // Let slurmd reap the job steps it runs, so no slurmstepd outlives the cluster.
+        let _ = wait_for(15, || {
+            !self
+                .jobs()
+                .iter()
+                .any(|(_, s)| s == "RUNNING" || s == "COMPLETING")
+        });
         for c in self.children.iter_mut().rev() {
             let _ = Command::new("kill").arg(c.id().to_string()).status();
         }
@@ -195,6 +202,30 @@ impl Drop for Cluster {
             }
             let _ = c.kill();
             let _ = c.wait();
+        }
+        kill_stray_steps(self.dir.path());
+    }
+}
+
+/// `slurmstepd` runs each job step detached from slurmd; one that could not report its end
+/// before slurmd stopped keeps retrying. Kill those of this cluster (they hold its slurmd log).
+fn kill_stray_steps(dir: &Path) {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.filter_map(Result::ok) {
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        if !cmdline.starts_with(b"slurmstepd") {
+            continue;
+        }
+        let ours = std::fs::read_dir(p.path().join("fd")).is_ok_and(|fds| {
+            fds.filter_map(Result::ok)
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .any(|target| target.starts_with(dir))
+        });
+        if ours {
+            let pid = p.file_name().to_string_lossy().into_owned();
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
         }
     }
 }

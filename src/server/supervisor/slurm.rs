@@ -241,31 +241,55 @@ async fn watch_train(
     st: &AppState,
     job: &Job,
     rx: watch::Receiver<Option<Ended>>,
-    seq: Option<u64>,
+    mut seq: Option<u64>,
 ) {
     let dir = st.run_dir(&job.run);
-    if !follow(st, dir.clone(), Liveness::Scheduler(rx.clone()), seq).await {
-        return; // shutdown: the job goes on; the next server finds it again
-    }
-    let end = wait_end(st, rx).await;
+    let end = loop {
+        if !follow(st, dir.clone(), Liveness::Scheduler(rx.clone()), seq).await {
+            return; // shutdown: the job goes on; the next server finds it again
+        }
+        // The run's final line. Slurm's verdict may come a poll later, or Slurm runs the job
+        // again (requeue): then its trainer starts anew and is followed again.
+        match end_or_restart(st, &dir, rx.clone()).await {
+            Next::Ended(end) => break end,
+            Next::Restarted(last) => seq = Some(last),
+            Next::Shutdown => return,
+        }
+    };
     let st2 = st.clone();
     let job2 = job.clone();
-    let _ = tokio::task::spawn_blocking(move || settle_train(&st2, &job2, end)).await;
+    let _ = tokio::task::spawn_blocking(move || settle_train(&st2, &job2, Some(end))).await;
     job_ended(st, &job.run);
     super::slurm_poll::maybe_requeue(st, &job.run);
 }
 
-/// The follower returns at the run's final line; Slurm's verdict may come a poll later.
-async fn wait_end(st: &AppState, mut rx: watch::Receiver<Option<Ended>>) -> Option<Ended> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+enum Next {
+    Ended(Ended),
+    /// A new `started` line after the one-time final line (seq of that final line).
+    Restarted(u64),
+    Shutdown,
+}
+
+async fn end_or_restart(
+    st: &AppState,
+    dir: &RunDir,
+    mut rx: watch::Receiver<Option<Ended>>,
+) -> Next {
+    let last = crate::runs::reader::last_seq(&dir.events()).unwrap_or(0);
     loop {
         if let Some(e) = rx.borrow().clone() {
-            return Some(e);
+            return Next::Ended(e);
+        }
+        let now = crate::runs::reader::last_seq(&dir.events()).unwrap_or(0);
+        if now > last {
+            return Next::Restarted(last);
         }
         tokio::select! {
-            _ = st.shutdown.cancelled() => return None,
-            _ = tokio::time::sleep_until(deadline) => return None,
-            r = rx.changed() => if r.is_err() { return rx.borrow().clone() },
+            _ = st.shutdown.cancelled() => return Next::Shutdown,
+            _ = tokio::time::sleep(st.poll * 5) => {}
+            r = rx.changed() => if r.is_err() {
+                return rx.borrow().clone().map_or(Next::Shutdown, Next::Ended);
+            },
         }
     }
 }
