@@ -151,6 +151,13 @@ async fn a_grid_becomes_a_job_array_within_its_concurrency_limit() {
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 3);
+    // The last task waits for the first two: the run says so with Slurm's reason.
+    wait_for(30.0, "Slurm's pending reason on a queued run", || async {
+        let s = summary(&st, &ids[2]).await;
+        let msg = s["message"].as_str().unwrap_or_default().to_string();
+        (s["status"] == "queued" && msg.contains("pending (JobArrayTaskLimit)")).then_some(())
+    })
+    .await;
     for id in &ids {
         wait_status(&st, id, "finished", 90.0).await;
     }
@@ -520,5 +527,74 @@ async fn a_job_that_slurm_requeues_resumes_under_the_same_id() {
         "{:?}",
         cluster.jobs()
     );
+    st.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluations_run_as_slurm_jobs() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(_cluster) = cluster_or_skip("evaluations_run_as_slurm_jobs") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let trainer = fake_trainer(tmp.path(), 1, 0.3);
+    let st = start(slurm_options(
+        tmp.path(),
+        Some(trainer),
+        SlurmOptions::new(),
+    ))
+    .await;
+    let id = create(&st, 1).await;
+    wait_status(&st, &id, "finished", 60.0).await;
+    let (code, b) = post_json(
+        &st,
+        &format!("/api/runs/{id}/evaluate"),
+        r#"{"suite":"standard"}"#,
+    )
+    .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    let out = tmp
+        .path()
+        .join("runs")
+        .join(&id)
+        .join("evals/standard-last");
+    wait_for(60.0, "the evaluation's report", || async {
+        out.join("eval.json").exists().then_some(())
+    })
+    .await;
+    let script = std::fs::read_to_string(
+        tmp.path()
+            .join("runs")
+            .join(&id)
+            .join("slurm/eval-standard-last.sh"),
+    )
+    .unwrap();
+    assert!(
+        script.contains("eval --run-dir") && script.contains("--device cpu"),
+        "{script}"
+    );
+    let h = wait_for(30.0, "the evaluation job's end", || async {
+        let h = history(tmp.path(), &id);
+        h.contains("ended: Slurm job").then_some(h)
+    })
+    .await;
+    assert!(h.contains("submitted eval standard-last job"), "{h}");
+    // A failing evaluation (the fake trainer fails the corruptions suite) says why.
+    let (code, b) = post_json(
+        &st,
+        &format!("/api/runs/{id}/evaluate"),
+        r#"{"suite":"corruptions"}"#,
+    )
+    .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    let err = tmp
+        .path()
+        .join("runs")
+        .join(&id)
+        .join("evals/corruptions-last/error.txt");
+    wait_for(60.0, "the failed evaluation's error", || async {
+        err.exists().then_some(())
+    })
+    .await;
     st.shutdown();
 }

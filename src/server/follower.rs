@@ -133,7 +133,11 @@ pub async fn follow(
             continue;
         }
         if finished {
-            wait_for_exit(state, &mut live).await;
+            // A local slot is reused once the process has exited (its GPU memory freed); a
+            // scheduler's job is the scheduler's to place, and its end comes from the poller.
+            if !matches!(live, Liveness::Scheduler(_)) {
+                wait_for_exit(state, &mut live).await;
+            }
             return true;
         }
         if let Some(why) = gone {

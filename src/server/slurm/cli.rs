@@ -292,6 +292,15 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_command_is_named() {
+        let err = run("fairtat-no-such-slurm-command", &[]).unwrap_err();
+        assert!(matches!(err, SlurmError::Missing(_)));
+        assert!(err
+            .to_string()
+            .contains("`fairtat-no-such-slurm-command` was not found on PATH"));
+    }
+
+    #[test]
     fn refusals_keep_the_schedulers_words() {
         let e = refusal(
             "sbatch: error: invalid partition specified: nope\n\

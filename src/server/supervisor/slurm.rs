@@ -250,21 +250,24 @@ async fn watch_train(
         }
         // The run's final line. Slurm's verdict may come a poll later, or Slurm runs the job
         // again (requeue): then its trainer starts anew and is followed again.
-        match end_or_restart(st, &dir, rx.clone()).await {
-            Next::Ended(end) => break end,
+        match end_or_restart(st, &job.run, &dir, rx.clone()).await {
+            Next::Ended(end) => break Some(end),
+            Next::Done => break None,
             Next::Restarted(last) => seq = Some(last),
             Next::Shutdown => return,
         }
     };
     let st2 = st.clone();
     let job2 = job.clone();
-    let _ = tokio::task::spawn_blocking(move || settle_train(&st2, &job2, Some(end))).await;
+    let _ = tokio::task::spawn_blocking(move || settle_train(&st2, &job2, end)).await;
     job_ended(st, &job.run);
     super::slurm_poll::maybe_requeue(st, &job.run);
 }
 
 enum Next {
     Ended(Ended),
+    /// The run finished or failed: the job only exits now (the poller still records how).
+    Done,
     /// A new `started` line after the one-time final line (seq of that final line).
     Restarted(u64),
     Shutdown,
@@ -272,10 +275,18 @@ enum Next {
 
 async fn end_or_restart(
     st: &AppState,
+    run: &RunId,
     dir: &RunDir,
     mut rx: watch::Receiver<Option<Ended>>,
 ) -> Next {
     let last = crate::runs::reader::last_seq(&dir.events()).unwrap_or(0);
+    // A finished or failed run is done (a Slurm requeue kills the trainer, which then ends
+    // `cancelled`); a cancelled or interrupted one waits for Slurm's word: time limit, requeue.
+    sched(st).wake.notify_one();
+    let status = st.index.get(run).ok().flatten().map(|s| s.status);
+    if matches!(status, Some(RunStatus::Finished | RunStatus::Failed)) {
+        return Next::Done;
+    }
     loop {
         if let Some(e) = rx.borrow().clone() {
             return Next::Ended(e);
@@ -304,7 +315,6 @@ fn settle_train(st: &AppState, job: &Job, end: Option<Ended>) {
         .running(&job.run)
         .is_some_and(|r| r.cancel_requested);
     if let Some(end) = &end {
-        history(&dir, &format!("ended: {}", end.why));
         let summary = st.refresh(&job.run);
         let cancelled = summary
             .as_ref()
@@ -344,7 +354,6 @@ async fn watch_eval(st: &AppState, job: &Job, mut rx: watch::Receiver<Option<End
                 let _ = std::fs::write(out.join("error.txt"), format!("{}\n", end.why));
             }
         }
-        history(&dir, &format!("ended: {}", end.why));
         markers::remove(&dir, &job2.kind);
         let _ = std::fs::remove_file(job_file(&dir, &job2.kind));
     })

@@ -111,6 +111,11 @@ fn apply(
         };
         changed = true;
         tracing::info!(run = %run, job = %id, state = %state.describe(), "Slurm job state");
+        if state.is_terminal() {
+            let dir = st.run_dir(run);
+            let line = format!("ended: Slurm job {id} {}", state.describe());
+            tokio::task::spawn_blocking(move || super::slurm::history(&dir, &line));
+        }
         if matches!(kind, JobKind::Evaluate(_)) {
             if let Ok(Some(s)) = st.index.get(run) {
                 st.hub.status(&s);
