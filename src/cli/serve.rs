@@ -55,7 +55,12 @@ pub fn serve_here(a: ServeArgs) -> Result<ExitCode, Failure> {
     }
     let slurm = a.executor.resolve()?;
     if slurm.is_some() {
-        crate::server::slurm::cli::check_installed().map_err(anyhow::Error::from)?;
+        crate::server::slurm::cli::check_installed().map_err(|e| {
+            anyhow::anyhow!(
+                "--executor slurm: Slurm's commands do not work on this host ({e}); they need \
+                 the cluster's slurm.conf (/etc/slurm/slurm.conf or SLURM_CONF)"
+            )
+        })?;
     }
     crate::server::run_serve(crate::server::ServeOptions {
         addr: a.addr,
