@@ -47,6 +47,26 @@ async fn create(st: &AppState, epochs: usize) -> String {
     json(&b)["id"].as_str().unwrap().to_string()
 }
 
+/// Cancel through the API and wait until the run says so.
+async fn cancel(st: &AppState, id: &str) -> serde_json::Value {
+    let (code, b) = post_json(st, &format!("/api/runs/{id}/cancel"), "{}").await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    wait_status(st, id, "cancelled", 30.0).await
+}
+
+/// Post a grid config; the ids of its runs in grid order.
+async fn post_grid(st: &AppState, toml: &str) -> Vec<String> {
+    let body = serde_json::json!({ "toml": toml }).to_string();
+    let (code, b) = post_json(st, "/api/runs", &body).await;
+    assert_eq!(code, StatusCode::CREATED, "{b}");
+    json(&b)["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The Slurm job of `id` that `/api/jobs` lists.
 async fn scheduled(st: &AppState, id: &str) -> Option<serde_json::Value> {
     let (_, b) = get(st, "/api/scheduler").await;
@@ -141,15 +161,7 @@ async fn a_grid_becomes_a_job_array_within_its_concurrency_limit() {
         ..SlurmOptions::new()
     };
     let st = start(slurm_options(tmp.path(), Some(trainer), opts)).await;
-    let body = serde_json::json!({ "toml": GRID }).to_string();
-    let (code, b) = post_json(&st, "/api/runs", &body).await;
-    assert_eq!(code, StatusCode::CREATED, "{b}");
-    let ids: Vec<String> = json(&b)["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = post_grid(&st, GRID).await;
     assert_eq!(ids.len(), 3);
     // The last task waits for the first two: the run says so with Slurm's reason.
     wait_for(30.0, "Slurm's pending reason on a queued run", || async {
@@ -250,9 +262,7 @@ async fn cancel_goes_through_scancel_and_the_run_keeps_its_checkpoint() {
             .then_some(())
     })
     .await;
-    let (code, b) = post_json(&st, &format!("/api/runs/{id}/cancel"), "{}").await;
-    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
-    wait_status(&st, &id, "cancelled", 30.0).await;
+    cancel(&st, &id).await;
     st.shutdown();
 }
 
@@ -300,9 +310,7 @@ async fn a_job_stopped_at_its_time_limit_is_resubmitted_and_resumes() {
             .then(|| assert!(starts[1]["start_epoch"].as_u64().unwrap() >= 1, "{text}"))
     })
     .await;
-    let (code, b) = post_json(&st, &format!("/api/runs/{id}/cancel"), "{}").await;
-    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
-    wait_status(&st, &id, "cancelled", 30.0).await;
+    cancel(&st, &id).await;
     st.shutdown();
 }
 
@@ -325,15 +333,7 @@ async fn a_restarted_server_finds_its_pending_and_running_jobs_again() {
         },
     );
     let st = start(opts.clone()).await;
-    let body = serde_json::json!({ "toml": GRID.replace("epochs = 2", "epochs = 4") }).to_string();
-    let (code, b) = post_json(&st, "/api/runs", &body).await;
-    assert_eq!(code, StatusCode::CREATED, "{b}");
-    let ids: Vec<String> = json(&b)["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = post_grid(&st, &GRID.replace("epochs = 2", "epochs = 4")).await;
     wait_for(30.0, "one task running and two pending", || async {
         let states: Vec<String> = cluster.jobs().into_iter().map(|(_, s)| s).collect();
         let running = states.iter().filter(|s| *s == "RUNNING").count();
