@@ -11,6 +11,7 @@ mod control;
 mod launch;
 mod slurm;
 mod slurm_boot;
+mod slurm_files;
 mod slurm_poll;
 
 use std::collections::HashSet;

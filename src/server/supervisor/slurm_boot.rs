@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use super::slurm::{follow_job, read_job_file};
+use super::slurm::follow_job;
+use super::slurm_files::read_job_file;
 use super::{adopt, device_of, pump, push};
 use crate::runs::RunId;
 use crate::server::jobs::{markers, Job, JobKind};
@@ -70,7 +71,7 @@ fn restore_run(st: &AppState, l: &Loaded, by_comment: &HashMap<String, JobId>) {
 
 /// `slurm/*.job` of a run.
 fn job_files(dir: &crate::runs::RunDir) -> Vec<std::path::PathBuf> {
-    let Ok(rd) = std::fs::read_dir(super::slurm::slurm_dir(dir)) else {
+    let Ok(rd) = std::fs::read_dir(super::slurm_files::slurm_dir(dir)) else {
         return Vec::new();
     };
     rd.filter_map(Result::ok)

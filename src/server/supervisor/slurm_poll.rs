@@ -114,7 +114,7 @@ fn apply(
         if state.is_terminal() {
             let dir = st.run_dir(run);
             let line = format!("ended: Slurm job {id} {}", state.describe());
-            tokio::task::spawn_blocking(move || super::slurm::history(&dir, &line));
+            tokio::task::spawn_blocking(move || super::slurm_files::history(&dir, &line));
         }
         if matches!(kind, JobKind::Evaluate(_)) {
             if let Ok(Some(s)) = st.index.get(run) {
@@ -152,14 +152,14 @@ pub fn maybe_requeue(st: &AppState, run: &RunId) {
         return;
     }
     let dir = st.run_dir(run);
-    let done = std::fs::read_to_string(super::slurm::slurm_dir(&dir).join("history.log"))
+    let done = std::fs::read_to_string(super::slurm_files::slurm_dir(&dir).join("history.log"))
         .map(|t| t.lines().filter(|l| l.contains("automatic resume")).count())
         .unwrap_or(0);
     if done >= sched.opts.max_requeues {
         tracing::warn!(run = %run, done, "not resubmitting again (--slurm-max-requeues)");
         return;
     }
-    super::slurm::history(
+    super::slurm_files::history(
         &dir,
         &format!(
             "automatic resume {} of {}",
