@@ -366,7 +366,8 @@ pub fn cancel(
     if let Some(r) = st.jobs.lock().running_mut(run) {
         r.cancel_requested = true;
     }
-    cli::scancel(&id).map_err(|e| JobError::Conflict(format!("scancel {id}: {e}")))?;
+    off_runtime(|| cli::scancel(&id))
+        .map_err(|e| JobError::Conflict(format!("scancel {id}: {e}")))?;
     history(
         &st.run_dir(run),
         &format!("scancel {} job {id}", kind.label()),
@@ -374,4 +375,13 @@ pub fn cancel(
     sched(st).wake.notify_one();
     tracing::info!(run = %run, job = %id, "cancelled the Slurm job");
     Ok(true)
+}
+
+/// Run a blocking Slurm command from a request: the runtime's other tasks go on meanwhile
+/// (`block_in_place` on the multi-threaded runtime the server uses).
+fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
