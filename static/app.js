@@ -25,7 +25,8 @@
       var epochQ = slider && !follow ? "&epoch=" + slider.value : "";
       var classQ = classSel && classSel.value !== "worst5" ? "&classes=" + classSel.value : "";
       fetch("/runs/" + id + "/charts.json?x=1" + epochQ + classQ).then(function (r) { return r.json(); }).then(function (m) {
-        document.querySelectorAll("img.chart").forEach(function (img) {
+        // Charts are <object>s (an <img> would hide their hover titles); a new `data` reloads one.
+        document.querySelectorAll("object.chart[data-chart]").forEach(function (img) {
           var name = img.getAttribute("data-chart");
           var q = "";
           if ((name === "cfps" || name.indexOf("confusion") === 0) && epochQ) { q += epochQ; }
@@ -34,7 +35,7 @@
           if (img.getAttribute("data-v") === v && (img.getAttribute("data-q") || "") === q) { return; }
           img.setAttribute("data-v", v);
           img.setAttribute("data-q", q);
-          img.src = "/runs/" + id + "/charts/" + name + ".svg?v=" + v + q;
+          img.setAttribute("data", "/runs/" + id + "/charts/" + name + ".svg?v=" + v + q);
         });
       }).catch(function () {});
       var tq = slider && !follow ? "?epoch=" + slider.value : "";

@@ -18,20 +18,20 @@ use serde_json::Value;
 /// that SVG and record it with the page's current epoch in sessionStorage (which survives the
 /// reload app.js does when the run ends). `page` tells page loads apart.
 const RECORDER: &str = r#"
-var img = document.querySelector('img.chart[data-chart="accuracy"]');
+var img = document.querySelector('object.chart[data-chart="accuracy"]');
 if (!img) { return "no accuracy chart"; }
 var page = String(Math.random());
 window.__fairtatPage = page;
 sessionStorage.setItem("fairtat-rec", "[]");
 function epoch() { var s = document.getElementById("epoch-slider"); return s ? Number(s.max) : -1; }
 new MutationObserver(function () {
-  var src = img.getAttribute("src"), e = epoch();
+  var src = img.getAttribute("data"), e = epoch();
   fetch(src).then(function (r) { return r.text(); }).then(function (svg) {
     var rec = JSON.parse(sessionStorage.getItem("fairtat-rec") || "[]");
     rec.push({ page: page, src: src, epoch: e, svg: svg });
     sessionStorage.setItem("fairtat-rec", JSON.stringify(rec));
   });
-}).observe(img, { attributes: true, attributeFilter: ["src"] });
+}).observe(img, { attributes: true, attributeFilter: ["data"] });
 return "ok";
 "#;
 

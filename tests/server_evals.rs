@@ -228,6 +228,23 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
         "{html}"
     );
     assert!(html.contains("id=\"evaluate-btn\""));
+    // Its reports are run downloads: linked from the evaluation, listed under Downloads.
+    for (file, content) in [
+        ("summary.csv", "autoattack,0.125"),
+        ("eval.json", "\"suite\""),
+    ] {
+        let href = format!("/runs/{id}/files/evals/standard-last/{file}");
+        assert_eq!(html.matches(&href).count(), 2, "{href} in {html}");
+        let (code, body) = get(&st, &href).await;
+        assert_eq!(code, StatusCode::OK, "{href}: {body}");
+        assert!(body.contains(content), "{href}: {body}");
+    }
+    let (code, body) = get(
+        &st,
+        &format!("/runs/{id}/files/evals/standard-last/progress.json"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
 
     // A failing job is reported with its reason.
     let (code, _) = post_json(

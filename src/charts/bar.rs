@@ -1,44 +1,77 @@
-//! Bar charts: one value per category, e.g. the C_FPS of every class in one epoch.
+//! Bar charts: one value per category, e.g. the C_FPS of every class in one epoch, or the
+//! per-class difference between two runs (negative bars in a second colour).
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::common::{axis_range, draw_x_categories, finite, fmt_num, palette_color, render, short};
+use super::common::{
+    axis_range, category, draw_x_categories, finite, fmt_num, palette_color, render, short,
+    valid_range, with_hovers, Hover,
+};
 
 const W: u32 = 720;
 const H: u32 = 400;
 /// Categories drawn at most (bounded SVG size); later ones are dropped.
 const MAX_BARS: usize = 1000;
 
+/// Axis options of a bar chart.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BarAxes<'a> {
+    /// Title under the categories, e.g. "class".
+    pub x: &'a str,
+    /// Title of the value axis.
+    pub y: &'a str,
+    /// A fixed value range (e.g. the same for every epoch, so a slider compares like with like);
+    /// `None` fits the data. The axis always includes 0.
+    pub y_range: Option<(f64, f64)>,
+}
+
 /// One bar per value, labelled with `labels` (indices where labels are missing). A non-finite
 /// value leaves its slot empty. The y axis always includes 0.
 pub fn bar_chart(title: &str, labels: &[String], values: &[f64]) -> String {
+    bar_chart_with(title, labels, values, BarAxes::default())
+}
+
+/// [`bar_chart`] with axis titles and an optional fixed range; each bar carries its category
+/// and value as a hover title.
+pub fn bar_chart_with(title: &str, labels: &[String], values: &[f64], axes: BarAxes) -> String {
     let values: Vec<Option<f64>> = values.iter().take(MAX_BARS).map(|v| finite(*v)).collect();
     let n = values.len();
-    let (y0, y1) = axis_range(values.iter().flatten().copied().chain([0.0]), 0.08);
+    let (y0, y1) = match valid_range(axes.y_range) {
+        Some((lo, hi)) => (lo.min(0.0), hi.max(0.0)),
+        None => axis_range(values.iter().flatten().copied().chain([0.0]), 0.08),
+    };
+    // Drawn clamped to the range; hover titles give the recorded value.
+    let raw = values;
+    let values: Vec<Option<f64>> = raw.iter().map(|v| v.map(|v| v.clamp(y0, y1))).collect();
     let (x0, x1) = (-0.5, n.max(1) as f64 - 0.5);
     let title = short(title, 120);
     let rotate = n > 12;
-    render(W, H, &title, |root| {
+    let mut hovers = vec![];
+    let svg = render(W, H, &title, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(&title, ("sans-serif", 18))
             .margin(12)
-            .x_label_area_size(if rotate { 90 } else { 30 })
+            .x_label_area_size(if rotate { 110 } else { 48 })
             .y_label_area_size(64)
             .build_cartesian_2d(x0..x1, y0..y1)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(0)
+            .y_desc(short(axes.y, 80))
             .y_labels(8)
             .y_label_formatter(&|y| fmt_num(*y))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
-        let color = palette_color(0);
+        let (pos, neg) = (palette_color(0), palette_color(3));
         let half = 0.4;
         chart.draw_series(values.iter().enumerate().filter_map(|(i, v)| {
             let x = i as f64;
-            v.map(|v| Rectangle::new([(x - half, 0.0), (x + half, v)], color.filled()))
+            v.map(|v| {
+                let color = if v < 0.0 { neg } else { pos };
+                Rectangle::new([(x - half, 0.0), (x + half, v)], color.filled())
+            })
         }))?;
         if n <= 12 {
             let style = TextStyle::from(("sans-serif", 11).into_font())
@@ -47,10 +80,31 @@ pub fn bar_chart(title: &str, labels: &[String], values: &[f64]) -> String {
                 v.map(|v| Text::new(fmt_num(v), (i as f64, v.max(0.0)), style.clone()))
             }))?;
         }
+        for (i, v) in raw.iter().enumerate() {
+            let (xa, ya) = chart.backend_coord(&(i as f64 - half, y1));
+            let (xb, yb) = chart.backend_coord(&(i as f64 + half, y0));
+            let v = v.map_or("missing".into(), fmt_num);
+            let text = format!("{}: {v}", category(labels, i));
+            hovers.push(Hover {
+                x: xa,
+                y: ya,
+                size: Some((xb - xa, yb - ya)),
+                text,
+            });
+        }
         let anchors: Vec<(i32, i32)> = (0..n)
             .map(|i| chart.backend_coord(&(i as f64, y0)))
             .collect();
         draw_x_categories(root, &anchors, labels)?;
+        if !axes.x.is_empty() {
+            let (l, bottom) = chart.backend_coord(&(x0, y0));
+            let (r, _) = chart.backend_coord(&(x1, y0));
+            let y = bottom + if rotate { 98 } else { 24 };
+            let style = TextStyle::from(("sans-serif", 13).into_font())
+                .pos(Pos::new(HPos::Center, VPos::Top));
+            root.draw(&Text::new(short(axes.x, 60), ((l + r) / 2, y), style))?;
+        }
         Ok(())
-    })
+    });
+    with_hovers(svg, &hovers)
 }

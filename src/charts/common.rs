@@ -229,3 +229,193 @@ pub fn draw_y_categories(root: &Area, anchors: &[(i32, i32)], labels: &[String])
 pub fn category(labels: &[String], i: usize) -> String {
     labels.get(i).cloned().unwrap_or_else(|| i.to_string())
 }
+
+/// One hover target: an invisible shape over a point, bar or cell whose `<title>` the browser
+/// shows as a tooltip (the chart must be embedded as a document, not an `<img>`).
+pub struct Hover {
+    pub x: i32,
+    pub y: i32,
+    /// Width and height of a rectangle; `None`: a circle around a point.
+    pub size: Option<(i32, i32)>,
+    pub text: String,
+}
+
+/// Hover targets per chart at most (bounded SVG size); charts with more get none for the rest.
+pub const MAX_HOVERS: usize = 3000;
+
+/// `svg` with the `hovers` appended on top (transparent, so the picture does not change).
+pub fn with_hovers(svg: String, hovers: &[Hover]) -> String {
+    if hovers.is_empty() || svg.contains(FALLBACK_MARKER) {
+        return svg;
+    }
+    let Some(end) = svg.rfind("</svg>") else {
+        return svg;
+    };
+    let mut out = String::with_capacity(svg.len() + hovers.len() * 80);
+    out.push_str(&svg[..end]);
+    out.push_str("<g class=\"hover\" fill=\"transparent\">\n");
+    for h in hovers.iter().take(MAX_HOVERS) {
+        let t = escape_xml(&h.text);
+        match h.size {
+            Some((w, ht)) => out.push_str(&format!(
+                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>{t}</title></rect>\n",
+                h.x,
+                h.y,
+                w.max(1),
+                ht.max(1)
+            )),
+            None => out.push_str(&format!(
+                "<circle cx=\"{}\" cy=\"{}\" r=\"6\"><title>{t}</title></circle>\n",
+                h.x, h.y
+            )),
+        }
+    }
+    out.push_str("</g>\n");
+    out.push_str(&svg[end..]);
+    out
+}
+
+/// Tick label of an integer axis (epochs): the integer, or nothing for a tick between two
+/// integers, so no "0.5" or "-5.55e-17" is ever written under an epoch axis.
+pub fn fmt_int_tick(x: f64) -> String {
+    let r = x.round();
+    if x.is_finite() && (x - r).abs() < 1e-6 {
+        format!("{}", r as i64)
+    } else {
+        String::new()
+    }
+}
+
+/// The x range of an integer axis over `values`: the data padded by half a step when it spans
+/// less than one integer (a single epoch), else by 2%; and how many ticks to ask for so that the
+/// ticks plotters picks fall on integers (at most one per integer, at most 10).
+pub fn int_axis(values: impl IntoIterator<Item = f64>) -> ((f64, f64), usize) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if lo > hi {
+        return ((0.0, 1.0), 2);
+    }
+    let span = hi - lo;
+    if span < 1.0 {
+        return ((lo - 0.5, hi + 0.5), 1);
+    }
+    let pad = (span * 0.02).min(0.5);
+    let ticks = ((span.round() as usize) + 1).min(10);
+    ((lo - pad, hi + pad), ticks)
+}
+
+/// Diverging colour for `t` in [-1, 1]: blue below 0, white at exactly 0, red above (ColorBrewer
+/// RdBu, reversed), for differences whose sign matters.
+pub fn diverging(t: f64) -> RGBColor {
+    const NEG: [(f64, f64, f64); 3] = [
+        (255.0, 255.0, 255.0),
+        (146.0, 197.0, 222.0),
+        (33.0, 102.0, 172.0),
+    ];
+    const POS: [(f64, f64, f64); 3] = [
+        (255.0, 255.0, 255.0),
+        (244.0, 165.0, 130.0),
+        (178.0, 24.0, 43.0),
+    ];
+    let t = if t.is_finite() {
+        t.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
+    let stops = if t < 0.0 { NEG } else { POS };
+    let x = t.abs() * 2.0;
+    let i = (x.floor() as usize).min(1);
+    let f = x - i as f64;
+    let (a, b) = (stops[i], stops[i + 1]);
+    let mix = |p: f64, q: f64| (p + (q - p) * f).round().clamp(0.0, 255.0) as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// How a heatmap maps values to colours.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scale {
+    /// Viridis from the smallest to the largest finite value.
+    Sequential,
+    /// Viridis over a fixed range (values outside are clamped), e.g. accuracies in [0, 1].
+    Fixed(f64, f64),
+    /// Blue-white-red, symmetric around 0: the ends are -m and +m for the largest |value| m.
+    Diverging,
+}
+
+/// A scale resolved against the data: the value range and the colour of a value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ColorScale {
+    pub lo: f64,
+    pub hi: f64,
+    pub diverging: bool,
+}
+
+impl ColorScale {
+    /// Resolve `scale` over the finite `values`; `None` when there is none (and no fixed range).
+    pub fn new(scale: Scale, values: impl IntoIterator<Item = f64>) -> Option<ColorScale> {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for v in values.into_iter().filter(|v| v.is_finite()) {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        match scale {
+            Scale::Fixed(a, b) if b > a => Some(ColorScale {
+                lo: a,
+                hi: b,
+                diverging: false,
+            }),
+            _ if lo > hi => None,
+            Scale::Diverging => {
+                let m = lo.abs().max(hi.abs());
+                // An all-zero difference: a unit window, so 0 stays white.
+                let m = if m > 0.0 { m } else { 1.0 };
+                Some(ColorScale {
+                    lo: -m,
+                    hi: m,
+                    diverging: true,
+                })
+            }
+            _ => Some(ColorScale {
+                lo,
+                hi,
+                diverging: false,
+            }),
+        }
+    }
+
+    /// Position of `v` on the scale: [0, 1] for sequential scales, [-1, 1] for diverging ones.
+    pub fn t(&self, v: f64) -> f64 {
+        if self.diverging {
+            (v / self.hi).clamp(-1.0, 1.0)
+        } else if self.hi > self.lo {
+            ((v - self.lo) / (self.hi - self.lo)).clamp(0.0, 1.0)
+        } else {
+            0.5
+        }
+    }
+
+    pub fn color(&self, v: f64) -> RGBColor {
+        if self.diverging {
+            diverging(self.t(v))
+        } else {
+            viridis(self.t(v))
+        }
+    }
+
+    /// Whether text on the colour of `v` should be dark (light cells).
+    pub fn dark_ink(&self, v: f64) -> bool {
+        if self.diverging {
+            self.t(v).abs() < 0.6
+        } else {
+            self.t(v) > 0.6
+        }
+    }
+
+    /// The colour at fraction `f` of the bar from bottom (`lo`) to top (`hi`).
+    pub fn at(&self, f: f64) -> RGBColor {
+        self.color(self.lo + (self.hi - self.lo) * f)
+    }
+}

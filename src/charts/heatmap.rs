@@ -4,7 +4,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::common::{
-    draw_x_categories, draw_y_categories, finite, fmt_num, render, short, viridis, DrawResult,
+    category, draw_x_categories, draw_y_categories, finite, fmt_num, render, short, with_hovers,
+    ColorScale, DrawResult, Hover, Scale,
 };
 
 const W: u32 = 760;
@@ -14,6 +15,26 @@ const MAX_CELLS_PER_AXIS: usize = 400;
 const ANNOTATE_UP_TO: usize = 144;
 const MISSING: RGBColor = RGBColor(220, 220, 220);
 
+/// Axis titles and colour scale of a heatmap.
+#[derive(Clone, Copy, Debug)]
+pub struct HeatmapAxes<'a> {
+    /// Title under the x axis (columns), e.g. "predicted class" or "epoch".
+    pub x: &'a str,
+    /// Title left of the y axis (rows), e.g. "true class".
+    pub y: &'a str,
+    pub scale: Scale,
+}
+
+impl Default for HeatmapAxes<'_> {
+    fn default() -> Self {
+        HeatmapAxes {
+            x: "",
+            y: "",
+            scale: Scale::Sequential,
+        }
+    }
+}
+
 /// `values[r][c]` coloured on a viridis scale from the smallest to the largest finite value;
 /// missing or non-finite cells are grey. Ragged rows are allowed.
 pub fn heatmap(
@@ -21,6 +42,24 @@ pub fn heatmap(
     row_labels: &[String],
     col_labels: &[String],
     values: &[Vec<f64>],
+) -> String {
+    heatmap_with(
+        title,
+        row_labels,
+        col_labels,
+        values,
+        HeatmapAxes::default(),
+    )
+}
+
+/// [`heatmap`] with axis titles and a chosen [`Scale`]; every cell carries its row, column and
+/// value as a hover title.
+pub fn heatmap_with(
+    title: &str,
+    row_labels: &[String],
+    col_labels: &[String],
+    values: &[Vec<f64>],
+    axes: HeatmapAxes,
 ) -> String {
     let rows = values.len().min(MAX_CELLS_PER_AXIS);
     let cols = values
@@ -36,16 +75,13 @@ pub fn heatmap(
             .and_then(|row| row.get(c))
             .and_then(|v| finite(*v))
     };
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for r in 0..rows {
-        for c in 0..cols {
-            if let Some(v) = cell(r, c) {
-                lo = lo.min(v);
-                hi = hi.max(v);
-            }
-        }
-    }
-    let scale = move |v: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+    let all = (0..rows).flat_map(|r| (0..cols).filter_map(move |c| cell(r, c)));
+    let scale = ColorScale::new(axes.scale, all);
+    let color = move |v: Option<f64>| match (v, scale) {
+        (Some(v), Some(s)) => s.color(v),
+        _ => MISSING,
+    };
+    let mut hovers = vec![];
     let title = short(title, 120);
     let h = (140 + rows as u32 * 14).clamp(360, 1000);
     let rotate = cols > 12;
@@ -58,8 +94,8 @@ pub fn heatmap(
             .caption(&title, ("sans-serif", 18))
             .margin(12)
             .margin_right(90)
-            .x_label_area_size(if rotate { 90 } else { 30 })
-            .y_label_area_size(100)
+            .x_label_area_size(if rotate { 110 } else { 50 })
+            .y_label_area_size(120)
             .build_cartesian_2d(0.0..cols.max(1) as f64, 0.0..rows.max(1) as f64)?;
         let top = rows as f64;
         if raster {
@@ -69,9 +105,8 @@ pub fn heatmap(
         } else {
             chart.draw_series((0..rows).flat_map(|r| {
                 (0..cols).map(move |c| {
-                    let color = cell(r, c).map_or(MISSING, |v| viridis(scale(v)));
                     let (x, y) = (c as f64, top - r as f64);
-                    Rectangle::new([(x, y), (x + 1.0, y - 1.0)], color.filled())
+                    Rectangle::new([(x, y), (x + 1.0, y - 1.0)], color(cell(r, c)).filled())
                 })
             }))?;
         }
@@ -82,8 +117,8 @@ pub fn heatmap(
                 let base = base.clone();
                 (0..cols).filter_map(move |c| {
                     let v = cell(r, c)?;
-                    // Dark text on the light (yellow-green) end of the scale.
-                    let ink: &'static RGBColor = if scale(v) > 0.6 { &BLACK } else { &WHITE };
+                    let dark = scale.is_some_and(|s| s.dark_ink(v));
+                    let ink: &'static RGBColor = if dark { &BLACK } else { &WHITE };
                     let pos = (c as f64 + 0.5, top - r as f64 - 0.5);
                     Some(Text::new(fmt_num(v), pos, base.clone().color(ink)))
                 })
@@ -97,10 +132,35 @@ pub fn heatmap(
             .collect();
         draw_x_categories(root, &x_anchors, col_labels)?;
         draw_y_categories(root, &y_anchors, row_labels)?;
-        let (right, upper) = chart.backend_coord(&(cols.max(1) as f64, rows.max(1) as f64));
-        let (_, lower) = chart.backend_coord(&(0.0, 0.0));
-        if lo <= hi {
-            color_bar(root, right + 16, upper, lower, lo, hi)?;
+        let (left, upper) = chart.backend_coord(&(0.0, rows.max(1) as f64));
+        let (right, lower) = chart.backend_coord(&(cols.max(1) as f64, 0.0));
+        axis_titles(root, axes, (left, upper, right, lower), rotate)?;
+        if let Some(s) = scale {
+            color_bar(root, right + 16, upper, lower, s)?;
+        }
+        if rows * cols <= super::common::MAX_HOVERS {
+            let (w, h) = (
+                (right - left) / cols.max(1) as i32,
+                (lower - upper) / rows.max(1) as i32,
+            );
+            for r in 0..rows {
+                for c in 0..cols {
+                    let (x, y) = chart.backend_coord(&(c as f64, top - r as f64));
+                    let v = cell(r, c).map_or("missing".into(), fmt_num);
+                    let (rn, cn) = (category(row_labels, r), category(col_labels, c));
+                    let text = format!(
+                        "{}: {rn}, {}: {cn}: {v}",
+                        or(axes.y, "row"),
+                        or(axes.x, "column")
+                    );
+                    hovers.push(Hover {
+                        x,
+                        y,
+                        size: Some((w, h)),
+                        text,
+                    });
+                }
+            }
         }
         Ok(())
     });
@@ -109,14 +169,51 @@ pub fn heatmap(
             let mut rgb = Vec::with_capacity(rows * cols * 3);
             for r in 0..rows {
                 for c in 0..cols {
-                    let RGBColor(red, g, b) = cell(r, c).map_or(MISSING, |v| viridis(scale(v)));
+                    let RGBColor(red, g, b) = color(cell(r, c));
                     rgb.extend([red, g, b]);
                 }
             }
-            embed_image(svg, rect, cols as u32, rows as u32, &rgb)
+            with_hovers(
+                embed_image(svg, rect, cols as u32, rows as u32, &rgb),
+                &hovers,
+            )
         }
-        _ => svg,
+        _ => with_hovers(svg, &hovers),
     }
+}
+
+fn or<'a>(s: &'a str, default: &'a str) -> &'a str {
+    if s.is_empty() {
+        default
+    } else {
+        s
+    }
+}
+
+/// The axis titles below the column labels and left of the row labels.
+fn axis_titles(
+    root: &super::common::Area,
+    axes: HeatmapAxes,
+    (left, upper, right, lower): (i32, i32, i32, i32),
+    rotated: bool,
+) -> DrawResult {
+    let style = TextStyle::from(("sans-serif", 13).into_font()).color(&BLACK);
+    if !axes.x.is_empty() {
+        let y = lower + if rotated { 96 } else { 28 };
+        let s = style.clone().pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw(&Text::new(short(axes.x, 60), ((left + right) / 2, y), s))?;
+    }
+    if !axes.y.is_empty() {
+        let s = style
+            .transform(FontTransform::Rotate270)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw(&Text::new(
+            short(axes.y, 60),
+            (left - 116, (upper + lower) / 2),
+            s,
+        ))?;
+    }
+    Ok(())
 }
 
 /// Insert the cells as one PNG `<image>` over the plot area `(x, y, w, h)` (pixels), scaled
@@ -141,29 +238,29 @@ fn embed_image(
     }
 }
 
-/// A vertical gradient from `hi` (top) to `lo` (bottom) with its end values.
+/// A vertical gradient from the scale's top (`hi`) to its bottom (`lo`) with its end values
+/// (and 0 in the middle of a diverging scale).
 fn color_bar(
     root: &super::common::Area,
     x: i32,
     top: i32,
     bottom: i32,
-    lo: f64,
-    hi: f64,
+    s: ColorScale,
 ) -> DrawResult {
     const STEPS: i32 = 32;
     let height = (bottom - top).max(STEPS);
     for i in 0..STEPS {
         let y0 = top + height * i / STEPS;
         let y1 = top + height * (i + 1) / STEPS;
-        let t = 1.0 - (i as f64 + 0.5) / STEPS as f64;
-        root.draw(&Rectangle::new(
-            [(x, y0), (x + 14, y1)],
-            viridis(t).filled(),
-        ))?;
+        let f = 1.0 - (i as f64 + 0.5) / STEPS as f64;
+        root.draw(&Rectangle::new([(x, y0), (x + 14, y1)], s.at(f).filled()))?;
     }
     let style =
         TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
-    root.draw(&Text::new(fmt_num(hi), (x + 18, top), style.clone()))?;
-    root.draw(&Text::new(fmt_num(lo), (x + 18, top + height), style))?;
+    root.draw(&Text::new(fmt_num(s.hi), (x + 18, top), style.clone()))?;
+    if s.diverging {
+        root.draw(&Text::new("0", (x + 18, top + height / 2), style.clone()))?;
+    }
+    root.draw(&Text::new(fmt_num(s.lo), (x + 18, top + height), style))?;
     Ok(())
 }

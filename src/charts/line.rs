@@ -2,7 +2,10 @@
 
 use plotters::prelude::*;
 
-use super::common::{axis_range, finite, fmt_num, palette_color, render, short, valid_range};
+use super::common::{
+    axis_range, finite, fmt_int_tick, fmt_num, int_axis, palette_color, render, short, valid_range,
+    with_hovers, Area, DrawResult, Hover,
+};
 use super::Series;
 
 const W: u32 = 720;
@@ -17,6 +20,10 @@ const MARKERS_UP_TO: usize = 40;
 const FADED_POINTS: usize = 100;
 /// Legend entries at most (100 classes would cover the plot).
 const MAX_LEGEND: usize = 12;
+/// Hover targets per line chart at most (100 highlighted classes x 200 epochs are thinned).
+const LINE_HOVERS: usize = 1000;
+/// Width kept right of the plot for the legend, so it never covers the newest points.
+const LEGEND_W: u32 = 150;
 const FADED: RGBColor = RGBColor(205, 205, 205);
 
 /// Lines of `series` in palette order, with a legend. `y_range` fixes the y axis (values
@@ -58,71 +65,128 @@ pub fn line_chart_faded(
         })
         .collect();
     let all = || segments.iter().flatten().flatten();
-    let (x0, x1) = axis_range(all().map(|p| p.0), 0.0);
+    // Epoch axes: integer ticks only (one epoch must not give ticks at -0.4 .. 0.4).
+    let integer_x = all().all(|p| p.0.fract() == 0.0);
+    let ((x0, x1), x_ticks) = if integer_x {
+        int_axis(all().map(|p| p.0))
+    } else {
+        (axis_range(all().map(|p| p.0), 0.0), 10)
+    };
     let (y0, y1) = fixed.unwrap_or_else(|| axis_range(all().map(|p| p.1), 0.05));
     let title = short(title, 120);
-    render(W, H, &title, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(&title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart
-            .configure_mesh()
-            .x_desc(short(x_label, 80))
-            .y_desc(short(y_label, 80))
-            .x_labels(10)
-            .y_labels(8)
-            .x_label_formatter(&|x| fmt_num(*x))
-            .y_label_formatter(&|y| fmt_num(*y))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()?;
-        for (_, segs) in segments.iter().enumerate().filter(|(i, _)| is_faded(*i)) {
-            for seg in segs {
-                chart.draw_series(LineSeries::new(seg.iter().copied(), FADED.stroke_width(1)))?;
-            }
+    let legend: Vec<(usize, &Series)> = series
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !is_faded(*i))
+        .collect();
+    let mut hovers = vec![];
+    let x_fmt = move |x: &f64| {
+        if integer_x {
+            fmt_int_tick(*x)
+        } else {
+            fmt_num(*x)
         }
-        let shown = series
-            .iter()
-            .zip(&segments)
-            .enumerate()
-            .filter(|(i, _)| !is_faded(*i));
-        for (n_shown, (_, (s, segs))) in shown.enumerate() {
-            let i = n_shown;
-            let color = palette_color(i);
-            let style = color.stroke_width(2);
-            let n: usize = segs.iter().map(Vec::len).sum();
-            // Label (legend) exactly once per series, even when it has no drawable point.
-            let first = segs.first().map(Vec::as_slice).unwrap_or(&[]);
-            let drawn = chart.draw_series(LineSeries::new(first.iter().copied(), style))?;
-            if i < MAX_LEGEND {
-                drawn.label(short(&s.name, 40)).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-            }
-            for seg in segs.iter().skip(1) {
-                chart.draw_series(LineSeries::new(seg.iter().copied(), style))?;
-            }
-            if n <= MARKERS_UP_TO {
-                chart.draw_series(
-                    segs.iter()
-                        .flatten()
-                        .map(|&p| Circle::new(p, 3, color.filled())),
-                )?;
-            }
-        }
-        if (0..series.len()).any(|i| !is_faded(i)) {
+    };
+    let svg = render(
+        W + if legend.is_empty() { 0 } else { LEGEND_W },
+        H,
+        &title,
+        |root| {
+            let mut chart = ChartBuilder::on(root)
+                .caption(&title, ("sans-serif", 18))
+                .margin(12)
+                .margin_right(12 + if legend.is_empty() { 0 } else { LEGEND_W })
+                .x_label_area_size(40)
+                .y_label_area_size(64)
+                .build_cartesian_2d(x0..x1, y0..y1)?;
             chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(200, 200, 200))
-                .label_font(("sans-serif", 12))
+                .configure_mesh()
+                .x_desc(short(x_label, 80))
+                .y_desc(short(y_label, 80))
+                .x_labels(x_ticks)
+                .y_labels(8)
+                .x_label_formatter(&x_fmt)
+                .y_label_formatter(&|y| fmt_num(*y))
+                .light_line_style(RGBColor(235, 235, 235))
                 .draw()?;
-        }
-        Ok(())
-    })
+            for (_, segs) in segments.iter().enumerate().filter(|(i, _)| is_faded(*i)) {
+                for seg in segs {
+                    chart
+                        .draw_series(LineSeries::new(seg.iter().copied(), FADED.stroke_width(1)))?;
+                }
+            }
+            for (n_shown, &(i, s)) in legend.iter().enumerate() {
+                let color = palette_color(n_shown);
+                let style = color.stroke_width(2);
+                let segs = &segments[i];
+                for seg in segs {
+                    chart.draw_series(LineSeries::new(seg.iter().copied(), style))?;
+                }
+                let n: usize = segs.iter().map(Vec::len).sum();
+                if n <= MARKERS_UP_TO {
+                    chart.draw_series(
+                        segs.iter()
+                            .flatten()
+                            .map(|&p| Circle::new(p, 3, color.filled())),
+                    )?;
+                }
+                // Hover titles on the highlighted series, thinned to stay within the budget.
+                // A chart of all 100 classes in colour is near its size bound already: no hovers.
+                if legend.len() > MAX_LEGEND {
+                    continue;
+                }
+                let step = (n * legend.len()).div_ceil(LINE_HOVERS).max(1);
+                for &(x, y) in segs.iter().flatten().step_by(step) {
+                    let (px, py) = chart.backend_coord(&(x, y));
+                    let text = format!(
+                        "{}: {} {}, {}",
+                        s.name,
+                        short(x_label, 30),
+                        x_fmt(&x),
+                        fmt_num(y)
+                    );
+                    hovers.push(Hover {
+                        x: px,
+                        y: py,
+                        size: None,
+                        text,
+                    });
+                }
+            }
+            let (right, top) = chart.backend_coord(&(x1, y1));
+            draw_legend(root, right + 14, top, &legend)
+        },
+    );
+    with_hovers(svg, &hovers)
+}
+
+/// Legend right of the plot at pixel `(x, y)`: a line in each series' colour and its name,
+/// the first [`MAX_LEGEND`] series, then how many more there are.
+fn draw_legend(root: &Area, x: i32, y: i32, legend: &[(usize, &Series)]) -> DrawResult {
+    let font = ("sans-serif", 12).into_font();
+    for (n, (_, s)) in legend.iter().enumerate().take(MAX_LEGEND) {
+        let y = y + 8 + 18 * n as i32;
+        let color = palette_color(n);
+        root.draw(&PathElement::new(
+            vec![(x, y), (x + 18, y)],
+            color.stroke_width(2),
+        ))?;
+        root.draw(&Text::new(
+            short(&s.name, 20),
+            (x + 24, y - 7),
+            font.clone(),
+        ))?;
+    }
+    if legend.len() > MAX_LEGEND {
+        let y = y + 8 + 18 * MAX_LEGEND as i32;
+        let more = format!("+{} more", legend.len() - MAX_LEGEND);
+        root.draw(&Text::new(
+            more,
+            (x + 24, y - 7),
+            font.color(&RGBColor(120, 120, 120)),
+        ))?;
+    }
+    Ok(())
 }
 
 /// Split `points` at non-finite values, clamp to the fixed range if any, and thin long series.

@@ -13,9 +13,11 @@ mod heatmap;
 mod line;
 pub mod png;
 
-pub use bar::bar_chart;
-pub use common::{palette_color, FALLBACK_MARKER, PALETTE};
-pub use heatmap::heatmap;
+pub use bar::{bar_chart, bar_chart_with, BarAxes};
+pub use common::{
+    diverging, fmt_int_tick, int_axis, palette_color, ColorScale, Scale, FALLBACK_MARKER, PALETTE,
+};
+pub use heatmap::{heatmap, heatmap_with, HeatmapAxes};
 pub use line::{line_chart, line_chart_faded};
 
 /// One named line of a line chart. Non-finite points are gaps.

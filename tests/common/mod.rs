@@ -58,6 +58,7 @@ if [ "$1" = "eval" ]; then
   sleep {delay_s} 9>&-
   if [ "$suite" = "corruptions" ]; then echo "no corruption files" > "$out/error.txt"; rm -f "$out/progress.json"; exit 1; fi
   echo "{report}" > "$out/eval.json"
+  printf 'attack,overall,worst\nautoattack,0.125,0.0\n' > "$out/summary.csv"
   rm -f "$out/progress.json"
   exit 0
 fi

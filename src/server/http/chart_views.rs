@@ -2,7 +2,9 @@
 //! per-class selection (`?classes=worst5|all|3,7`: 100 per-class curves with the worst few
 //! highlighted and the rest faded) and the data version a chart depends on.
 
-use crate::charts::{bar_chart, heatmap, line_chart, line_chart_faded, Series};
+use crate::charts::{
+    bar_chart_with, heatmap_with, line_chart, line_chart_faded, BarAxes, HeatmapAxes, Scale, Series,
+};
 use crate::server::metrics::Metrics;
 use crate::server::store::fold::dep;
 use crate::server::store::{EpochDetail, RunFold};
@@ -106,8 +108,8 @@ pub fn version(name: &str, f: &RunFold, q: &ChartQuery) -> u64 {
         }
         "loss" => dep::LOSS,
         "accuracy" => dep::ACCURACY,
-        "class-acc-clean" => dep::CLASS_ACC_CLEAN,
-        "class-acc-robust" => dep::CLASS_ACC_ROBUST,
+        "class-acc-clean" | "class-acc-clean-heatmap" => dep::CLASS_ACC_CLEAN,
+        "class-acc-robust" | "class-acc-robust-heatmap" => dep::CLASS_ACC_ROBUST,
         "class-eps" => dep::CLASS_EPS,
         "targets" => dep::TARGETS,
         "cfps-heatmap" => dep::CFPS,
@@ -275,30 +277,27 @@ pub fn render(name: &str, f: &RunFold, detail: Option<&EpochDetail>, q: &ChartQu
         "targets" => {
             let s = per_class(m, &m.target_probs);
             let t = "Target-sampling distribution";
-            class_lines(t, "probability", s, &sel, robust, None)
+            class_lines(t, "probability", s, &sel, robust, unit)
         }
-        "cfps" => {
-            let i = f.row_of(q.epoch);
-            let vals = i.and_then(|i| m.cfps.get(i)).cloned().unwrap_or_default();
-            let title = match i {
-                Some(i) => format!("C_FPS per class, epoch {}", m.epochs[i]),
-                None => "C_FPS per class (no epoch yet)".into(),
-            };
-            bar_chart(&title, &m.class_names, &vals)
-        }
-        "cfps-heatmap" => {
-            // Rows = classes, columns = epochs.
-            let epochs: Vec<String> = m.epochs.iter().map(|e| e.to_string()).collect();
-            let rows: Vec<Vec<f64>> = (0..m.class_names.len())
-                .map(|c| {
-                    m.cfps
-                        .iter()
-                        .map(|r| r.get(c).copied().unwrap_or(f64::NAN))
-                        .collect()
-                })
-                .collect();
-            heatmap("C_FPS, class x epoch", &m.class_names, &epochs, &rows)
-        }
+        "cfps" => cfps_bars(m, f.row_of(q.epoch)),
+        "cfps-heatmap" => class_epoch_heatmap(
+            "C_FPS (training set, adversarial), class x epoch",
+            m,
+            &m.cfps,
+            Scale::Sequential,
+        ),
+        "class-acc-clean-heatmap" => class_epoch_heatmap(
+            "Per-class clean accuracy, class x epoch",
+            m,
+            &m.class_acc_clean,
+            Scale::Fixed(0.0, 1.0),
+        ),
+        "class-acc-robust-heatmap" => class_epoch_heatmap(
+            "Per-class robust accuracy, class x epoch",
+            m,
+            robust,
+            Scale::Fixed(0.0, 1.0),
+        ),
         n if n.starts_with("state-") => {
             let key = &n["state-".len()..];
             let series = state_series(m, key);
@@ -311,6 +310,52 @@ pub fn render(name: &str, f: &RunFold, detail: Option<&EpochDetail>, q: &ChartQu
         }
         _ => confusion_chart(name, detail, &m.class_names),
     }
+}
+
+/// The C_FPS bars of one epoch on the y range of all epochs, so moving the epoch slider
+/// compares like with like.
+fn cfps_bars(m: &Metrics, row: Option<usize>) -> String {
+    let vals = row.and_then(|i| m.cfps.get(i)).cloned().unwrap_or_default();
+    let title = match row {
+        Some(i) => format!(
+            "C_FPS per class, epoch {} (training set, adversarial: drives epoch {}'s targets)",
+            m.epochs[i],
+            m.epochs[i] + 1
+        ),
+        None => "C_FPS per class (no epoch yet)".into(),
+    };
+    let top = m
+        .cfps
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0_f64, f64::max);
+    let axes = BarAxes {
+        x: "class",
+        y: "C_FPS",
+        y_range: (top > 0.0).then_some((0.0, top * 1.05)),
+    };
+    bar_chart_with(&title, &m.class_names, &vals, axes)
+}
+
+/// A class x epoch heatmap of `[epoch][class]` rows (rows of the picture = classes).
+fn class_epoch_heatmap(title: &str, m: &Metrics, by_epoch: &[Vec<f64>], scale: Scale) -> String {
+    let epochs: Vec<String> = m.epochs.iter().map(|e| e.to_string()).collect();
+    let rows: Vec<Vec<f64>> = (0..m.class_names.len())
+        .map(|c| {
+            by_epoch
+                .iter()
+                .map(|r| r.get(c).copied().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect();
+    let axes = HeatmapAxes {
+        x: "epoch",
+        y: "class",
+        scale,
+    };
+    heatmap_with(title, &m.class_names, &epochs, &rows, axes)
 }
 
 fn confusion_chart(name: &str, detail: Option<&EpochDetail>, names: &[String]) -> String {
@@ -327,11 +372,12 @@ fn confusion_chart(name: &str, detail: Option<&EpochDetail>, names: &[String]) -
         })
         .unwrap_or_default()
     };
-    let (title, values) = match name {
-        "confusion-clean" => ("Confusion matrix, clean (rows: true class)", rows(false)),
+    let (title, values, scale) = match name {
+        "confusion-clean" => ("Confusion matrix, clean", rows(false), Scale::Sequential),
         "confusion-robust" => (
-            "Confusion matrix, under attack (rows: true class)",
+            "Confusion matrix, under attack",
             rows(true),
+            Scale::Sequential,
         ),
         _ => {
             let (a, c) = (rows(true), rows(false));
@@ -340,8 +386,17 @@ fn confusion_chart(name: &str, detail: Option<&EpochDetail>, names: &[String]) -
                 .zip(&c)
                 .map(|(ra, rc)| ra.iter().zip(rc).map(|(x, y)| x - y).collect())
                 .collect();
-            ("Confusion difference: attacked - clean", diff)
+            (
+                "Confusion difference: attacked - clean",
+                diff,
+                Scale::Diverging,
+            )
         }
     };
-    heatmap(title, names, names, &values)
+    let axes = HeatmapAxes {
+        x: "predicted class",
+        y: "true class",
+        scale,
+    };
+    heatmap_with(title, names, names, &values, axes)
 }

@@ -29,15 +29,18 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Every chart a run page shows, in page order.
-pub const CHARTS: [&str; 10] = [
+pub const CHARTS: [&str; 13] = [
     "accuracy",
     "loss",
     "class-acc-clean",
+    "class-acc-clean-heatmap",
     "class-acc-robust",
+    "class-acc-robust-heatmap",
     "cfps",
     "cfps-heatmap",
     "class-eps",
     "targets",
+    "confusion-clean",
     "confusion-robust",
     "confusion-diff",
 ];
@@ -87,7 +90,7 @@ fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
 
 fn chart_name(file: &str) -> Result<String, ApiError> {
     file.strip_suffix(".svg")
-        .filter(|n| CHARTS.contains(n) || *n == "confusion-clean" || state_key(n).is_some())
+        .filter(|n| CHARTS.contains(n) || state_key(n).is_some())
         .map(str::to_string)
         .ok_or_else(|| ApiError::NotFound(format!("chart {file:?}")))
 }

@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::Deserialize;
 
+use super::files::{list_files, FileEntry};
 use super::run_dir;
 use super::views::pct;
 use crate::runs::eval_key::{EvalKey, EvalSuite};
@@ -141,6 +142,16 @@ struct EvalView {
     attacks: Vec<Row>,
     stages: Vec<Row>,
     corruptions: Vec<Row>,
+    /// The evaluation's reports (`evals/<name>/*.csv`, `eval.json`), as run downloads.
+    files: Vec<EvalFile>,
+}
+
+struct EvalFile {
+    /// Path in the run directory.
+    name: String,
+    download_as: String,
+    /// The file name inside the evaluation directory.
+    label: String,
 }
 
 #[derive(Template)]
@@ -153,7 +164,7 @@ struct EvalsFragment {
     evals: Vec<EvalView>,
 }
 
-fn view(s: EvalStatus) -> EvalView {
+fn view(s: EvalStatus, files: &[FileEntry]) -> EvalView {
     let detail = match (&s.progress, &s.error, &s.report) {
         (Some(p), _, _) if s.status == "running" => {
             format!("{}: {}/{}", p.stage, p.done, p.total)
@@ -198,7 +209,19 @@ fn view(s: EvalStatus) -> EvalView {
             });
         }
     }
+    let prefix = format!("evals/{}/", s.name);
+    let files = files
+        .iter()
+        .filter_map(|f| {
+            Some(EvalFile {
+                label: f.name.strip_prefix(&prefix)?.to_string(),
+                name: f.name.clone(),
+                download_as: f.download_as.clone(),
+            })
+        })
+        .collect();
     EvalView {
+        files,
         name: s.name,
         status: s.status,
         detail,
@@ -218,6 +241,7 @@ fn describe(r: &EvalReport) -> String {
 /// The run page's evaluation section.
 pub fn fragment_html(st: &AppState, id: &str) -> String {
     let statuses = eval_statuses(st, id);
+    let files = list_files(&st.run_dir(id));
     let active = statuses
         .iter()
         .any(|s| s.status == "queued" || s.status == "running");
@@ -230,7 +254,7 @@ pub fn fragment_html(st: &AppState, id: &str) -> String {
             .filter(|m| st.run_dir(id).checkpoint(*m).exists())
             .map(CheckpointKind::as_str)
             .collect(),
-        evals: statuses.into_iter().map(view).collect(),
+        evals: statuses.into_iter().map(|s| view(s, &files)).collect(),
     }
     .render()
     .unwrap_or_else(|e| format!("<p class=\"error\">template: {e}</p>"))

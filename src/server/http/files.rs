@@ -1,5 +1,6 @@
 //! Downloads: `GET /runs/{id}/files/{*name}` for `checkpoints/*.safetensors`, `reports/*.csv`,
-//! `events.jsonl`, `config.toml` and `train.log`, only from inside the run's own directory.
+//! evaluation reports (`evals/<evaluation>/*.csv`, `eval.json`, `error.txt`), `events.jsonl`,
+//! `config.toml` and `train.log`, only from inside the run's own directory.
 //!
 //! Names are checked as text first (no `..`, no absolute paths, no odd characters: axum has
 //! already percent-decoded them, so `%2e%2e` arrives as `..`), then the resolved path must stay
@@ -51,6 +52,14 @@ fn content_label(name: &str) -> Option<String> {
             .strip_suffix(".safetensors")
             .map(|k| format!("checkpoint-{k}")),
         ["reports", f] => f.strip_suffix(".csv").map(|r| format!("report-{r}")),
+        ["evals", e, f] => {
+            let stem = match *f {
+                "eval.json" => Some("eval"),
+                "error.txt" => Some("error"),
+                f => f.strip_suffix(".csv"),
+            };
+            stem.map(|s| format!("eval-{e}-{s}"))
+        }
         _ => None,
     }
 }
@@ -79,6 +88,7 @@ pub fn list_files(dir: &RunDir) -> Vec<FileEntry> {
             names.extend(v);
         }
     }
+    names.extend(eval_files(dir));
     names
         .into_iter()
         .filter_map(|n| {
@@ -95,12 +105,39 @@ pub fn list_files(dir: &RunDir) -> Vec<FileEntry> {
         .collect()
 }
 
+/// The downloadable files of every evaluation directory, by directory then file name.
+fn eval_files(dir: &RunDir) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir.root().join("evals")) else {
+        return vec![];
+    };
+    let mut evals: Vec<String> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    evals.sort();
+    let mut out = vec![];
+    for e in evals {
+        let Ok(rd) = std::fs::read_dir(dir.root().join("evals").join(&e)) else {
+            continue;
+        };
+        let mut files: Vec<String> = rd
+            .filter_map(Result::ok)
+            .map(|f| format!("evals/{e}/{}", f.file_name().to_string_lossy()))
+            .filter(|n| content_label(n).is_some())
+            .collect();
+        files.sort();
+        out.extend(files);
+    }
+    out
+}
+
 /// Resolve `name` inside `dir`, or explain why not.
 pub fn resolve(dir: &RunDir, name: &str) -> Result<std::path::PathBuf, ApiError> {
     if content_label(name).is_none() {
         return Err(ApiError::BadRequest(format!(
             "{name:?} is not a downloadable file name (allowed: config.toml, events.jsonl, \
-             train.log, checkpoints/*.safetensors, reports/*.csv)"
+             train.log, checkpoints/*.safetensors, reports/*.csv, evals/<evaluation>/*.csv, \
+             evals/<evaluation>/eval.json, evals/<evaluation>/error.txt)"
         )));
     }
     let path = dir.root().join(name);
@@ -135,7 +172,10 @@ async fn download(
     if let Ok(v) = HeaderValue::from_str(&disp) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-    if name.ends_with(".jsonl") || name.ends_with(".log") || name.ends_with(".toml") {
+    if [".jsonl", ".log", ".toml", ".txt"]
+        .iter()
+        .any(|e| name.ends_with(e))
+    {
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
