@@ -498,7 +498,7 @@ async fn pages_forms_charts_and_compare() {
     );
     let (_, md) = get(&st, &format!("/compare.md?ids={id}")).await;
     assert!(
-        md.starts_with("| run |") && md.contains("| form run |"),
+        md.contains("\n| run |") && md.contains("| form run |"),
         "{md}"
     );
     let (_, tex) = get(&st, &format!("/compare.tex?ids={id}")).await;

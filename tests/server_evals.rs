@@ -63,6 +63,28 @@ async fn grid_launch_queues_one_run_per_combination_and_compare_groups_seeds() {
             "{cells}"
         );
     }
+    // The exports hold the seed table too, in all three formats (the grid query as on the page).
+    let (_, csv) = get(&st, &format!("/compare.csv?grid={gid}")).await;
+    assert_eq!(
+        csv.split("\n\n").count(),
+        2,
+        "Table 1 and the seed table: {csv}"
+    );
+    assert!(
+        csv.contains("\nMean ± standard deviation over seeds (%),g-pgd-at,pgd-at,2,75.0 ± 0.0"),
+        "{csv}"
+    );
+    let (_, md) = get(&st, &format!("/compare.md?grid={gid}")).await;
+    assert!(
+        md.contains("### Mean ± standard deviation")
+            && md.contains("| g-fair-tat | fair-tat | 2 | 75.0 ± 0.0 |"),
+        "{md}"
+    );
+    let (_, tex) = get(&st, &format!("/compare.tex?grid={gid}")).await;
+    assert!(
+        tex.contains("g-fair-tat & fair-tat & 2 & 75.0 $\\pm$ 0.0"),
+        "{tex}"
+    );
 
     // A bad value in one combination fails the whole grid with the field named; nothing created.
     let bad = GRID.replace("\"fair-tat\"]", "\"fair-tat\", \"magic\"]");
@@ -275,6 +297,18 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
     let row = html.find("id=\"robust-table\"").unwrap();
     let t = &html[row..];
     assert!(t.contains("<td class=\"num\">50.0</td><td class=\"num\">12.5</td><td class=\"num\">50.0</td><td class=\"num\">37.5</td>"), "{t}");
+    // ... and the exports carry Table 2 and the corruption rows.
+    let (_, csv) = get(&st, &format!("/compare.csv?ids={id}")).await;
+    assert!(
+        csv.contains("Table 2: AutoAttack and Square (%),") && csv.contains(",50.0,12.5,50.0,37.5"),
+        "{csv}"
+    );
+    assert!(csv.contains("common corruptions,fog,0.25"), "{csv}");
+    let (_, md) = get(&st, &format!("/compare.md?ids={id}")).await;
+    assert!(
+        md.contains("### Table 2") && md.contains("| 50.0 | 12.5 | 50.0 | 37.5 |"),
+        "{md}"
+    );
     assert!(
         html.contains("Minimum class accuracy on common corruptions")
             && html.contains("<td>fog</td><td class=\"num\">0.25</td>"),

@@ -1,6 +1,7 @@
 //! The compare page: the paper's Table 1 layout (clean and robust accuracy, overall and worst;
-//! worst-10% for 100 classes) for chosen runs, overlaid curves, and CSV / Markdown / LaTeX
-//! exports. Runs are chosen with repeated `ids=` query parameters (the runs page checkboxes).
+//! worst-10% for 100 classes) for chosen runs, mean ± std over seeds, Tables 2-4 from the runs'
+//! evaluations, overlaid curves, and CSV / Markdown / LaTeX exports of every table. Runs are
+//! chosen with repeated `ids=` query parameters (the runs page checkboxes) or `grid=<id>`.
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -10,12 +11,12 @@ use axum::routing::get;
 use axum::Router;
 
 use super::charts::svg_response;
+use super::compare_export::{csv, export_tables, latex, markdown, ExportTable};
 use super::compare_tables::{
     corruption_table, eval_reports, robust_rows, seed_groups, GroupRow, RobustRow,
 };
 use super::views::{HtmlTemplate, RunRow};
 use crate::charts::{line_chart, Series};
-use crate::runs::reports::csv_field;
 use crate::runs::summary::RunSummary;
 use crate::runs::{is_valid_run_id, RunDir};
 use crate::server::error::ApiError;
@@ -103,74 +104,80 @@ const CHARTS: [&str; 4] = [
     "clean_overall",
 ];
 
-async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    let (grid, grid_runs) = grid_ids(&st, q.as_deref())?;
-    let mut ids = ids(q.as_deref());
-    for g in grid_runs {
-        if !ids.contains(&g) {
-            ids.push(g);
+/// What the page and the exports show: the chosen runs (`ids=` and `grid=`) and their tables.
+struct CompareData {
+    grid: String,
+    ids: Vec<String>,
+    sums: Vec<RunSummary>,
+    groups: Vec<GroupRow>,
+    robust: Vec<RobustRow>,
+    corruption_cols: Vec<String>,
+    corruption_rows: Vec<(String, Vec<String>)>,
+}
+
+impl CompareData {
+    async fn load(st: &AppState, q: Option<&str>) -> Result<CompareData, ApiError> {
+        let (grid, grid_runs) = grid_ids(st, q)?;
+        let mut ids = ids(q);
+        for g in grid_runs {
+            if !ids.contains(&g) {
+                ids.push(g);
+            }
         }
+        let sums = summaries(st, &ids)?;
+        let dirs: Vec<(RunSummary, RunDir)> = sums
+            .iter()
+            .map(|s| (s.clone(), st.run_dir(&s.id)))
+            .collect();
+        let with_reports = tokio::task::spawn_blocking(move || {
+            dirs.into_iter()
+                .map(|(s, d)| (s, eval_reports(&d)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        let (corruption_cols, corruption_rows) = corruption_table(&with_reports);
+        Ok(CompareData {
+            grid,
+            groups: seed_groups(&sums),
+            robust: robust_rows(&with_reports),
+            corruption_cols,
+            corruption_rows,
+            ids,
+            sums,
+        })
     }
-    let sums = summaries(&st, &ids)?;
-    let dirs: Vec<(RunSummary, RunDir)> = sums
-        .iter()
-        .map(|s| (s.clone(), st.run_dir(&s.id)))
-        .collect();
-    let with_reports = tokio::task::spawn_blocking(move || {
-        dirs.into_iter()
-            .map(|(s, d)| (s, eval_reports(&d)))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let (corruption_cols, corruption_rows) = corruption_table(&with_reports);
+
+    fn rows(&self) -> Vec<RunRow> {
+        self.sums.iter().map(RunRow::of).collect()
+    }
+
+    fn export(&self) -> Vec<ExportTable> {
+        let corruption = (&self.corruption_cols[..], &self.corruption_rows[..]);
+        export_tables(&self.rows(), &self.groups, &self.robust, corruption)
+    }
+}
+
+async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let d = CompareData::load(&st, q.as_deref()).await?;
     Ok(HtmlTemplate(ComparePage {
-        grid,
-        groups: seed_groups(&sums),
-        robust: robust_rows(&with_reports),
-        corruption_cols,
-        corruption_rows,
-        any_cifar100: sums.iter().any(|s| s.dataset == "cifar100"),
-        rows: sums.iter().map(RunRow::of).collect(),
-        query: ids
+        rows: d.rows(),
+        any_cifar100: d.sums.iter().any(|s| s.dataset == "cifar100"),
+        query: d
+            .ids
             .iter()
             .map(|i| format!("ids={i}"))
             .collect::<Vec<_>>()
             .join("&"),
         charts: CHARTS.to_vec(),
+        grid: d.grid,
+        groups: d.groups,
+        robust: d.robust,
+        corruption_cols: d.corruption_cols,
+        corruption_rows: d.corruption_rows,
     })
     .into_response())
 }
-
-/// Table rows as plain cells: run, method, dataset, model, clean, clean worst, robust, robust worst.
-fn table(sums: &[RunSummary]) -> Vec<[String; 8]> {
-    sums.iter()
-        .map(RunRow::of)
-        .map(|r| {
-            [
-                r.name,
-                r.method,
-                r.dataset,
-                r.arch,
-                r.clean_overall,
-                r.clean_worst,
-                r.robust_overall,
-                r.robust_worst,
-            ]
-        })
-        .collect()
-}
-
-const HEAD: [&str; 8] = [
-    "run",
-    "method",
-    "dataset",
-    "model",
-    "clean",
-    "clean worst",
-    "robust",
-    "robust worst",
-];
 
 fn download(body: String, mime: &str, file: &str) -> Response {
     (
@@ -190,18 +197,10 @@ async fn export_csv(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let rows = table(&summaries(&st, &ids(q.as_deref()))?);
-    let mut out = HEAD.join(",") + "\n";
-    for r in rows {
-        out += &r
-            .iter()
-            .map(|c| csv_field(c).into_owned())
-            .collect::<Vec<_>>()
-            .join(",");
-        out.push('\n');
-    }
+    let d = CompareData::load(&st, q.as_deref()).await?;
+    let body = csv(&d.export());
     Ok(download(
-        out,
+        body,
         "text/csv; charset=utf-8",
         "fairtat-compare.csv",
     ))
@@ -211,58 +210,23 @@ async fn export_md(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let rows = table(&summaries(&st, &ids(q.as_deref()))?);
-    let cell = |s: &str| s.replace('|', "\\|");
-    let mut out = format!("| {} |\n|{}\n", HEAD.join(" | "), "---|".repeat(HEAD.len()));
-    for r in rows {
-        out += &format!(
-            "| {} |\n",
-            r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
-        );
-    }
+    let d = CompareData::load(&st, q.as_deref()).await?;
+    let body = markdown(&d.export());
     Ok(download(
-        out,
+        body,
         "text/markdown; charset=utf-8",
         "fairtat-compare.md",
     ))
-}
-
-/// Escape LaTeX special characters.
-fn tex(s: &str) -> String {
-    let mut o = String::new();
-    for c in s.chars() {
-        match c {
-            '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
-                o.push('\\');
-                o.push(c);
-            }
-            '~' => o.push_str("\\textasciitilde{}"),
-            '^' => o.push_str("\\textasciicircum{}"),
-            '\\' => o.push_str("\\textbackslash{}"),
-            '–' => o.push_str("--"),
-            _ => o.push(c),
-        }
-    }
-    o
 }
 
 async fn export_tex(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let rows = table(&summaries(&st, &ids(q.as_deref()))?);
-    let mut out = String::from(
-        "\\begin{tabular}{llll|cc|cc}\n\\toprule\n & & & & \\multicolumn{2}{c|}{Clean} & \\multicolumn{2}{c}{Robust} \\\\\nRun & Method & Dataset & Model & Overall & Worst & Overall & Worst \\\\\n\\midrule\n",
-    );
-    for r in rows {
-        out += &format!(
-            "{} \\\\\n",
-            r.iter().map(|c| tex(c)).collect::<Vec<_>>().join(" & ")
-        );
-    }
-    out += "\\bottomrule\n\\end{tabular}\n";
+    let d = CompareData::load(&st, q.as_deref()).await?;
+    let body = latex(&d.export());
     Ok(download(
-        out,
+        body,
         "application/x-tex; charset=utf-8",
         "fairtat-compare.tex",
     ))

@@ -6,6 +6,7 @@ pub mod api;
 pub mod chart_views;
 pub mod charts;
 pub mod compare;
+mod compare_export;
 pub mod compare_tables;
 pub mod evals;
 pub mod files;
