@@ -545,7 +545,8 @@ async fn evaluations_run_as_slurm_jobs() {
     ))
     .await;
     let id = create(&st, 1).await;
-    wait_status(&st, &id, "finished", 60.0).await;
+    // Generous: a just-started slurmd can take a while to take its first job on a loaded machine.
+    wait_status(&st, &id, "finished", 150.0).await;
     let (code, b) = post_json(
         &st,
         &format!("/api/runs/{id}/evaluate"),
