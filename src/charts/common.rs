@@ -119,14 +119,9 @@ pub fn finite(x: f64) -> Option<f64> {
 /// An axis range covering `values` (already finite), padded by `pad` of its width, never
 /// degenerate: an empty set gives (0, 1), a single value a unit-ish window around it.
 pub fn axis_range(values: impl IntoIterator<Item = f64>, pad: f64) -> (f64, f64) {
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in values {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    if lo > hi {
+    let Some((lo, hi)) = extent(values) else {
         return (0.0, 1.0);
-    }
+    };
     let width = hi - lo;
     let min_width = 1e-9 * lo.abs().max(hi.abs()).max(1.0);
     if width < min_width {
@@ -134,6 +129,16 @@ pub fn axis_range(values: impl IntoIterator<Item = f64>, pad: f64) -> (f64, f64)
         return (lo - half, hi + half);
     }
     (lo - width * pad, hi + width * pad)
+}
+
+/// The smallest and largest of `values` (already finite); `None` when there is none.
+pub fn extent(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    (lo <= hi).then_some((lo, hi))
 }
 
 /// A user-given range if it is usable, else `None`.
@@ -290,14 +295,9 @@ pub fn fmt_int_tick(x: f64) -> String {
 /// less than one integer (a single epoch), else by 2%; and how many ticks to ask for so that the
 /// ticks plotters picks fall on integers (at most one per integer, at most 10).
 pub fn int_axis(values: impl IntoIterator<Item = f64>) -> ((f64, f64), usize) {
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in values {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    if lo > hi {
+    let Some((lo, hi)) = extent(values) else {
         return ((0.0, 1.0), 2);
-    }
+    };
     let span = hi - lo;
     if span < 1.0 {
         return ((lo - 0.5, hi + 0.5), 1);
@@ -356,19 +356,16 @@ pub struct ColorScale {
 impl ColorScale {
     /// Resolve `scale` over the finite `values`; `None` when there is none (and no fixed range).
     pub fn new(scale: Scale, values: impl IntoIterator<Item = f64>) -> Option<ColorScale> {
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for v in values.into_iter().filter(|v| v.is_finite()) {
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
-        match scale {
-            Scale::Fixed(a, b) if b > a => Some(ColorScale {
-                lo: a,
-                hi: b,
-                diverging: false,
-            }),
-            _ if lo > hi => None,
-            Scale::Diverging => {
+        let range = extent(values.into_iter().filter(|v| v.is_finite()));
+        let plain = |lo, hi| ColorScale {
+            lo,
+            hi,
+            diverging: false,
+        };
+        match (scale, range) {
+            (Scale::Fixed(a, b), _) if b > a => Some(plain(a, b)),
+            (_, None) => None,
+            (Scale::Diverging, Some((lo, hi))) => {
                 let m = lo.abs().max(hi.abs());
                 // An all-zero difference: a unit window, so 0 stays white.
                 let m = if m > 0.0 { m } else { 1.0 };
@@ -378,11 +375,7 @@ impl ColorScale {
                     diverging: true,
                 })
             }
-            _ => Some(ColorScale {
-                lo,
-                hi,
-                diverging: false,
-            }),
+            (_, Some((lo, hi))) => Some(plain(lo, hi)),
         }
     }
 

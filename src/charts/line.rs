@@ -79,6 +79,9 @@ pub fn line_chart_faded(
         .enumerate()
         .filter(|(i, _)| !is_faded(*i))
         .collect();
+    let legend_w = if legend.is_empty() { 0 } else { LEGEND_W };
+    // A chart of all 100 classes in colour is near its size bound already: no hovers there.
+    let hover = legend.len() <= MAX_LEGEND;
     let mut hovers = vec![];
     let x_fmt = move |x: &f64| {
         if integer_x {
@@ -87,76 +90,66 @@ pub fn line_chart_faded(
             fmt_num(*x)
         }
     };
-    let svg = render(
-        W + if legend.is_empty() { 0 } else { LEGEND_W },
-        H,
-        &title,
-        |root| {
-            let mut chart = ChartBuilder::on(root)
-                .caption(&title, ("sans-serif", 18))
-                .margin(12)
-                .margin_right(12 + if legend.is_empty() { 0 } else { LEGEND_W })
-                .x_label_area_size(40)
-                .y_label_area_size(64)
-                .build_cartesian_2d(x0..x1, y0..y1)?;
-            chart
-                .configure_mesh()
-                .x_desc(short(x_label, 80))
-                .y_desc(short(y_label, 80))
-                .x_labels(x_ticks)
-                .y_labels(8)
-                .x_label_formatter(&x_fmt)
-                .y_label_formatter(&|y| fmt_num(*y))
-                .light_line_style(RGBColor(235, 235, 235))
-                .draw()?;
-            for (_, segs) in segments.iter().enumerate().filter(|(i, _)| is_faded(*i)) {
-                for seg in segs {
-                    chart
-                        .draw_series(LineSeries::new(seg.iter().copied(), FADED.stroke_width(1)))?;
-                }
+    let svg = render(W + legend_w, H, &title, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(&title, ("sans-serif", 18))
+            .margin(12)
+            .margin_right(12 + legend_w)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(short(x_label, 80))
+            .y_desc(short(y_label, 80))
+            .x_labels(x_ticks)
+            .y_labels(8)
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&|y| fmt_num(*y))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for (_, segs) in segments.iter().enumerate().filter(|(i, _)| is_faded(*i)) {
+            for seg in segs {
+                chart.draw_series(LineSeries::new(seg.iter().copied(), FADED.stroke_width(1)))?;
             }
-            for (n_shown, &(i, s)) in legend.iter().enumerate() {
-                let color = palette_color(n_shown);
-                let style = color.stroke_width(2);
-                let segs = &segments[i];
-                for seg in segs {
-                    chart.draw_series(LineSeries::new(seg.iter().copied(), style))?;
-                }
-                let n: usize = segs.iter().map(Vec::len).sum();
-                if n <= MARKERS_UP_TO {
-                    chart.draw_series(
-                        segs.iter()
-                            .flatten()
-                            .map(|&p| Circle::new(p, 3, color.filled())),
-                    )?;
-                }
-                // Hover titles on the highlighted series, thinned to stay within the budget.
-                // A chart of all 100 classes in colour is near its size bound already: no hovers.
-                if legend.len() > MAX_LEGEND {
-                    continue;
-                }
-                let step = (n * legend.len()).div_ceil(LINE_HOVERS).max(1);
-                for &(x, y) in segs.iter().flatten().step_by(step) {
-                    let (px, py) = chart.backend_coord(&(x, y));
-                    let text = format!(
-                        "{}: {} {}, {}",
-                        s.name,
-                        short(x_label, 30),
-                        x_fmt(&x),
-                        fmt_num(y)
-                    );
-                    hovers.push(Hover {
-                        x: px,
-                        y: py,
-                        size: None,
-                        text,
-                    });
-                }
+        }
+        for (n_shown, &(i, s)) in legend.iter().enumerate() {
+            let color = palette_color(n_shown);
+            let style = color.stroke_width(2);
+            let segs = &segments[i];
+            for seg in segs {
+                chart.draw_series(LineSeries::new(seg.iter().copied(), style))?;
             }
-            let (right, top) = chart.backend_coord(&(x1, y1));
-            draw_legend(root, right + 14, top, &legend)
-        },
-    );
+            let n: usize = segs.iter().map(Vec::len).sum();
+            if n <= MARKERS_UP_TO {
+                chart.draw_series(
+                    segs.iter()
+                        .flatten()
+                        .map(|&p| Circle::new(p, 3, color.filled())),
+                )?;
+            }
+            // Hover titles on the highlighted series, thinned to stay within the budget.
+            let step = (n * legend.len()).div_ceil(LINE_HOVERS).max(1);
+            for &(x, y) in segs.iter().flatten().step_by(step).filter(|_| hover) {
+                let (px, py) = chart.backend_coord(&(x, y));
+                let text = format!(
+                    "{}: {} {}, {}",
+                    s.name,
+                    short(x_label, 30),
+                    x_fmt(&x),
+                    fmt_num(y)
+                );
+                hovers.push(Hover {
+                    x: px,
+                    y: py,
+                    size: None,
+                    text,
+                });
+            }
+        }
+        let (right, top) = chart.backend_coord(&(x1, y1));
+        draw_legend(root, right + 14, top, &legend)
+    });
     with_hovers(svg, &hovers)
 }
 

@@ -79,14 +79,7 @@ pub fn list_files(dir: &RunDir) -> Vec<FileEntry> {
         .map(|s| s.to_string())
         .collect();
     for sub in ["checkpoints", "reports"] {
-        if let Ok(rd) = std::fs::read_dir(dir.root().join(sub)) {
-            let mut v: Vec<String> = rd
-                .filter_map(Result::ok)
-                .map(|e| format!("{sub}/{}", e.file_name().to_string_lossy()))
-                .collect();
-            v.sort();
-            names.extend(v);
-        }
+        names.extend(sorted_names(&dir.root().join(sub), sub));
     }
     names.extend(eval_files(dir));
     names
@@ -105,30 +98,27 @@ pub fn list_files(dir: &RunDir) -> Vec<FileEntry> {
         .collect()
 }
 
-/// The downloadable files of every evaluation directory, by directory then file name.
-fn eval_files(dir: &RunDir) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir.root().join("evals")) else {
+/// `<prefix>/<name>` for every entry of directory `path`, sorted; empty when it cannot be read.
+fn sorted_names(path: &std::path::Path, prefix: &str) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(path) else {
         return vec![];
     };
-    let mut evals: Vec<String> = rd
+    let mut v: Vec<String> = rd
         .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|e| format!("{prefix}/{}", e.file_name().to_string_lossy()))
         .collect();
-    evals.sort();
-    let mut out = vec![];
-    for e in evals {
-        let Ok(rd) = std::fs::read_dir(dir.root().join("evals").join(&e)) else {
-            continue;
-        };
-        let mut files: Vec<String> = rd
-            .filter_map(Result::ok)
-            .map(|f| format!("evals/{e}/{}", f.file_name().to_string_lossy()))
-            .filter(|n| content_label(n).is_some())
-            .collect();
-        files.sort();
-        out.extend(files);
-    }
-    out
+    v.sort();
+    v
+}
+
+/// The downloadable files of every evaluation directory, by directory then file name.
+fn eval_files(dir: &RunDir) -> Vec<String> {
+    let evals = dir.root().join("evals");
+    sorted_names(&evals, "evals")
+        .iter()
+        .flat_map(|e| sorted_names(&dir.root().join(e), e))
+        .filter(|n| content_label(n).is_some())
+        .collect()
 }
 
 /// Resolve `name` inside `dir`, or explain why not.
