@@ -1,4 +1,4 @@
-// fairtat dashboard client: live run pages over Server-Sent Events, a refreshing runs list.
+// fairtat dashboard client: live run pages and a live runs list over Server-Sent Events.
 // No framework, no CDN. The server renders everything; this file only re-fetches fragments.
 (function () {
   "use strict";
@@ -30,6 +30,7 @@
           var name = img.getAttribute("data-chart");
           var q = "";
           if ((name === "cfps" || name.indexOf("confusion") === 0) && epochQ) { q += epochQ; }
+          if (name === "cfps" && srcSel && srcSel.value !== "train") { q += "&source=" + srcSel.value; }
           if (perClass(name)) { q += classQ; }
           var v = m.charts && m.charts[name] !== undefined ? String(m.charts[name]) : String(Date.now());
           if (img.getAttribute("data-v") === v && (img.getAttribute("data-q") || "") === q) { return; }
@@ -46,6 +47,8 @@
     function schedule() { if (!timer) { timer = setTimeout(refresh, 150); } }
 
     if (classSel) { classSel.addEventListener("change", function () { schedule(); }); }
+    var srcSel = document.getElementById("cfps-source");
+    if (srcSel) { srcSel.addEventListener("change", function () { schedule(); }); }
     if (slider) {
       slider.addEventListener("input", function () {
         follow = slider.value === slider.max;
@@ -54,8 +57,42 @@
       });
     }
 
-    function setText(elId, text) { var e = document.getElementById(elId); if (e) { e.textContent = text; } }
-    function pct(h, key) { return h && isFinite(h[key]) ? (100 * h[key]).toFixed(2) : "–"; }
+    // The header, downloads, evaluations and log come from one server-rendered JSON object:
+    // fetched on the run's events (throttled), and every 2 s while an evaluation is active.
+    var liveTimer = null, liveBusy = false, livePending = false, lastEvals = null, evalPoll = null;
+    function liveRefresh() {
+      liveTimer = null;
+      if (liveBusy) { livePending = true; return; }
+      liveBusy = true;
+      fetch("/runs/" + id + "/live").then(function (r) { return r.json(); }).then(function (v) {
+        var head = document.getElementById("run-head");
+        if (head && head.innerHTML !== v.head) { head.innerHTML = v.head; }
+        var files = document.getElementById("files");
+        if (files && files.innerHTML !== v.files) { files.innerHTML = v.files; }
+        // Replace the evaluations only when they changed, so a half-filled form survives.
+        if (v.evals !== lastEvals) {
+          var sec = document.getElementById("evals");
+          var active = document.activeElement;
+          if (sec && !(active && sec.contains(active) && active.tagName === "SELECT")) {
+            var h = sec.querySelector("h2");
+            sec.innerHTML = (h ? h.outerHTML : "") + v.evals;
+            lastEvals = v.evals;
+          }
+        }
+        var log = document.getElementById("log");
+        if (log && log.textContent !== v.log) { log.textContent = v.log; }
+        root.setAttribute("data-status", v.status);
+        if (v.evals_active && !evalPoll) {
+          evalPoll = setInterval(liveSoon, 2000);
+        } else if (!v.evals_active && evalPoll) {
+          clearInterval(evalPoll); evalPoll = null;
+        }
+      }).catch(function () {}).then(function () {
+        liveBusy = false;
+        if (livePending) { livePending = false; liveSoon(); }
+      });
+    }
+    function liveSoon() { if (!liveTimer) { liveTimer = setTimeout(liveRefresh, 300); } }
 
     // The page was rendered from the events up to data-after: the stream starts after them.
     var after = root.getAttribute("data-after");
@@ -67,80 +104,81 @@
         slider.max = line.epoch;
         if (follow) { slider.value = line.epoch; if (sliderOut) { sliderOut.textContent = line.epoch; } }
         schedule();
-      } else if (line.type === "log") {
-        var log = document.getElementById("log");
-        if (log) { log.textContent += "\n[" + line.level + "] " + line.message; }
       } else if (line.type === "finished") {
         schedule();
       }
+      if (line.type !== "progress") { liveSoon(); }
     };
-    es.addEventListener("status", function (m) {
-      var s;
-      try { s = JSON.parse(m.data); } catch (e) { return; }
-      var st = document.getElementById("run-status");
-      if (st) { st.textContent = s.status; st.className = "status status-" + s.status; }
-      var p = document.querySelector("#run-progress progress");
-      if (p) { p.value = Math.round(100 * (s.progress || 0)); }
-      setText("clean-overall", pct(s.clean, "overall"));
-      setText("clean-worst", pct(s.clean, s.dataset === "cifar100" ? "worst10" : "worst"));
-      setText("robust-overall", pct(s.robust, "overall"));
-      setText("robust-worst", pct(s.robust, s.dataset === "cifar100" ? "worst10" : "worst"));
-    });
-    es.addEventListener("resync", schedule);
-
-    // Evaluation jobs outlive the run's event stream: poll their fragment while one is active.
-    function pollEvals() {
-      var body = document.getElementById("evals-body");
-      if (!body || body.getAttribute("data-active") !== "1") { return; }
-      setTimeout(function () {
-        fetch("/runs/" + id + "/evals").then(function (r) { return r.text(); }).then(function (html) {
-          var sec = document.getElementById("evals");
-          var h = sec.querySelector("h2");
-          sec.innerHTML = (h ? h.outerHTML : "") + html;
-          pollEvals();
-        }).catch(function () {});
-      }, 2000);
-    }
-    pollEvals();
-    // Whether the run was queued or running when the page was rendered.
-    var live = root.getAttribute("data-live") === "1";
+    es.addEventListener("status", liveSoon);
+    es.addEventListener("resync", function () { schedule(); liveSoon(); });
     es.addEventListener("end", function () {
+      // The run is over: charts and the header catch up once; the page never reloads itself.
       es.close();
       schedule();
-      // Buttons and downloads depend on the final state: reload once when a run seen live is
-      // over. A finished run's stream ends right after its replay; reloading then would loop.
-      if (live) { setTimeout(function () { window.location.reload(); }, 1500); }
+      liveSoon();
     });
+    var evalsBody = document.getElementById("evals-body");
+    if (evalsBody && evalsBody.getAttribute("data-active") === "1") { evalPoll = setInterval(liveSoon, 2000); }
   }
 
-  // Runs page: refresh status, progress and ETA cells every 3 s from the JSON API.
+  // Runs page: one stream of every run's changes; each change (throttled to one a second)
+  // re-fetches the table's rows for the page's own filters and sort, keeping ticked boxes.
   function runsPage() {
-    function eta(s) {
-      if (s == null || !isFinite(s)) { return "–"; }
-      s = Math.round(s);
-      if (s < 60) { return s + "s"; }
-      if (s < 3600) { return Math.floor(s / 60) + "m " + ("0" + (s % 60)).slice(-2) + "s"; }
-      return Math.floor(s / 3600) + "h " + ("0" + Math.floor(s / 60) % 60).slice(-2) + "m";
-    }
-    setInterval(function () {
-      fetch("/api/runs").then(function (r) { return r.json(); }).then(function (runs) {
-        runs.forEach(function (s) {
-          var row = document.querySelector('tr[data-run="' + s.id + '"]');
-          if (!row) { return; }
-          var st = row.querySelector('[data-field="status"]');
-          if (st) { st.textContent = s.status; st.className = "status status-" + s.status; }
-          var p = row.querySelector('[data-field="progress"] progress');
-          if (p) { p.value = Math.round(100 * (s.progress || 0)); }
-          var e = row.querySelector('[data-field="eta"]');
-          if (e) { e.textContent = ["running", "queued"].indexOf(s.status) >= 0 ? eta(s.eta_secs) : "–"; }
-        });
+    var timer = null;
+    function rows() {
+      timer = null;
+      fetch("/fragments/run-rows" + window.location.search).then(function (r) {
+        return r.ok ? r.text() : null;
+      }).then(function (html) {
+        var body = document.querySelector("#runs-table tbody");
+        if (html === null || !body || body.innerHTML === html) { return; }
+        var ticked = {};
+        body.querySelectorAll("input[name=ids]:checked").forEach(function (c) { ticked[c.value] = true; });
+        body.innerHTML = html;
+        body.querySelectorAll("input[name=ids]").forEach(function (c) { c.checked = !!ticked[c.value]; });
+        var empty = document.getElementById("runs-empty");
+        if (empty) { empty.style.display = body.querySelector("tr") ? "none" : ""; }
       }).catch(function () {});
-    }, 3000);
+    }
+    function soon() { if (!timer) { timer = setTimeout(rows, 1000); } }
+    var es = new EventSource("/api/events");
+    es.addEventListener("status", soon);
+    es.addEventListener("resync", soon);
+    // (Re)connected: anything may have changed while the stream was down.
+    es.addEventListener("hello", soon);
+  }
+
+  // New-run form: fold away the method fields the chosen method does not read (they are still
+  // submitted, with their values); a button shows them again.
+  function newRunPage() {
+    var method = document.querySelector('#new-run-form [name="method.name"]');
+    var note = document.getElementById("method-fields-note");
+    var label = document.getElementById("method-fields-hidden");
+    var toggle = document.getElementById("method-fields-toggle");
+    if (!method || !note) { return; }
+    var shown = false;
+    function apply() {
+      var n = 0;
+      document.querySelectorAll("#new-run-form .field[data-methods]").forEach(function (f) {
+        var other = f.getAttribute("data-methods").split(" ").indexOf(method.value) < 0
+          && !f.classList.contains("invalid");
+        f.classList.toggle("other-method", other);
+        f.classList.toggle("shown", other && shown);
+        if (other) { n += 1; }
+      });
+      note.hidden = n === 0;
+      label.textContent = n + " field(s) of other methods " + (shown ? "shown, greyed." : "hidden.");
+      toggle.textContent = shown ? "hide them" : "show them";
+    }
+    method.addEventListener("change", apply);
+    toggle.addEventListener("click", function () { shown = !shown; apply(); });
+    apply();
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     var run = document.getElementById("run");
     if (run) { runPage(run); }
     if (document.body.getAttribute("data-page") === "runs") { runsPage(); }
+    if (document.body.getAttribute("data-page") === "new") { newRunPage(); }
   });
 })();

@@ -1,8 +1,11 @@
 //! End-to-end test in a real browser: headless Chromium driven through chromedriver's W3C
 //! WebDriver JSON protocol (plain reqwest; fantoccini needs a TLS feature or hyper-util to build
-//! a client). The dashboard runs in-process with the real trainer: pick a preset on /runs/new,
-//! shrink it in the form, start it, watch a chart change over SSE without a reload, and download
-//! the epochs CSV from the run page.
+//! a client). The dashboard runs in-process with the real trainer: a preset whose data is
+//! missing is refused with the message (and the preset kept); a grid launch asks to confirm
+//! with its number of runs; pick a preset on /runs/new, shrink it in the form, start it, watch
+//! a chart, the header and the downloads change over SSE without a reload, download the epochs
+//! CSV, evaluate the run and download the evaluation's CSV, and export the compare tables of two
+//! seeds (mean ± std and Table 2).
 
 mod common;
 
@@ -72,6 +75,58 @@ async fn new_run_form_live_chart_and_csv_download_in_chromium() {
     let (base, server) = serve_loopback(st.clone()).await;
     let browser = Browser::open(&driver, &tmp.path().join("profile")).await;
 
+    // A preset whose dataset is not on this machine is refused, with the files it needs, and
+    // the form keeps the preset and the values.
+    let no_data = tmp.path().join("no-cifar");
+    std::fs::create_dir_all(&no_data).unwrap();
+    browser
+        .goto(&format!("{base}/runs/new?preset=cifar10-prn18-at"))
+        .await;
+    browser.fill(r#"[name="device"]"#, "cpu").await;
+    browser
+        .fill(r#"[name="data.dir"]"#, no_data.to_str().unwrap())
+        .await;
+    browser.click("#new-run-form button[type=submit]").await;
+    let refused = poll(20, "the missing-data message", || async {
+        let v = browser
+            .exec(
+                r#"var e = document.getElementById("form-error");
+                   var p = document.querySelector('select[name="preset"]');
+                   return e ? [e.textContent, p ? p.value : ""] : null;"#,
+            )
+            .await
+            .ok()?;
+        Some((v[0].as_str()?.to_string(), v[1].as_str()?.to_string()))
+    })
+    .await;
+    assert!(
+        refused.0.contains("has no cifar10 data on this machine")
+            && refused.0.contains("test_batch.bin"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.1, "cifar10-prn18-at", "the preset is kept");
+    assert_eq!(st.index.list(&Default::default()).unwrap().len(), 0);
+
+    // A grid launch first says how many runs it queues, and queues nothing until confirmed.
+    browser.goto(&format!("{base}/runs/new")).await;
+    browser
+        .click(r#"#grid-launch select[name="preset"] option[value="fmnist-table1-grid"]"#)
+        .await;
+    browser.click("#grid-launch button[type=submit]").await;
+    let asked = poll(20, "the grid confirmation", || async {
+        let v = browser
+            .exec(r#"var e = document.getElementById("grid-confirm-count"); return e ? e.textContent : null;"#)
+            .await
+            .ok()?;
+        v.as_str().map(str::to_string)
+    })
+    .await;
+    assert!(
+        asked.contains("This queues") && asked.contains("runs"),
+        "{asked}"
+    );
+    assert_eq!(st.index.list(&Default::default()).unwrap().len(), 0);
+
     // The form: load the preset through its picker, then shrink the run.
     browser.goto(&format!("{base}/runs/new")).await;
     browser
@@ -93,6 +148,7 @@ async fn new_run_form_live_chart_and_csv_download_in_chromium() {
     for (key, value) in FIELDS {
         browser.fill(&format!(r#"[name="{key}"]"#), value).await;
     }
+    browser.fill(r#"[name="name"]"#, "bt-s0").await;
     browser.click("#new-run-form button[type=submit]").await;
 
     // The run page, reached through the form's redirect.
@@ -113,6 +169,26 @@ async fn new_run_form_live_chart_and_csv_download_in_chromium() {
     }
     let installed = browser.exec(RECORDER).await.unwrap();
     assert_eq!(installed, "ok");
+    browser
+        .exec("window.__fairtatStay = 1; return 1;")
+        .await
+        .unwrap();
+
+    // The header and the downloads follow the run without a reload.
+    poll(240, "the header and downloads after the first epoch", || async {
+        let v = browser
+            .exec(
+                r#"var e = document.getElementById("run-epochs");
+                   var ck = document.querySelector('#files a[href$="/checkpoints/last.safetensors"]');
+                   return [e ? e.textContent : "", !!ck, window.__fairtatStay || 0];"#,
+            )
+            .await
+            .ok()?;
+        assert_eq!(v[2], 1, "the run page reloaded itself");
+        let epochs = v[0].as_str()?;
+        (!epochs.starts_with("0 of") && v[1] == true).then_some(())
+    })
+    .await;
 
     // A chart changes while the run trains, without a reload: app.js re-points the image on
     // each epoch event from the SSE stream, and the SVG it shows after a later epoch differs.
@@ -145,7 +221,7 @@ async fn new_run_form_live_chart_and_csv_download_in_chromium() {
         records.iter().filter_map(|r| r["src"].as_str()).collect();
     assert!(srcs.len() >= 2, "the chart image was re-pointed: {srcs:?}");
 
-    // The run finishes; the page (reloaded by app.js once) offers the epochs CSV.
+    // The run finishes; the page, never reloaded, offers the epochs CSV.
     wait_status(&st, &id, "finished", 300.0).await;
     let (href, download) = poll(30, "the epochs.csv download link", || async {
         let v = browser
@@ -185,18 +261,79 @@ async fn new_run_form_live_chart_and_csv_download_in_chromium() {
         "every row has the header's {width} columns:\n{csv}"
     );
 
-    // A finished run's page stays put (it must not reload itself again and again).
-    let marker = browser
-        .exec("window.__fairtatStay = 1; return 1;")
-        .await
-        .unwrap();
-    assert_eq!(marker, 1);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The page followed the whole run without a reload, and a finished run's page stays put.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let stayed = browser
         .exec("return window.__fairtatStay || 0;")
         .await
         .unwrap();
-    assert_eq!(stayed, 1, "the page of a finished run reloads itself");
+    assert_eq!(stayed, 1, "the run page reloaded itself");
+
+    // A second seed of the same run, from the API, trains while the first is evaluated.
+    let mut set: serde_json::Map<String, Value> = FIELDS
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    set.insert("name".into(), "bt-s1".into());
+    set.insert("seed".into(), "1".into());
+    set.insert("train.epochs".into(), "1".into());
+    let body = serde_json::json!({ "preset": "fmnist-quick-fairtat", "set": set });
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/runs"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let second = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Evaluate the finished run from its page; the evaluation's CSV appears and downloads.
+    let quick = browser
+        .exec(r#"var c = document.querySelector('#eval-form input[name="suite"][value="quick"]'); return c ? c.checked : null;"#)
+        .await
+        .unwrap();
+    assert_eq!(quick, true, "the quick suite is ticked by default");
+    browser.click("#evaluate-btn").await;
+    let href = poll(400, "the evaluation's summary.csv link", || async {
+        let v = browser
+            .exec(r#"var a = document.querySelector('#evals a[href$="/summary.csv"]'); return a ? a.href : null;"#)
+            .await
+            .ok()?;
+        v.as_str().map(str::to_string)
+    })
+    .await;
+    let resp = reqwest::get(&href).await.unwrap();
+    assert_eq!(resp.status(), 200, "GET {href}");
+    let csv = resp.text().await.unwrap();
+    assert!(csv.lines().count() >= 2, "{csv}");
+    assert!(
+        csv.contains("autoattack"),
+        "the quick suite's AutoAttack row:\n{csv}"
+    );
+
+    // Compare both seeds and take every table away.
+    wait_status(&st, &second, "finished", 300.0).await;
+    browser
+        .goto(&format!("{base}/compare?ids={id}&ids={second}"))
+        .await;
+    let export = poll(20, "the compare page's CSV export", || async {
+        let v = browser
+            .exec(r#"var a = document.getElementById("export-csv"); return a ? a.href : null;"#)
+            .await
+            .ok()?;
+        v.as_str().map(str::to_string)
+    })
+    .await;
+    let csv = reqwest::get(&export).await.unwrap().text().await.unwrap();
+    assert!(
+        csv.contains("Mean ± standard deviation over seeds"),
+        "{csv}"
+    );
+    assert!(csv.contains("Table 2"), "{csv}");
+    assert!(csv.contains(" ± "), "a mean ± std cell:\n{csv}");
 
     browser.quit().await;
     st.shutdown();

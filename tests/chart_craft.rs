@@ -155,10 +155,19 @@ fn points_bars_and_cells_have_hover_titles() {
         x: "class",
         y: "C_FPS",
         y_range: Some((0.0, 0.8)),
+        ..Default::default()
     };
     let svg = bar_chart_with("C_FPS", &labels, &[0.25, -0.5], axes);
     let t = hover_titles(&svg);
     assert_eq!(t, vec!["cat: 0.25".to_string(), "dog: -0.5".to_string()]);
+    // A highlighted bar says its rank and what it is.
+    let hi = BarAxes {
+        highlight: &[1],
+        highlight_note: "top false-positive sink",
+        ..axes
+    };
+    let t = hover_titles(&bar_chart_with("C_FPS", &labels, &[0.25, 0.5], hi));
+    assert_eq!(t[1], "dog: 0.5 (top false-positive sink #1)");
     // The fixed range holds: the top tick is 0.8 even though the largest value is 0.25.
     assert!(numbers(&svg).iter().any(|v| (*v - 0.8).abs() < 1e-9));
 

@@ -345,6 +345,8 @@ fn sigterm_cancels_with_checkpoint_and_resume_finishes() {
         }
     };
     let pid = child.id();
+    // What the dashboard's Cancel does: the marker, then SIGTERM.
+    std::fs::write(dir.join("cancel-requested"), "cancel\n").unwrap();
     Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -352,13 +354,19 @@ fn sigterm_cancels_with_checkpoint_and_resume_finishes() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     let lines = read_events(&dir.join("events.jsonl")).unwrap();
-    assert!(matches!(
-        lines.last().unwrap().event,
-        RunEvent::Finished {
-            status: RunStatus::Cancelled,
-            ..
-        }
-    ));
+    let RunEvent::Finished {
+        status: RunStatus::Cancelled,
+        message,
+        ..
+    } = &lines.last().unwrap().event
+    else {
+        panic!("the last line is not a cancel: {:?}", lines.last());
+    };
+    let message = message.as_deref().unwrap_or_default();
+    assert!(
+        message.starts_with("cancelled by you") && message.contains("Resume continues"),
+        "{message}"
+    );
     assert!(dir.join("checkpoints/last.safetensors").exists());
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("checkpoints/state.json")).unwrap())

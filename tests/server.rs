@@ -507,7 +507,15 @@ async fn pages_forms_charts_and_compare() {
         "{tex}"
     );
     let (_, csv) = get(&st, &format!("/compare.csv?ids={id}")).await;
-    assert_eq!(csv.lines().count(), 2, "{csv}");
+    // Table 1 (header + one run), then the per-class robust and clean tables (header + 2
+    // classes each), blank lines between sections.
+    let table1: Vec<&str> = csv.lines().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(table1.len(), 2, "{csv}");
+    assert_eq!(
+        csv.lines().filter(|l| l.starts_with("Per-class")).count(),
+        4,
+        "{csv}"
+    );
     let (code, _) = get(&st, &format!("/compare/charts/robust_worst.svg?ids={id}")).await;
     assert_eq!(code, StatusCode::OK);
     let (code, js) = get(&st, "/static/app.js").await;

@@ -67,8 +67,12 @@ async fn grid_launch_queues_one_run_per_combination_and_compare_groups_seeds() {
     let (_, csv) = get(&st, &format!("/compare.csv?grid={gid}")).await;
     assert_eq!(
         csv.split("\n\n").count(),
-        2,
-        "Table 1 and the seed table: {csv}"
+        4,
+        "Table 1, the seed table and the per-class robust and clean tables: {csv}"
+    );
+    assert!(
+        csv.contains("table,class,g-fair-tat (mean of 2),g-pgd-at (mean of 2)"),
+        "{csv}"
     );
     assert!(
         csv.contains("\nMean ± standard deviation over seeds (%),g-pgd-at,pgd-at,2,75.0 ± 0.0"),
@@ -138,11 +142,34 @@ async fn grid_launch_queues_one_run_per_combination_and_compare_groups_seeds() {
         !html[..launch].contains("value=\"two\""),
         "grid preset offered as a single run"
     );
-    let req = Request::post("/grids/new")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from("preset=two"))
-        .unwrap();
-    let (code, headers, body) = send(&st, req).await;
+    assert!(
+        html[launch..].contains("<option value=\"\" selected>"),
+        "no grid is chosen by default: {html}"
+    );
+    // The first post only asks: it names the number of runs and queues nothing.
+    let before = json(&get(&st, "/api/runs").await.1)
+        .as_array()
+        .unwrap()
+        .len();
+    let post = |body: &'static str| {
+        Request::post("/grids/new")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (code, _, page) = send(&st, post("preset=two")).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("This queues <strong>2 runs</strong>"),
+        "{page}"
+    );
+    assert!(page.contains("name=\"confirm\" value=\"yes\""), "{page}");
+    let after = json(&get(&st, "/api/runs").await.1)
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "asking for confirmation queued runs");
+    let (code, headers, body) = send(&st, post("preset=two&confirm=yes")).await;
     assert_eq!(code, StatusCode::SEE_OTHER, "{body}");
     assert!(headers["location"]
         .to_str()

@@ -253,9 +253,17 @@ async fn cancel_goes_through_scancel_and_the_run_keeps_its_checkpoint() {
         view["state"].as_str().unwrap().starts_with("cancelled") || view["state"] == "completed",
         "{view}"
     );
-    // Resume is a new sbatch of `train --resume`.
-    let (code, b) = post_json(&st, &format!("/api/runs/{id}/resume"), "{}").await;
-    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    // Resume is a new sbatch of `train --resume` (accepted once the cancelled job has ended).
+    wait_for(20.0, "the resume to be accepted", || async {
+        let (code, b) = post_json(&st, &format!("/api/runs/{id}/resume"), "{}").await;
+        if code == StatusCode::CONFLICT {
+            assert!(b.contains("has not ended yet"), "{b}");
+            return None;
+        }
+        assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+        Some(())
+    })
+    .await;
     wait_for(30.0, "the resume job", || async {
         history(tmp.path(), &id)
             .contains("submitted resume job")

@@ -118,8 +118,8 @@ async fn events_in_order_and_reconnect_resumes_without_loss() {
         }
     }
     assert!(ended, "the stream ends with the run");
-    // started + 8 epochs + finished = seq 0..=9, contiguous, no duplicates.
-    assert_eq!(seen, (0..10).collect::<Vec<u64>>());
+    // started + 8 x (checkpoint, epoch) + finished = seq 0..=17, contiguous, no duplicates.
+    assert_eq!(seen, (0..18).collect::<Vec<u64>>());
     let last: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(tmp.path().join("runs").join(&id).join("events.jsonl"))
             .unwrap()
@@ -138,7 +138,7 @@ async fn events_in_order_and_reconnect_resumes_without_loss() {
             late.push(id);
         }
     }
-    assert_eq!(late, vec![7, 8, 9]);
+    assert_eq!(late, (7..18).collect::<Vec<u64>>());
 
     st.shutdown();
     tokio::time::timeout(Duration::from_secs(5), server)

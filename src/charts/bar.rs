@@ -24,6 +24,10 @@ pub struct BarAxes<'a> {
     /// A fixed value range (e.g. the same for every epoch, so a slider compares like with like);
     /// `None` fits the data. The axis always includes 0.
     pub y_range: Option<(f64, f64)>,
+    /// Bars drawn in the highlight colour, in rank order (their hover titles say the rank).
+    pub highlight: &'a [usize],
+    /// What a highlighted bar is, e.g. "top false-positive sink".
+    pub highlight_note: &'a str,
 }
 
 /// One bar per value, labelled with `labels` (indices where labels are missing). A non-finite
@@ -64,12 +68,18 @@ pub fn bar_chart_with(title: &str, labels: &[String], values: &[f64], axes: BarA
             .y_label_formatter(&|y| fmt_num(*y))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
-        let (pos, neg) = (palette_color(0), palette_color(3));
+        let (pos, neg, hi) = (palette_color(0), palette_color(3), palette_color(1));
         let half = 0.4;
         chart.draw_series(values.iter().enumerate().filter_map(|(i, v)| {
             let x = i as f64;
             v.map(|v| {
-                let color = if v < 0.0 { neg } else { pos };
+                let color = if axes.highlight.contains(&i) {
+                    hi
+                } else if v < 0.0 {
+                    neg
+                } else {
+                    pos
+                };
                 Rectangle::new([(x - half, 0.0), (x + half, v)], color.filled())
             })
         }))?;
@@ -84,7 +94,10 @@ pub fn bar_chart_with(title: &str, labels: &[String], values: &[f64], axes: BarA
             let (xa, ya) = chart.backend_coord(&(i as f64 - half, y1));
             let (xb, yb) = chart.backend_coord(&(i as f64 + half, y0));
             let v = v.map_or("missing".into(), fmt_num);
-            let text = format!("{}: {v}", category(labels, i));
+            let mut text = format!("{}: {v}", category(labels, i));
+            if let Some(r) = axes.highlight.iter().position(|h| *h == i) {
+                text += &format!(" ({} #{})", axes.highlight_note, r + 1);
+            }
             hovers.push(Hover {
                 x: xa,
                 y: ya,

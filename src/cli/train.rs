@@ -162,6 +162,7 @@ fn train_in(
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, scheduler_stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, stop.clone())?;
     let _ = std::fs::remove_file(run.queued_marker());
+    let _ = std::fs::remove_file(run.cancel_marker());
     let writer =
         EventWriter::open(run).with_context(|| format!("opening {}", run.events().display()))?;
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(writer), Box::new(ProgressSink::new())];
@@ -182,7 +183,7 @@ fn train_in(
                 RunStatus::Interrupted,
                 epochs_done,
                 Some(format!(
-                    "stopped for the scheduler's time limit (SIGUSR1) after epoch {epochs_done}; \
+                    "stopped for the scheduler's time limit (SIGUSR1) after {epochs_done} finished epoch(s); \
                      resume continues from the last checkpoint"
                 )),
                 EXIT_RESUMABLE,
@@ -191,7 +192,7 @@ fn train_in(
         Ok(Ok(Outcome::Cancelled { epochs_done })) => (
             RunStatus::Cancelled,
             epochs_done,
-            Some("stopped by signal".to_string()),
+            Some(cancel_message(run, epochs_done)),
             130,
         ),
         Ok(Err(e)) => (
@@ -249,4 +250,16 @@ fn read_epochs_done(run: &RunDir) -> usize {
     train::ResumeState::load(&run.resume_state())
         .map(|s| s.epochs_done)
         .unwrap_or(0)
+}
+
+/// Who stopped the run: the dashboard's Cancel leaves a marker just before its SIGTERM.
+fn cancel_message(run: &RunDir, epochs_done: usize) -> String {
+    let who = if run.cancel_marker().exists() {
+        "cancelled by you (Cancel on the dashboard or the API)"
+    } else {
+        "stopped by SIGINT/SIGTERM (Ctrl-C, kill or scancel outside the dashboard)"
+    };
+    format!(
+        "{who} after {epochs_done} finished epoch(s); Resume continues from the last checkpoint"
+    )
 }

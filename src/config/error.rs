@@ -8,11 +8,11 @@ pub enum ConfigError {
     Io { path: String, message: String },
     #[error("config is not valid TOML: {0}")]
     Syntax(String),
-    #[error("unknown config key `{key}`{hint}")]
+    #[error("unknown config key {key}{hint}")]
     UnknownKey { key: String, hint: String },
-    #[error("`{key}`: {message}")]
+    #[error("{key}: {message}")]
     Invalid { key: String, message: String },
-    #[error("`{key}` = {value:?} is not allowed; allowed values: {allowed}")]
+    #[error("{key} = {value:?} is not allowed; allowed values: {allowed}")]
     NotAllowed {
         key: String,
         value: String,

@@ -8,6 +8,7 @@
 mod choices;
 mod error;
 pub mod fields;
+pub mod form_check;
 pub mod grid;
 pub mod grid_init;
 pub mod keys;

@@ -42,7 +42,7 @@ pub fn set_value(
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         cur = match entry {
             toml::Value::Table(t) => t,
-            _ => return Err(ConfigError::invalid(key, format!("`{p}` is not a section"))),
+            _ => return Err(ConfigError::invalid(key, format!("{p} is not a section"))),
         };
     }
     cur.insert(parts[parts.len() - 1].to_string(), value);

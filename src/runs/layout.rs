@@ -139,6 +139,12 @@ impl RunDir {
         self.root.join("queued")
     }
 
+    /// Written by the server just before it stops the trainer for a user's Cancel, so the
+    /// trainer's final line can say who stopped it; removed when a trainer starts.
+    pub fn cancel_marker(&self) -> PathBuf {
+        self.root.join("cancel-requested")
+    }
+
     /// Locked by the process that owns the directory (a trainer or an evaluation job) for its
     /// whole life; it names that process ([`super::lock`]).
     pub fn lock_file(&self) -> PathBuf {

@@ -72,8 +72,53 @@ pub fn admit(st: &AppState, specs: &[RunSpec]) -> Result<(), ApiError> {
     let queued = st.jobs.lock().waiting_len();
     for spec in specs {
         check_device_here(st, &spec.device)?;
+        check_lr(spec)?;
+        // Under a scheduler the data lives on the nodes, which this server may not see.
+        if st.scheduler.is_none() {
+            check_data(spec)?;
+        }
     }
     check_queue(queued, specs.len(), st.guard.max_queued)
+}
+
+/// The dataset's files are in `data.dir`: a run without them could only fail at once.
+pub fn check_data(spec: &RunSpec) -> Result<(), ApiError> {
+    let (kind, dir) = (spec.data.dataset, &spec.data.dir);
+    let missing = crate::data::missing_files(kind, dir);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let all: Vec<String> = crate::data::expected_files(kind)
+        .into_iter()
+        .map(|names| names.join(" or "))
+        .collect();
+    Err(ApiError::Invalid(ConfigError::invalid(
+        "data.dir",
+        format!(
+            "{} has no {} data on this machine: missing {}. The {} files expected there are: \
+             {}. Put them in that directory or set data.dir to where they are (README: Datasets)",
+            dir.display(),
+            kind.as_str(),
+            missing.join(", "),
+            kind.as_str(),
+            all.join("; ")
+        ),
+    )))
+}
+
+/// A run queued from the dashboard or the API learns something: `train.lr` must be positive.
+/// (`fairtat train --set train.lr=0` stays possible for experiments that freeze the weights.)
+pub fn check_lr(spec: &RunSpec) -> Result<(), ApiError> {
+    if spec.train.lr > 0.0 {
+        return Ok(());
+    }
+    Err(ApiError::Invalid(ConfigError::invalid(
+        "train.lr",
+        format!(
+            "{} would never change the weights; allowed: a learning rate > 0 (the paper uses 0.1)",
+            spec.train.lr
+        ),
+    )))
 }
 
 /// A resume is possible (the run ended and left a checkpoint state), its device is present and

@@ -1,4 +1,5 @@
-//! Fan-out of run events to SSE clients: one bounded broadcast channel per run.
+//! Fan-out of run events to SSE clients: one bounded broadcast channel per run, and one for
+//! every run's summary changes (the runs list).
 //!
 //! Senders never wait for receivers, so a slow browser cannot slow the follower (or training);
 //! a receiver that falls more than [`CAPACITY`] messages behind gets `Lagged` and resyncs from
@@ -24,9 +25,19 @@ pub enum HubMsg {
     Status(Arc<RunSummary>),
 }
 
-#[derive(Default)]
 pub struct Hub {
     channels: Mutex<HashMap<String, broadcast::Sender<HubMsg>>>,
+    /// Every run's summary changes, for the runs list's one stream.
+    all: broadcast::Sender<Arc<RunSummary>>,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub {
+            channels: Mutex::default(),
+            all: broadcast::channel(CAPACITY).0,
+        }
+    }
 }
 
 impl Hub {
@@ -61,6 +72,13 @@ impl Hub {
     }
 
     pub fn status(&self, summary: &RunSummary) {
-        self.publish(&summary.id, HubMsg::Status(Arc::new(summary.clone())));
+        let s = Arc::new(summary.clone());
+        let _ = self.all.send(s.clone());
+        self.publish(&summary.id, HubMsg::Status(s));
+    }
+
+    /// Summary changes of every run (what the runs list follows).
+    pub fn subscribe_all(&self) -> broadcast::Receiver<Arc<RunSummary>> {
+        self.all.subscribe()
     }
 }

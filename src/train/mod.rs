@@ -9,6 +9,7 @@ mod commit;
 pub mod device;
 mod epoch_eval;
 mod error;
+mod eta;
 mod eval;
 pub mod fawa;
 mod init;

@@ -33,7 +33,7 @@ impl ProgressSink {
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
-            b.set_prefix(format!("epoch {}/{}", epoch + 1, epochs));
+            b.set_prefix(format!("epoch {epoch} of 0-{}", epochs.saturating_sub(1)));
             b
         })
     }
@@ -71,7 +71,7 @@ impl EventSink for ProgressSink {
                     .and_then(|v| v.as_u64())
                     .unwrap_or(0) as usize;
                 let from = if *start_epoch > 0 {
-                    format!(", resuming after epoch {start_epoch}")
+                    format!(", resuming at epoch {start_epoch}")
                 } else {
                     String::new()
                 };
@@ -96,8 +96,10 @@ impl EventSink for ProgressSink {
                 if let Some(b) = self.bar.take() {
                     b.finish_and_clear();
                 }
+                // Epochs are numbered from 0, as on the dashboard and in the CSV reports.
                 let mut line = format!(
-                    "epoch {:>3}/{} loss {:.4} lr {:.4}",
+                    "epoch {:>3} ({}/{} done) loss {:.4} lr {:.4}",
+                    r.epoch,
                     r.epoch + 1,
                     r.epochs,
                     r.train_loss,

@@ -8,12 +8,13 @@ use std::time::Instant;
 use tch::Device;
 
 use super::epoch_eval::{self, Copies};
+use super::eta;
 use super::fawa;
 use super::schedule::lr_at;
 use super::session::Session;
 use super::state::PartialEpoch;
 use super::TrainError;
-use crate::config::RunSpec;
+use crate::config::{EvalModel, RunSpec};
 use crate::data::{batch_indices, make_batch, Splits};
 use crate::fairness::{ClassMetrics, ConfusionMatrix};
 use crate::methods::{Batch, EpochCtx};
@@ -225,16 +226,21 @@ fn run_epoch(
         let elapsed = t0.elapsed().as_secs_f64();
         if (b + 1) % spec.train.log_every == 0 || b + 1 == n {
             let per_batch = elapsed / (b + 1 - start) as f64;
-            let eval_guess = s.records.last().map(|r| r.eval_secs).unwrap_or(0.0);
-            let left_epochs = (spec.train.epochs - epoch - 1) as f64;
+            let last_eval = s.records.last().map(|r| (r.epoch, r.eval_secs));
             sink.emit(&RunEvent::Progress {
                 epoch,
                 batch: b + 1,
                 batches: n,
                 loss: loss_sum / images.max(1) as f64,
                 images_per_sec: images_here as f64 / elapsed.max(1e-9),
-                eta_secs: per_batch * ((n - b - 1) as f64 + left_epochs * n as f64)
-                    + eval_guess * (left_epochs + 1.0),
+                eta_secs: eta::eta_secs(
+                    &spec,
+                    epoch,
+                    (b + 1, n),
+                    per_batch,
+                    last_eval,
+                    eval_sizes(s),
+                ),
             });
         }
         if stop.load(Ordering::SeqCst) && b + 1 < n {
@@ -305,6 +311,9 @@ fn run_epoch(
         evals,
         method_state,
     };
+    let val_clean = record
+        .eval("val", "clean", "live")
+        .map(|e| e.metrics.overall);
     sink.emit(&RunEvent::Epoch(Box::new(record.clone())));
     s.records.retain(|r| r.epoch != epoch);
     s.records.push(record);
@@ -313,8 +322,16 @@ fn run_epoch(
     s.state.batches_done = 0;
     s.state.partial = None;
     s.state.prev_train = Some(train_metrics);
-    if val_worst.is_some_and(|w| s.state.best_val_worst_robust.is_none_or(|best| w > best)) {
-        s.state.best_val_worst_robust = val_worst;
+    if let Some(w) = val_worst.filter(|w| {
+        better_worst(
+            (*w, val_clean),
+            s.state
+                .best_val_worst_robust
+                .map(|b| (b, s.state.best_val_clean)),
+        )
+    }) {
+        s.state.best_val_worst_robust = Some(w);
+        s.state.best_val_clean = val_clean;
         s.save_best(epoch)?;
         sink.emit(&RunEvent::Checkpoint {
             epoch,
@@ -329,9 +346,56 @@ fn run_epoch(
     Ok(true)
 }
 
+/// The evaluation sizes the ETA needs: validation and test images, test-evaluated models.
+fn eval_sizes(s: &Session) -> eta::EvalSizes {
+    let wanted = |m: EvalModel| s.spec.eval.models.contains(&m);
+    let test_models = usize::from(wanted(EvalModel::Live))
+        + usize::from(s.ema.is_some() && wanted(EvalModel::Ema))
+        + usize::from(s.fawa.is_some() && wanted(EvalModel::Fawa));
+    eta::EvalSizes {
+        val: s.splits.val.len(),
+        test: s.splits.test.len(),
+        test_models,
+    }
+}
+
+/// Whether this epoch's validation (worst-class robust, clean overall) replaces the best so far
+/// as `best-worst-robust`: a strictly better worst class, or the same worst class with a clean
+/// accuracy at least as good (the later model wins a full tie). Chance-level epochs tie at 0, so
+/// "strictly better" alone would keep the first epoch's model for ever.
+pub fn better_worst(now: (f64, Option<f64>), best: Option<(f64, Option<f64>)>) -> bool {
+    let Some((bw, bc)) = best else {
+        return true;
+    };
+    let (w, c) = now;
+    w > bw || (w == bw && c.unwrap_or(0.0) >= bc.unwrap_or(0.0))
+}
+
 /// A train-mode forward of the clean batch whose output is dropped: it moves BatchNorm's
 /// running statistics toward clean-batch statistics (algorithms.md §1.5; PKU-ML/CFA
 /// `train.py` `train_epoch`, TejaswiniMedi/FAIR-TAT `target_train_new.py` `train_epoch`).
 fn clean_forward(model: &crate::models::Model, batch: &Batch) {
     tch::no_grad(|| drop(model.forward_t(&batch.x, true)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::better_worst;
+
+    #[test]
+    fn best_worst_robust_needs_a_better_worst_class_or_a_tie_with_better_clean() {
+        assert!(
+            better_worst((0.0, Some(0.1)), None),
+            "the first validation sets it"
+        );
+        assert!(better_worst((0.2, Some(0.1)), Some((0.1, Some(0.9)))));
+        assert!(!better_worst((0.1, Some(0.9)), Some((0.2, Some(0.1)))));
+        // Chance-level epochs tie at 0: the later, cleaner model replaces the first one.
+        assert!(better_worst((0.0, Some(0.4)), Some((0.0, Some(0.1)))));
+        assert!(!better_worst((0.0, Some(0.05)), Some((0.0, Some(0.1)))));
+        assert!(
+            better_worst((0.0, Some(0.1)), Some((0.0, Some(0.1)))),
+            "a full tie keeps the later"
+        );
+    }
 }

@@ -22,6 +22,9 @@ pub struct ResumeState {
     pub prev_train: Option<ClassMetrics>,
     /// Best validation worst-class robust accuracy so far (for `best-worst-robust`).
     pub best_val_worst_robust: Option<f64>,
+    /// Validation clean accuracy of that checkpoint: it breaks ties of the worst class.
+    #[serde(default)]
+    pub best_val_clean: Option<f64>,
     pub ema_initialized: bool,
     /// FAWA has absorbed at least one epoch (`fawa.safetensors` exists).
     #[serde(default)]

@@ -86,6 +86,7 @@ while [ $e -lt {epochs} ]; do
     emit "\"type\":\"finished\",\"status\":\"interrupted\",\"epochs_done\":$e,\"message\":\"stopped for the scheduler (SIGUSR1)\""
     exit 75
   fi
+  emit "\"type\":\"checkpoint\",\"epoch\":$e,\"kind\":\"last\",\"file\":\"checkpoints/last.safetensors\""
   emit "\"type\":\"epoch\",\"epoch\":$e,\"epochs\":{epochs},\"lr\":0.1,\"train_loss\":1.5,\"train_secs\":0.1,\"eval_secs\":0.1,\"images_per_sec\":80.0,\"class_eps\":[0.03,0.04],\"target_probs\":[0.4,0.6],\"target_counts\":[3,5],\"evals\":[{clean},{robust}],\"method_state\":{{\"class_beta\":[0.5,0.75]}}"
   e=$((e+1))
 done

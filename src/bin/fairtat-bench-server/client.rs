@@ -77,3 +77,24 @@ pub async fn sse_client(
         }
     }
 }
+
+/// GET `path` for its status and the byte length of its body as sent (chunk framing included,
+/// a few bytes per 256 KiB): for binary answers such as the run archive.
+pub async fn http_get_len(addr: &str, path: &str) -> Result<(u16, usize)> {
+    let mut s = TcpStream::connect(addr).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no header end")?;
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no status code")?;
+    Ok((status, raw.len() - end - 4))
+}

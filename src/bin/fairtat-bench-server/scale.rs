@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::client::{http_get, sse_client};
+use crate::client::{http_get, http_get_len, sse_client};
 use crate::fixtures::{epoch, finished, new_run, percentile, scratch, started, trainer_binary};
 use fairtat::runs::synthetic::Synth;
 use fairtat::runs::{EventLine, RunDir, RunEvent, SCHEMA_VERSION};
@@ -242,6 +242,30 @@ pub async fn paper_scale(s: Scale) -> Result<()> {
         "  run page (warm): median {ms:.1} ms, {} KiB (target < 100 ms)",
         size / 1024
     );
+    let (ms, size) = median_get(&addr, &format!("/runs/{id}/live"), 10).await?;
+    println!(
+        "  live header, downloads, evaluations and log (/runs/<id>/live, warm): median {ms:.1} ms, \
+         {} KiB (target < 50 ms)",
+        size / 1024
+    );
+    let (ms, size) = median_get(&addr, "/fragments/run-rows", 10).await?;
+    println!(
+        "  runs list rows ({} runs, /fragments/run-rows): median {ms:.1} ms, {} KiB",
+        s.big + s.small,
+        size / 1024
+    );
+    let t = Instant::now();
+    let (status, size) = http_get_len(&addr, &format!("/runs/{id}/archive.tar.gz")).await?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    if status != 200 {
+        bail!("GET /runs/{id}/archive.tar.gz answered {status}");
+    }
+    println!(
+        "  download run (tar.gz of config, events, log, reports): {ms:.0} ms, {:.1} MB \
+         ({:.0} MB/s of archive)",
+        size as f64 / 1e6,
+        size as f64 / 1e6 / (ms / 1e3).max(1e-9)
+    );
     let (ms, size) = median_get(&addr, &format!("/api/runs/{id}/metrics"), 10).await?;
     println!(
         "  metrics API (warm): median {ms:.1} ms, {} KiB (target < 50 ms)",
@@ -359,6 +383,7 @@ async fn epoch_cost(server: &Server, live: &RunDir, seq: &mut u64) -> Result<()>
             http_get(addr, &format!("/runs/{id}/charts/{c}.svg")).await?;
         }
         http_get(addr, &format!("/runs/{id}/tables")).await?;
+        http_get(addr, &format!("/runs/{id}/live")).await?;
         let cpu2 = server.cpu_secs();
         ingest.push((cpu1 - cpu0) * 1e3);
         refresh.push((cpu2 - cpu1) * 1e3);
@@ -367,7 +392,7 @@ async fn epoch_cost(server: &Server, live: &RunDir, seq: &mut u64) -> Result<()>
     refresh.sort_by(f64::total_cmp);
     println!(
         "  one new epoch: server CPU median {:.0} ms to follow and fold it (incl. the manifest polls), \
-         {:.0} ms for the page's refresh (manifest, changed charts, tables); target < 50 ms \
+         {:.0} ms for the page's refresh (manifest, changed charts, tables, live parts); target < 50 ms \
          (/proc ticks are 10 ms)",
         percentile(&ingest, 0.5),
         percentile(&refresh, 0.5)

@@ -344,6 +344,8 @@ async fn prepare_run(st: &AppState, spec: RunSpec) -> Result<(Job, RunSummary), 
     let mut summary = scan::summary_from_spec(&dir, &spec);
     summary.status = RunStatus::Queued;
     st.index.upsert(&summary)?;
+    // The runs list adds the row from this.
+    st.hub.status(&summary);
     tracing::info!(run = %summary.id, "run created");
     let job = Job {
         run,

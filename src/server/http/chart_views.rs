@@ -72,11 +72,44 @@ impl Classes {
     }
 }
 
+/// Which C_FPS the C_FPS bars show (`?source=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CfpsSource {
+    /// The training set under the training attack, this epoch: drives the next epoch's targets.
+    #[default]
+    Train,
+    /// The test set, clean.
+    TestClean,
+    /// The test set under the per-epoch evaluation attack (PGD-k).
+    TestRobust,
+}
+
+impl CfpsSource {
+    pub const NAMES: [&'static str; 3] = ["train", "test-clean", "test-robust"];
+
+    pub fn parse(s: &str) -> Result<CfpsSource, String> {
+        match s {
+            "train" => Ok(CfpsSource::Train),
+            "test-clean" => Ok(CfpsSource::TestClean),
+            "test-robust" => Ok(CfpsSource::TestRobust),
+            _ => Err(format!(
+                "source: {s:?} is not a C_FPS source (allowed: {})",
+                CfpsSource::NAMES.join(", ")
+            )),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        CfpsSource::NAMES[self as usize]
+    }
+}
+
 /// A chart request after validation.
 #[derive(Clone, Debug, Default)]
 pub struct ChartQuery {
     pub epoch: Option<usize>,
     pub classes: Option<Classes>,
+    pub source: CfpsSource,
 }
 
 impl ChartQuery {
@@ -88,7 +121,12 @@ impl ChartQuery {
 
     /// Cache key of `name` under this query.
     pub fn key(&self, name: &str, m: &Metrics) -> String {
-        format!("{name}?e={:?}&c={}", self.epoch, self.classes(m).key())
+        format!(
+            "{name}?e={:?}&c={}&s={}",
+            self.epoch,
+            self.classes(m).key(),
+            self.source.as_str()
+        )
     }
 }
 
@@ -279,7 +317,7 @@ pub fn render(name: &str, f: &RunFold, detail: Option<&EpochDetail>, q: &ChartQu
             let t = "Target-sampling distribution";
             class_lines(t, "probability", s, &sel, robust, unit)
         }
-        "cfps" => cfps_bars(m, f.row_of(q.epoch)),
+        "cfps" => cfps_bars(m, f.row_of(q.epoch), detail, q.source),
         "cfps-heatmap" => class_epoch_heatmap(
             "C_FPS (training set, adversarial), class x epoch",
             m,
@@ -312,15 +350,52 @@ pub fn render(name: &str, f: &RunFold, detail: Option<&EpochDetail>, q: &ChartQu
     }
 }
 
-/// The C_FPS bars of one epoch on the y range of all epochs, so moving the epoch slider
-/// compares like with like.
-fn cfps_bars(m: &Metrics, row: Option<usize>) -> String {
-    let vals = row.and_then(|i| m.cfps.get(i)).cloned().unwrap_or_default();
+/// False-positive sinks highlighted in the C_FPS bars.
+const SINKS: usize = 3;
+
+/// The C_FPS bars of one epoch from `source`, on a y range that covers every epoch of the
+/// training C_FPS (so moving the epoch slider compares like with like), with the top
+/// false-positive sinks (the classes predicted most often wrongly) highlighted.
+fn cfps_bars(
+    m: &Metrics,
+    row: Option<usize>,
+    detail: Option<&EpochDetail>,
+    source: CfpsSource,
+) -> String {
+    let test = |robust: bool| {
+        detail
+            .and_then(|d| {
+                if robust {
+                    d.robust.as_ref()
+                } else {
+                    d.clean.as_ref()
+                }
+            })
+            .map(|e| (e.metrics.cfps.clone(), e.attack.clone()))
+    };
+    let (vals, what) = match source {
+        CfpsSource::Train => (
+            row.and_then(|i| m.cfps.get(i)).cloned().unwrap_or_default(),
+            row.map(|i| {
+                format!(
+                    "training set, adversarial: drives epoch {}'s targets",
+                    m.epochs[i] + 1
+                )
+            })
+            .unwrap_or_default(),
+        ),
+        CfpsSource::TestClean => test(false)
+            .map(|(v, _)| (v, "test set, clean".to_string()))
+            .unwrap_or_default(),
+        CfpsSource::TestRobust => test(true)
+            .map(|(v, a)| (v, format!("test set, under {a}")))
+            .unwrap_or_default(),
+    };
     let title = match row {
+        Some(i) if !vals.is_empty() => format!("C_FPS per class, epoch {} ({what})", m.epochs[i]),
         Some(i) => format!(
-            "C_FPS per class, epoch {} (training set, adversarial: drives epoch {}'s targets)",
-            m.epochs[i],
-            m.epochs[i] + 1
+            "C_FPS per class, epoch {}: not recorded for this source",
+            m.epochs[i]
         ),
         None => "C_FPS per class (no epoch yet)".into(),
     };
@@ -328,13 +403,34 @@ fn cfps_bars(m: &Metrics, row: Option<usize>) -> String {
         .cfps
         .iter()
         .flatten()
+        .chain(&vals)
         .copied()
         .filter(|v| v.is_finite())
         .fold(0.0_f64, f64::max);
+    let mut order: Vec<usize> = (0..vals.len()).filter(|&c| vals[c] > 0.0).collect();
+    order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
+    order.truncate(SINKS);
+    let name = |c: usize| {
+        m.class_names
+            .get(c)
+            .cloned()
+            .unwrap_or_else(|| c.to_string())
+    };
+    let x = if order.is_empty() {
+        "class".to_string()
+    } else {
+        let names: Vec<String> = order.iter().map(|&c| name(c)).collect();
+        format!(
+            "class (orange: top false-positive sinks {})",
+            names.join(", ")
+        )
+    };
     let axes = BarAxes {
-        x: "class",
+        x: &x,
         y: "C_FPS",
         y_range: (top > 0.0).then_some((0.0, top * 1.05)),
+        highlight: &order,
+        highlight_note: "top false-positive sink",
     };
     bar_chart_with(&title, &m.class_names, &vals, axes)
 }

@@ -16,7 +16,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::chart_views::{self, ChartQuery, Classes};
+use super::chart_views::{self, CfpsSource, ChartQuery, Classes};
 use super::run_dir;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -49,6 +49,8 @@ pub const CHARTS: [&str; 13] = [
 pub struct ChartParams {
     pub epoch: Option<usize>,
     pub classes: Option<String>,
+    /// C_FPS source of the `cfps` chart: train (default), test-clean, test-robust.
+    pub source: Option<String>,
 }
 
 impl ChartParams {
@@ -57,9 +59,14 @@ impl ChartParams {
             Some(c) => Some(Classes::parse(c).map_err(ApiError::BadRequest)?),
             None => None,
         };
+        let source = match self.source.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => CfpsSource::parse(s).map_err(ApiError::BadRequest)?,
+            None => CfpsSource::Train,
+        };
         Ok(ChartQuery {
             epoch: self.epoch,
             classes,
+            source,
         })
     }
 }
@@ -118,11 +125,12 @@ async fn chart(
         if not_modified(&headers, &tag) {
             return (tag, None);
         }
-        let detail = if name.starts_with("confusion") {
-            entry.detail(q.epoch, &st2.store.stats)
-        } else {
-            None
-        };
+        let detail =
+            if name.starts_with("confusion") || (name == "cfps" && q.source != CfpsSource::Train) {
+                entry.detail(q.epoch, &st2.store.stats)
+            } else {
+                None
+            };
         let svg = entry.chart(&key, version, &st2.store.stats, |f| {
             chart_views::render(&name, f, detail.as_deref(), &q)
         });

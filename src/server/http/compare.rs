@@ -1,6 +1,7 @@
 //! The compare page: the paper's Table 1 layout (clean and robust accuracy, overall and worst;
 //! worst-10% for 100 classes) for chosen runs, mean ± std over seeds, Tables 2-4 from the runs'
-//! evaluations, overlaid curves, and CSV / Markdown / LaTeX exports of every table. Runs are
+//! evaluations, per-class tables and the per-class difference of two groups (diverging bars),
+//! overlaid curves, and CSV / Markdown / LaTeX exports of every table. Runs are
 //! chosen with repeated `ids=` query parameters (the runs page checkboxes) or `grid=<id>`.
 
 use askama::Template;
@@ -11,6 +12,9 @@ use axum::routing::get;
 use axum::Router;
 
 use super::charts::svg_response;
+use super::compare_classes::{
+    class_acc, delta_chart, groups as class_groups, per_class_tables, GroupClassAcc,
+};
 use super::compare_export::{csv, export_tables, latex, markdown, ExportTable};
 use super::compare_tables::{
     corruption_table, eval_reports, robust_rows, seed_groups, GroupRow, RobustRow,
@@ -73,6 +77,36 @@ struct ComparePage {
     robust: Vec<RobustRow>,
     corruption_cols: Vec<String>,
     corruption_rows: Vec<(String, Vec<String>)>,
+    /// Seed groups the per-class difference can be drawn between, and the two chosen.
+    delta_groups: Vec<String>,
+    da: usize,
+    db: usize,
+}
+
+/// A `key=<number>` parameter of the query.
+fn param(q: Option<&str>, key: &str) -> Option<usize> {
+    q.unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+/// The two groups of the per-class difference: `da=`/`db=` of the query, else FAIR-TAT minus
+/// PGD-AT when both are there, else the first two.
+fn delta_pair(groups: &[GroupClassAcc], q: Option<&str>) -> Option<(usize, usize)> {
+    let n = groups.len();
+    if n < 2 {
+        return None;
+    }
+    let find = |m: &str| groups.iter().position(|g| g.name.contains(m));
+    let a = param(q, "da")
+        .filter(|i| *i < n)
+        .or(find("fair-tat"))
+        .unwrap_or(0);
+    let b = param(q, "db")
+        .filter(|i| *i < n)
+        .or(find("pgd-at").filter(|b| *b != a))
+        .unwrap_or(if a == 0 { 1 } else { 0 });
+    Some((a, b))
 }
 
 /// `grid=<id>` of the query: every run tagged `grid:<id>`, oldest first.
@@ -113,6 +147,8 @@ struct CompareData {
     robust: Vec<RobustRow>,
     corruption_cols: Vec<String>,
     corruption_rows: Vec<(String, Vec<String>)>,
+    /// Per-class accuracy of each seed group (mean over its runs).
+    classes: Vec<GroupClassAcc>,
 }
 
 impl CompareData {
@@ -129,10 +165,17 @@ impl CompareData {
             .iter()
             .map(|s| (s.clone(), st.run_dir(&s.id)))
             .collect();
-        let with_reports = tokio::task::spawn_blocking(move || {
-            dirs.into_iter()
+        let st2 = st.clone();
+        let (with_reports, accs) = tokio::task::spawn_blocking(move || {
+            let accs: Vec<_> = dirs
+                .iter()
+                .map(|(s, d)| (s.clone(), class_acc(&st2.store.run(d).fold())))
+                .collect();
+            let reports: Vec<_> = dirs
+                .into_iter()
                 .map(|(s, d)| (s, eval_reports(&d)))
-                .collect::<Vec<_>>()
+                .collect();
+            (reports, accs)
         })
         .await
         .map_err(ApiError::internal)?;
@@ -143,6 +186,7 @@ impl CompareData {
             robust: robust_rows(&with_reports),
             corruption_cols,
             corruption_rows,
+            classes: class_groups(&accs),
             ids,
             sums,
         })
@@ -154,13 +198,23 @@ impl CompareData {
 
     fn export(&self) -> Vec<ExportTable> {
         let corruption = (&self.corruption_cols[..], &self.corruption_rows[..]);
-        export_tables(&self.rows(), &self.groups, &self.robust, corruption)
+        let mut tables = export_tables(&self.rows(), &self.groups, &self.robust, corruption);
+        tables.extend(per_class_tables(&self.classes));
+        tables
     }
 }
 
 async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let d = CompareData::load(&st, q.as_deref()).await?;
+    let (da, db) = delta_pair(&d.classes, q.as_deref()).unwrap_or((0, 0));
     Ok(HtmlTemplate(ComparePage {
+        delta_groups: if da == db {
+            vec![]
+        } else {
+            d.classes.iter().map(|g| g.name.clone()).collect()
+        },
+        da,
+        db,
         rows: d.rows(),
         any_cifar100: d.sums.iter().any(|s| s.dataset == "cifar100"),
         query: d
@@ -239,9 +293,25 @@ async fn chart(
 ) -> Result<Response, ApiError> {
     let name = file
         .strip_suffix(".svg")
-        .filter(|n| CHARTS.contains(n))
+        .filter(|n| CHARTS.contains(n) || n.starts_with("delta-"))
         .ok_or_else(|| ApiError::NotFound(format!("chart {file:?}")))?
         .to_string();
+    if let Some(kind) = name.strip_prefix("delta-") {
+        let robust = match kind {
+            "robust" => true,
+            "clean" => false,
+            _ => return Err(ApiError::NotFound(format!("chart {file:?}"))),
+        };
+        let d = CompareData::load(&st, q.as_deref()).await?;
+        let (a, b) = delta_pair(&d.classes, q.as_deref()).ok_or_else(|| {
+            ApiError::BadRequest("a per-class difference needs two groups of runs".into())
+        })?;
+        return Ok(svg_response(delta_chart(
+            &d.classes[a],
+            &d.classes[b],
+            robust,
+        )));
+    }
     let sums = summaries(&st, &ids(q.as_deref()))?;
     let dirs: Vec<_> = sums
         .iter()

@@ -65,14 +65,49 @@ fn key_of_name(name: &str) -> Result<EvalKey, ApiError> {
     EvalKey::from_dir_name(name).ok_or_else(|| ApiError::NotFound(format!("evaluation {name:?}")))
 }
 
+/// The run page's form: one checkpoint and any number of suites (`suite=quick&suite=standard`),
+/// each queued as its own evaluation.
 async fn evaluate_form(
     State(st): State<AppState>,
     Path(id): Path<RunId>,
-    Form(r): Form<EvalRequest>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Redirect, ApiError> {
     run_dir(&st, &id)?;
-    supervisor::enqueue_eval(&st, &id, key_of(&r)?)?;
-    Ok(Redirect::to(&format!("/runs/{id}#evals")))
+    let model = pairs
+        .iter()
+        .find(|(k, _)| k == "model")
+        .map_or_else(default_model, |(_, v)| v.clone());
+    let suites: Vec<&String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "suite")
+        .map(|(_, v)| v)
+        .collect();
+    if suites.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "suite: choose at least one; allowed: {}",
+            EvalSuite::NAMES.join(", ")
+        )));
+    }
+    let (mut queued, mut refused) = (Vec::new(), Vec::new());
+    for suite in suites {
+        let r = EvalRequest {
+            suite: suite.clone(),
+            model: model.clone(),
+        };
+        match key_of(&r).and_then(|k| Ok(supervisor::enqueue_eval(&st, &id, k)?)) {
+            Ok(()) => queued.push(suite.clone()),
+            Err(e) => refused.push(e),
+        }
+    }
+    match (queued.is_empty(), refused.into_iter().next()) {
+        (_, None) => Ok(Redirect::to(&format!("/runs/{id}#evals"))),
+        (true, Some(e)) => Err(e),
+        (false, Some(e)) => Err(ApiError::Conflict(format!(
+            "queued {}; not queued: {}",
+            queued.join(", "),
+            e.public_message()
+        ))),
+    }
 }
 
 async fn evaluate_api(
@@ -164,8 +199,9 @@ struct EvalsFragment {
     evals: Vec<EvalView>,
 }
 
-fn view(s: EvalStatus, files: &[FileEntry]) -> EvalView {
+fn view(s: EvalStatus, files: &[FileEntry], waiting: &str) -> EvalView {
     let detail = match (&s.progress, &s.error, &s.report) {
+        _ if s.status == "queued" => waiting.to_string(),
         (Some(p), _, _) if s.status == "running" => {
             format!("{}: {}/{}", p.stage, p.done, p.total)
         }
@@ -242,6 +278,12 @@ fn describe(r: &EvalReport) -> String {
 pub fn fragment_html(st: &AppState, id: &str) -> String {
     let statuses = eval_statuses(st, id);
     let files = list_files(&st.run_dir(id));
+    // What the run's first waiting job waits for (a queued evaluation shows it).
+    let waiting = id
+        .parse()
+        .ok()
+        .and_then(|r| st.jobs.lock().wait_reason(&r))
+        .unwrap_or_default();
     let active = statuses
         .iter()
         .any(|s| s.status == "queued" || s.status == "running");
@@ -254,7 +296,10 @@ pub fn fragment_html(st: &AppState, id: &str) -> String {
             .filter(|m| st.run_dir(id).checkpoint(*m).exists())
             .map(CheckpointKind::as_str)
             .collect(),
-        evals: statuses.into_iter().map(|s| view(s, &files)).collect(),
+        evals: statuses
+            .into_iter()
+            .map(|s| view(s, &files, &waiting))
+            .collect(),
     }
     .render()
     .unwrap_or_else(|e| format!("<p class=\"error\">template: {e}</p>"))

@@ -30,6 +30,9 @@ pub struct FileEntry {
     /// File name the browser saves it as.
     pub download_as: String,
     pub bytes: u64,
+    /// What a checkpoint holds (`epoch 3 · ...`); empty for other files.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// Which relative names may be downloaded, and their content label for the saved file name.
@@ -93,6 +96,7 @@ pub fn list_files(dir: &RunDir) -> Vec<FileEntry> {
                 download_as: download_name(&id, &n)?,
                 name: n,
                 bytes: meta.len(),
+                note: String::new(),
             })
         })
         .collect()

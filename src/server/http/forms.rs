@@ -13,6 +13,7 @@ use super::api::{create_grid, create_run, preset_names, read_preset};
 use super::pages::{options, Opt};
 use super::views::HtmlTemplate;
 use crate::config::fields::{flatten, table_from_pairs, FieldKind, FIELDS, GROUPS};
+use crate::config::form_check::{all_errors, methods_using};
 use crate::config::{self, RawConfig};
 use crate::runs::{is_valid_run_id, new_run_id};
 use crate::server::error::ApiError;
@@ -49,25 +50,60 @@ fn grid_presets(st: &AppState) -> Vec<String> {
 #[derive(Deserialize)]
 struct GridParams {
     preset: String,
+    /// `yes` once the user has seen how many runs the grid queues.
+    #[serde(default)]
+    confirm: String,
 }
 
-/// `POST /grids/new` (`preset=<grid preset>`): create and queue every run of a grid preset.
+#[derive(Template)]
+#[template(path = "grid_confirm.html")]
+struct GridConfirm {
+    preset: String,
+    runs: usize,
+    names: Vec<String>,
+    more: usize,
+}
+
+/// Names listed on the confirmation page (the rest are counted).
+const CONFIRM_NAMES: usize = 40;
+
+/// `POST /grids/new` (`preset=<grid preset>`): first a page naming how many runs the grid
+/// queues, then (`confirm=yes`) create and queue every one of them.
 async fn launch_grid(
     State(st): State<AppState>,
     Form(p): Form<GridParams>,
 ) -> Result<Response, ApiError> {
     let gid = new_run_id("grid");
     let result = async {
+        if p.preset.is_empty() {
+            return Err(ApiError::Invalid(config::ConfigError::invalid(
+                "preset",
+                format!(
+                    "choose a grid preset; allowed: {}",
+                    grid_presets(&st).join(", ")
+                ),
+            )));
+        }
         let text = read_preset(&st, &p.preset)?;
         let loader = config::grid::presets_in(&st.configs_dir);
         let specs = config::grid::expand_with(&text, &[], &gid, &loader)?.ok_or_else(|| {
             ApiError::BadRequest(format!("preset {:?} has no [grid] table", p.preset))
         })?;
-        create_grid(&st, specs).await
+        if p.confirm != "yes" {
+            let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+            return Ok(Err(GridConfirm {
+                preset: p.preset.clone(),
+                runs: names.len(),
+                more: names.len().saturating_sub(CONFIRM_NAMES),
+                names: names.into_iter().take(CONFIRM_NAMES).collect(),
+            }));
+        }
+        create_grid(&st, specs).await.map(Ok)
     };
     match result.await {
-        Ok(_) => Ok(Redirect::to(&format!("/compare?grid={gid}")).into_response()),
-        Err(err) if err.status().is_client_error() => Ok(error_page(&st, &[], &err)),
+        Ok(Ok(_)) => Ok(Redirect::to(&format!("/compare?grid={gid}")).into_response()),
+        Ok(Err(confirm)) => Ok(HtmlTemplate(confirm).into_response()),
+        Err(err) if err.status().is_client_error() => Ok(error_page(&st, &[], &[err], "")),
         Err(err) => Err(err),
     }
 }
@@ -79,6 +115,8 @@ pub struct FieldView {
     pub value: String,
     pub choices: Vec<Opt>,
     pub error: String,
+    /// Space-separated methods that read this field; empty: every method.
+    pub methods: String,
 }
 
 pub struct GroupView {
@@ -92,7 +130,10 @@ struct NewRunPage {
     presets: Vec<Opt>,
     grids: Vec<String>,
     source: String,
-    error: String,
+    /// The preset the values came from, kept through a failed submit.
+    preset: String,
+    /// Every error of the last submit, each naming its field.
+    errors: Vec<String>,
     groups: Vec<GroupView>,
 }
 
@@ -102,7 +143,8 @@ pub struct NewParams {
     clone: Option<String>,
 }
 
-fn groups(values: &[(String, String)], error_key: Option<&str>, error: &str) -> Vec<GroupView> {
+/// The form's groups with `values` filled in and each error next to the field it names.
+fn groups(values: &[(String, String)], errors: &[ApiError]) -> Vec<GroupView> {
     let value_of = |k: &str| {
         values
             .iter()
@@ -135,11 +177,15 @@ fn groups(values: &[(String, String)], error_key: Option<&str>, error: &str) -> 
                         help: f.help,
                         choices: options(choices, Some(value.as_str())),
                         value,
-                        error: if error_key == Some(f.key) {
-                            error.to_string()
-                        } else {
-                            String::new()
-                        },
+                        error: errors
+                            .iter()
+                            .filter(|e| e.field() == Some(f.key))
+                            .map(ApiError::public_message)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        methods: methods_using(f.key)
+                            .map(|m| m.join(" "))
+                            .unwrap_or_default(),
                     }
                 })
                 .collect(),
@@ -202,8 +248,9 @@ async fn new_form(
         presets: options(single_presets(&st), p.preset.as_deref()),
         grids: grid_presets(&st),
         source,
-        error: String::new(),
-        groups: groups(&values, None, ""),
+        preset: p.preset.clone().unwrap_or_default(),
+        errors: vec![],
+        groups: groups(&values, &[]),
     })
     .into_response())
 }
@@ -212,10 +259,25 @@ async fn submit(
     State(st): State<AppState>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let pairs: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "token").collect();
+    let preset = pairs
+        .iter()
+        .find(|(k, _)| k == "_preset")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let pairs: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(k, _)| k != "token" && !k.starts_with('_'))
+        .collect();
     let (grid, pairs): (Vec<_>, Vec<_>) =
         pairs.into_iter().partition(|(k, _)| k.starts_with("grid_"));
     let mut table = table_from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let errors: Vec<ApiError> = all_errors(&table)
+        .into_iter()
+        .map(ApiError::Invalid)
+        .collect();
+    if !errors.is_empty() {
+        return Ok(error_page(&st, &pairs, &errors, &preset));
+    }
     let grid = grid_table(&grid);
     let gid = new_run_id("grid");
     let result = if grid.is_empty() {
@@ -239,21 +301,34 @@ async fn submit(
     };
     match created {
         Ok(to) => Ok(Redirect::to(&to).into_response()),
-        // The API's message (config, device, queue cap), shown inline next to its field.
-        Err(err) if err.status().is_client_error() => Ok(error_page(&st, &pairs, &err)),
+        // The API's message (config, data files, device, queue cap), shown next to its field.
+        Err(err) if err.status().is_client_error() => Ok(error_page(&st, &pairs, &[err], &preset)),
         Err(err) => Err(err),
     }
 }
 
-/// The form again with the error above it and next to the field it names.
-fn error_page(st: &AppState, pairs: &[(String, String)], err: &ApiError) -> Response {
-    let message = err.public_message();
+/// The form again, values kept, with every error above it and next to the field it names.
+fn error_page(
+    st: &AppState,
+    pairs: &[(String, String)],
+    errors: &[ApiError],
+    preset: &str,
+) -> Response {
+    let status = errors.first().map_or(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        ApiError::status,
+    );
     let page = NewRunPage {
-        presets: options(single_presets(st), None),
+        presets: options(single_presets(st), Some(preset)),
         grids: grid_presets(st),
-        source: String::new(),
-        error: message.clone(),
-        groups: groups(pairs, err.field(), &message),
+        source: if preset.is_empty() {
+            String::new()
+        } else {
+            format!("preset {preset} (with your changes)")
+        },
+        preset: preset.to_string(),
+        errors: errors.iter().map(ApiError::public_message).collect(),
+        groups: groups(pairs, errors),
     };
-    (err.status(), HtmlTemplate(page)).into_response()
+    (status, HtmlTemplate(page)).into_response()
 }

@@ -3,9 +3,11 @@
 //! with `tower::ServiceExt::oneshot`.
 
 pub mod api;
+mod archive;
 pub mod chart_views;
 pub mod charts;
 pub mod compare;
+mod compare_classes;
 mod compare_export;
 pub mod compare_tables;
 pub mod evals;
@@ -13,6 +15,7 @@ pub mod files;
 pub mod forms;
 pub mod pages;
 pub mod rejections;
+pub mod run_live;
 pub mod sse;
 pub mod tables;
 pub mod views;
@@ -35,8 +38,10 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .merge(sse::router())
         .merge(files::router())
+        .merge(archive::router())
         .merge(charts::router())
         .merge(pages::router())
+        .merge(run_live::router())
         .merge(forms::router())
         .merge(compare::router())
         .merge(evals::router())

@@ -10,20 +10,20 @@ use axum::Router;
 
 use super::api::ListParams;
 use super::charts::CHARTS;
-use super::files::{list_files, FileEntry};
+use super::files::list_files;
 use super::run_dir;
 use super::tables::{tables_html, TablesParams};
 use super::views::{HtmlTemplate, RunRow};
 use crate::runs::RunId;
 use crate::server::error::ApiError;
 use crate::server::index::SORT_KEYS;
-use crate::server::scan;
 use crate::server::state::AppState;
 use crate::server::supervisor;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(runs_page))
+        .route("/fragments/run-rows", get(run_rows))
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/tables", get(tables_fragment))
         .route("/runs/{id}/cancel", post(cancel_form))
@@ -142,6 +142,22 @@ async fn runs_page(
     }))
 }
 
+#[derive(Template)]
+#[template(path = "partials/run_rows.html")]
+struct RunRows {
+    rows: Vec<RunRow>,
+}
+
+/// The runs table's rows for the same query as the page: the runs list re-fetches them when
+/// `/api/events` says a run changed (a new run, a status, an epoch).
+async fn run_rows(
+    State(st): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rows = st.index.list(&p.query())?.iter().map(RunRow::of).collect();
+    Ok(HtmlTemplate(RunRows { rows }))
+}
+
 /// Percent-encode a query value (ids, statuses and tags are mostly plain already).
 pub fn enc(s: &str) -> String {
     s.bytes()
@@ -164,23 +180,24 @@ pub struct ChartView {
 struct RunPage {
     row: RunRow,
     last_epoch: usize,
+    /// The run trains or waits to (the page follows it live).
     cancellable: bool,
-    resumable: bool,
+    /// Status, progress, actions and headline numbers (`run_live`, re-fetched live).
+    head: String,
     charts: Vec<ChartView>,
     tables: String,
     evals: String,
-    files: Vec<FileEntry>,
+    /// The download list's items (`run_live`, re-fetched live).
+    files: String,
     config: String,
     log_tail: String,
     /// Seq of the last event the page shows; the page's event stream starts after it.
     after: String,
     /// Whether per-class charts need the class selector (more than ten classes).
     many_classes: bool,
-    /// `Slurm job 12: running on node7` under `--executor slurm` (empty otherwise).
-    scheduler: String,
 }
 
-/// The last `n` lines of a text file (reads at most the last 64 KiB).
+use super::run_live::{files_html, head_html, note_checkpoints, LOG_LINES};
 use crate::server::process::log_tail as tail;
 
 async fn run_page(
@@ -208,28 +225,23 @@ async fn run_page(
             many_classes: f.metrics().class_names.len() > 10,
             evals: super::evals::fragment_html(&st2, &id2),
         };
+        let mut files = list_files(&dir);
+        note_checkpoints(&mut files, &f);
         drop(f);
         (
-            list_files(&dir),
+            files,
             std::fs::read_to_string(dir.config_toml()).unwrap_or_default(),
-            tail(&dir.log(), 60),
+            tail(&dir.log(), LOG_LINES),
             page,
         )
     })
     .await
     .map_err(ApiError::internal)?;
     let version = |c: &str| page.versions.get(c).copied().unwrap_or(0);
-    let scheduler = id
-        .parse()
-        .ok()
-        .and_then(|run| st.scheduler.as_ref()?.view(&run))
-        .map(|v| format!("Slurm job {}: {}", v.job_id, v.state))
-        .unwrap_or_default();
     Ok(HtmlTemplate(RunPage {
-        scheduler,
+        head: head_html(&st, &summary),
         last_epoch: summary.epochs_done.saturating_sub(1),
         cancellable: active,
-        resumable: !active && scan::can_resume(&st.run_dir(&summary.id), &summary),
         row: RunRow::of(&summary),
         charts: CHARTS
             .iter()
@@ -246,7 +258,7 @@ async fn run_page(
             .collect(),
         tables: page.tables,
         evals: page.evals,
-        files,
+        files: files_html(&summary.id, &files),
         config,
         log_tail,
         after: page.after,

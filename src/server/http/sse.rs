@@ -7,6 +7,7 @@
 //! line starts, so only the lines asked for are read, as raw JSON in bounded chunks, and never
 //! parsed again. A lagging receiver gets a `resync` event and the missed lines the same way. Named events:
 //! `status` (summary JSON, no id), `resync`, `end` (the run is over; the client closes).
+//! `GET /api/events` streams every run's summary changes for the runs list.
 //! Every stream ends when the shutdown token fires, so graceful shutdown does not hang.
 
 use std::convert::Infallible;
@@ -28,7 +29,33 @@ use crate::server::hub::HubMsg;
 use crate::server::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/runs/{id}/events", get(events))
+    Router::new()
+        .route("/api/runs/{id}/events", get(events))
+        .route("/api/events", get(all_events))
+}
+
+/// `GET /api/events`: every run's summary as a `status` event each time it changes (the runs
+/// list adds rows and updates cells from them); `resync` when this client fell behind, after
+/// which it re-reads the list.
+async fn all_events(
+    State(st): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut rx = st.hub.subscribe_all();
+    let shutdown = st.shutdown.clone();
+    let stream = async_stream::stream! {
+        yield Ok(Event::default().event("hello").data("hello"));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                msg = rx.recv() => match msg {
+                    Ok(s) => yield Ok(Event::default().event("status").data(serde_json::to_string(&*s).unwrap_or_default())),
+                    Err(RecvError::Lagged(n)) => yield Ok(Event::default().event("resync").data(n.to_string())),
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        }
+    };
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
 #[derive(Deserialize)]

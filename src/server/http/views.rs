@@ -71,6 +71,8 @@ pub struct RunRow {
     pub progress: String,
     pub progress_pct: u32,
     pub epochs: String,
+    /// `2 of 3 epochs done` (epochs themselves are numbered from 0 everywhere).
+    pub epochs_text: String,
     pub eta: String,
     pub clean_overall: String,
     pub clean_worst: String,
@@ -94,6 +96,7 @@ impl RunRow {
             progress: format!("{:.0}%", 100.0 * s.progress.clamp(0.0, 1.0)),
             progress_pct: (100.0 * s.progress.clamp(0.0, 1.0)).round() as u32,
             epochs: format!("{}/{}", s.epochs_done, s.epochs_total),
+            epochs_text: format!("{} of {} epochs done", s.epochs_done, s.epochs_total),
             eta: if s.status.is_terminal() {
                 "–".into()
             } else {

@@ -224,6 +224,61 @@ impl Queue {
                 .any(|j| &j.run == run && is_train(&j.kind))
     }
 
+    /// What a waiting job of `run` waits for, in words: its place in the queue and the device
+    /// slot it needs (with the runs holding it), or its source run. `None` when none waits.
+    pub fn wait_reason(&self, run: &RunId) -> Option<String> {
+        let pos = self.waiting.iter().position(|j| &j.run == run)?;
+        let job = &self.waiting[pos];
+        let place = format!(
+            "position {} of {} in the queue",
+            pos + 1,
+            self.waiting.len()
+        );
+        if job.needs_source {
+            return Some(format!(
+                "waiting for the run it starts from (train.init_from_run) to finish; {place}"
+            ));
+        }
+        if let Some(other) = self.running.get(run) {
+            return Some(format!(
+                "waiting for its {} job to end; {place}",
+                other.job.kind.label()
+            ));
+        }
+        if self.free_slot(&job.device).is_some() {
+            return Some(format!("starting; {place}"));
+        }
+        let wanted: Vec<usize> = match job.device.as_str() {
+            d if d.starts_with("cuda:") => self
+                .slots
+                .iter()
+                .position(|s| s.name == d)
+                .into_iter()
+                .collect(),
+            "cpu" => vec![self.slots.len() - 1],
+            _ if self.gpus > 0 => (0..self.gpus).collect(),
+            _ => vec![self.slots.len() - 1],
+        };
+        let names: Vec<String> = wanted.iter().map(|&i| self.slots[i].name.clone()).collect();
+        let mut holders: Vec<&str> = self
+            .running
+            .values()
+            .filter(|r| r.slot.is_some_and(|s| wanted.contains(&s)))
+            .map(|r| r.job.run.as_str())
+            .collect();
+        holders.sort_unstable();
+        let cap: usize = wanted.iter().map(|&i| self.slots[i].capacity).sum();
+        Some(format!(
+            "waiting for a free {} slot ({cap} in total, busy with {}); {place}",
+            names.join("/"),
+            if holders.is_empty() {
+                "other jobs".to_string()
+            } else {
+                holders.join(", ")
+            }
+        ))
+    }
+
     /// Whether the run has any job waiting or running.
     pub fn active(&self, run: &RunId) -> bool {
         self.running.contains_key(run) || self.waiting.iter().any(|j| &j.run == run)
@@ -250,6 +305,35 @@ mod tests {
             suite: EvalSuite::Quick,
             model: CheckpointKind::Last,
         })
+    }
+
+    #[test]
+    fn a_waiting_job_says_what_it_waits_for() {
+        let mut q = Queue::new(0, 1);
+        q.push(job("a", JobKind::Train, "auto"));
+        q.push(job("b", JobKind::Train, "auto"));
+        let mut src = job("c", JobKind::Train, "auto");
+        src.needs_source = true;
+        q.push(src);
+        assert_eq!(
+            q.wait_reason(&"a".parse().unwrap()).unwrap(),
+            "starting; position 1 of 3 in the queue"
+        );
+        q.take_next(&HashSet::new()).unwrap();
+        let b = q.wait_reason(&"b".parse().unwrap()).unwrap();
+        assert_eq!(
+            b,
+            "waiting for a free cpu slot (1 in total, busy with a); position 1 of 2 in the queue"
+        );
+        let c = q.wait_reason(&"c".parse().unwrap()).unwrap();
+        assert!(
+            c.contains("train.init_from_run") && c.contains("position 2 of 2"),
+            "{c}"
+        );
+        assert!(
+            q.wait_reason(&"a".parse().unwrap()).is_none(),
+            "a runs, it waits for nothing"
+        );
     }
 
     #[test]

@@ -82,6 +82,11 @@ pub struct RunFold {
     changed: BTreeMap<String, u64>,
     /// Seq of the last change that touches every chart (a resume replacing epochs, new names).
     reset_seq: u64,
+    /// Checkpoint kind -> the epoch its latest `checkpoint` line says it holds.
+    checkpoints: BTreeMap<String, usize>,
+    /// Epoch -> validation worst-class accuracy under the PGD-k attack (what picks
+    /// `best-worst-robust`).
+    val_worst: BTreeMap<usize, f64>,
 }
 
 impl RunFold {
@@ -98,7 +103,19 @@ impl RunFold {
                 self.started_names = Some(class_names.clone());
                 self.refresh_names(line.seq);
             }
-            RunEvent::Epoch(rec) => self.push_epoch(line.seq, offset, rec),
+            RunEvent::Epoch(rec) => {
+                if let Some(v) = rec
+                    .evals
+                    .iter()
+                    .rfind(|e| e.split == "val" && e.attack != "clean")
+                {
+                    self.val_worst.insert(rec.epoch, v.metrics.worst);
+                }
+                self.push_epoch(line.seq, offset, rec)
+            }
+            RunEvent::Checkpoint { epoch, kind, .. } => {
+                self.checkpoints.insert(kind.clone(), *epoch);
+            }
             _ => {}
         }
         true
@@ -106,6 +123,13 @@ impl RunFold {
 
     pub fn metrics(&self) -> &Metrics {
         &self.m
+    }
+
+    /// The epoch checkpoint `kind` holds, and for `best-worst-robust` the validation
+    /// worst-class accuracy it was chosen by.
+    pub fn checkpoint(&self, kind: &str) -> Option<(usize, Option<f64>)> {
+        let epoch = *self.checkpoints.get(kind)?;
+        Some((epoch, self.val_worst.get(&epoch).copied()))
     }
 
     pub fn last_seq(&self) -> Option<u64> {

@@ -64,7 +64,7 @@ pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
             &dir,
             RunStatus::Cancelled,
             done,
-            "cancelled while queued".into(),
+            "cancelled by you while queued".into(),
         );
         return Ok(st.refresh(run).unwrap_or(summary(st, run)?));
     }
@@ -78,6 +78,8 @@ pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
     }
     match pid {
         Some((Some(pid), adopted)) if !adopted || owns(&dir, pid) => {
+            // Lets the trainer's final line say that the user cancelled it.
+            let _ = std::fs::write(dir.cancel_marker(), "cancel\n");
             signal(pid, "TERM").map_err(|e| JobError::Conflict(e.to_string()))?;
             tracing::info!(run = %run, pid, "sent SIGTERM");
         }
@@ -99,7 +101,13 @@ pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
 /// Queue an interrupted, failed or cancelled run to continue from its last checkpoint.
 pub fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
     let mut s = summary(st, run)?;
-    if st.jobs.lock().active(run) || !scan::resumable(&s) {
+    if st.jobs.lock().active(run) {
+        return Err(JobError::Conflict(format!(
+            "run {run} is {} but its job has not ended yet; resume it in a moment",
+            s.status.as_str()
+        )));
+    }
+    if !scan::resumable(&s) {
         return Err(JobError::Conflict(format!(
             "run {run} is {}; only interrupted, failed or cancelled runs can be resumed",
             s.status.as_str()

@@ -366,6 +366,7 @@ pub fn cancel(
     if let Some(r) = st.jobs.lock().running_mut(run) {
         r.cancel_requested = true;
     }
+    let _ = std::fs::write(st.run_dir(run).cancel_marker(), "cancel\n");
     off_runtime(|| cli::scancel(&id))
         .map_err(|e| JobError::Conflict(format!("scancel {id}: {e}")))?;
     history(

@@ -1,0 +1,111 @@
+//! The time left of a run: the batches left to train plus every evaluation still to come.
+//!
+//! Evaluation time is counted in "gradient passes per image" (a PGD-k attack is k forward and
+//! backward passes plus a forward; a clean pass about a third of one). Once an epoch has been
+//! evaluated its measured time gives seconds per pass; before that, the training pass rate
+//! stands in. Epochs differ: the test set is evaluated only every `eval.every` epochs, and the
+//! last epoch adds PGD-`final_steps`, so each epoch is estimated on its own.
+
+use super::epoch_eval::{eval_attacks, test_due};
+use crate::config::RunSpec;
+
+/// A forward pass, as a fraction of a forward and backward pass.
+const FORWARD: f64 = 1.0 / 3.0;
+
+/// What the estimate needs of the run besides its spec.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalSizes {
+    pub val: usize,
+    pub test: usize,
+    /// Models evaluated on the test set (live, EMA, FAWA as the run has them).
+    pub test_models: usize,
+}
+
+/// Gradient passes of the evaluation after epoch `epoch` (0-based).
+pub fn eval_passes(spec: &RunSpec, epoch: usize, n: EvalSizes) -> f64 {
+    let cost: Vec<f64> = eval_attacks(spec, epoch)
+        .iter()
+        .map(|a| a.as_ref().map_or(FORWARD, |a| a.steps as f64 + FORWARD))
+        .collect();
+    // Validation runs clean and PGD-k (the first two), every epoch.
+    let val = n.val as f64 * cost.iter().take(2).sum::<f64>();
+    let test = if test_due(spec, epoch) {
+        (n.test * n.test_models) as f64 * cost.iter().sum::<f64>()
+    } else {
+        0.0
+    };
+    val + test
+}
+
+/// Gradient passes of training one image (the attack's steps and the update).
+fn train_passes(spec: &RunSpec) -> f64 {
+    spec.attack.steps as f64 + 1.0
+}
+
+/// Seconds left after batch `batch` of `batches` in epoch `epoch`: `per_batch` is the measured
+/// training time per batch; `last_eval` the measured (epoch, seconds) of the latest evaluation.
+pub fn eta_secs(
+    spec: &RunSpec,
+    epoch: usize,
+    (batch, batches): (usize, usize),
+    per_batch: f64,
+    last_eval: Option<(usize, f64)>,
+    n: EvalSizes,
+) -> f64 {
+    let epochs = spec.train.epochs;
+    let left_batches = batches.saturating_sub(batch) + epochs.saturating_sub(epoch + 1) * batches;
+    let per_pass = match last_eval {
+        Some((e, secs)) if eval_passes(spec, e, n) > 0.0 => secs / eval_passes(spec, e, n),
+        _ => per_batch / (spec.train.batch_size.max(1) as f64 * train_passes(spec)),
+    };
+    let evals: f64 = (epoch..epochs).map(|e| eval_passes(spec, e, n)).sum();
+    per_batch * left_batches as f64 + per_pass * evals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(epochs: usize, every: usize) -> RunSpec {
+        let mut s = crate::config::from_toml_str("", &[]).unwrap();
+        s.train.epochs = epochs;
+        s.train.batch_size = 100;
+        s.attack.steps = 10;
+        s.eval.steps = 10;
+        s.eval.final_steps = 20;
+        s.eval.every = every;
+        s
+    }
+
+    const N: EvalSizes = EvalSizes {
+        val: 0,
+        test: 1000,
+        test_models: 1,
+    };
+
+    #[test]
+    fn before_any_evaluation_the_training_rate_prices_the_evaluations() {
+        let s = spec(2, 1);
+        // 10 batches of 100 images at 11 passes each take 1 s: 1/11000 s per pass.
+        let eta = eta_secs(&s, 0, (0, 10), 0.1, None, N);
+        let passes = eval_passes(&s, 0, N) + eval_passes(&s, 1, N);
+        assert!((eta - (2.0 + passes / 11_000.0)).abs() < 1e-9, "{eta}");
+        // The last epoch adds PGD-20 on top of clean and PGD-10.
+        assert!(eval_passes(&s, 1, N) > eval_passes(&s, 0, N));
+    }
+
+    #[test]
+    fn a_measured_evaluation_sets_the_rate_and_skipped_epochs_cost_nothing() {
+        let s = spec(4, 2);
+        assert_eq!(
+            eval_passes(&s, 0, N),
+            0.0,
+            "no test set after epoch 0 with every = 2"
+        );
+        let at1 = eval_passes(&s, 1, N);
+        // Epoch 1 was evaluated in 5 s; epochs 2 (none) and 3 (the final one) are left.
+        let eta = eta_secs(&s, 2, (0, 10), 0.0, Some((1, 5.0)), N);
+        let want = 5.0 / at1 * eval_passes(&s, 3, N);
+        assert!((eta - want).abs() < 1e-9, "{eta} vs {want}");
+    }
+}
