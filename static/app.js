@@ -121,8 +121,9 @@
     if (evalsBody && evalsBody.getAttribute("data-active") === "1") { evalPoll = setInterval(liveSoon, 2000); }
   }
 
-  // Runs page: one stream of every run's changes; each change (throttled to one a second)
-  // re-fetches the table's rows for the page's own filters and sort, keeping ticked boxes.
+  // Runs page: one stream of every run's changes. A change to a row on the page updates its
+  // cells in place; a run the table does not show yet (a new run) or a missed stretch (resync,
+  // reconnect) re-fetches the rows for the page's own filters and sort, keeping ticked boxes.
   function runsPage() {
     var timer = null;
     function rows() {
@@ -141,8 +142,41 @@
       }).catch(function () {});
     }
     function soon() { if (!timer) { timer = setTimeout(rows, 1000); } }
+    function pct(h, key) { return h && isFinite(h[key]) ? (100 * h[key]).toFixed(2) : "–"; }
+    function eta(s) {
+      if (s == null || !isFinite(s) || s < 0) { return "–"; }
+      s = Math.round(s);
+      if (s < 60) { return s + "s"; }
+      if (s < 3600) { return Math.floor(s / 60) + "m " + ("0" + (s % 60)).slice(-2) + "s"; }
+      return Math.floor(s / 3600) + "h " + ("0" + Math.floor(s / 60) % 60).slice(-2) + "m";
+    }
+    function set(row, field, text) {
+      var c = row.querySelector('[data-field="' + field + '"]');
+      if (c && c.textContent !== text) { c.textContent = text; }
+      return c;
+    }
+    function update(m) {
+      var s;
+      try { s = JSON.parse(m.data); } catch (e) { return; }
+      var row = document.querySelector('#runs-table tr[data-run="' + s.id + '"]');
+      if (!row) { soon(); return; }
+      var only = new URLSearchParams(window.location.search).get("status");
+      if (only && only !== s.status) { soon(); }
+      var st = set(row, "status", s.status);
+      if (st) { st.className = "status status-" + s.status; st.title = s.message || ""; }
+      var p = row.querySelector('[data-field="progress"] progress');
+      if (p) { p.value = Math.round(100 * Math.min(1, Math.max(0, s.progress || 0))); }
+      set(row, "epochs", s.epochs_done + "/" + s.epochs_total);
+      var live = s.status === "running" || s.status === "queued";
+      set(row, "eta", live ? eta(s.eta_secs) : "–");
+      var worst = s.dataset === "cifar100" ? "worst10" : "worst";
+      set(row, "clean", pct(s.clean, "overall"));
+      set(row, "clean-worst", pct(s.clean, worst));
+      set(row, "robust", pct(s.robust, "overall"));
+      set(row, "robust-worst", pct(s.robust, worst));
+    }
     var es = new EventSource("/api/events");
-    es.addEventListener("status", soon);
+    es.addEventListener("status", update);
     es.addEventListener("resync", soon);
     // (Re)connected: anything may have changed while the stream was down.
     es.addEventListener("hello", soon);

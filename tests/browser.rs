@@ -51,6 +51,22 @@ const FIELDS: [(&str, &str); 10] = [
     ("train.lr", "0.05"),
 ];
 
+/// Create a run of the quick FAIR-TAT preset with `set` through the API; its id.
+async fn create_run(base: &str, set: &serde_json::Map<String, Value>) -> String {
+    let body = serde_json::json!({ "preset": "fmnist-quick-fairtat", "set": set });
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/runs"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_run_form_live_chart_and_csv_download_in_chromium() {
     let tmp = tempfile::tempdir().unwrap();
@@ -277,18 +293,7 @@ async fn new_run_form_live_chart_and_csv_download_in_chromium() {
     set.insert("name".into(), "bt-s1".into());
     set.insert("seed".into(), "1".into());
     set.insert("train.epochs".into(), "1".into());
-    let body = serde_json::json!({ "preset": "fmnist-quick-fairtat", "set": set });
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/api/runs"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let second = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = create_run(&base, &set).await;
 
     // Evaluate the finished run from its page; the evaluation's CSV appears and downloads.
     let quick = browser
@@ -334,6 +339,35 @@ async fn new_run_form_live_chart_and_csv_download_in_chromium() {
     );
     assert!(csv.contains("Table 2"), "{csv}");
     assert!(csv.contains(" ± "), "a mean ± std cell:\n{csv}");
+
+    // The runs list shows a new run and its progress without a reload.
+    browser.goto(&format!("{base}/")).await;
+    poll(20, "the runs page", || async {
+        let v = browser
+            .exec("return document.body.getAttribute('data-page');")
+            .await
+            .ok()?;
+        (v == "runs").then_some(())
+    })
+    .await;
+    browser
+        .exec("window.__fairtatStay = 1; return 1;")
+        .await
+        .unwrap();
+    set.insert("name".into(), "bt-live".into());
+    let third = create_run(&base, &set).await;
+    guard.id = Some(third.clone());
+    let script = format!(
+        r#"var r = document.querySelector('#runs-table tr[data-run="{third}"]');
+           var s = r ? r.querySelector('[data-field="status"]').textContent : null;
+           return [s, window.__fairtatStay || 0];"#
+    );
+    poll(120, "the new run's row to reach finished", || async {
+        let v = browser.exec(&script).await.ok()?;
+        assert_eq!(v[1], 1, "the runs page reloaded itself");
+        (v[0] == "finished").then_some(())
+    })
+    .await;
 
     browser.quit().await;
     st.shutdown();

@@ -228,3 +228,18 @@ fn the_legend_sits_right_of_the_plot() {
         }
     }
 }
+
+#[test]
+fn value_axes_label_float_noise_as_zero() {
+    // An all-zero difference (two runs alike) fits -0.4..0.4, whose middle tick is a float sum.
+    let labels = vec!["cat".to_string(), "dog".to_string()];
+    let axes = BarAxes {
+        x: "class",
+        y: "difference",
+        ..Default::default()
+    };
+    let svg = bar_chart_with("a minus b", &labels, &[0.0, 0.0], axes);
+    let t = texts(&svg);
+    assert!(!t.iter().any(|s| s.contains("e-")), "{t:?}");
+    assert!(t.iter().any(|s| s == "0"), "a 0 tick: {t:?}");
+}

@@ -148,13 +148,17 @@ pub fn valid_range(r: Option<(f64, f64)>) -> Option<(f64, f64)> {
     (hi - lo > 1e-12 * lo.abs().max(hi.abs()).max(1.0)).then_some((lo, hi))
 }
 
+/// Below this a value is float noise of a sum that should be 0 (a tick at -0.4 + 4 x 0.1 is
+/// -5.55e-17), not a quantity: it is labelled 0.
+const NOISE: f64 = 1e-12;
+
 /// Compact tick label: up to 4 significant decimals, scientific for very large or small values.
 pub fn fmt_num(x: f64) -> String {
     if !x.is_finite() {
         return String::new();
     }
     let a = x.abs();
-    if a == 0.0 {
+    if a < NOISE {
         "0".into()
     } else if !(1e-3..1e5).contains(&a) {
         format!("{x:.2e}")

@@ -7,11 +7,7 @@ use tokio::net::TcpStream;
 
 /// `GET path` with `Connection: close`; returns the status code and the (de-chunked) body.
 pub async fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
+    let raw = raw_get(addr, path).await?;
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").context("no header end")?;
     let status: u16 = head
@@ -81,11 +77,7 @@ pub async fn sse_client(
 /// GET `path` for its status and the byte length of its body as sent (chunk framing included,
 /// a few bytes per 256 KiB): for binary answers such as the run archive.
 pub async fn http_get_len(addr: &str, path: &str) -> Result<(u16, usize)> {
-    let mut s = TcpStream::connect(addr).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
+    let raw = raw_get(addr, path).await?;
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -97,4 +89,14 @@ pub async fn http_get_len(addr: &str, path: &str) -> Result<(u16, usize)> {
         .and_then(|c| c.parse().ok())
         .context("no status code")?;
     Ok((status, raw.len() - end - 4))
+}
+
+/// The whole answer (head and body) of one `Connection: close` GET.
+async fn raw_get(addr: &str, path: &str) -> Result<Vec<u8>> {
+    let mut s = TcpStream::connect(addr).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    Ok(raw)
 }
