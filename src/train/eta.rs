@@ -8,6 +8,7 @@
 
 use super::epoch_eval::{eval_attacks, test_due};
 use crate::config::RunSpec;
+use crate::runs::{EpochRecord, EvalRecord};
 
 /// A forward pass, as a fraction of a forward and backward pass.
 const FORWARD: f64 = 1.0 / 3.0;
@@ -42,20 +43,60 @@ fn train_passes(spec: &RunSpec) -> f64 {
     spec.attack.steps as f64 + 1.0
 }
 
+/// The test-set models an epoch record evaluated itself: the live model, plus every other model
+/// whose test records differ from the live model's (an EMA at its first update, or FAWA on the
+/// epoch it starts, is a copy whose records are the live model's, relabelled, not evaluated).
+pub fn evaluated_models(rec: &EpochRecord) -> usize {
+    let test = |m: &str| -> Vec<&EvalRecord> {
+        rec.evals
+            .iter()
+            .filter(|e| e.split == "test" && e.model == m)
+            .collect()
+    };
+    let live = test("live");
+    let mut others: Vec<&str> = rec
+        .evals
+        .iter()
+        .filter(|e| e.split == "test" && e.model != "live")
+        .map(|e| e.model.as_str())
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    let own = others
+        .into_iter()
+        .filter(|m| {
+            let recs = test(m);
+            recs.len() != live.len()
+                || recs
+                    .iter()
+                    .zip(&live)
+                    .any(|(a, b)| a.confusion != b.confusion)
+        })
+        .count();
+    usize::from(!live.is_empty()) + own
+}
+
 /// Seconds left after batch `batch` of `batches` in epoch `epoch`: `per_batch` is the measured
-/// training time per batch; `last_eval` the measured (epoch, seconds) of the latest evaluation.
+/// training time per batch; `last` the latest epoch record (its measured evaluation time).
 pub fn eta_secs(
     spec: &RunSpec,
     epoch: usize,
     (batch, batches): (usize, usize),
     per_batch: f64,
-    last_eval: Option<(usize, f64)>,
+    last: Option<&EpochRecord>,
     n: EvalSizes,
 ) -> f64 {
     let epochs = spec.train.epochs;
     let left_batches = batches.saturating_sub(batch) + epochs.saturating_sub(epoch + 1) * batches;
-    let per_pass = match last_eval {
-        Some((e, secs)) if eval_passes(spec, e, n) > 0.0 => secs / eval_passes(spec, e, n),
+    let measured = last.map(|r| {
+        let n = EvalSizes {
+            test_models: evaluated_models(r),
+            ..n
+        };
+        (r.eval_secs, eval_passes(spec, r.epoch, n))
+    });
+    let per_pass = match measured {
+        Some((secs, passes)) if passes > 0.0 => secs / passes,
         _ => per_batch / (spec.train.batch_size.max(1) as f64 * train_passes(spec)),
     };
     let evals: f64 = (epoch..epochs).map(|e| eval_passes(spec, e, n)).sum();
@@ -104,8 +145,58 @@ mod tests {
         );
         let at1 = eval_passes(&s, 1, N);
         // Epoch 1 was evaluated in 5 s; epochs 2 (none) and 3 (the final one) are left.
-        let eta = eta_secs(&s, 2, (0, 10), 0.0, Some((1, 5.0)), N);
+        let eta = eta_secs(&s, 2, (0, 10), 0.0, Some(&record(1, 5.0, &["live"])), N);
         let want = 5.0 / at1 * eval_passes(&s, 3, N);
+        assert!((eta - want).abs() < 1e-9, "{eta} vs {want}");
+    }
+
+    /// An epoch record with a clean test record per model; "copy" models get the live matrix.
+    fn record(epoch: usize, eval_secs: f64, models: &[&str]) -> EpochRecord {
+        let evals = models
+            .iter()
+            .map(|m| {
+                let own = if *m == "live" || m.ends_with("copy") {
+                    1
+                } else {
+                    7
+                };
+                let mut r: EvalRecord = serde_json::from_value(serde_json::json!({
+                    "split": "test", "attack": "clean", "model": m,
+                    "confusion": [[1, own], [0, 1]], "overall": 0.5, "worst": 0.5,
+                    "worst10": 0.5, "class_acc": [0.5, 0.5], "cfps": [0.0, 0.0],
+                    "cacc": [0.5, 0.5], "support": [1, 1]
+                }))
+                .unwrap();
+                r.model = m.trim_end_matches("-copy").to_string();
+                r
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "epoch": epoch, "epochs": 4, "lr": 0.1, "train_loss": 1.0, "train_secs": 1.0,
+            "eval_secs": eval_secs, "images_per_sec": 1.0, "class_eps": [],
+            "target_probs": null, "target_counts": null, "evals": [], "method_state": {}
+        }))
+        .map(|mut r: EpochRecord| {
+            r.evals = evals;
+            r
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn copies_of_the_live_model_are_not_counted_as_evaluated() {
+        let first = record(0, 1.0, &["live", "ema-copy"]);
+        assert_eq!(evaluated_models(&first), 1);
+        let later = record(1, 1.0, &["live", "ema", "fawa-copy"]);
+        assert_eq!(evaluated_models(&later), 2);
+        // Epoch 0 evaluated one model in 1 s; later epochs evaluate two: twice the time.
+        let s = spec(3, 1);
+        let two = EvalSizes {
+            test_models: 2,
+            ..N
+        };
+        let eta = eta_secs(&s, 1, (10, 10), 0.0, Some(&first), two);
+        let want = (eval_passes(&s, 1, two) + eval_passes(&s, 2, two)) / eval_passes(&s, 0, N);
         assert!((eta - want).abs() < 1e-9, "{eta} vs {want}");
     }
 }

@@ -226,7 +226,7 @@ fn run_epoch(
         let elapsed = t0.elapsed().as_secs_f64();
         if (b + 1) % spec.train.log_every == 0 || b + 1 == n {
             let per_batch = elapsed / (b + 1 - start) as f64;
-            let last_eval = s.records.last().map(|r| (r.epoch, r.eval_secs));
+
             sink.emit(&RunEvent::Progress {
                 epoch,
                 batch: b + 1,
@@ -238,7 +238,7 @@ fn run_epoch(
                     epoch,
                     (b + 1, n),
                     per_batch,
-                    last_eval,
+                    s.records.last(),
                     eval_sizes(s),
                 ),
             });
@@ -351,7 +351,8 @@ fn eval_sizes(s: &Session) -> eta::EvalSizes {
     let wanted = |m: EvalModel| s.spec.eval.models.contains(&m);
     let test_models = usize::from(wanted(EvalModel::Live))
         + usize::from(s.ema.is_some() && wanted(EvalModel::Ema))
-        + usize::from(s.fawa.is_some() && wanted(EvalModel::Fawa));
+        // FAWA is evaluated once it has absorbed an epoch (it may start late).
+        + usize::from(s.fawa.is_some() && s.state.fawa_initialized && wanted(EvalModel::Fawa));
     eta::EvalSizes {
         val: s.splits.val.len(),
         test: s.splits.test.len(),
