@@ -48,12 +48,12 @@ pub fn expected_files(kind: DatasetKind) -> Vec<Vec<String>> {
         DatasetKind::FashionMnist => ["train-images", "train-labels", "t10k-images", "t10k-labels"]
             .iter()
             .map(|p| {
-                let kind = if p.ends_with("images") {
+                let idx = if p.ends_with("images") {
                     "idx3"
                 } else {
                     "idx1"
                 };
-                let base = format!("{p}-{kind}-ubyte");
+                let base = format!("{p}-{idx}-ubyte");
                 vec![format!("{base}.gz"), base]
             })
             .collect(),

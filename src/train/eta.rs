@@ -76,31 +76,49 @@ pub fn evaluated_models(rec: &EpochRecord) -> usize {
     usize::from(!live.is_empty()) + own
 }
 
-/// Seconds left after batch `batch` of `batches` in epoch `epoch`: `per_batch` is the measured
-/// training time per batch; `last` the latest epoch record (its measured evaluation time).
-pub fn eta_secs(
-    spec: &RunSpec,
-    epoch: usize,
-    (batch, batches): (usize, usize),
-    per_batch: f64,
-    last: Option<&EpochRecord>,
-    n: EvalSizes,
-) -> f64 {
-    let epochs = spec.train.epochs;
-    let left_batches = batches.saturating_sub(batch) + epochs.saturating_sub(epoch + 1) * batches;
-    let measured = last.map(|r| {
-        let n = EvalSizes {
-            test_models: evaluated_models(r),
-            ..n
-        };
-        (r.eval_secs, eval_passes(spec, r.epoch, n))
-    });
-    let per_pass = match measured {
-        Some((secs, passes)) if passes > 0.0 => secs / passes,
-        _ => per_batch / (spec.train.batch_size.max(1) as f64 * train_passes(spec)),
-    };
-    let evals: f64 = (epoch..epochs).map(|e| eval_passes(spec, e, n)).sum();
-    per_batch * left_batches as f64 + per_pass * evals
+/// The time left in epoch `epoch`, planned once per epoch (the evaluations still to come and
+/// their price), then priced at each progress line from the measured time per batch.
+#[derive(Clone, Copy, Debug)]
+pub struct Eta {
+    /// Epochs after this one.
+    epochs_after: usize,
+    /// Gradient passes of every evaluation from this epoch's on.
+    eval_passes_left: f64,
+    /// Seconds per pass of the latest measured evaluation (`None` before the first one).
+    measured_per_pass: Option<f64>,
+    /// Gradient passes of one training batch (prices evaluations before any was measured).
+    train_passes_per_batch: f64,
+}
+
+impl Eta {
+    /// The plan for epoch `epoch`; `last` is the latest epoch record (its measured evaluation).
+    pub fn plan(spec: &RunSpec, epoch: usize, last: Option<&EpochRecord>, n: EvalSizes) -> Eta {
+        let measured_per_pass = last.and_then(|r| {
+            let n = EvalSizes {
+                test_models: evaluated_models(r),
+                ..n
+            };
+            let passes = eval_passes(spec, r.epoch, n);
+            (passes > 0.0).then(|| r.eval_secs / passes)
+        });
+        Eta {
+            epochs_after: spec.train.epochs.saturating_sub(epoch + 1),
+            eval_passes_left: (epoch..spec.train.epochs)
+                .map(|e| eval_passes(spec, e, n))
+                .sum(),
+            measured_per_pass,
+            train_passes_per_batch: spec.train.batch_size.max(1) as f64 * train_passes(spec),
+        }
+    }
+
+    /// Seconds left after batch `batch` of `batches`, training at `per_batch` seconds a batch.
+    pub fn secs(&self, (batch, batches): (usize, usize), per_batch: f64) -> f64 {
+        let left_batches = batches.saturating_sub(batch) + self.epochs_after * batches;
+        let per_pass = self
+            .measured_per_pass
+            .unwrap_or(per_batch / self.train_passes_per_batch);
+        per_batch * left_batches as f64 + per_pass * self.eval_passes_left
+    }
 }
 
 #[cfg(test)]
@@ -128,7 +146,7 @@ mod tests {
     fn before_any_evaluation_the_training_rate_prices_the_evaluations() {
         let s = spec(2, 1);
         // 10 batches of 100 images at 11 passes each take 1 s: 1/11000 s per pass.
-        let eta = eta_secs(&s, 0, (0, 10), 0.1, None, N);
+        let eta = Eta::plan(&s, 0, None, N).secs((0, 10), 0.1);
         let passes = eval_passes(&s, 0, N) + eval_passes(&s, 1, N);
         assert!((eta - (2.0 + passes / 11_000.0)).abs() < 1e-9, "{eta}");
         // The last epoch adds PGD-20 on top of clean and PGD-10.
@@ -145,7 +163,7 @@ mod tests {
         );
         let at1 = eval_passes(&s, 1, N);
         // Epoch 1 was evaluated in 5 s; epochs 2 (none) and 3 (the final one) are left.
-        let eta = eta_secs(&s, 2, (0, 10), 0.0, Some(&record(1, 5.0, &["live"])), N);
+        let eta = Eta::plan(&s, 2, Some(&record(1, 5.0, &["live"])), N).secs((0, 10), 0.0);
         let want = 5.0 / at1 * eval_passes(&s, 3, N);
         assert!((eta - want).abs() < 1e-9, "{eta} vs {want}");
     }
@@ -195,7 +213,7 @@ mod tests {
             test_models: 2,
             ..N
         };
-        let eta = eta_secs(&s, 1, (10, 10), 0.0, Some(&first), two);
+        let eta = Eta::plan(&s, 1, Some(&first), two).secs((10, 10), 0.0);
         let want = (eval_passes(&s, 1, two) + eval_passes(&s, 2, two)) / eval_passes(&s, 0, N);
         assert!((eta - want).abs() < 1e-9, "{eta} vs {want}");
     }

@@ -161,6 +161,8 @@ fn run_epoch(
     let augment = (!s.augment.is_identity()).then_some(&s.augment);
     let t0 = Instant::now();
     let (mut images_here, mut lr) = (0usize, spec.train.lr);
+    // Planned once per epoch: the progress lines only price it.
+    let eta_plan = eta::Eta::plan(&spec, epoch, s.records.last(), eval_sizes(s));
 
     for (b, idx) in batches.iter().enumerate().skip(start) {
         let (e, bb) = (epoch as u64, b as u64);
@@ -226,21 +228,13 @@ fn run_epoch(
         let elapsed = t0.elapsed().as_secs_f64();
         if (b + 1) % spec.train.log_every == 0 || b + 1 == n {
             let per_batch = elapsed / (b + 1 - start) as f64;
-
             sink.emit(&RunEvent::Progress {
                 epoch,
                 batch: b + 1,
                 batches: n,
                 loss: loss_sum / images.max(1) as f64,
                 images_per_sec: images_here as f64 / elapsed.max(1e-9),
-                eta_secs: eta::eta_secs(
-                    &spec,
-                    epoch,
-                    (b + 1, n),
-                    per_batch,
-                    s.records.last(),
-                    eval_sizes(s),
-                ),
+                eta_secs: eta_plan.secs((b + 1, n), per_batch),
             });
         }
         if stop.load(Ordering::SeqCst) && b + 1 < n {

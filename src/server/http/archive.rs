@@ -73,9 +73,8 @@ fn write_archive(dir: &RunDir, out: impl Write) -> std::io::Result<()> {
         let mut file = std::fs::File::open(path)?;
         tar.append_file(format!("{id}/{}", f.name), &mut file)?;
     }
-    let mut gz = tar.into_inner()?;
-    gz.flush()?;
-    gz.finish()?.flush()
+    // Finishing the gzip stream flushes the writer, which sends the last chunk.
+    tar.into_inner()?.finish()?.flush()
 }
 
 async fn archive(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -86,7 +85,7 @@ async fn archive(State(st): State<AppState>, Path(id): Path<String>) -> Result<R
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        if let Err(err) = write_archive(&dir, &mut w).and_then(|_| w.flush()) {
+        if let Err(err) = write_archive(&dir, &mut w) {
             if err.kind() != std::io::ErrorKind::BrokenPipe {
                 tracing::warn!(run = %dir.id(), cause = %err, "run archive failed");
                 let _ = tx.blocking_send(Err(err));

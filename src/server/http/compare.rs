@@ -109,6 +109,26 @@ fn delta_pair(groups: &[GroupClassAcc], q: Option<&str>) -> Option<(usize, usize
     Some((a, b))
 }
 
+/// Each seed group's per-class accuracy, from the runs' folded state in the metrics store.
+async fn load_class_groups(
+    st: &AppState,
+    sums: &[RunSummary],
+) -> Result<Vec<GroupClassAcc>, ApiError> {
+    let (st, sums) = (st.clone(), sums.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let accs: Vec<_> = sums
+            .into_iter()
+            .map(|s| {
+                let acc = class_acc(&st.store.run(&st.run_dir(&s.id)).fold());
+                (s, acc)
+            })
+            .collect();
+        class_groups(&accs)
+    })
+    .await
+    .map_err(ApiError::internal)
+}
+
 /// `grid=<id>` of the query: every run tagged `grid:<id>`, oldest first.
 fn grid_ids(st: &AppState, q: Option<&str>) -> Result<(String, Vec<String>), ApiError> {
     let Some(gid) = q
@@ -165,17 +185,10 @@ impl CompareData {
             .iter()
             .map(|s| (s.clone(), st.run_dir(&s.id)))
             .collect();
-        let st2 = st.clone();
-        let (with_reports, accs) = tokio::task::spawn_blocking(move || {
-            let accs: Vec<_> = dirs
-                .iter()
-                .map(|(s, d)| (s.clone(), class_acc(&st2.store.run(d).fold())))
-                .collect();
-            let reports: Vec<_> = dirs
-                .into_iter()
+        let with_reports = tokio::task::spawn_blocking(move || {
+            dirs.into_iter()
                 .map(|(s, d)| (s, eval_reports(&d)))
-                .collect();
-            (reports, accs)
+                .collect::<Vec<_>>()
         })
         .await
         .map_err(ApiError::internal)?;
@@ -186,7 +199,7 @@ impl CompareData {
             robust: robust_rows(&with_reports),
             corruption_cols,
             corruption_rows,
-            classes: class_groups(&accs),
+            classes: load_class_groups(st, &sums).await?,
             ids,
             sums,
         })
@@ -302,15 +315,12 @@ async fn chart(
             "clean" => false,
             _ => return Err(ApiError::NotFound(format!("chart {file:?}"))),
         };
-        let d = CompareData::load(&st, q.as_deref()).await?;
-        let (a, b) = delta_pair(&d.classes, q.as_deref()).ok_or_else(|| {
+        // The page's chart URLs name every run with `ids=` (a grid already expanded).
+        let groups = load_class_groups(&st, &summaries(&st, &ids(q.as_deref()))?).await?;
+        let (a, b) = delta_pair(&groups, q.as_deref()).ok_or_else(|| {
             ApiError::BadRequest("a per-class difference needs two groups of runs".into())
         })?;
-        return Ok(svg_response(delta_chart(
-            &d.classes[a],
-            &d.classes[b],
-            robust,
-        )));
+        return Ok(svg_response(delta_chart(&groups[a], &groups[b], robust)));
     }
     let sums = summaries(&st, &ids(q.as_deref()))?;
     let dirs: Vec<_> = sums

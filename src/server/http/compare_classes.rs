@@ -4,8 +4,9 @@
 //! one group minus another (e.g. FAIR-TAT minus PGD-AT): the picture a fairness paper needs.
 
 use super::compare_export::ExportTable;
+use super::compare_tables::{by_seed_group, mean_std};
+use super::views::pct;
 use crate::charts::{bar_chart_with, BarAxes};
-use crate::config::grid::group_name;
 use crate::runs::summary::RunSummary;
 use crate::server::store::RunFold;
 
@@ -47,6 +48,7 @@ pub struct GroupClassAcc {
     pub robust: Vec<f64>,
 }
 
+/// The mean of each class over `rows`, from the runs that have a finite value for it.
 fn mean_rows(rows: &[&Vec<f64>]) -> Vec<f64> {
     let k = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     (0..k)
@@ -56,59 +58,36 @@ fn mean_rows(rows: &[&Vec<f64>]) -> Vec<f64> {
                 .filter_map(|r| r.get(c).copied())
                 .filter(|x| x.is_finite())
                 .collect();
-            if v.is_empty() {
-                f64::NAN
-            } else {
-                v.iter().sum::<f64>() / v.len() as f64
-            }
+            mean_std(&v).map_or(f64::NAN, |(m, _)| m)
         })
         .collect()
 }
 
+/// The longest of `names` (runs of a group may have recorded different class counts).
+fn longest<'a>(names: impl Iterator<Item = &'a Vec<String>>) -> Vec<String> {
+    names.max_by_key(|n| n.len()).cloned().unwrap_or_default()
+}
+
 /// Group runs by name without the `-s<seed>` suffix (as the mean ± std table does).
 pub fn groups(runs: &[(RunSummary, ClassAcc)]) -> Vec<GroupClassAcc> {
-    let mut out: Vec<(String, Vec<&ClassAcc>)> = Vec::new();
-    for (s, acc) in runs {
-        let key = group_name(&s.name).to_string();
-        match out.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push(acc),
-            None => out.push((key, vec![acc])),
-        }
-    }
-    out.into_iter()
-        .map(|(name, accs)| {
-            let names = accs
-                .iter()
-                .map(|a| &a.names)
-                .max_by_key(|n| n.len())
-                .cloned()
-                .unwrap_or_default();
+    by_seed_group(runs, |(s, _)| &s.name)
+        .into_iter()
+        .map(|(name, runs)| {
+            let accs: Vec<&ClassAcc> = runs.iter().map(|(_, a)| a).collect();
             GroupClassAcc {
                 runs: accs.len(),
+                names: longest(accs.iter().map(|a| &a.names)),
                 clean: mean_rows(&accs.iter().map(|a| &a.clean).collect::<Vec<_>>()),
                 robust: mean_rows(&accs.iter().map(|a| &a.robust).collect::<Vec<_>>()),
-                names,
                 name,
             }
         })
         .collect()
 }
 
-fn pct(v: Option<&f64>) -> String {
-    match v {
-        Some(x) if x.is_finite() => format!("{:.2}", 100.0 * x),
-        _ => "–".into(),
-    }
-}
-
 /// Two tables, robust then clean: a row per class, a column per group (mean over its seeds).
 pub fn per_class_tables(groups: &[GroupClassAcc]) -> Vec<ExportTable> {
-    let names = groups
-        .iter()
-        .map(|g| &g.names)
-        .max_by_key(|n| n.len())
-        .cloned()
-        .unwrap_or_default();
+    let names = longest(groups.iter().map(|g| &g.names));
     if names.is_empty() {
         return vec![];
     }
@@ -130,11 +109,8 @@ pub fn per_class_tables(groups: &[GroupClassAcc]) -> Vec<ExportTable> {
             .map(|(c, n)| {
                 std::iter::once(n.clone())
                     .chain(groups.iter().map(|g| {
-                        pct(if robust {
-                            g.robust.get(c)
-                        } else {
-                            g.clean.get(c)
-                        })
+                        let v = if robust { &g.robust } else { &g.clean };
+                        pct(v.get(c).copied())
                     }))
                     .collect()
             })

@@ -56,21 +56,24 @@ fn worst(h: &Headline, dataset: &str) -> f64 {
     }
 }
 
+/// Items grouped by their run name without the `-s<seed>` suffix, in first-appearance order.
+pub fn by_seed_group<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<(String, Vec<&T>)> {
+    let mut out: Vec<(String, Vec<&T>)> = Vec::new();
+    for item in items {
+        let key = group_name(name(item));
+        match out.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => v.push(item),
+            None => out.push((key.to_string(), vec![item])),
+        }
+    }
+    out
+}
+
 /// Group runs by name without the `-s<seed>` suffix, in first-appearance order.
 pub fn seed_groups(sums: &[RunSummary]) -> Vec<GroupRow> {
-    let mut order: Vec<String> = Vec::new();
-    let mut groups: BTreeMap<String, Vec<&RunSummary>> = BTreeMap::new();
-    for s in sums {
-        let key = group_name(&s.name).to_string();
-        if !groups.contains_key(&key) {
-            order.push(key.clone());
-        }
-        groups.entry(key).or_default().push(s);
-    }
-    order
+    by_seed_group(sums, |s| &s.name)
         .into_iter()
-        .map(|key| {
-            let runs = &groups[&key];
+        .map(|(key, runs)| {
             let col = |f: &dyn Fn(&RunSummary) -> Option<f64>| -> String {
                 pm(&runs.iter().filter_map(|s| f(s)).collect::<Vec<_>>())
             };

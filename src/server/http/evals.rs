@@ -276,8 +276,13 @@ fn describe(r: &EvalReport) -> String {
 
 /// The run page's evaluation section.
 pub fn fragment_html(st: &AppState, id: &str) -> String {
+    fragment_with(st, id, &list_files(&st.run_dir(id))).0
+}
+
+/// The evaluation section with the run's downloadable `files` already listed, and whether an
+/// evaluation is queued or running.
+pub fn fragment_with(st: &AppState, id: &str, files: &[FileEntry]) -> (String, bool) {
     let statuses = eval_statuses(st, id);
-    let files = list_files(&st.run_dir(id));
     // What the run's first waiting job waits for (a queued evaluation shows it).
     let waiting = id
         .parse()
@@ -287,7 +292,7 @@ pub fn fragment_html(st: &AppState, id: &str) -> String {
     let active = statuses
         .iter()
         .any(|s| s.status == "queued" || s.status == "running");
-    EvalsFragment {
+    let html = EvalsFragment {
         id: id.to_string(),
         active,
         suites: EvalSuite::NAMES.to_vec(),
@@ -298,9 +303,10 @@ pub fn fragment_html(st: &AppState, id: &str) -> String {
             .collect(),
         evals: statuses
             .into_iter()
-            .map(|s| view(s, &files, &waiting))
+            .map(|s| view(s, files, &waiting))
             .collect(),
     }
     .render()
-    .unwrap_or_else(|e| format!("<p class=\"error\">template: {e}</p>"))
+    .unwrap_or_else(|e| format!("<p class=\"error\">template: {e}</p>"));
+    (html, active)
 }

@@ -180,8 +180,6 @@ pub struct ChartView {
 struct RunPage {
     row: RunRow,
     last_epoch: usize,
-    /// The run trains or waits to (the page follows it live).
-    cancellable: bool,
     /// Status, progress, actions and headline numbers (`run_live`, re-fetched live).
     head: String,
     charts: Vec<ChartView>,
@@ -209,7 +207,6 @@ async fn run_page(
         .index
         .get(&id)?
         .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
-    let active = id.parse().is_ok_and(|run| st.jobs.lock().training(&run));
     let st2 = st.clone();
     let id2 = id.clone();
     let (files, config, log_tail, page) = tokio::task::spawn_blocking(move || {
@@ -217,15 +214,15 @@ async fn run_page(
         let detail = entry.detail(None, &st2.store.stats);
         let f = entry.fold();
         let versions = super::charts::chart_versions(&f, &Default::default());
+        let mut files = list_files(&dir);
         let page = PageData {
             tables: tables_html(&f, detail.as_deref()),
             state_charts: super::charts::state_charts(&f),
             versions,
             after: f.last_seq().map(|s| s.to_string()).unwrap_or_default(),
             many_classes: f.metrics().class_names.len() > 10,
-            evals: super::evals::fragment_html(&st2, &id2),
+            evals: super::evals::fragment_with(&st2, &id2, &files).0,
         };
-        let mut files = list_files(&dir);
         note_checkpoints(&mut files, &f);
         drop(f);
         (
@@ -241,7 +238,6 @@ async fn run_page(
     Ok(HtmlTemplate(RunPage {
         head: head_html(&st, &summary),
         last_epoch: summary.epochs_done.saturating_sub(1),
-        cancellable: active,
         row: RunRow::of(&summary),
         charts: CHARTS
             .iter()

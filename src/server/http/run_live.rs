@@ -126,14 +126,14 @@ async fn live(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json
     let st2 = st.clone();
     let out = tokio::task::spawn_blocking(move || {
         let mut files = list_files(&dir);
+        let (evals, evals_active) = super::evals::fragment_with(&st2, &summary.id, &files);
         note_checkpoints(&mut files, &st2.store.run(&dir).fold());
-        let evals = super::evals::fragment_html(&st2, &summary.id);
         Live {
             status: summary.status.as_str().to_string(),
             epochs_done: summary.epochs_done,
             head: head_html(&st2, &summary),
             files: files_html(&summary.id, &files),
-            evals_active: evals.contains("data-active=\"1\""),
+            evals_active,
             evals,
             log: crate::server::process::log_tail(&dir.log(), LOG_LINES),
         }
