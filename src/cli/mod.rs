@@ -2,10 +2,10 @@
 //! parses, sets up tracing and maps errors to exit codes.
 
 mod eval;
-pub mod executor;
-pub mod serve;
 mod train;
-pub use serve::ServeArgs;
+// `serve` and its executor options belong to the server crate, which `fairtat-dashboard` is
+// built from without libtorch; the shared exit-code type and tracing set-up live there too.
+pub use fairtat_server::cli::{executor, init_tracing, serve, Failure, ServeArgs};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -124,35 +124,6 @@ pub struct EvalArgs {
     /// Where to write eval.json and CSV reports.
     #[arg(long)]
     pub out: Option<PathBuf>,
-}
-
-/// Exit codes: 0 done, 1 failure, 2 bad input (config, flags, data), 130 cancelled.
-pub struct Failure {
-    pub code: u8,
-    pub error: anyhow::Error,
-}
-
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(e: E) -> Self {
-        let error = e.into();
-        let code = if error.downcast_ref::<ConfigError>().is_some() {
-            2
-        } else {
-            1
-        };
-        Failure { code, error }
-    }
-}
-
-/// Log to stderr at the level `FAIRTAT_LOG` names (default `info`); every program calls this.
-pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FAIRTAT_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, Failure> {

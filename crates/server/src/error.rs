@@ -1,0 +1,111 @@
+//! The one error type of the HTTP layer: 4xx answers carry their message (and the config key
+//! for validation errors); 5xx answers are logged with their cause and answered generically.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::jobs::JobError;
+use fairtat_core::config::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("unauthorized: a valid token is required for this request")]
+    Unauthorized,
+    /// A cross-site request or a foreign `Host` (see `server::guard`).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large (limit {0} bytes)")]
+    TooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// The queue is full (`--max-queued`).
+    #[error("{0}")]
+    TooMany(String),
+    /// A config that failed validation: 422 with the key it is about.
+    #[error("{0}")]
+    Invalid(#[from] ConfigError),
+    /// Anything else: logged, answered with a generic 500.
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The config key a validation error names, for inline form errors.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::Invalid(e) => e.key(),
+            _ => None,
+        }
+    }
+
+    /// The message shown to the client (never internals).
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Internal(_) => "internal server error (see the server log)".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Conflict(m) => ApiError::Conflict(m),
+            JobError::NotFound(what) => ApiError::NotFound(format!("run {what}")),
+            JobError::Invalid { field, message } => {
+                ApiError::Invalid(ConfigError::invalid(field, message))
+            }
+            JobError::Io(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(cause = %self, "request failed");
+        }
+        let body = json!({ "error": self.public_message(), "field": self.field() });
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,124 @@
+//! Evaluations of a run as the page and the API list them: what is on disk under
+//! `runs/<id>/evals/<suite>-<model>/` (`progress.json` while it runs, `eval.json` and CSVs when
+//! done, `error.txt` if it failed, `cancelled` if cancelled) and what waits in the executor.
+//! Queueing and cancelling are `supervisor`'s; queued evaluations survive a restart through
+//! their `queued` marker.
+
+use serde::Serialize;
+
+use super::state::AppState;
+use fairtat_core::runs::eval_key::EvalKey;
+use fairtat_core::runs::eval_report::{EvalProgress, EvalReport};
+use fairtat_core::runs::RunDir;
+use crate::jobs::JobKind;
+
+/// One evaluation of a run as the page shows it.
+#[derive(Debug, Serialize)]
+pub struct EvalStatus {
+    pub name: String,
+    /// `queued`, `running`, `finished`, `failed` or `cancelled`.
+    pub status: String,
+    pub progress: Option<EvalProgress>,
+    pub error: Option<String>,
+    pub report: Option<EvalReport>,
+}
+
+/// Every evaluation of a run: on disk (finished, failed, cancelled, running) and waiting.
+pub fn eval_statuses(st: &AppState, run_id: &str) -> Vec<EvalStatus> {
+    let (waiting, running): (Vec<EvalKey>, Option<EvalKey>) = match run_id.parse() {
+        Ok(run) => {
+            let q = st.jobs.lock();
+            let waiting = q
+                .waiting()
+                .filter(|j| j.run == run)
+                .filter_map(|j| match j.kind {
+                    JobKind::Evaluate(k) => Some(k),
+                    _ => None,
+                })
+                .collect();
+            let running = q.running(&run).and_then(|r| match r.job.kind {
+                JobKind::Evaluate(k) => Some(k),
+                _ => None,
+            });
+            (waiting, running)
+        }
+        Err(_) => (vec![], None),
+    };
+    let mut out = read_statuses(&st.run_dir(run_id), running, &waiting);
+    for key in waiting {
+        if !out.iter().any(|s| s.name == key.dir_name()) {
+            out.push(EvalStatus::queued(key.dir_name()));
+        }
+    }
+    out
+}
+
+impl EvalStatus {
+    fn queued(name: String) -> EvalStatus {
+        EvalStatus {
+            name,
+            status: "queued".into(),
+            progress: None,
+            error: None,
+            report: None,
+        }
+    }
+}
+
+/// Statuses from `evals/*/`: the running job's directory is running, a waiting job's is queued;
+/// otherwise a report means finished, `cancelled` cancelled, `error.txt` failed, and a
+/// directory with none of these is a job that died.
+pub fn read_statuses(
+    dir: &RunDir,
+    running: Option<EvalKey>,
+    waiting: &[EvalKey],
+) -> Vec<EvalStatus> {
+    let Ok(rd) = std::fs::read_dir(dir.root().join("evals")) else {
+        return vec![];
+    };
+    let mut v: Vec<EvalStatus> = rd
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let report: Option<EvalReport> = std::fs::read(p.join("eval.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let error = std::fs::read_to_string(p.join("error.txt")).ok();
+            let progress: Option<EvalProgress> = std::fs::read(p.join("progress.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let key = EvalKey::from_dir_name(&name);
+            let cancelled = p.join("cancelled").exists();
+            let status = if key.is_some() && key == running {
+                "running"
+            } else if key.is_some_and(|k| waiting.contains(&k)) {
+                "queued"
+            } else if report.is_some() {
+                "finished"
+            } else if cancelled {
+                "cancelled"
+            } else if error.is_some() {
+                "failed"
+            } else if p.join("queued").exists() {
+                // Queued before a restart that has not re-queued it yet.
+                "queued"
+            } else {
+                "failed"
+            };
+            EvalStatus {
+                name,
+                status: status.into(),
+                progress,
+                error: error.or_else(|| {
+                    (status == "failed")
+                        .then(|| "the evaluation stopped without a report; see eval.log".into())
+                }),
+                report,
+            }
+        })
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}

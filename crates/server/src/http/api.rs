@@ -1,0 +1,357 @@
+//! JSON API: list, get, create (validated like the form), cancel, resume, metrics, and the
+//! all-runs CSV. Errors are `{error, field}` with 4xx codes.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::run_dir;
+use fairtat_core::config::{self, RawConfig, RunSpec};
+use fairtat_core::runs::reports::summary_csv;
+use fairtat_core::runs::summary::RunSummary;
+use fairtat_core::runs::{is_valid_run_id, new_run_id, RunId, RunStatus};
+use crate::admission;
+use crate::error::ApiError;
+use crate::index::ListQuery;
+use crate::jobs::{Job, JobKind};
+use crate::scan;
+use crate::state::AppState;
+use crate::supervisor;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/runs", get(list).post(create))
+        .route("/api/runs.csv", get(runs_csv))
+        .route("/api/jobs", get(jobs))
+        .route("/api/scheduler", get(scheduler))
+        .route("/api/runs/{id}", get(get_run))
+        .route("/api/runs/{id}/cancel", post(cancel))
+        .route("/api/runs/{id}/resume", post(resume))
+        .route("/api/runs/{id}/metrics", get(get_metrics))
+        .route("/api/presets", get(presets))
+}
+
+/// Query parameters of the runs list (API and page).
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    pub status: Option<String>,
+    pub method: Option<String>,
+    pub dataset: Option<String>,
+    pub tag: Option<String>,
+    pub sort: Option<String>,
+    /// `asc` or `desc`.
+    pub order: Option<String>,
+}
+
+impl ListParams {
+    pub fn query(&self) -> ListQuery {
+        ListQuery {
+            status: self.status.clone(),
+            method: self.method.clone(),
+            dataset: self.dataset.clone(),
+            tag: self.tag.clone(),
+            sort: self.sort.clone(),
+            desc: self.order.as_deref() != Some("asc"),
+            limit: None,
+        }
+    }
+}
+
+async fn list(
+    State(st): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Vec<RunSummary>>, ApiError> {
+    Ok(Json(st.index.list(&p.query())?))
+}
+
+async fn runs_csv(
+    State(st): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rows = st.index.list(&p.query())?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"fairtat-runs-summary.csv\"",
+            ),
+        ],
+        summary_csv(&rows),
+    ))
+}
+
+/// The executor's queue: running jobs (with their slot and pid), then waiting ones in order.
+async fn jobs(State(st): State<AppState>) -> Json<Vec<crate::jobs::JobView>> {
+    Json(st.jobs.jobs())
+}
+
+/// The executor and, under Slurm, every job it follows with the scheduler's last word on it.
+async fn scheduler(State(st): State<AppState>) -> Json<Value> {
+    match &st.scheduler {
+        Some(s) => Json(json!({ "executor": "slurm", "jobs": s.views() })),
+        None => Json(json!({ "executor": "local", "jobs": [] })),
+    }
+}
+
+async fn get_run(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let dir = run_dir(&st, &id)?;
+    let summary = st
+        .index
+        .get(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
+    let spec = tokio::task::spawn_blocking(move || scan::read_spec(&dir))
+        .await
+        .map_err(ApiError::internal)?;
+    let slurm_job = st
+        .scheduler
+        .as_ref()
+        .and_then(|s| s.view(&summary.id.parse().ok()?));
+    Ok(Json(json!({
+        "summary": summary,
+        "resumable": scan::can_resume(&st.run_dir(&id), &summary) && !st.is_active(&id),
+        "spec": spec,
+        "slurm_job": slurm_job,
+    })))
+}
+
+async fn cancel(
+    State(st): State<AppState>,
+    Path(id): Path<RunId>,
+) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
+    run_dir(&st, &id)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(supervisor::cancel_run(&st, &id)?),
+    ))
+}
+
+async fn resume(
+    State(st): State<AppState>,
+    Path(id): Path<RunId>,
+) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
+    let dir = run_dir(&st, &id)?;
+    admission::check_resume(&st, &dir, &id)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(supervisor::resume_run(&st, &id)?),
+    ))
+}
+
+/// The run's [`Metrics`](crate::metrics::Metrics), serialised straight from the store.
+async fn get_metrics(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let dir = run_dir(&st, &id)?;
+    let body = tokio::task::spawn_blocking(move || {
+        let entry = st.store.run(&dir);
+        let f = entry.fold();
+        serde_json::to_vec(f.metrics())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn presets(State(st): State<AppState>) -> Json<Vec<String>> {
+    Json(preset_names(&st))
+}
+
+/// `POST /api/runs`: either a config object (`{"train": {"epochs": 5}, ...}`), or
+/// `{"preset": "fmnist-quick-fairtat", "set": {"train.epochs": 2}}`, or `{"toml": "..."}`.
+/// A config with a `[grid]` table creates one run per combination and answers
+/// `{"grid": ID, "runs": [...]}`.
+async fn create(State(st): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let gid = new_run_id("grid");
+    if let Some(specs) = grid_from_json(&st, &v, &gid)? {
+        let runs = create_grid(&st, specs).await?;
+        let body = serde_json::json!({ "grid": gid, "runs": runs });
+        return Ok((StatusCode::CREATED, Json(body)).into_response());
+    }
+    let spec = spec_from_json(&st, v)?;
+    let summary = create_run(&st, spec).await?;
+    Ok((StatusCode::CREATED, Json(summary)).into_response())
+}
+
+/// The runs of a grid body (a `toml`/`preset` with a `[grid]` table, or an object with a
+/// `grid` key), `None` for a single-run body.
+fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunSpec>>, ApiError> {
+    let Value::Object(obj) = v else {
+        return Ok(None);
+    };
+    if obj.contains_key("preset") || obj.contains_key("set") || obj.contains_key("toml") {
+        let text = match (obj.get("preset"), obj.get("toml")) {
+            (Some(Value::String(name)), _) => read_preset(st, name)?,
+            (_, Some(Value::String(t))) => t.clone(),
+            _ => String::new(),
+        };
+        let sets = sets_from_json(obj.get("set"))?;
+        // Errors before the grid is seen (syntax, --set) are the single-run path's errors too.
+        let loader = config::grid::presets_in(&st.configs_dir);
+        return Ok(config::grid::expand_with(&text, &sets, gid, &loader)?);
+    }
+    if !obj.contains_key("grid") {
+        return Ok(None);
+    }
+    config::keys::check_json_depth(v)?;
+    let table: toml::Table = serde_json::from_value(v.clone())
+        .map_err(|e| ApiError::BadRequest(format!("config cannot be expressed as TOML: {e}")))?;
+    let loader = config::grid::presets_in(&st.configs_dir);
+    Ok(config::grid::expand_table_with(table, gid, &loader)?)
+}
+
+/// Create and queue every run of a grid (validated as a whole before this). Every run
+/// directory exists before the first is queued, so a row that starts from another row
+/// (`train.init_from`) finds its source whatever the grid's order.
+pub async fn create_grid(st: &AppState, specs: Vec<RunSpec>) -> Result<Vec<RunSummary>, ApiError> {
+    admission::admit(st, &specs)?;
+    supervisor::preflight(st, specs.iter().any(|s| s.device != "cpu")).await?;
+    let mut made = Vec::with_capacity(specs.len());
+    for spec in specs {
+        made.push(prepare_run(st, spec).await?);
+    }
+    let runs: Vec<_> = made.iter().map(|(j, _)| j.run.clone()).collect();
+    supervisor::submit_all(st, made.iter().map(|(j, _)| j.clone()).collect())?;
+    let mut out = Vec::with_capacity(made.len());
+    for ((_, summary), run) in made.into_iter().zip(runs) {
+        out.push(st.index.get(&run)?.unwrap_or(summary));
+    }
+    Ok(out)
+}
+
+fn spec_from_json(st: &AppState, v: Value) -> Result<RunSpec, ApiError> {
+    let Value::Object(obj) = v else {
+        return Err(ApiError::BadRequest("body must be a JSON object".into()));
+    };
+    if obj.contains_key("preset") || obj.contains_key("set") || obj.contains_key("toml") {
+        let mut text = match obj.get("preset") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(name)) => read_preset(st, name)?,
+            Some(_) => return Err(ApiError::BadRequest("`preset` must be a string".into())),
+        };
+        match obj.get("toml") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(t)) if text.is_empty() => text = t.clone(),
+            Some(Value::String(_)) => {
+                return Err(ApiError::BadRequest(
+                    "give `preset` or `toml`, not both".into(),
+                ))
+            }
+            Some(_) => return Err(ApiError::BadRequest("`toml` must be a string".into())),
+        }
+        let sets = sets_from_json(obj.get("set"))?;
+        return Ok(config::from_toml_str(&text, &sets)?);
+    }
+    let v = Value::Object(obj);
+    config::keys::check_json_depth(&v)?;
+    let table: toml::Table = serde_json::from_value(v)
+        .map_err(|e| ApiError::BadRequest(format!("config cannot be expressed as TOML: {e}")))?;
+    Ok(RawConfig::from_table(table)?.validate()?)
+}
+
+fn sets_from_json(set: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    let obj = match set {
+        None | Some(Value::Null) => return Ok(vec![]),
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(ApiError::BadRequest("`set` must be an object".into())),
+    };
+    let mut out = Vec::new();
+    for (k, v) in obj {
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            return Err(ApiError::BadRequest(format!("`set`: bad key {k:?}")));
+        }
+        let text = match v {
+            Value::Null => continue,
+            Value::String(s) => s.replace('\n', " "),
+            Value::Number(_) | Value::Bool(_) | Value::Array(_) => v.to_string(),
+            Value::Object(_) => {
+                return Err(ApiError::BadRequest(format!(
+                    "`set.{k}` must not be an object"
+                )))
+            }
+        };
+        out.push(format!("{k}={text}"));
+    }
+    Ok(out)
+}
+
+/// Names of the `*.toml` presets in the configs directory.
+pub fn preset_names(st: &AppState) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(&st.configs_dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".toml").map(str::to_string)
+                })
+                .filter(|n| is_valid_run_id(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
+    if !preset_names(st).iter().any(|n| n == name) {
+        return Err(ApiError::Invalid(config::ConfigError::NotAllowed {
+            key: "preset".into(),
+            value: name.into(),
+            allowed: preset_names(st).join(", "),
+        }));
+    }
+    Ok(std::fs::read_to_string(
+        st.configs_dir.join(format!("{name}.toml")),
+    )?)
+}
+
+/// Write a new run directory (config.toml, spec.json, queued marker), index it and queue it.
+pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiError> {
+    admission::admit(st, std::slice::from_ref(&spec))?;
+    supervisor::preflight(st, spec.device != "cpu").await?;
+    let (job, summary) = prepare_run(st, spec).await?;
+    let run = job.run.clone();
+    supervisor::submit(st, job)?;
+    Ok(st.index.get(&run)?.unwrap_or(summary))
+}
+
+/// Write a new run directory and index it as queued; returns the job that queues it.
+async fn prepare_run(st: &AppState, spec: RunSpec) -> Result<(Job, RunSummary), ApiError> {
+    let runs_dir = st.runs_dir.clone();
+    let spec2 = spec.clone();
+    let dir = tokio::task::spawn_blocking(move || config::create_run_dir(&runs_dir, &spec2))
+        .await
+        .map_err(ApiError::internal)??;
+    let run = dir
+        .run_id()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("created an invalid run id")))?;
+    let mut summary = scan::summary_from_spec(&dir, &spec);
+    summary.status = RunStatus::Queued;
+    st.index.upsert(&summary)?;
+    // The runs list adds the row from this.
+    st.hub.status(&summary);
+    tracing::info!(run = %summary.id, "run created");
+    let job = Job {
+        run,
+        kind: JobKind::Train,
+        device: spec.device.clone(),
+        needs_source: !spec.train.init_from_run.is_empty(),
+    };
+    Ok((job, summary))
+}

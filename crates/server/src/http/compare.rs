@@ -1,0 +1,363 @@
+//! The compare page: the paper's Table 1 layout (clean and robust accuracy, overall and worst;
+//! worst-10% for 100 classes) for chosen runs, mean ± std over seeds, Tables 2-4 from the runs'
+//! evaluations, per-class tables and the per-class difference of two groups (diverging bars),
+//! overlaid curves, and CSV / Markdown / LaTeX exports of every table. Runs are
+//! chosen with repeated `ids=` query parameters (the runs page checkboxes) or `grid=<id>`.
+
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::charts::svg_response;
+use super::compare_classes::{
+    class_acc, delta_chart, groups as class_groups, per_class_tables, GroupClassAcc,
+};
+use super::compare_export::{csv, export_tables, latex, markdown, ExportTable};
+use super::compare_tables::{
+    corruption_table, eval_reports, robust_rows, seed_groups, GroupRow, RobustRow,
+};
+use super::views::{HtmlTemplate, RunRow};
+use fairtat_charts::{line_chart, Series};
+use fairtat_core::runs::summary::RunSummary;
+use fairtat_core::runs::{is_valid_run_id, RunDir};
+use crate::error::ApiError;
+use crate::index::ListQuery;
+use crate::state::AppState;
+
+/// Runs compared at most (bounded work per request).
+const MAX_RUNS: usize = 20;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/compare", get(page))
+        .route("/compare.csv", get(export_csv))
+        .route("/compare.md", get(export_md))
+        .route("/compare.tex", get(export_tex))
+        .route("/compare/charts/{file}", get(chart))
+}
+
+/// Valid ids from `ids=a&ids=b` (also `ids=a,b`), in order, without duplicates.
+fn ids(q: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for kv in q.unwrap_or("").split('&') {
+        if let Some(v) = kv.strip_prefix("ids=") {
+            for id in v.split("%2C").flat_map(|s| s.split(',')) {
+                if is_valid_run_id(id) && !out.iter().any(|o| o == id) {
+                    out.push(id.to_string());
+                }
+            }
+        }
+    }
+    out.truncate(MAX_RUNS);
+    out
+}
+
+fn summaries(st: &AppState, ids: &[String]) -> Result<Vec<RunSummary>, ApiError> {
+    let mut v = Vec::new();
+    for id in ids {
+        if let Some(s) = st.index.get(id)? {
+            v.push(s);
+        }
+    }
+    Ok(v)
+}
+
+#[derive(Template)]
+#[template(path = "compare.html")]
+struct ComparePage {
+    rows: Vec<RunRow>,
+    any_cifar100: bool,
+    query: String,
+    charts: Vec<&'static str>,
+    grid: String,
+    groups: Vec<GroupRow>,
+    robust: Vec<RobustRow>,
+    corruption_cols: Vec<String>,
+    corruption_rows: Vec<(String, Vec<String>)>,
+    /// Seed groups the per-class difference can be drawn between, and the two chosen.
+    delta_groups: Vec<String>,
+    da: usize,
+    db: usize,
+}
+
+/// A `key=<number>` parameter of the query.
+fn param(q: Option<&str>, key: &str) -> Option<usize> {
+    q.unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+/// The two groups of the per-class difference: `da=`/`db=` of the query, else FAIR-TAT minus
+/// PGD-AT when both are there, else the first two.
+fn delta_pair(groups: &[GroupClassAcc], q: Option<&str>) -> Option<(usize, usize)> {
+    let n = groups.len();
+    if n < 2 {
+        return None;
+    }
+    let find = |m: &str| groups.iter().position(|g| g.name.contains(m));
+    let a = param(q, "da")
+        .filter(|i| *i < n)
+        .or(find("fair-tat"))
+        .unwrap_or(0);
+    let b = param(q, "db")
+        .filter(|i| *i < n)
+        .or(find("pgd-at").filter(|b| *b != a))
+        .unwrap_or(if a == 0 { 1 } else { 0 });
+    Some((a, b))
+}
+
+/// Each seed group's per-class accuracy, from the runs' folded state in the metrics store.
+async fn load_class_groups(
+    st: &AppState,
+    sums: &[RunSummary],
+) -> Result<Vec<GroupClassAcc>, ApiError> {
+    let (st, sums) = (st.clone(), sums.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let accs: Vec<_> = sums
+            .into_iter()
+            .map(|s| {
+                let acc = class_acc(&st.store.run(&st.run_dir(&s.id)).fold());
+                (s, acc)
+            })
+            .collect();
+        class_groups(&accs)
+    })
+    .await
+    .map_err(ApiError::internal)
+}
+
+/// `grid=<id>` of the query: every run tagged `grid:<id>`, oldest first.
+fn grid_ids(st: &AppState, q: Option<&str>) -> Result<(String, Vec<String>), ApiError> {
+    let Some(gid) = q
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("grid="))
+        .filter(|g| is_valid_run_id(g))
+    else {
+        return Ok((String::new(), vec![]));
+    };
+    let tag = format!("grid:{gid}");
+    let mut runs = st.index.list(&ListQuery {
+        tag: Some(tag.clone()),
+        ..ListQuery::default()
+    })?;
+    runs.retain(|s| s.tags.contains(&tag));
+    runs.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut ids: Vec<String> = runs.into_iter().map(|s| s.id).collect();
+    ids.truncate(MAX_RUNS * 3);
+    Ok((gid.to_string(), ids))
+}
+
+const CHARTS: [&str; 4] = [
+    "robust_worst",
+    "robust_overall",
+    "clean_worst",
+    "clean_overall",
+];
+
+/// What the page and the exports show: the chosen runs (`ids=` and `grid=`) and their tables.
+struct CompareData {
+    grid: String,
+    ids: Vec<String>,
+    sums: Vec<RunSummary>,
+    groups: Vec<GroupRow>,
+    robust: Vec<RobustRow>,
+    corruption_cols: Vec<String>,
+    corruption_rows: Vec<(String, Vec<String>)>,
+    /// Per-class accuracy of each seed group (mean over its runs).
+    classes: Vec<GroupClassAcc>,
+}
+
+impl CompareData {
+    async fn load(st: &AppState, q: Option<&str>) -> Result<CompareData, ApiError> {
+        let (grid, grid_runs) = grid_ids(st, q)?;
+        let mut ids = ids(q);
+        for g in grid_runs {
+            if !ids.contains(&g) {
+                ids.push(g);
+            }
+        }
+        let sums = summaries(st, &ids)?;
+        let dirs: Vec<(RunSummary, RunDir)> = sums
+            .iter()
+            .map(|s| (s.clone(), st.run_dir(&s.id)))
+            .collect();
+        let with_reports = tokio::task::spawn_blocking(move || {
+            dirs.into_iter()
+                .map(|(s, d)| (s, eval_reports(&d)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        let (corruption_cols, corruption_rows) = corruption_table(&with_reports);
+        Ok(CompareData {
+            grid,
+            groups: seed_groups(&sums),
+            robust: robust_rows(&with_reports),
+            corruption_cols,
+            corruption_rows,
+            classes: load_class_groups(st, &sums).await?,
+            ids,
+            sums,
+        })
+    }
+
+    fn rows(&self) -> Vec<RunRow> {
+        self.sums.iter().map(RunRow::of).collect()
+    }
+
+    fn export(&self) -> Vec<ExportTable> {
+        let corruption = (&self.corruption_cols[..], &self.corruption_rows[..]);
+        let mut tables = export_tables(&self.rows(), &self.groups, &self.robust, corruption);
+        tables.extend(per_class_tables(&self.classes));
+        tables
+    }
+}
+
+async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let d = CompareData::load(&st, q.as_deref()).await?;
+    let (da, db) = delta_pair(&d.classes, q.as_deref()).unwrap_or((0, 0));
+    Ok(HtmlTemplate(ComparePage {
+        delta_groups: if da == db {
+            vec![]
+        } else {
+            d.classes.iter().map(|g| g.name.clone()).collect()
+        },
+        da,
+        db,
+        rows: d.rows(),
+        any_cifar100: d.sums.iter().any(|s| s.dataset == "cifar100"),
+        query: d
+            .ids
+            .iter()
+            .map(|i| format!("ids={i}"))
+            .collect::<Vec<_>>()
+            .join("&"),
+        charts: CHARTS.to_vec(),
+        grid: d.grid,
+        groups: d.groups,
+        robust: d.robust,
+        corruption_cols: d.corruption_cols,
+        corruption_rows: d.corruption_rows,
+    })
+    .into_response())
+}
+
+fn download(body: String, mime: &str, file: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, mime.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn export_csv(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let d = CompareData::load(&st, q.as_deref()).await?;
+    let body = csv(&d.export());
+    Ok(download(
+        body,
+        "text/csv; charset=utf-8",
+        "fairtat-compare.csv",
+    ))
+}
+
+async fn export_md(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let d = CompareData::load(&st, q.as_deref()).await?;
+    let body = markdown(&d.export());
+    Ok(download(
+        body,
+        "text/markdown; charset=utf-8",
+        "fairtat-compare.md",
+    ))
+}
+
+async fn export_tex(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let d = CompareData::load(&st, q.as_deref()).await?;
+    let body = latex(&d.export());
+    Ok(download(
+        body,
+        "application/x-tex; charset=utf-8",
+        "fairtat-compare.tex",
+    ))
+}
+
+async fn chart(
+    State(st): State<AppState>,
+    Path(file): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let name = file
+        .strip_suffix(".svg")
+        .filter(|n| CHARTS.contains(n) || n.starts_with("delta-"))
+        .ok_or_else(|| ApiError::NotFound(format!("chart {file:?}")))?
+        .to_string();
+    if let Some(kind) = name.strip_prefix("delta-") {
+        let robust = match kind {
+            "robust" => true,
+            "clean" => false,
+            _ => return Err(ApiError::NotFound(format!("chart {file:?}"))),
+        };
+        // The page's chart URLs name every run with `ids=` (a grid already expanded).
+        let groups = load_class_groups(&st, &summaries(&st, &ids(q.as_deref()))?).await?;
+        let (a, b) = delta_pair(&groups, q.as_deref()).ok_or_else(|| {
+            ApiError::BadRequest("a per-class difference needs two groups of runs".into())
+        })?;
+        return Ok(svg_response(delta_chart(&groups[a], &groups[b], robust)));
+    }
+    let sums = summaries(&st, &ids(q.as_deref()))?;
+    let dirs: Vec<_> = sums
+        .iter()
+        .map(|s| (s.name.clone(), st.run_dir(&s.id)))
+        .collect();
+    let svg = tokio::task::spawn_blocking(move || {
+        let series: Vec<Series> = dirs
+            .iter()
+            .map(|(label, dir)| {
+                let entry = st.store.run(dir);
+                let f = entry.fold();
+                let m = f.metrics();
+                let ys = match name.as_str() {
+                    "robust_worst" => &m.robust_worst,
+                    "robust_overall" => &m.robust_overall,
+                    "clean_worst" => &m.clean_worst,
+                    _ => &m.clean_overall,
+                };
+                let pts = m
+                    .epochs
+                    .iter()
+                    .zip(ys)
+                    .filter_map(|(e, y)| y.map(|y| (*e as f64, y)))
+                    .collect();
+                Series::new(label.clone(), pts)
+            })
+            .collect();
+        line_chart(
+            &name.replace('_', " "),
+            "epoch",
+            "accuracy",
+            &series,
+            Some((0.0, 1.0)),
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(svg_response(svg))
+}

@@ -1,0 +1,228 @@
+//! The compare page's derived tables, as pure functions of run summaries and evaluation reports:
+//! - seed groups: runs of one grid that differ only in seed, as mean ± standard deviation;
+//! - the paper's Table 2 layout: AutoAttack and Square, overall and worst class, per run;
+//! - the paper's Tables 3/4 layout: minimum class accuracy per corruption (rows) and run
+//!   (columns), from the five severities pooled.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use fairtat_core::config::grid::group_name;
+use fairtat_core::runs::eval_report::EvalReport;
+use fairtat_core::runs::summary::{Headline, RunSummary};
+use fairtat_core::runs::RunDir;
+
+/// One seed group of the compare page.
+pub struct GroupRow {
+    pub name: String,
+    pub method: String,
+    pub seeds: usize,
+    pub clean_overall: String,
+    pub clean_worst: String,
+    pub robust_overall: String,
+    pub robust_worst: String,
+}
+
+/// Mean and sample standard deviation (n - 1; 0 for a single value).
+pub fn mean_std(v: &[f64]) -> Option<(f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    Some((mean, var.sqrt()))
+}
+
+/// "45.2 ± 0.8" in percent, or "–".
+pub fn pm(v: &[f64]) -> String {
+    match mean_std(v) {
+        Some((m, s)) if v.len() > 1 => format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * s),
+        Some((m, _)) => format!("{:.1}", 100.0 * m),
+        None => "–".into(),
+    }
+}
+
+/// Worst-class figure of a headline: min class for <= 10 classes, worst 10% for more.
+fn worst(h: &Headline, dataset: &str) -> f64 {
+    if dataset == "cifar100" {
+        h.worst10
+    } else {
+        h.worst
+    }
+}
+
+/// Items grouped by their run name without the `-s<seed>` suffix, in first-appearance order.
+pub fn by_seed_group<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<(String, Vec<&T>)> {
+    let mut out: Vec<(String, Vec<&T>)> = Vec::new();
+    for item in items {
+        let key = group_name(name(item));
+        match out.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => v.push(item),
+            None => out.push((key.to_string(), vec![item])),
+        }
+    }
+    out
+}
+
+/// Group runs by name without the `-s<seed>` suffix, in first-appearance order.
+pub fn seed_groups(sums: &[RunSummary]) -> Vec<GroupRow> {
+    by_seed_group(sums, |s| &s.name)
+        .into_iter()
+        .map(|(key, runs)| {
+            let col = |f: &dyn Fn(&RunSummary) -> Option<f64>| -> String {
+                pm(&runs.iter().filter_map(|s| f(s)).collect::<Vec<_>>())
+            };
+            GroupRow {
+                method: runs[0].method.clone(),
+                seeds: runs.len(),
+                clean_overall: col(&|s| s.clean.as_ref().map(|h| h.overall)),
+                clean_worst: col(&|s| s.clean.as_ref().map(|h| worst(h, &s.dataset))),
+                robust_overall: col(&|s| s.robust.as_ref().map(|h| h.overall)),
+                robust_worst: col(&|s| s.robust.as_ref().map(|h| worst(h, &s.dataset))),
+                name: key,
+            }
+        })
+        .collect()
+}
+
+/// Every evaluation report of a run directory (`evals/*/eval.json`), newest directory last.
+pub fn eval_reports(dir: &RunDir) -> Vec<(String, EvalReport)> {
+    let Ok(rd) = std::fs::read_dir(dir.root().join("evals")) else {
+        return vec![];
+    };
+    let mut v: Vec<(String, EvalReport)> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            read_report(&e.path().join("eval.json")).map(|r| (name, r))
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn read_report(p: &Path) -> Option<EvalReport> {
+    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+}
+
+/// One row of the Table 2 layout.
+pub struct RobustRow {
+    pub run_id: String,
+    pub label: String,
+    pub aa_overall: String,
+    pub aa_worst: String,
+    pub square_overall: String,
+    pub square_worst: String,
+}
+
+fn cell(r: &EvalReport, attack_prefix: &str, worst_of: bool) -> String {
+    r.evals
+        .iter()
+        .rev()
+        .find(|e| e.attack.starts_with(attack_prefix))
+        .map(|e| {
+            let m = &e.metrics;
+            let v = match (worst_of, m.class_acc.len() > 10) {
+                (false, _) => m.overall,
+                (true, true) => m.worst10,
+                (true, false) => m.worst,
+            };
+            format!("{:.1}", 100.0 * v)
+        })
+        .unwrap_or_else(|| "–".into())
+}
+
+/// Table 2 rows: one per (run, evaluated checkpoint) that ran AutoAttack or Square.
+pub fn robust_rows(runs: &[(RunSummary, Vec<(String, EvalReport)>)]) -> Vec<RobustRow> {
+    let mut out = Vec::new();
+    for (s, reports) in runs {
+        // The newest report per checkpoint kind.
+        let mut by_model: BTreeMap<String, &EvalReport> = BTreeMap::new();
+        for (_, r) in reports {
+            if r.evals
+                .iter()
+                .any(|e| e.attack.starts_with("autoattack") || e.attack.starts_with("square"))
+            {
+                by_model.insert(r.model.clone(), r);
+            }
+        }
+        for (model, r) in by_model {
+            let label = if model.is_empty() || model == "live" || model == "last" {
+                s.name.clone()
+            } else {
+                format!("{} ({model})", s.name)
+            };
+            out.push(RobustRow {
+                run_id: s.id.clone(),
+                label,
+                aa_overall: cell(r, "autoattack", false),
+                aa_worst: cell(r, "autoattack", true),
+                square_overall: cell(r, "square", false),
+                square_worst: cell(r, "square", true),
+            });
+        }
+    }
+    out
+}
+
+/// Tables 3/4: column labels and, per corruption, the minimum class accuracy of each column.
+pub fn corruption_table(
+    runs: &[(RunSummary, Vec<(String, EvalReport)>)],
+) -> (Vec<String>, Vec<(String, Vec<String>)>) {
+    let mut cols: Vec<(String, &EvalReport)> = Vec::new();
+    for (s, reports) in runs {
+        if let Some((_, r)) = reports
+            .iter()
+            .rev()
+            .find(|(_, r)| !r.corruption_summary.is_empty())
+        {
+            cols.push((s.name.clone(), r));
+        }
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (_, r) in &cols {
+        for c in &r.corruption_summary {
+            if !names.contains(&c.corruption) {
+                names.push(c.corruption.clone());
+            }
+        }
+    }
+    let rows = names
+        .into_iter()
+        .map(|n| {
+            let vals = cols
+                .iter()
+                .map(|(_, r)| {
+                    r.corruption_summary
+                        .iter()
+                        .find(|c| c.corruption == n)
+                        .map(|c| format!("{:.2}", c.worst))
+                        .unwrap_or_else(|| "–".into())
+                })
+                .collect();
+            (n, vals)
+        })
+        .collect();
+    (cols.into_iter().map(|(n, _)| n).collect(), rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_std() {
+        let (m, s) = mean_std(&[0.4, 0.5, 0.6]).unwrap();
+        assert!((m - 0.5).abs() < 1e-12);
+        assert!((s - 0.1).abs() < 1e-12);
+        assert_eq!(mean_std(&[0.3]).unwrap(), (0.3, 0.0));
+        assert!(mean_std(&[]).is_none());
+        assert_eq!(pm(&[0.4, 0.5, 0.6]), "50.0 ± 10.0");
+        assert_eq!(pm(&[0.25]), "25.0");
+    }
+}

@@ -1,0 +1,312 @@
+//! Evaluation jobs over HTTP: queue one from the run page or the API, and the run page's
+//! "Evaluations" fragment (the paper's Table 2 columns per evaluation, the AutoAttack stage
+//! breakdown and the Table 3/4 corruption rows), re-fetched by `app.js` while a job runs.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde::Deserialize;
+
+use super::files::{list_files, FileEntry};
+use super::run_dir;
+use super::views::pct;
+use fairtat_core::runs::eval_key::{EvalKey, EvalSuite};
+use fairtat_core::runs::eval_report::EvalReport;
+use fairtat_core::runs::{CheckpointKind, RunId};
+use crate::error::ApiError;
+use crate::evals::{eval_statuses, EvalStatus};
+use crate::state::AppState;
+use crate::supervisor;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/runs/{id}/evals", get(fragment))
+        .route("/runs/{id}/evaluate", post(evaluate_form))
+        .route("/runs/{id}/evals/{name}/cancel", post(cancel_form))
+        .route("/api/runs/{id}/evaluate", post(evaluate_api))
+        .route("/api/runs/{id}/evals", get(list_api))
+        .route("/api/runs/{id}/evals/{name}/cancel", post(cancel_api))
+}
+
+#[derive(Deserialize)]
+pub struct EvalRequest {
+    pub suite: String,
+    #[serde(default = "default_model")]
+    pub model: String,
+}
+
+fn default_model() -> String {
+    "last".into()
+}
+
+/// The typed key of a request, with errors naming the field and the allowed values.
+fn key_of(r: &EvalRequest) -> Result<EvalKey, ApiError> {
+    let suite = EvalSuite::parse(&r.suite).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "suite {:?} is not known; allowed: {}",
+            r.suite,
+            EvalSuite::NAMES.join(", ")
+        ))
+    })?;
+    let model = CheckpointKind::parse(&r.model).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "model {:?} is not known; allowed: {}",
+            r.model,
+            CheckpointKind::NAMES.join(", ")
+        ))
+    })?;
+    Ok(EvalKey { suite, model })
+}
+
+fn key_of_name(name: &str) -> Result<EvalKey, ApiError> {
+    EvalKey::from_dir_name(name).ok_or_else(|| ApiError::NotFound(format!("evaluation {name:?}")))
+}
+
+/// The run page's form: one checkpoint and any number of suites (`suite=quick&suite=standard`),
+/// each queued as its own evaluation.
+async fn evaluate_form(
+    State(st): State<AppState>,
+    Path(id): Path<RunId>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Redirect, ApiError> {
+    run_dir(&st, &id)?;
+    let model = pairs
+        .iter()
+        .find(|(k, _)| k == "model")
+        .map_or_else(default_model, |(_, v)| v.clone());
+    let suites: Vec<&String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "suite")
+        .map(|(_, v)| v)
+        .collect();
+    if suites.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "suite: choose at least one; allowed: {}",
+            EvalSuite::NAMES.join(", ")
+        )));
+    }
+    let (mut queued, mut refused) = (Vec::new(), Vec::new());
+    for suite in suites {
+        let r = EvalRequest {
+            suite: suite.clone(),
+            model: model.clone(),
+        };
+        match key_of(&r).and_then(|k| Ok(supervisor::enqueue_eval(&st, &id, k)?)) {
+            Ok(()) => queued.push(suite.clone()),
+            Err(e) => refused.push(e),
+        }
+    }
+    match (queued.is_empty(), refused.into_iter().next()) {
+        (_, None) => Ok(Redirect::to(&format!("/runs/{id}#evals"))),
+        (true, Some(e)) => Err(e),
+        (false, Some(e)) => Err(ApiError::Conflict(format!(
+            "queued {}; not queued: {}",
+            queued.join(", "),
+            e.public_message()
+        ))),
+    }
+}
+
+async fn evaluate_api(
+    State(st): State<AppState>,
+    Path(id): Path<RunId>,
+    Json(r): Json<EvalRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    run_dir(&st, &id)?;
+    let key = key_of(&r)?;
+    supervisor::enqueue_eval(&st, &id, key)?;
+    let body = serde_json::json!({
+        "run_id": id,
+        "suite": key.suite.as_str(),
+        "model": key.model.as_str(),
+        "name": key.dir_name(),
+    });
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+async fn cancel_form(
+    State(st): State<AppState>,
+    Path((id, name)): Path<(RunId, String)>,
+) -> Result<Redirect, ApiError> {
+    run_dir(&st, &id)?;
+    supervisor::cancel_eval(&st, &id, key_of_name(&name)?)?;
+    Ok(Redirect::to(&format!("/runs/{id}#evals")))
+}
+
+async fn cancel_api(
+    State(st): State<AppState>,
+    Path((id, name)): Path<(RunId, String)>,
+) -> Result<(StatusCode, Json<Vec<EvalStatus>>), ApiError> {
+    run_dir(&st, &id)?;
+    supervisor::cancel_eval(&st, &id, key_of_name(&name)?)?;
+    Ok((StatusCode::ACCEPTED, Json(eval_statuses(&st, &id))))
+}
+
+async fn list_api(
+    State(st): State<AppState>,
+    Path(id): Path<RunId>,
+) -> Result<Json<Vec<EvalStatus>>, ApiError> {
+    run_dir(&st, &id)?;
+    let st2 = st.clone();
+    let v = tokio::task::spawn_blocking(move || eval_statuses(&st2, &id))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(v))
+}
+
+async fn fragment(State(st): State<AppState>, Path(id): Path<RunId>) -> Result<Response, ApiError> {
+    run_dir(&st, &id)?;
+    let st2 = st.clone();
+    let html = tokio::task::spawn_blocking(move || fragment_html(&st2, &id))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Html(html).into_response())
+}
+
+struct Row {
+    cells: Vec<String>,
+}
+
+struct EvalView {
+    name: String,
+    status: String,
+    detail: String,
+    attacks: Vec<Row>,
+    stages: Vec<Row>,
+    corruptions: Vec<Row>,
+    /// The evaluation's reports (`evals/<name>/*.csv`, `eval.json`), as run downloads.
+    files: Vec<EvalFile>,
+}
+
+struct EvalFile {
+    /// Path in the run directory.
+    name: String,
+    download_as: String,
+    /// The file name inside the evaluation directory.
+    label: String,
+}
+
+#[derive(Template)]
+#[template(path = "partials/evals.html")]
+struct EvalsFragment {
+    id: String,
+    active: bool,
+    suites: Vec<&'static str>,
+    models: Vec<&'static str>,
+    evals: Vec<EvalView>,
+}
+
+fn view(s: EvalStatus, files: &[FileEntry], waiting: &str) -> EvalView {
+    let detail = match (&s.progress, &s.error, &s.report) {
+        _ if s.status == "queued" => waiting.to_string(),
+        (Some(p), _, _) if s.status == "running" => {
+            format!("{}: {}/{}", p.stage, p.done, p.total)
+        }
+        (_, Some(e), _) => e.lines().last().unwrap_or_default().to_string(),
+        (_, _, Some(r)) => describe(r),
+        _ => String::new(),
+    };
+    let (mut attacks, mut stages, mut corruptions) = (vec![], vec![], vec![]);
+    if let Some(r) = &s.report {
+        for e in &r.evals {
+            let m = &e.metrics;
+            attacks.push(Row {
+                cells: vec![
+                    e.attack.clone(),
+                    pct(Some(m.overall)),
+                    pct(Some(m.worst)),
+                    pct(Some(m.worst10)),
+                ],
+            });
+        }
+        for st in &r.autoattack {
+            let m = &st.metrics;
+            stages.push(Row {
+                cells: vec![
+                    st.stage.clone(),
+                    st.broken.to_string(),
+                    pct(Some(m.overall)),
+                    pct(Some(m.worst)),
+                    format!("{:.1}", st.seconds),
+                ],
+            });
+        }
+        for c in &r.corruption_summary {
+            corruptions.push(Row {
+                cells: vec![
+                    c.corruption.clone(),
+                    pct(Some(c.overall)),
+                    pct(Some(c.worst)),
+                    pct(Some(c.mean_worst_over_severities)),
+                ],
+            });
+        }
+    }
+    let prefix = format!("evals/{}/", s.name);
+    let files = files
+        .iter()
+        .filter_map(|f| {
+            Some(EvalFile {
+                label: f.name.strip_prefix(&prefix)?.to_string(),
+                name: f.name.clone(),
+                download_as: f.download_as.clone(),
+            })
+        })
+        .collect();
+    EvalView {
+        files,
+        name: s.name,
+        status: s.status,
+        detail,
+        attacks,
+        stages,
+        corruptions,
+    }
+}
+
+fn describe(r: &EvalReport) -> String {
+    format!(
+        "{} test images, eps {:.4}, seed {}, {:.0} s",
+        r.images, r.eps, r.seed, r.seconds
+    )
+}
+
+/// The run page's evaluation section.
+pub fn fragment_html(st: &AppState, id: &str) -> String {
+    fragment_with(st, id, &list_files(&st.run_dir(id))).0
+}
+
+/// The evaluation section with the run's downloadable `files` already listed, and whether an
+/// evaluation is queued or running.
+pub fn fragment_with(st: &AppState, id: &str, files: &[FileEntry]) -> (String, bool) {
+    let statuses = eval_statuses(st, id);
+    // What the run's first waiting job waits for (a queued evaluation shows it).
+    let waiting = id
+        .parse()
+        .ok()
+        .and_then(|r| st.jobs.lock().wait_reason(&r))
+        .unwrap_or_default();
+    let active = statuses
+        .iter()
+        .any(|s| s.status == "queued" || s.status == "running");
+    let html = EvalsFragment {
+        id: id.to_string(),
+        active,
+        suites: EvalSuite::NAMES.to_vec(),
+        models: CheckpointKind::ALL
+            .into_iter()
+            .filter(|m| st.run_dir(id).checkpoint(*m).exists())
+            .map(CheckpointKind::as_str)
+            .collect(),
+        evals: statuses
+            .into_iter()
+            .map(|s| view(s, files, &waiting))
+            .collect(),
+    }
+    .render()
+    .unwrap_or_else(|e| format!("<p class=\"error\">template: {e}</p>"));
+    (html, active)
+}

@@ -1,0 +1,311 @@
+//! Server-rendered pages: the runs list (sort, filter, compare checkboxes), the run page (live
+//! charts via `app.js`, tables, downloads, config, log tail, cancel/resume), and the tables
+//! fragment the run page re-fetches on each epoch.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::api::ListParams;
+use super::charts::CHARTS;
+use super::files::list_files;
+use super::run_dir;
+use super::tables::{tables_html, TablesParams};
+use super::views::{HtmlTemplate, RunRow};
+use fairtat_core::runs::RunId;
+use crate::error::ApiError;
+use crate::index::SORT_KEYS;
+use crate::state::AppState;
+use crate::supervisor;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(runs_page))
+        .route("/fragments/run-rows", get(run_rows))
+        .route("/runs/{id}", get(run_page))
+        .route("/runs/{id}/tables", get(tables_fragment))
+        .route("/runs/{id}/cancel", post(cancel_form))
+        .route("/runs/{id}/resume", post(resume_form))
+}
+
+pub struct Opt {
+    pub value: String,
+    pub selected: bool,
+}
+
+pub fn options(values: Vec<String>, current: Option<&str>) -> Vec<Opt> {
+    values
+        .into_iter()
+        .map(|v| Opt {
+            selected: current == Some(v.as_str()),
+            value: v,
+        })
+        .collect()
+}
+
+pub struct Filter {
+    pub name: &'static str,
+    pub options: Vec<Opt>,
+}
+
+pub struct Header {
+    pub label: &'static str,
+    pub href: String,
+    pub arrow: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+struct RunsPage {
+    filters: Vec<Filter>,
+    tag: String,
+    sort: String,
+    order: String,
+    headers: Vec<Header>,
+    rows: Vec<RunRow>,
+}
+
+/// Column headers that sort: (label, sort key).
+const COLUMNS: [(&str, &str); 10] = [
+    ("run", "id"),
+    ("status", "status"),
+    ("method", "method"),
+    ("dataset", "dataset"),
+    ("model", "arch"),
+    ("clean", "clean_overall"),
+    ("clean worst", "clean_worst"),
+    ("robust", "robust_overall"),
+    ("robust worst", "robust_worst"),
+    ("name", "name"),
+];
+
+async fn runs_page(
+    State(st): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rows: Vec<RunRow> = st.index.list(&p.query())?.iter().map(RunRow::of).collect();
+    let sort = p
+        .sort
+        .clone()
+        .filter(|s| SORT_KEYS.contains(&s.as_str()))
+        .unwrap_or_default();
+    let desc = p.order.as_deref() != Some("asc");
+    let keep = |k: &str, v: &Option<String>| {
+        v.as_deref()
+            .filter(|v| !v.is_empty())
+            .map(|v| format!("&{k}={}", enc(v)))
+            .unwrap_or_default()
+    };
+    let filters_q = format!(
+        "{}{}{}{}",
+        keep("status", &p.status),
+        keep("method", &p.method),
+        keep("dataset", &p.dataset),
+        keep("tag", &p.tag)
+    );
+    let headers = COLUMNS[..9]
+        .iter()
+        .map(|(label, key)| {
+            let active = sort == *key;
+            let next = if active && desc { "asc" } else { "desc" };
+            Header {
+                label,
+                href: format!("/?sort={key}&order={next}{filters_q}"),
+                arrow: match (active, desc) {
+                    (true, true) => " ▾",
+                    (true, false) => " ▴",
+                    _ => "",
+                },
+            }
+        })
+        .collect();
+    let mut filters = Vec::new();
+    for (name, cur) in [
+        ("status", &p.status),
+        ("method", &p.method),
+        ("dataset", &p.dataset),
+    ] {
+        filters.push(Filter {
+            name,
+            options: options(st.index.distinct(name)?, cur.as_deref()),
+        });
+    }
+    Ok(HtmlTemplate(RunsPage {
+        filters,
+        tag: p.tag.clone().unwrap_or_default(),
+        sort,
+        order: if desc { "desc".into() } else { "asc".into() },
+        headers,
+        rows,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "partials/run_rows.html")]
+struct RunRows {
+    rows: Vec<RunRow>,
+}
+
+/// The runs table's rows for the same query as the page: the runs list re-fetches them when
+/// `/api/events` says a run changed (a new run, a status, an epoch).
+async fn run_rows(
+    State(st): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rows = st.index.list(&p.query())?.iter().map(RunRow::of).collect();
+    Ok(HtmlTemplate(RunRows { rows }))
+}
+
+/// Percent-encode a query value (ids, statuses and tags are mostly plain already).
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub struct ChartView {
+    pub name: String,
+    pub slider: bool,
+    /// Data version (`?v=` in the URL, compared with `charts.json` after an epoch event).
+    pub version: u64,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    row: RunRow,
+    last_epoch: usize,
+    /// Status, progress, actions and headline numbers (`run_live`, re-fetched live).
+    head: String,
+    charts: Vec<ChartView>,
+    tables: String,
+    evals: String,
+    /// The download list's items (`run_live`, re-fetched live).
+    files: String,
+    config: String,
+    log_tail: String,
+    /// Seq of the last event the page shows; the page's event stream starts after it.
+    after: String,
+    /// Whether per-class charts need the class selector (more than ten classes).
+    many_classes: bool,
+}
+
+use super::run_live::{files_html, head_html, note_checkpoints, LOG_LINES};
+use crate::process::log_tail as tail;
+
+async fn run_page(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let dir = run_dir(&st, &id)?;
+    let summary = st
+        .index
+        .get(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
+    let st2 = st.clone();
+    let id2 = id.clone();
+    let (files, config, log_tail, page) = tokio::task::spawn_blocking(move || {
+        let entry = st2.store.run(&dir);
+        let detail = entry.detail(None, &st2.store.stats);
+        let f = entry.fold();
+        let versions = super::charts::chart_versions(&f, &Default::default());
+        let mut files = list_files(&dir);
+        let page = PageData {
+            tables: tables_html(&f, detail.as_deref()),
+            state_charts: super::charts::state_charts(&f),
+            versions,
+            after: f.last_seq().map(|s| s.to_string()).unwrap_or_default(),
+            many_classes: f.metrics().class_names.len() > 10,
+            evals: super::evals::fragment_with(&st2, &id2, &files).0,
+        };
+        note_checkpoints(&mut files, &f);
+        drop(f);
+        (
+            files,
+            std::fs::read_to_string(dir.config_toml()).unwrap_or_default(),
+            tail(&dir.log(), LOG_LINES),
+            page,
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let version = |c: &str| page.versions.get(c).copied().unwrap_or(0);
+    Ok(HtmlTemplate(RunPage {
+        head: head_html(&st, &summary),
+        last_epoch: summary.epochs_done.saturating_sub(1),
+        row: RunRow::of(&summary),
+        charts: CHARTS
+            .iter()
+            .map(|c| ChartView {
+                name: c.to_string(),
+                slider: *c == "cfps",
+                version: version(c),
+            })
+            .chain(page.state_charts.iter().map(|name| ChartView {
+                name: name.clone(),
+                slider: false,
+                version: version(name),
+            }))
+            .collect(),
+        tables: page.tables,
+        evals: page.evals,
+        files: files_html(&summary.id, &files),
+        config,
+        log_tail,
+        after: page.after,
+        many_classes: page.many_classes,
+    })
+    .into_response())
+}
+
+/// What the run page takes from the metrics store.
+struct PageData {
+    tables: String,
+    state_charts: Vec<String>,
+    versions: std::collections::BTreeMap<String, u64>,
+    after: String,
+    many_classes: bool,
+    evals: String,
+}
+
+async fn tables_fragment(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Query<TablesParams>,
+) -> Result<Response, ApiError> {
+    let dir = run_dir(&st, &id)?;
+    let html = tokio::task::spawn_blocking(move || {
+        let entry = st.store.run(&dir);
+        let detail = entry.detail(p.epoch, &st.store.stats);
+        let f = entry.fold();
+        let detail = detail.filter(|d| p.epoch.is_none_or(|e| e == d.epoch));
+        tables_html(&f, detail.as_deref())
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(axum::response::Html(html).into_response())
+}
+
+async fn cancel_form(
+    State(st): State<AppState>,
+    Path(id): Path<RunId>,
+) -> Result<Redirect, ApiError> {
+    run_dir(&st, &id)?;
+    supervisor::cancel_run(&st, &id)?;
+    Ok(Redirect::to(&format!("/runs/{id}")))
+}
+
+async fn resume_form(
+    State(st): State<AppState>,
+    Path(id): Path<RunId>,
+) -> Result<Redirect, ApiError> {
+    let dir = run_dir(&st, &id)?;
+    crate::admission::check_resume(&st, &dir, &id)?;
+    supervisor::resume_run(&st, &id)?;
+    Ok(Redirect::to(&format!("/runs/{id}")))
+}

@@ -1,0 +1,144 @@
+//! The run page's live parts: the header (status, epochs, ETA, what a queued run waits for,
+//! the actions its state allows), the downloads (each checkpoint with the epoch it holds and
+//! the rule that chose it), the evaluations and the log tail. `GET /runs/{id}/live` renders
+//! them all as one JSON object of HTML fragments; `app.js` fetches it on the run's SSE events,
+//! so the page never reloads itself.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::files::{list_files, FileEntry};
+use super::run_dir;
+use super::views::{pct, RunRow};
+use fairtat_core::runs::summary::RunSummary;
+use fairtat_core::runs::RunStatus;
+use crate::error::ApiError;
+use crate::scan;
+use crate::state::AppState;
+use crate::store::RunFold;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/runs/{id}/live", get(live))
+}
+
+/// Lines of `train.log` the page shows.
+pub const LOG_LINES: usize = 60;
+
+#[derive(Template)]
+#[template(path = "partials/run_head.html")]
+struct Head {
+    row: RunRow,
+    cancellable: bool,
+    resumable: bool,
+    waiting: String,
+    scheduler: String,
+}
+
+/// The header of the run page for `summary` as the executor sees it now.
+pub fn head_html(st: &AppState, summary: &RunSummary) -> String {
+    let run = summary.id.parse().ok();
+    let (active, waiting) = run.as_ref().map_or((false, None), |r| {
+        let q = st.jobs.lock();
+        (q.training(r), q.wait_reason(r))
+    });
+    let scheduler = run
+        .as_ref()
+        .and_then(|r| st.scheduler.as_ref()?.view(r))
+        .map(|v| format!("Slurm job {}: {}", v.job_id, v.state))
+        .unwrap_or_default();
+    let waiting = waiting
+        .filter(|_| summary.status == RunStatus::Queued && scheduler.is_empty())
+        .unwrap_or_default();
+    Head {
+        row: RunRow::of(summary),
+        cancellable: active,
+        resumable: !active && scan::can_resume(&st.run_dir(&summary.id), summary),
+        waiting,
+        scheduler,
+    }
+    .render()
+    .unwrap_or_else(|e| format!("<p class=\"error\">template: {e}</p>"))
+}
+
+#[derive(Template)]
+#[template(path = "partials/files.html")]
+struct Files<'a> {
+    id: &'a str,
+    files: &'a [FileEntry],
+}
+
+pub fn files_html(id: &str, files: &[FileEntry]) -> String {
+    Files { id, files }
+        .render()
+        .unwrap_or_else(|e| format!("<li class=\"error\">template: {e}</li>"))
+}
+
+/// Say which epoch each checkpoint holds and why it is that one.
+pub fn note_checkpoints(files: &mut [FileEntry], f: &RunFold) {
+    for file in files.iter_mut() {
+        let Some(kind) = file
+            .name
+            .strip_prefix("checkpoints/")
+            .and_then(|n| n.strip_suffix(".safetensors"))
+        else {
+            continue;
+        };
+        let Some((epoch, val_worst)) = f.checkpoint(kind) else {
+            continue;
+        };
+        file.note = match kind {
+            "last" => {
+                format!("epoch {epoch}: the latest finished epoch (Resume continues after it)")
+            }
+            "ema" => format!("epoch {epoch}: the exponential moving average of the weights"),
+            "fawa" => format!("epoch {epoch}: FAWA's average of the accepted epochs"),
+            "best-worst-robust" => format!(
+                "epoch {epoch}: best validation worst-class PGD accuracy ({}%); a tie goes to \
+                 the better validation clean accuracy, then to the later epoch",
+                pct(val_worst)
+            ),
+            _ => format!("epoch {epoch}"),
+        };
+    }
+}
+
+#[derive(Serialize)]
+struct Live {
+    status: String,
+    epochs_done: usize,
+    head: String,
+    files: String,
+    evals: String,
+    /// Whether an evaluation is queued or running (the page keeps polling while one is).
+    evals_active: bool,
+    log: String,
+}
+
+async fn live(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Live>, ApiError> {
+    let dir = run_dir(&st, &id)?;
+    let summary = st
+        .index
+        .get(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
+    let st2 = st.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut files = list_files(&dir);
+        let (evals, evals_active) = super::evals::fragment_with(&st2, &summary.id, &files);
+        note_checkpoints(&mut files, &st2.store.run(&dir).fold());
+        Live {
+            status: summary.status.as_str().to_string(),
+            epochs_done: summary.epochs_done,
+            head: head_html(&st2, &summary),
+            files: files_html(&summary.id, &files),
+            evals_active,
+            evals,
+            log: crate::process::log_tail(&dir.log(), LOG_LINES),
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(Json(out))
+}

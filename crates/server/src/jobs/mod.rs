@@ -1,0 +1,134 @@
+//! The one job executor: a queue of jobs (train, resume, evaluate) over device slots, each job a
+//! child process of this program (`train --run-dir`, `train --resume`, `eval --run-dir`).
+//!
+//! [`Executor`] owns its state behind one mutex and never does file or process I/O under it
+//! (mini-redis `db.rs`): the device is captured in the [`Job`] when it is queued, durable
+//! markers are written before a job enters the queue, and processes are spawned after a job
+//! leaves it. Starting processes and following them is the supervisor's work
+//! (`server::supervisor`); this module knows nothing of the index, the hub or HTTP.
+
+pub mod markers;
+pub mod queue;
+pub mod scheduler;
+
+use std::sync::{Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use fairtat_core::runs::eval_key::EvalKey;
+use fairtat_core::runs::RunId;
+pub use queue::{Queue, Running, Slot};
+
+/// What a job does to its run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// `train --run-dir`: a fresh run.
+    Train,
+    /// `train --resume`: continue from the last committed checkpoint.
+    Resume,
+    /// `eval --run-dir --suite S --model M`.
+    Evaluate(EvalKey),
+}
+
+impl JobKind {
+    pub fn label(&self) -> String {
+        match self {
+            JobKind::Train => "train".into(),
+            JobKind::Resume => "resume".into(),
+            JobKind::Evaluate(k) => format!("eval {}", k.dir_name()),
+        }
+    }
+}
+
+/// A job: a run, what to do with it, and the device it asked for when it was queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub run: RunId,
+    pub kind: JobKind,
+    /// `auto`, `cpu` or `cuda:N` (the run's `device` when the job was queued).
+    pub device: String,
+    /// The run starts from another run's checkpoint (`train.init_from_run`): it waits until
+    /// that run has finished (`runs::deps`).
+    pub needs_source: bool,
+}
+
+/// Errors of the executor; `ApiError` converts them for HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("run {0} not found")]
+    NotFound(String),
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A job as the API and the pages list it.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobView {
+    pub run: RunId,
+    pub kind: String,
+    pub device: String,
+    /// `waiting` or `running`.
+    pub state: &'static str,
+    pub pid: Option<u32>,
+}
+
+pub struct Executor {
+    queue: Mutex<Queue>,
+}
+
+impl Executor {
+    pub fn new(gpus: usize, cpu_jobs: usize) -> Executor {
+        Executor {
+            queue: Mutex::new(Queue::new(gpus, cpu_jobs)),
+        }
+    }
+
+    /// The executor of `--executor slurm` (see [`Queue::scheduled`]).
+    pub fn scheduled() -> Executor {
+        Executor {
+            queue: Mutex::new(Queue::scheduled()),
+        }
+    }
+
+    /// The bookkeeping, for short critical sections (no I/O while it is held).
+    pub fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn gpus(&self) -> usize {
+        self.lock().gpus()
+    }
+
+    /// Every job, running ones first (by run id), then waiting ones in queue order.
+    pub fn jobs(&self) -> Vec<JobView> {
+        let q = self.lock();
+        let mut running: Vec<JobView> = q
+            .running_all()
+            .map(|r| JobView {
+                run: r.job.run.clone(),
+                kind: r.job.kind.label(),
+                device: r
+                    .slot
+                    .map_or(r.job.device.clone(), |s| q.slots()[s].name.clone()),
+                state: "running",
+                pid: r.pid,
+            })
+            .collect();
+        running.sort_by(|a, b| a.run.cmp(&b.run));
+        let waiting = q.waiting().map(|j| JobView {
+            run: j.run.clone(),
+            kind: j.kind.label(),
+            device: j.device.clone(),
+            state: "waiting",
+            pid: None,
+        });
+        running.into_iter().chain(waiting).collect()
+    }
+}

@@ -1,0 +1,413 @@
+//! The executor's bookkeeping, pure and synchronous: waiting jobs in arrival order, the job each
+//! run is running, and device slots (N concurrent jobs per GPU, a configurable number on CPU).
+//! No I/O here: the caller does file and process work outside the lock that guards this.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use super::{Job, JobKind};
+use fairtat_core::runs::RunId;
+
+/// Where jobs execute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// `cpu` or `cuda:N`.
+    pub name: String,
+    /// GPU index passed as `CUDA_VISIBLE_DEVICES`.
+    pub cuda: Option<usize>,
+    pub capacity: usize,
+    pub running: usize,
+}
+
+/// A job holding a slot (or adopted without one when its device had none free).
+#[derive(Clone, Debug)]
+pub struct Running {
+    pub job: Job,
+    /// Set once spawned (adopted jobs: from the run's lock file).
+    pub pid: Option<u32>,
+    pub slot: Option<usize>,
+    /// SIGTERM was sent: a trainer that dies without a final line was cancelled, not failed.
+    pub cancel_requested: bool,
+    /// Found running after a restart: signal it only while it holds its run's lock (our own,
+    /// unreaped children cannot have had their pid reused).
+    pub adopted: bool,
+}
+
+#[derive(Debug)]
+pub struct Queue {
+    waiting: VecDeque<Job>,
+    /// At most one job per run: a run directory has one owner at a time (its lock).
+    running: HashMap<RunId, Running>,
+    slots: Vec<Slot>,
+    gpus: usize,
+    /// A scheduler (Slurm) places jobs: one unbounded slot takes every device, and the queue
+    /// only holds jobs that wait for a source run.
+    scheduled: bool,
+}
+
+impl Queue {
+    /// One job per GPU and `cpu_jobs` on the CPU.
+    pub fn new(gpus: usize, cpu_jobs: usize) -> Queue {
+        let mut slots: Vec<Slot> = (0..gpus)
+            .map(|g| Slot {
+                name: format!("cuda:{g}"),
+                cuda: Some(g),
+                capacity: 1,
+                running: 0,
+            })
+            .collect();
+        slots.push(Slot {
+            name: "cpu".into(),
+            cuda: None,
+            capacity: cpu_jobs.max(1),
+            running: 0,
+        });
+        Queue {
+            waiting: VecDeque::new(),
+            running: HashMap::new(),
+            slots,
+            gpus,
+            scheduled: false,
+        }
+    }
+
+    /// The queue of `--executor slurm`: no local slots to wait for.
+    pub fn scheduled() -> Queue {
+        let mut q = Queue::new(0, usize::MAX);
+        q.slots[0].name = "slurm".into();
+        q.scheduled = true;
+        q
+    }
+
+    pub fn is_scheduled(&self) -> bool {
+        self.scheduled
+    }
+
+    pub fn gpus(&self) -> usize {
+        self.gpus
+    }
+
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// A free slot for a job configured with `device` (`auto`, `cpu`, `cuda:N`).
+    fn free_slot(&self, device: &str) -> Option<usize> {
+        let free = |i: &usize| self.slots[*i].running < self.slots[*i].capacity;
+        let cpu = self.slots.len() - 1;
+        if self.scheduled {
+            return Some(cpu);
+        }
+        match device {
+            "cpu" => Some(cpu).filter(free),
+            d if d.starts_with("cuda:") => self.slots.iter().position(|s| s.name == d).filter(free),
+            // auto: any GPU; the CPU only when there is none.
+            _ if self.gpus > 0 => (0..self.gpus).find(free),
+            _ => Some(cpu).filter(free),
+        }
+    }
+
+    pub fn push(&mut self, job: Job) {
+        if !self.waiting.contains(&job) {
+            self.waiting.push_back(job);
+        }
+    }
+
+    /// Take the first waiting job whose run is idle, not `blocked` (waiting for its source
+    /// run) and whose device has a free slot, and mark it running (pid unknown until spawned).
+    pub fn take_next(&mut self, blocked: &HashSet<RunId>) -> Option<(Job, Slot)> {
+        let i = self.waiting.iter().position(|j| {
+            !self.running.contains_key(&j.run)
+                && !blocked.contains(&j.run)
+                && self.free_slot(&j.device).is_some()
+        })?;
+        let job = self.waiting.remove(i)?;
+        let slot = self.free_slot(&job.device)?;
+        self.slots[slot].running += 1;
+        self.running.insert(
+            job.run.clone(),
+            Running {
+                job: job.clone(),
+                pid: None,
+                slot: Some(slot),
+                cancel_requested: false,
+                adopted: false,
+            },
+        );
+        Some((job, self.slots[slot].clone()))
+    }
+
+    /// Count a job found running after a restart: it takes a slot of its device if one is free
+    /// (it runs anyway; the slot count only limits what we start).
+    pub fn adopt(&mut self, job: Job, pid: u32) {
+        let slot = self.free_slot(&job.device);
+        if let Some(s) = slot {
+            self.slots[s].running += 1;
+        }
+        let run = job.run.clone();
+        let running = Running {
+            job,
+            pid: Some(pid),
+            slot,
+            cancel_requested: false,
+            adopted: true,
+        };
+        self.running.insert(run, running);
+    }
+
+    /// Count a job that a scheduler holds (submitted, or found again after a restart).
+    pub fn start_scheduled(&mut self, job: Job) {
+        let run = job.run.clone();
+        self.running.insert(
+            run,
+            Running {
+                job,
+                pid: None,
+                slot: None,
+                cancel_requested: false,
+                adopted: false,
+            },
+        );
+    }
+
+    pub fn set_pid(&mut self, run: &RunId, pid: Option<u32>) {
+        if let Some(r) = self.running.get_mut(run) {
+            r.pid = pid;
+        }
+    }
+
+    /// The run's job ended: free its slot.
+    pub fn finish(&mut self, run: &RunId) -> Option<Running> {
+        let r = self.running.remove(run)?;
+        if let Some(s) = r.slot {
+            self.slots[s].running = self.slots[s].running.saturating_sub(1);
+        }
+        Some(r)
+    }
+
+    /// Remove waiting jobs of `run` that match `pred`; returns them.
+    pub fn remove_waiting(&mut self, run: &RunId, pred: impl Fn(&JobKind) -> bool) -> Vec<Job> {
+        let (gone, kept): (Vec<Job>, Vec<Job>) = self
+            .waiting
+            .drain(..)
+            .partition(|j| &j.run == run && pred(&j.kind));
+        self.waiting = kept.into();
+        gone
+    }
+
+    pub fn running(&self, run: &RunId) -> Option<&Running> {
+        self.running.get(run)
+    }
+
+    pub fn running_mut(&mut self, run: &RunId) -> Option<&mut Running> {
+        self.running.get_mut(run)
+    }
+
+    pub fn waiting(&self) -> impl Iterator<Item = &Job> {
+        self.waiting.iter()
+    }
+
+    pub fn running_all(&self) -> impl Iterator<Item = &Running> {
+        self.running.values()
+    }
+
+    pub fn waiting_len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether the run trains (or waits to): evaluations and a second start are refused then.
+    pub fn training(&self, run: &RunId) -> bool {
+        let is_train = |k: &JobKind| !matches!(k, JobKind::Evaluate(_));
+        self.running.get(run).is_some_and(|r| is_train(&r.job.kind))
+            || self
+                .waiting
+                .iter()
+                .any(|j| &j.run == run && is_train(&j.kind))
+    }
+
+    /// What a waiting job of `run` waits for, in words: its place in the queue and the device
+    /// slot it needs (with the runs holding it), or its source run. `None` when none waits.
+    pub fn wait_reason(&self, run: &RunId) -> Option<String> {
+        let pos = self.waiting.iter().position(|j| &j.run == run)?;
+        let job = &self.waiting[pos];
+        let place = format!(
+            "position {} of {} in the queue",
+            pos + 1,
+            self.waiting.len()
+        );
+        if job.needs_source {
+            return Some(format!(
+                "waiting for the run it starts from (train.init_from_run) to finish; {place}"
+            ));
+        }
+        if let Some(other) = self.running.get(run) {
+            return Some(format!(
+                "waiting for its {} job to end; {place}",
+                other.job.kind.label()
+            ));
+        }
+        if self.free_slot(&job.device).is_some() {
+            return Some(format!("starting; {place}"));
+        }
+        let wanted: Vec<usize> = match job.device.as_str() {
+            d if d.starts_with("cuda:") => self
+                .slots
+                .iter()
+                .position(|s| s.name == d)
+                .into_iter()
+                .collect(),
+            "cpu" => vec![self.slots.len() - 1],
+            _ if self.gpus > 0 => (0..self.gpus).collect(),
+            _ => vec![self.slots.len() - 1],
+        };
+        let names: Vec<String> = wanted.iter().map(|&i| self.slots[i].name.clone()).collect();
+        let mut holders: Vec<&str> = self
+            .running
+            .values()
+            .filter(|r| r.slot.is_some_and(|s| wanted.contains(&s)))
+            .map(|r| r.job.run.as_str())
+            .collect();
+        holders.sort_unstable();
+        let cap: usize = wanted.iter().map(|&i| self.slots[i].capacity).sum();
+        Some(format!(
+            "waiting for a free {} slot ({cap} in total, busy with {}); {place}",
+            names.join("/"),
+            if holders.is_empty() {
+                "other jobs".to_string()
+            } else {
+                holders.join(", ")
+            }
+        ))
+    }
+
+    /// Whether the run has any job waiting or running.
+    pub fn active(&self, run: &RunId) -> bool {
+        self.running.contains_key(run) || self.waiting.iter().any(|j| &j.run == run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fairtat_core::runs::eval_key::{EvalKey, EvalSuite};
+    use fairtat_core::runs::CheckpointKind;
+
+    fn job(run: &str, kind: JobKind, device: &str) -> Job {
+        Job {
+            run: run.parse().unwrap(),
+            kind,
+            device: device.into(),
+            needs_source: false,
+        }
+    }
+
+    fn eval() -> JobKind {
+        JobKind::Evaluate(EvalKey {
+            suite: EvalSuite::Quick,
+            model: CheckpointKind::Last,
+        })
+    }
+
+    #[test]
+    fn a_waiting_job_says_what_it_waits_for() {
+        let mut q = Queue::new(0, 1);
+        q.push(job("a", JobKind::Train, "auto"));
+        q.push(job("b", JobKind::Train, "auto"));
+        let mut src = job("c", JobKind::Train, "auto");
+        src.needs_source = true;
+        q.push(src);
+        assert_eq!(
+            q.wait_reason(&"a".parse().unwrap()).unwrap(),
+            "starting; position 1 of 3 in the queue"
+        );
+        q.take_next(&HashSet::new()).unwrap();
+        let b = q.wait_reason(&"b".parse().unwrap()).unwrap();
+        assert_eq!(
+            b,
+            "waiting for a free cpu slot (1 in total, busy with a); position 1 of 2 in the queue"
+        );
+        let c = q.wait_reason(&"c".parse().unwrap()).unwrap();
+        assert!(
+            c.contains("train.init_from_run") && c.contains("position 2 of 2"),
+            "{c}"
+        );
+        assert!(
+            q.wait_reason(&"a".parse().unwrap()).is_none(),
+            "a runs, it waits for nothing"
+        );
+    }
+
+    #[test]
+    fn one_pump_serves_every_kind_in_order_within_slots() {
+        let mut q = Queue::new(0, 1);
+        q.push(job("a", JobKind::Train, "auto"));
+        q.push(job("b", eval(), "cpu"));
+        let (first, slot) = q.take_next(&HashSet::new()).unwrap();
+        assert_eq!(first.run.as_str(), "a");
+        assert_eq!(slot.name, "cpu");
+        assert!(
+            q.take_next(&HashSet::new()).is_none(),
+            "the one CPU slot is taken"
+        );
+        q.finish(&"a".parse().unwrap());
+        assert_eq!(q.take_next(&HashSet::new()).unwrap().0.kind, eval());
+    }
+
+    #[test]
+    fn a_run_runs_one_job_at_a_time_and_others_pass_it() {
+        let mut q = Queue::new(0, 2);
+        q.push(job("a", eval(), "cpu"));
+        q.push(job(
+            "a",
+            JobKind::Evaluate(EvalKey {
+                suite: EvalSuite::Standard,
+                model: CheckpointKind::Last,
+            }),
+            "cpu",
+        ));
+        q.push(job("b", JobKind::Train, "cpu"));
+        assert_eq!(q.take_next(&HashSet::new()).unwrap().0.run.as_str(), "a");
+        // The second evaluation of `a` waits for the first; `b` goes ahead.
+        assert_eq!(q.take_next(&HashSet::new()).unwrap().0.run.as_str(), "b");
+        assert!(q.take_next(&HashSet::new()).is_none());
+        assert_eq!(q.waiting_len(), 1);
+    }
+
+    #[test]
+    fn devices_map_to_their_slots_and_adopted_jobs_count() {
+        let mut q = Queue::new(2, 1);
+        q.adopt(job("x", JobKind::Train, "cuda:1"), 42);
+        q.push(job("a", JobKind::Train, "cuda:1"));
+        q.push(job("b", JobKind::Train, "auto"));
+        let (j, s) = q.take_next(&HashSet::new()).unwrap();
+        assert_eq!((j.run.as_str(), s.name.as_str()), ("b", "cuda:0"));
+        assert!(
+            q.take_next(&HashSet::new()).is_none(),
+            "cuda:1 is held by the adopted job"
+        );
+        assert!(q.training(&"a".parse().unwrap()));
+        q.finish(&"x".parse().unwrap());
+        assert_eq!(q.take_next(&HashSet::new()).unwrap().1.name, "cuda:1");
+    }
+}
+
+#[cfg(test)]
+mod blocked_tests {
+    use super::*;
+
+    #[test]
+    fn a_blocked_run_lets_later_jobs_pass() {
+        let mut q = Queue::new(0, 1);
+        let job = |run: &str| Job {
+            run: run.parse().unwrap(),
+            kind: JobKind::Train,
+            device: "cpu".into(),
+            needs_source: run == "frl",
+        };
+        q.push(job("frl"));
+        q.push(job("trades"));
+        let blocked: HashSet<RunId> = ["frl".parse().unwrap()].into();
+        assert_eq!(q.take_next(&blocked).unwrap().0.run.as_str(), "trades");
+        q.finish(&"trades".parse().unwrap());
+        assert_eq!(q.take_next(&HashSet::new()).unwrap().0.run.as_str(), "frl");
+    }
+}

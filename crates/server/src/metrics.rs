@@ -1,0 +1,137 @@
+//! Metric series for charts and the API, extracted from a run's event lines (pure functions).
+//!
+//! "Clean" is the live model's clean test evaluation; "robust" the strongest `pgd-<k>` test
+//! evaluation of the same epoch (as in `RunSummary`). C_FPS comes from the training-time
+//! adversarial predictions (what FAIR-TAT samples targets from) when recorded, else from the
+//! robust test evaluation.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use fairtat_core::runs::{EpochRecord, EvalRecord, EventLine, RunEvent};
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Metrics {
+    pub class_names: Vec<String>,
+    /// 0-based epoch of each entry below.
+    pub epochs: Vec<usize>,
+    pub train_loss: Vec<f64>,
+    pub lr: Vec<f64>,
+    pub clean_overall: Vec<Option<f64>>,
+    pub clean_worst: Vec<Option<f64>>,
+    pub clean_worst10: Vec<Option<f64>>,
+    pub robust_overall: Vec<Option<f64>>,
+    pub robust_worst: Vec<Option<f64>>,
+    pub robust_worst10: Vec<Option<f64>>,
+    /// `[epoch][class]`; empty rows where the evaluation is missing.
+    pub class_acc_clean: Vec<Vec<f64>>,
+    pub class_acc_robust: Vec<Vec<f64>>,
+    pub cfps: Vec<Vec<f64>>,
+    pub class_eps: Vec<Vec<f64>>,
+    pub target_probs: Vec<Vec<f64>>,
+    /// Each method's own state (CFA's class-wise beta, FRL's multipliers, FAWA decisions ...):
+    /// key -> `[epoch][entry]`, an empty row where an epoch did not record the key.
+    pub method_state: BTreeMap<String, Vec<Vec<f64>>>,
+}
+
+/// The epoch records of a run in order; after a resume a re-done epoch replaces the earlier one.
+pub fn epoch_records(events: &[EventLine]) -> Vec<&EpochRecord> {
+    let mut out: Vec<&EpochRecord> = Vec::new();
+    for ev in events {
+        if let RunEvent::Epoch(rec) = &ev.event {
+            out.retain(|r| r.epoch < rec.epoch);
+            out.push(rec);
+        }
+    }
+    out
+}
+
+/// Class names from the latest `started` line (falls back to "0", "1", ...).
+pub fn class_names(events: &[EventLine], k: usize) -> Vec<String> {
+    let names = events.iter().rev().find_map(|e| match &e.event {
+        RunEvent::Started { class_names, .. } if !class_names.is_empty() => {
+            Some(class_names.clone())
+        }
+        _ => None,
+    });
+    match names {
+        Some(n) if n.len() >= k => n,
+        _ => (0..k).map(|i| i.to_string()).collect(),
+    }
+}
+
+pub fn clean_eval(rec: &EpochRecord) -> Option<&EvalRecord> {
+    rec.eval("test", "clean", "live")
+}
+
+pub fn robust_eval(rec: &EpochRecord) -> Option<&EvalRecord> {
+    rec.strongest_pgd("test", "live")
+}
+
+/// C_FPS of an epoch: the training adversarial predictions when recorded, else robust test.
+pub fn cfps_of(rec: &EpochRecord) -> Option<&[f64]> {
+    rec.evals
+        .iter()
+        .find(|e| e.split == "train")
+        .or_else(|| robust_eval(rec))
+        .map(|e| e.metrics.cfps.as_slice())
+}
+
+pub fn metrics(events: &[EventLine]) -> Metrics {
+    let recs = epoch_records(events);
+    let k = recs
+        .iter()
+        .flat_map(|r| r.evals.iter().map(|e| e.metrics.class_acc.len()))
+        .chain(recs.iter().map(|r| r.class_eps.len()))
+        .max()
+        .unwrap_or(0);
+    let mut m = Metrics {
+        class_names: class_names(events, k),
+        ..Metrics::default()
+    };
+    for r in recs {
+        let clean = clean_eval(r);
+        let robust = robust_eval(r);
+        m.epochs.push(r.epoch);
+        m.train_loss.push(r.train_loss);
+        m.lr.push(r.lr);
+        m.clean_overall.push(clean.map(|e| e.metrics.overall));
+        m.clean_worst.push(clean.map(|e| e.metrics.worst));
+        m.clean_worst10.push(clean.map(|e| e.metrics.worst10));
+        m.robust_overall.push(robust.map(|e| e.metrics.overall));
+        m.robust_worst.push(robust.map(|e| e.metrics.worst));
+        m.robust_worst10.push(robust.map(|e| e.metrics.worst10));
+        m.class_acc_clean.push(
+            clean
+                .map(|e| e.metrics.class_acc.clone())
+                .unwrap_or_default(),
+        );
+        m.class_acc_robust.push(
+            robust
+                .map(|e| e.metrics.class_acc.clone())
+                .unwrap_or_default(),
+        );
+        m.cfps
+            .push(cfps_of(r).map(<[f64]>::to_vec).unwrap_or_default());
+        m.class_eps.push(r.class_eps.clone());
+        m.target_probs
+            .push(r.target_probs.clone().unwrap_or_default());
+    }
+    let n = m.epochs.len();
+    for (i, r) in epoch_records(events).into_iter().enumerate() {
+        for (key, vals) in &r.method_state {
+            let rows = m
+                .method_state
+                .entry(key.clone())
+                .or_insert_with(|| vec![vec![]; n]);
+            rows[i] = vals.clone();
+        }
+    }
+    m
+}
+
+/// Replace non-finite numbers (which JSON cannot carry) by None.
+pub fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}

@@ -1,0 +1,134 @@
+//! Process helpers of the executor: GPU detection, spawning, signals, and the final event the
+//! server writes for a run whose trainer is not running.
+
+use std::process::Stdio;
+
+use super::error::ApiError;
+use fairtat_core::runs::lock::RunLock;
+use fairtat_core::runs::writer::EventWriter;
+use fairtat_core::runs::{RunDir, RunEvent, RunStatus};
+
+/// GPUs visible to `nvidia-smi -L` (0 without a driver).
+pub fn detect_gpus() -> usize {
+    std::process::Command::new("nvidia-smi")
+        .arg("-L")
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.starts_with("GPU "))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Spawn, retrying briefly on ETXTBSY (an executable just written by a test or an installer
+/// can still be open for writing in a concurrently forked process).
+pub fn spawn_retrying(cmd: &mut tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(26) && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) -> Result<(), ApiError> {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict(format!("process {pid} is gone")))
+    }
+}
+
+/// The last `n` lines of a log file (at most its last 64 KiB are read).
+pub fn log_tail(path: &std::path::Path, n: usize) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Lines of `train.log` quoted in the failure of a trainer that died without a final event.
+const FAILURE_LOG_LINES: usize = 10;
+
+/// Why our own trainer child ended without a final event: the signal that killed it (SIGKILL
+/// from the OOM killer or a user) or its exit status, and the end of its log. The run is then
+/// `failed` (the server saw it die), not `interrupted` (vanished while no server watched).
+pub fn exit_description(status: std::process::ExitStatus, log: &std::path::Path) -> String {
+    #[cfg(unix)]
+    let how = {
+        use std::os::unix::process::ExitStatusExt;
+        match status.signal() {
+            Some(sig) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+            None => format!("exited ({status})"),
+        }
+    };
+    #[cfg(not(unix))]
+    let how = format!("exited ({status})");
+    let tail = log_tail(log, FAILURE_LOG_LINES);
+    if tail.trim().is_empty() {
+        format!("the trainer {how} without a final event; train.log is empty")
+    } else {
+        format!("the trainer {how} without a final event; end of train.log:\n{tail}")
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+/// Append the final line of a run whose trainer is not running (never started, or gone),
+/// holding the run's lock meanwhile: never beside a live trainer.
+pub fn append_finished(dir: &RunDir, status: RunStatus, epochs_done: usize, message: String) {
+    let _lock = match RunLock::acquire(dir, "server: final event") {
+        Ok(l) => l,
+        Err(err) => {
+            tracing::warn!(run = %dir.id(), cause = %err, "not writing a final event");
+            return;
+        }
+    };
+    let res = EventWriter::open(dir).and_then(|mut w| {
+        w.append(&RunEvent::Finished {
+            status,
+            epochs_done,
+            message: Some(message),
+        })
+    });
+    if let Err(err) = res {
+        tracing::error!(run = %dir.id(), cause = %err, "cannot write the final event");
+    }
+}

@@ -1,0 +1,231 @@
+//! What the API and the pages ask of the executor: queue, cancel and resume runs; queue and
+//! cancel evaluations. Markers are written before a job enters the queue and removed after it
+//! leaves, outside the executor's lock.
+
+use super::{owns, pump};
+use fairtat_core::runs::eval_key::EvalKey;
+use fairtat_core::runs::summary::RunSummary;
+use fairtat_core::runs::{RunId, RunStatus};
+use crate::jobs::{markers, Job, JobError, JobKind};
+use crate::process::{append_finished, signal};
+use crate::scan;
+use crate::state::AppState;
+
+/// Queue a job (writing its durable marker first) and start it if a slot is free.
+pub fn submit(st: &AppState, job: Job) -> Result<(), JobError> {
+    submit_all(st, vec![job])
+}
+
+/// Queue several jobs, then pump once: under Slurm, a grid's runs leave the queue together
+/// and become one job array.
+pub fn submit_all(st: &AppState, jobs: Vec<Job>) -> Result<(), JobError> {
+    for job in &jobs {
+        markers::write(&st.run_dir(&job.run), &job.kind)?;
+    }
+    {
+        let mut q = st.jobs.lock();
+        for job in jobs {
+            q.push(job);
+        }
+    }
+    pump(st);
+    Ok(())
+}
+
+fn summary(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
+    st.index
+        .get(run)
+        .map_err(|e| JobError::Io(std::io::Error::other(e)))?
+        .ok_or_else(|| JobError::NotFound(run.to_string()))
+}
+
+/// Cancel a queued run (at once) or a running one (SIGTERM: the trainer finishes its batch,
+/// checkpoints and writes its final line). Returns the summary as it is now.
+pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
+    let dir = st.run_dir(run);
+    let (queued, pid) = {
+        let mut q = st.jobs.lock();
+        let queued = !q
+            .remove_waiting(run, |k| !matches!(k, JobKind::Evaluate(_)))
+            .is_empty();
+        let pid = q
+            .running_mut(run)
+            .filter(|r| !matches!(r.job.kind, JobKind::Evaluate(_)))
+            .map(|r| {
+                r.cancel_requested = r.pid.is_some();
+                (r.pid, r.adopted)
+            });
+        (queued, pid)
+    };
+    if queued {
+        markers::remove(&dir, &JobKind::Train);
+        let done = summary(st, run).map_or(0, |s| s.epochs_done);
+        append_finished(
+            &dir,
+            RunStatus::Cancelled,
+            done,
+            "cancelled by you while queued".into(),
+        );
+        return Ok(st.refresh(run).unwrap_or(summary(st, run)?));
+    }
+    if st.scheduler.is_some() {
+        if !super::slurm::cancel(st, run, |k| !matches!(k, JobKind::Evaluate(_)))? {
+            return Err(JobError::Conflict(format!(
+                "run {run} has no Slurm job pending or running"
+            )));
+        }
+        return summary(st, run);
+    }
+    match pid {
+        Some((Some(pid), adopted)) if !adopted || owns(&dir, pid) => {
+            // Lets the trainer's final line say that the user cancelled it.
+            let _ = std::fs::write(dir.cancel_marker(), "cancel\n");
+            signal(pid, "TERM").map_err(|e| JobError::Conflict(e.to_string()))?;
+            tracing::info!(run = %run, pid, "sent SIGTERM");
+        }
+        Some((Some(pid), _)) => {
+            return Err(JobError::Conflict(format!(
+                "process {pid} no longer owns run {run}; it is ending"
+            )))
+        }
+        Some((None, _)) => return Err(JobError::Conflict("the run is starting; try again".into())),
+        None => {
+            return Err(JobError::Conflict(format!(
+                "run {run} is neither queued nor running"
+            )))
+        }
+    }
+    summary(st, run)
+}
+
+/// Queue an interrupted, failed or cancelled run to continue from its last checkpoint.
+pub fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
+    let mut s = summary(st, run)?;
+    if st.jobs.lock().active(run) {
+        return Err(JobError::Conflict(format!(
+            "run {run} is {} but its job has not ended yet; resume it in a moment",
+            s.status.as_str()
+        )));
+    }
+    if !scan::resumable(&s) {
+        return Err(JobError::Conflict(format!(
+            "run {run} is {}; only interrupted, failed or cancelled runs can be resumed",
+            s.status.as_str()
+        )));
+    }
+    s.status = RunStatus::Queued;
+    s.message = None;
+    let _ = st.index.upsert(&s);
+    st.hub.status(&s);
+    let device = if s.device.is_empty() {
+        "auto".into()
+    } else {
+        s.device.clone()
+    };
+    submit(
+        st,
+        Job {
+            run: run.clone(),
+            kind: JobKind::Resume,
+            device,
+            // A resumed run continues from its own checkpoint.
+            needs_source: false,
+        },
+    )?;
+    Ok(st.index.get(run).ok().flatten().unwrap_or(s))
+}
+
+/// Queue an evaluation of a run's checkpoint; several may wait per run, one runs at a time.
+pub fn enqueue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> {
+    let dir = st.run_dir(run);
+    if !dir.checkpoint(key.model).exists() {
+        return Err(JobError::Conflict(format!(
+            "run {run} has no {} checkpoint yet",
+            key.model
+        )));
+    }
+    let device = {
+        let q = st.jobs.lock();
+        if q.training(run) {
+            return Err(JobError::Conflict(format!(
+                "run {run} is still training; evaluate it when it has finished"
+            )));
+        }
+        let kind = JobKind::Evaluate(key);
+        let dup = q.running(run).is_some_and(|r| r.job.kind == kind)
+            || q.waiting().any(|j| &j.run == run && j.kind == kind);
+        if dup {
+            return Err(JobError::Conflict(format!(
+                "run {run} already has the {} evaluation queued or running",
+                key.dir_name()
+            )));
+        }
+        st.index
+            .get(run)
+            .ok()
+            .flatten()
+            .map(|s| s.device)
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "auto".into())
+    };
+    submit(
+        st,
+        Job {
+            run: run.clone(),
+            kind: JobKind::Evaluate(key),
+            device,
+            needs_source: false,
+        },
+    )
+}
+
+/// Cancel a queued evaluation (at once) or a running one (SIGTERM to the `fairtat eval` that
+/// owns the run). The evaluation's directory says `cancelled`.
+pub fn cancel_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> {
+    let dir = st.run_dir(run);
+    let kind = JobKind::Evaluate(key);
+    let (queued, pid) = {
+        let mut q = st.jobs.lock();
+        let queued = !q.remove_waiting(run, |k| *k == kind).is_empty();
+        let pid = q
+            .running(run)
+            .filter(|r| r.job.kind == kind)
+            .map(|r| (r.pid, r.adopted));
+        (queued, pid)
+    };
+    if queued {
+        markers::remove(&dir, &kind);
+        markers::write_cancelled(&dir, &key);
+        return Ok(());
+    }
+    if st.scheduler.is_some() {
+        markers::write_cancelled(&dir, &key);
+        if !super::slurm::cancel(st, run, |k| *k == kind)? {
+            return Err(JobError::Conflict(format!(
+                "run {run} has no {} evaluation pending or running in Slurm",
+                key.dir_name()
+            )));
+        }
+        return Ok(());
+    }
+    match pid {
+        Some((Some(pid), adopted)) if !adopted || owns(&dir, pid) => {
+            markers::write_cancelled(&dir, &key);
+            signal(pid, "TERM").map_err(|e| JobError::Conflict(e.to_string()))?;
+            tracing::info!(run = %run, pid, eval = %key.dir_name(), "evaluation cancelled");
+            Ok(())
+        }
+        Some((Some(_), _)) => {
+            // The process is already gone; its waiter frees the slot.
+            markers::write_cancelled(&dir, &key);
+            Ok(())
+        }
+        Some((None, _)) => Err(JobError::Conflict(
+            "the evaluation is starting; try again".into(),
+        )),
+        None => Err(JobError::Conflict(format!(
+            "run {run} has no {} evaluation queued or running",
+            key.dir_name()
+        ))),
+    }
+}

@@ -1,0 +1,62 @@
+//! The command line of each job kind, and its device environment: the job's slot decides
+//! `CUDA_VISIBLE_DEVICES` (the child sees its GPU as `cuda:0`, or no GPU on the CPU slot).
+
+use std::path::Path;
+use std::process::Stdio;
+
+use fairtat_core::runs::RunDir;
+use crate::jobs::{markers, Job, JobKind, Slot};
+
+/// `<trainer> train|eval ...` for `job`, output appended to the run's (or evaluation's) log.
+pub fn command(
+    trainer: &Path,
+    dir: &RunDir,
+    job: &Job,
+    slot: &Slot,
+    gpus: usize,
+) -> std::io::Result<tokio::process::Command> {
+    let mut cmd = tokio::process::Command::new(trainer);
+    let log_path = match &job.kind {
+        JobKind::Train => {
+            cmd.arg("train").arg("--run-dir").arg(dir.root());
+            dir.log()
+        }
+        JobKind::Resume => {
+            cmd.arg("train").arg("--resume").arg(dir.root());
+            dir.log()
+        }
+        JobKind::Evaluate(key) => {
+            let out = markers::eval_dir(dir, key);
+            std::fs::create_dir_all(&out)?;
+            cmd.arg("eval")
+                .arg("--run-dir")
+                .arg(dir.root())
+                .args(["--suite", key.suite.as_str(), "--model", key.model.as_str()])
+                .args([
+                    "--device",
+                    if slot.cuda.is_some() { "cuda:0" } else { "cpu" },
+                ]);
+            out.join("eval.log")
+        }
+    };
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)?;
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: Ctrl-C on the server does not reach it, a restart adopts it.
+        .process_group(0)
+        .kill_on_drop(false);
+    match slot.cuda {
+        Some(g) => {
+            cmd.env("CUDA_VISIBLE_DEVICES", g.to_string());
+        }
+        None if gpus > 0 => {
+            cmd.env("CUDA_VISIBLE_DEVICES", "");
+        }
+        None => {}
+    }
+    Ok(cmd)
+}

@@ -1,0 +1,306 @@
+//! The supervisor binds the [`Executor`](crate::jobs::Executor) to the rest of the
+//! server: it starts the jobs the executor hands out as child processes, follows them
+//! (`follower` for trainers, a waiter for evaluations), adopts the processes that a previous
+//! server left running, and records what happened in the index and the hub.
+//!
+//! Adoption trusts only the run's lock (`runs::lock`): a process is adopted while it holds the
+//! lock of its run directory, so a pid reused by another program is never adopted or signalled.
+
+mod boot;
+mod control;
+mod launch;
+mod slurm;
+mod slurm_boot;
+mod slurm_files;
+mod slurm_poll;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::follower::{follow, Liveness};
+use super::jobs::{markers, Job, JobKind, Slot};
+use super::process::{append_finished, spawn_retrying};
+use super::scan::{self, Loaded};
+use super::state::AppState;
+use fairtat_core::runs::deps::{dependency_state, DependencyState};
+use fairtat_core::runs::lock::{self, LockOwner};
+use fairtat_core::runs::summary::RunSummary;
+use fairtat_core::runs::{RunDir, RunId, RunStatus};
+
+pub use boot::start;
+pub use control::{cancel_eval, cancel_run, enqueue_eval, resume_run, submit, submit_all};
+pub use slurm_poll::preflight;
+
+/// Start waiting jobs while their device has a free slot (first come, first served).
+pub fn pump(st: &AppState) {
+    if st.shutdown.is_cancelled() {
+        return;
+    }
+    if st.scheduler.is_some() {
+        return slurm::pump(st);
+    }
+    loop {
+        let blocked = waiting_for_sources(st);
+        let Some((job, slot)) = st.jobs.lock().take_next(&blocked) else {
+            return;
+        };
+        let gpus = st.jobs.gpus();
+        if let Err(err) = spawn_job(st, &job, &slot, gpus) {
+            tracing::error!(run = %job.run, cause = %err, kind = %job.kind.label(), "cannot start a job");
+            record_failure(st, &job, &err.to_string());
+            job_ended(st, &job.run);
+        }
+    }
+}
+
+/// Runs whose source run (`train.init_from_run`) has not finished: they stay queued, saying
+/// what they wait for. A run whose source failed or is missing fails with the reason. The
+/// checks read files, so they run outside the executor's lock, only for jobs that need them.
+fn waiting_for_sources(st: &AppState) -> HashSet<RunId> {
+    let candidates: Vec<Job> = st
+        .jobs
+        .lock()
+        .waiting()
+        .filter(|j| j.needs_source)
+        .cloned()
+        .collect();
+    let mut blocked = HashSet::new();
+    for job in candidates {
+        let dir = st.run_dir(&job.run);
+        let Some(spec) = scan::read_spec(&dir) else {
+            continue;
+        };
+        match dependency_state(&st.runs_dir, &spec) {
+            DependencyState::Ready(_) => {}
+            DependencyState::Waiting(source) => {
+                say_waiting(st, &job.run, &source);
+                blocked.insert(job.run);
+            }
+            DependencyState::Failed(why) => {
+                let removed = st.jobs.lock().remove_waiting(&job.run, |k| *k == job.kind);
+                if !removed.is_empty() {
+                    record_failure(st, &job, &why);
+                }
+            }
+        }
+    }
+    blocked
+}
+
+/// A queued run says what it waits for (once; the index keeps it).
+fn say_waiting(st: &AppState, run: &RunId, source: &str) {
+    let Ok(Some(mut s)) = st.index.get(run) else {
+        return;
+    };
+    let msg = format!("waiting for run {source} to finish: this run starts from its checkpoint");
+    if s.message.as_deref() != Some(msg.as_str()) {
+        s.message = Some(msg);
+        let _ = st.index.upsert(&s);
+        st.hub.status(&s);
+    }
+}
+
+/// A job whose process could not even start: record why where its page looks.
+fn record_failure(st: &AppState, job: &Job, why: &str) {
+    let dir = st.run_dir(&job.run);
+    markers::remove(&dir, &job.kind);
+    match &job.kind {
+        JobKind::Evaluate(key) => {
+            let out = markers::eval_dir(&dir, key);
+            let _ = std::fs::create_dir_all(&out);
+            let _ = std::fs::write(out.join("error.txt"), format!("cannot start: {why}"));
+        }
+        JobKind::Train | JobKind::Resume => {
+            // The trainer never ran, so the server may write the run's final line.
+            let done = epochs_done(st, &job.run);
+            append_finished(
+                &dir,
+                RunStatus::Failed,
+                done,
+                format!("cannot start trainer: {why}"),
+            );
+            st.refresh(&job.run);
+        }
+    }
+}
+
+fn spawn_job(st: &AppState, job: &Job, slot: &Slot, gpus: usize) -> anyhow::Result<()> {
+    let dir = st.run_dir(&job.run);
+    // The last line before this process: a `finished` up to it is an earlier process's.
+    let history_seq = match job.kind {
+        JobKind::Evaluate(_) => None,
+        _ => fairtat_core::runs::reader::last_seq(&dir.events()),
+    };
+    let mut cmd = launch::command(&st.trainer, &dir, job, slot, gpus)?;
+    let mut child = spawn_retrying(&mut cmd)?;
+    let pid = child.id();
+    st.jobs.lock().set_pid(&job.run, pid);
+    tracing::info!(run = %job.run, pid, slot = %slot.name, kind = %job.kind.label(), "job started");
+    let (tx, rx) = watch::channel(None);
+    let log_path = match &job.kind {
+        JobKind::Evaluate(key) => markers::eval_dir(&dir, key).join("eval.log"),
+        _ => dir.log(),
+    };
+    tokio::spawn(async move {
+        let msg = match child.wait().await {
+            Ok(st) => super::process::exit_description(st, &log_path),
+            Err(e) => format!("lost track of the process: {e}"),
+        };
+        let _ = tx.send(Some(msg));
+    });
+    match job.kind {
+        JobKind::Evaluate(_) => {
+            watch_eval(st.clone(), job.run.clone(), Liveness::Child(rx));
+        }
+        JobKind::Train | JobKind::Resume => {
+            let mut summary = st
+                .index
+                .get(&job.run)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| RunSummary::empty(&dir));
+            summary.status = RunStatus::Running;
+            summary.message = None;
+            let _ = st.index.upsert(&summary);
+            st.hub.status(&summary);
+            watch_trainer(st.clone(), dir, Liveness::Child(rx), history_seq);
+        }
+    }
+    Ok(())
+}
+
+/// Follow a trainer until its run ends, then free its slot.
+fn watch_trainer(st: AppState, dir: RunDir, live: Liveness, history_seq: Option<u64>) {
+    tokio::spawn(async move {
+        let Some(run) = dir.run_id() else { return };
+        if follow(&st, dir, live, history_seq).await {
+            job_ended(&st, &run);
+        }
+    });
+}
+
+/// Wait for an evaluation process to end, then free its slot and refresh the run's page.
+fn watch_eval(st: AppState, run: RunId, mut live: Liveness) {
+    tokio::spawn(async move {
+        while live.gone().is_none() {
+            tokio::select! {
+                _ = st.shutdown.cancelled() => return,
+                _ = live.changed(st.poll.max(Duration::from_millis(50))) => {}
+            }
+        }
+        tracing::info!(run = %run, "evaluation ended");
+        job_ended(&st, &run);
+        if let Ok(Some(summary)) = st.index.get(&run) {
+            st.hub.status(&summary);
+        }
+    });
+}
+
+/// A job's process is gone (or its run ended): free the slot, start what waits.
+pub fn job_ended(st: &AppState, run: &RunId) {
+    if let Some(r) = st.jobs.lock().finish(run) {
+        if let JobKind::Evaluate(key) = r.job.kind {
+            markers::remove(&st.run_dir(run), &JobKind::Evaluate(key));
+        }
+    }
+    pump(st);
+}
+
+fn epochs_done(st: &AppState, run: &RunId) -> usize {
+    st.index
+        .get(run)
+        .ok()
+        .flatten()
+        .map_or(0, |s| s.epochs_done)
+}
+
+/// After a (re)start: adopt the processes that hold their run's lock, re-queue what has a queue
+/// marker, then start what fits.
+pub fn restore(st: &AppState, loaded: Vec<Loaded>) {
+    for l in loaded {
+        let Some(run) = l.dir.run_id() else { continue };
+        let device = device_of(&l.summary);
+        if let Some(owner) = &l.owner {
+            adopt(st, &l.dir, &run, owner, &device, l.summary.clone());
+        }
+        if let Some(kind) = l.queued {
+            push(st, run.clone(), kind, &device);
+        }
+        let running = l.owner.as_ref().map(|o| o.what.clone());
+        for key in markers::read_evals(&l.dir) {
+            if running.as_deref() != Some(&format!("eval {}", key.dir_name())) {
+                push(st, run.clone(), JobKind::Evaluate(key), &device);
+            }
+        }
+    }
+    pump(st);
+}
+
+/// Re-queue a job found on disk; one whose device is gone from this machine fails with the
+/// reason instead of waiting forever.
+fn push(st: &AppState, run: RunId, kind: JobKind, device: &str) {
+    let needs_source = kind == JobKind::Train
+        && scan::read_spec(&st.run_dir(&run)).is_some_and(|s| !s.train.init_from_run.is_empty());
+    let job = Job {
+        run,
+        kind,
+        device: device.to_string(),
+        needs_source,
+    };
+    match super::admission::check_device_here(st, device) {
+        Ok(()) => st.jobs.lock().push(job),
+        Err(err) => record_failure(st, &job, &err.to_string()),
+    }
+}
+
+fn device_of(s: &RunSummary) -> String {
+    if s.device.is_empty() {
+        "auto".into()
+    } else {
+        s.device.clone()
+    }
+}
+
+/// Count and follow a process that a previous server started (or a shell: `fairtat train`).
+pub fn adopt(
+    st: &AppState,
+    dir: &RunDir,
+    run: &RunId,
+    owner: &LockOwner,
+    device: &str,
+    summary: RunSummary,
+) {
+    if st.jobs.lock().running(run).is_some() {
+        return;
+    }
+    let kind = match owner.what.strip_prefix("eval ") {
+        Some(name) => match fairtat_core::runs::eval_key::EvalKey::from_dir_name(name) {
+            Some(key) => JobKind::Evaluate(key),
+            None => return, // a CLI evaluation with custom attacks: not ours to count
+        },
+        None => JobKind::Train,
+    };
+    let job = Job {
+        run: run.clone(),
+        kind,
+        device: device.to_string(),
+        needs_source: false,
+    };
+    st.jobs.lock().adopt(job, owner.pid);
+    tracing::info!(run = %run, pid = owner.pid, what = %owner.what, "adopted a running process");
+    let live = Liveness::Lock(dir.clone());
+    match kind {
+        JobKind::Evaluate(_) => watch_eval(st.clone(), run.clone(), live),
+        _ => {
+            let _ = st.index.upsert(&summary);
+            watch_trainer(st.clone(), dir.clone(), live, None)
+        }
+    }
+}
+
+/// Whether the process recorded for a run still owns it (so a signal reaches the right one).
+pub fn owns(dir: &RunDir, pid: u32) -> bool {
+    lock::probe(dir).is_some_and(|o| o.pid == pid)
+}
