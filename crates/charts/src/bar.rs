@@ -6,7 +6,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::common::{
     axis_range, category, draw_x_categories, finite, fmt_num, palette_color, render, short,
-    valid_range, with_hovers, Hover,
+    valid_range, with_hovers, Chart, DrawResult, Hover,
 };
 
 const W: u32 = 720;
@@ -68,43 +68,8 @@ pub fn bar_chart_with(title: &str, labels: &[String], values: &[f64], axes: BarA
             .y_label_formatter(&|y| fmt_num(*y))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
-        let (pos, neg, hi) = (palette_color(0), palette_color(3), palette_color(1));
-        let half = 0.4;
-        chart.draw_series(values.iter().enumerate().filter_map(|(i, v)| {
-            let x = i as f64;
-            v.map(|v| {
-                let color = if axes.highlight.contains(&i) {
-                    hi
-                } else if v < 0.0 {
-                    neg
-                } else {
-                    pos
-                };
-                Rectangle::new([(x - half, 0.0), (x + half, v)], color.filled())
-            })
-        }))?;
-        if n <= 12 {
-            let style = TextStyle::from(("sans-serif", 11).into_font())
-                .pos(Pos::new(HPos::Center, VPos::Bottom));
-            chart.draw_series(values.iter().enumerate().filter_map(|(i, v)| {
-                v.map(|v| Text::new(fmt_num(v), (i as f64, v.max(0.0)), style.clone()))
-            }))?;
-        }
-        for (i, v) in raw.iter().enumerate() {
-            let (xa, ya) = chart.backend_coord(&(i as f64 - half, y1));
-            let (xb, yb) = chart.backend_coord(&(i as f64 + half, y0));
-            let v = v.map_or("missing".into(), fmt_num);
-            let mut text = format!("{}: {v}", category(labels, i));
-            if let Some(r) = axes.highlight.iter().position(|h| *h == i) {
-                text += &format!(" ({} #{})", axes.highlight_note, r + 1);
-            }
-            hovers.push(Hover {
-                x: xa,
-                y: ya,
-                size: Some((xb - xa, yb - ya)),
-                text,
-            });
-        }
+        draw_bars(&mut chart, &values, &axes)?;
+        hovers = bar_hovers(&chart, &raw, labels, &axes, (y0, y1));
         let anchors: Vec<(i32, i32)> = (0..n)
             .map(|i| chart.backend_coord(&(i as f64, y0)))
             .collect();
@@ -120,4 +85,62 @@ pub fn bar_chart_with(title: &str, labels: &[String], values: &[f64], axes: BarA
         Ok(())
     });
     with_hovers(svg, &hovers)
+}
+
+/// Half the width of a bar, in category units.
+const HALF: f64 = 0.4;
+
+/// The bars (highlighted, negative or positive colour) and, for few bars, their values.
+fn draw_bars(chart: &mut Chart, values: &[Option<f64>], axes: &BarAxes) -> DrawResult {
+    let (pos, neg, hi) = (palette_color(0), palette_color(3), palette_color(1));
+    chart.draw_series(values.iter().enumerate().filter_map(|(i, v)| {
+        let x = i as f64;
+        v.map(|v| {
+            let color = if axes.highlight.contains(&i) {
+                hi
+            } else if v < 0.0 {
+                neg
+            } else {
+                pos
+            };
+            Rectangle::new([(x - HALF, 0.0), (x + HALF, v)], color.filled())
+        })
+    }))?;
+    if values.len() <= 12 {
+        let style = TextStyle::from(("sans-serif", 11).into_font())
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        chart.draw_series(values.iter().enumerate().filter_map(|(i, v)| {
+            v.map(|v| Text::new(fmt_num(v), (i as f64, v.max(0.0)), style.clone()))
+        }))?;
+    }
+    Ok(())
+}
+
+/// A hover title per bar slot (the full height of the plot): category, recorded value and, for
+/// a highlighted bar, its rank.
+fn bar_hovers(
+    chart: &Chart,
+    raw: &[Option<f64>],
+    labels: &[String],
+    axes: &BarAxes,
+    (y0, y1): (f64, f64),
+) -> Vec<Hover> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let (xa, ya) = chart.backend_coord(&(i as f64 - HALF, y1));
+            let (xb, yb) = chart.backend_coord(&(i as f64 + HALF, y0));
+            let v = v.map_or("missing".into(), fmt_num);
+            let mut text = format!("{}: {v}", category(labels, i));
+            if let Some(r) = axes.highlight.iter().position(|h| *h == i) {
+                text += &format!(" ({} #{})", axes.highlight_note, r + 1);
+            }
+            Hover {
+                x: xa,
+                y: ya,
+                size: Some((xb - xa, yb - ya)),
+                text,
+            }
+        })
+        .collect()
 }

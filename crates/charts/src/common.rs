@@ -38,6 +38,12 @@ pub const MAX_ABS: f64 = 1e12;
 
 pub type DrawResult = Result<(), Box<dyn std::error::Error>>;
 pub type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+/// A chart with numeric axes on an SVG area, as the drawing helpers of each chart take it.
+pub type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
 
 /// Render with `draw` on a white `w x h` canvas. Any error or panic yields [`fallback`].
 pub fn render(w: u32, h: u32, title: &str, draw: impl FnOnce(&Area) -> DrawResult) -> String {

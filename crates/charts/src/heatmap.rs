@@ -5,7 +5,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::common::{
     category, draw_x_categories, draw_y_categories, finite, fmt_num, render, short, with_hovers,
-    ColorScale, DrawResult, Hover, Scale,
+    Chart, ColorScale, DrawResult, Hover, Scale,
 };
 
 const W: u32 = 760;
@@ -52,6 +52,63 @@ pub fn heatmap(
     )
 }
 
+/// The cells a heatmap draws: at most [`MAX_CELLS_PER_AXIS`] rows and columns of `values`, and
+/// the colour scale over their finite values.
+#[derive(Clone, Copy)]
+struct Grid<'a> {
+    values: &'a [Vec<f64>],
+    rows: usize,
+    cols: usize,
+    scale: Option<ColorScale>,
+}
+
+impl<'a> Grid<'a> {
+    fn new(values: &'a [Vec<f64>], scale: Scale) -> Self {
+        let rows = values.len().min(MAX_CELLS_PER_AXIS);
+        let cols = values.iter().take(rows).map(Vec::len).max().unwrap_or(0);
+        let mut g = Grid {
+            values,
+            rows,
+            cols: cols.min(MAX_CELLS_PER_AXIS),
+            scale: None,
+        };
+        let all = (0..g.rows).flat_map(|r| (0..g.cols).filter_map(move |c| g.cell(r, c)));
+        g.scale = ColorScale::new(scale, all);
+        g
+    }
+
+    fn cell(&self, r: usize, c: usize) -> Option<f64> {
+        self.values
+            .get(r)
+            .and_then(|row| row.get(c))
+            .and_then(|v| finite(*v))
+    }
+
+    fn color(&self, r: usize, c: usize) -> RGBColor {
+        match (self.cell(r, c), self.scale) {
+            (Some(v), Some(s)) => s.color(v),
+            _ => MISSING,
+        }
+    }
+
+    /// Row `r`'s top edge in chart coordinates (row 0 at the top).
+    fn top(&self, r: usize) -> f64 {
+        (self.rows - r) as f64
+    }
+
+    /// One RGB pixel per cell, row by row (the raster of large matrices).
+    fn rgb(&self) -> Vec<u8> {
+        let mut rgb = Vec::with_capacity(self.rows * self.cols * 3);
+        for r in 0..self.rows {
+            for c in 0..self.cols {
+                let RGBColor(red, g, b) = self.color(r, c);
+                rgb.extend([red, g, b]);
+            }
+        }
+        rgb
+    }
+}
+
 /// [`heatmap`] with axis titles and a chosen [`Scale`]; every cell carries its row, column and
 /// value as a hover title.
 pub fn heatmap_with(
@@ -61,26 +118,8 @@ pub fn heatmap_with(
     values: &[Vec<f64>],
     axes: HeatmapAxes,
 ) -> String {
-    let rows = values.len().min(MAX_CELLS_PER_AXIS);
-    let cols = values
-        .iter()
-        .take(rows)
-        .map(Vec::len)
-        .max()
-        .unwrap_or(0)
-        .min(MAX_CELLS_PER_AXIS);
-    let cell = |r: usize, c: usize| {
-        values
-            .get(r)
-            .and_then(|row| row.get(c))
-            .and_then(|v| finite(*v))
-    };
-    let all = (0..rows).flat_map(|r| (0..cols).filter_map(move |c| cell(r, c)));
-    let scale = ColorScale::new(axes.scale, all);
-    let color = move |v: Option<f64>| match (v, scale) {
-        (Some(v), Some(s)) => s.color(v),
-        _ => MISSING,
-    };
+    let g = Grid::new(values, axes.scale);
+    let (rows, cols) = (g.rows, g.cols);
     let mut hovers = vec![];
     let title = short(title, 120);
     let h = (140 + rows as u32 * 14).clamp(360, 1000);
@@ -97,89 +136,102 @@ pub fn heatmap_with(
             .x_label_area_size(if rotate { 110 } else { 50 })
             .y_label_area_size(120)
             .build_cartesian_2d(0.0..cols.max(1) as f64, 0.0..rows.max(1) as f64)?;
-        let top = rows as f64;
+        let (left, upper) = chart.backend_coord(&(0.0, rows.max(1) as f64));
+        let (right, lower) = chart.backend_coord(&(cols.max(1) as f64, 0.0));
         if raster {
-            let (x0, y0) = chart.backend_coord(&(0.0, rows.max(1) as f64));
-            let (x1, y1) = chart.backend_coord(&(cols.max(1) as f64, 0.0));
-            plot_rect.set(Some((x0, y0, x1 - x0, y1 - y0)));
+            plot_rect.set(Some((left, upper, right - left, lower - upper)));
         } else {
-            chart.draw_series((0..rows).flat_map(|r| {
-                (0..cols).map(move |c| {
-                    let (x, y) = (c as f64, top - r as f64);
-                    Rectangle::new([(x, y), (x + 1.0, y - 1.0)], color(cell(r, c)).filled())
-                })
-            }))?;
+            draw_cells(&mut chart, g)?;
         }
         if annotate {
-            let base = TextStyle::from(("sans-serif", 11).into_font())
-                .pos(Pos::new(HPos::Center, VPos::Center));
-            chart.draw_series((0..rows).flat_map(|r| {
-                let base = base.clone();
-                (0..cols).filter_map(move |c| {
-                    let v = cell(r, c)?;
-                    let dark = scale.is_some_and(|s| s.dark_ink(v));
-                    let ink: &'static RGBColor = if dark { &BLACK } else { &WHITE };
-                    let pos = (c as f64 + 0.5, top - r as f64 - 0.5);
-                    Some(Text::new(fmt_num(v), pos, base.clone().color(ink)))
-                })
-            }))?;
+            annotate_cells(&mut chart, g)?;
         }
         let x_anchors: Vec<(i32, i32)> = (0..cols)
             .map(|c| chart.backend_coord(&(c as f64 + 0.5, 0.0)))
             .collect();
         let y_anchors: Vec<(i32, i32)> = (0..rows)
-            .map(|r| chart.backend_coord(&(0.0, top - r as f64 - 0.5)))
+            .map(|r| chart.backend_coord(&(0.0, g.top(r) - 0.5)))
             .collect();
         draw_x_categories(root, &x_anchors, col_labels)?;
         draw_y_categories(root, &y_anchors, row_labels)?;
-        let (left, upper) = chart.backend_coord(&(0.0, rows.max(1) as f64));
-        let (right, lower) = chart.backend_coord(&(cols.max(1) as f64, 0.0));
         axis_titles(root, axes, (left, upper, right, lower), rotate)?;
-        if let Some(s) = scale {
+        if let Some(s) = g.scale {
             color_bar(root, right + 16, upper, lower, s)?;
         }
         if rows * cols <= super::common::MAX_HOVERS {
-            let (w, h) = (
+            let size = (
                 (right - left) / cols.max(1) as i32,
                 (lower - upper) / rows.max(1) as i32,
             );
-            for r in 0..rows {
-                for c in 0..cols {
-                    let (x, y) = chart.backend_coord(&(c as f64, top - r as f64));
-                    let v = cell(r, c).map_or("missing".into(), fmt_num);
-                    let (rn, cn) = (category(row_labels, r), category(col_labels, c));
-                    let text = format!(
-                        "{}: {rn}, {}: {cn}: {v}",
-                        or(axes.y, "row"),
-                        or(axes.x, "column")
-                    );
-                    hovers.push(Hover {
-                        x,
-                        y,
-                        size: Some((w, h)),
-                        text,
-                    });
-                }
-            }
+            hovers = cell_hovers(&chart, g, size, (row_labels, col_labels), axes);
         }
         Ok(())
     });
     match plot_rect.get() {
         Some(rect) if rows > 0 && cols > 0 && !svg.contains(super::FALLBACK_MARKER) => {
-            let mut rgb = Vec::with_capacity(rows * cols * 3);
-            for r in 0..rows {
-                for c in 0..cols {
-                    let RGBColor(red, g, b) = color(cell(r, c));
-                    rgb.extend([red, g, b]);
-                }
-            }
-            with_hovers(
-                embed_image(svg, rect, cols as u32, rows as u32, &rgb),
-                &hovers,
-            )
+            let image = embed_image(svg, rect, cols as u32, rows as u32, &g.rgb());
+            with_hovers(image, &hovers)
         }
         _ => with_hovers(svg, &hovers),
     }
+}
+
+/// One filled rectangle per cell (small matrices).
+fn draw_cells(chart: &mut Chart, g: Grid) -> DrawResult {
+    chart.draw_series((0..g.rows).flat_map(|r| {
+        (0..g.cols).map(move |c| {
+            let (x, y) = (c as f64, g.top(r));
+            Rectangle::new([(x, y), (x + 1.0, y - 1.0)], g.color(r, c).filled())
+        })
+    }))?;
+    Ok(())
+}
+
+/// Each cell's value written in it, in ink that reads on its colour.
+fn annotate_cells(chart: &mut Chart, g: Grid) -> DrawResult {
+    let base =
+        TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+    chart.draw_series((0..g.rows).flat_map(|r| {
+        let base = base.clone();
+        (0..g.cols).filter_map(move |c| {
+            let v = g.cell(r, c)?;
+            let dark = g.scale.is_some_and(|s| s.dark_ink(v));
+            let ink: &'static RGBColor = if dark { &BLACK } else { &WHITE };
+            let pos = (c as f64 + 0.5, g.top(r) - 0.5);
+            Some(Text::new(fmt_num(v), pos, base.clone().color(ink)))
+        })
+    }))?;
+    Ok(())
+}
+
+/// A hover title per cell: its row, column and value.
+fn cell_hovers(
+    chart: &Chart,
+    g: Grid,
+    size: (i32, i32),
+    (row_labels, col_labels): (&[String], &[String]),
+    axes: HeatmapAxes,
+) -> Vec<Hover> {
+    let mut hovers = Vec::with_capacity(g.rows * g.cols);
+    for r in 0..g.rows {
+        for c in 0..g.cols {
+            let (x, y) = chart.backend_coord(&(c as f64, g.top(r)));
+            let v = g.cell(r, c).map_or("missing".into(), fmt_num);
+            let (rn, cn) = (category(row_labels, r), category(col_labels, c));
+            let text = format!(
+                "{}: {rn}, {}: {cn}: {v}",
+                or(axes.y, "row"),
+                or(axes.x, "column")
+            );
+            hovers.push(Hover {
+                x,
+                y,
+                size: Some(size),
+                text,
+            });
+        }
+    }
+    hovers
 }
 
 fn or<'a>(s: &'a str, default: &'a str) -> &'a str {

@@ -4,7 +4,7 @@ use plotters::prelude::*;
 
 use super::common::{
     axis_range, finite, fmt_int_tick, fmt_num, int_axis, palette_color, render, short, valid_range,
-    with_hovers, Area, DrawResult, Hover,
+    with_hovers, Area, Chart, DrawResult, Hover,
 };
 use super::Series;
 
@@ -38,6 +38,43 @@ pub fn line_chart(
     line_chart_faded(title, x_label, y_label, series, &[], y_range)
 }
 
+/// Runs of consecutive finite points of one series.
+type Segments = Vec<Vec<(f64, f64)>>;
+
+/// The x axis of a set of segments: its range, tick count and whether it counts epochs.
+#[derive(Clone, Copy)]
+struct XAxis {
+    range: (f64, f64),
+    ticks: usize,
+    /// Epoch axes get integer ticks only (one epoch must not give ticks at -0.4 .. 0.4).
+    integer: bool,
+}
+
+impl XAxis {
+    fn fit(segments: &[Segments]) -> Self {
+        let xs = || segments.iter().flatten().flatten().map(|p| p.0);
+        let integer = xs().all(|x| x.fract() == 0.0);
+        let (range, ticks) = if integer {
+            int_axis(xs())
+        } else {
+            (axis_range(xs(), 0.0), 10)
+        };
+        XAxis {
+            range,
+            ticks,
+            integer,
+        }
+    }
+
+    fn fmt(&self, x: &f64) -> String {
+        if self.integer {
+            fmt_int_tick(*x)
+        } else {
+            fmt_num(*x)
+        }
+    }
+}
+
 /// [`line_chart`] where `faded[i]` draws series `i` as a thin grey line without a legend entry,
 /// under the others (100 per-class curves with the worst few highlighted). The highlighted
 /// series get the palette colours in order.
@@ -51,8 +88,7 @@ pub fn line_chart_faded(
 ) -> String {
     let fixed = valid_range(y_range);
     let is_faded = |i: usize| faded.get(i).copied().unwrap_or(false);
-    // Each series as runs of consecutive finite points.
-    let segments: Vec<Vec<Vec<(f64, f64)>>> = series
+    let segments: Vec<Segments> = series
         .iter()
         .enumerate()
         .map(|(i, s)| {
@@ -64,15 +100,10 @@ pub fn line_chart_faded(
             finite_segments(&s.points, fixed, cap)
         })
         .collect();
-    let all = || segments.iter().flatten().flatten();
-    // Epoch axes: integer ticks only (one epoch must not give ticks at -0.4 .. 0.4).
-    let integer_x = all().all(|p| p.0.fract() == 0.0);
-    let ((x0, x1), x_ticks) = if integer_x {
-        int_axis(all().map(|p| p.0))
-    } else {
-        (axis_range(all().map(|p| p.0), 0.0), 10)
-    };
-    let (y0, y1) = fixed.unwrap_or_else(|| axis_range(all().map(|p| p.1), 0.05));
+    let x = XAxis::fit(&segments);
+    let (x0, x1) = x.range;
+    let all_y = segments.iter().flatten().flatten().map(|p| p.1);
+    let (y0, y1) = fixed.unwrap_or_else(|| axis_range(all_y, 0.05));
     let title = short(title, 120);
     let legend: Vec<(usize, &Series)> = series
         .iter()
@@ -83,13 +114,6 @@ pub fn line_chart_faded(
     // A chart of all 100 classes in colour is near its size bound already: no hovers there.
     let hover = legend.len() <= MAX_LEGEND;
     let mut hovers = vec![];
-    let x_fmt = move |x: &f64| {
-        if integer_x {
-            fmt_int_tick(*x)
-        } else {
-            fmt_num(*x)
-        }
-    };
     let svg = render(W + legend_w, H, &title, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(&title, ("sans-serif", 18))
@@ -102,9 +126,9 @@ pub fn line_chart_faded(
             .configure_mesh()
             .x_desc(short(x_label, 80))
             .y_desc(short(y_label, 80))
-            .x_labels(x_ticks)
+            .x_labels(x.ticks)
             .y_labels(8)
-            .x_label_formatter(&x_fmt)
+            .x_label_formatter(&|v| x.fmt(v))
             .y_label_formatter(&|y| fmt_num(*y))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
@@ -114,43 +138,66 @@ pub fn line_chart_faded(
             }
         }
         for (n_shown, &(i, s)) in legend.iter().enumerate() {
-            let color = palette_color(n_shown);
-            let style = color.stroke_width(2);
-            let segs = &segments[i];
-            for seg in segs {
-                chart.draw_series(LineSeries::new(seg.iter().copied(), style))?;
-            }
-            let n: usize = segs.iter().map(Vec::len).sum();
-            if n <= MARKERS_UP_TO {
-                chart.draw_series(
-                    segs.iter()
-                        .flatten()
-                        .map(|&p| Circle::new(p, 3, color.filled())),
-                )?;
-            }
-            // Hover titles on the highlighted series, thinned to stay within the budget.
-            let step = (n * legend.len()).div_ceil(LINE_HOVERS).max(1);
-            for &(x, y) in segs.iter().flatten().step_by(step).filter(|_| hover) {
-                let (px, py) = chart.backend_coord(&(x, y));
-                let text = format!(
-                    "{}: {} {}, {}",
-                    s.name,
-                    short(x_label, 30),
-                    x_fmt(&x),
-                    fmt_num(y)
-                );
-                hovers.push(Hover {
-                    x: px,
-                    y: py,
-                    size: None,
-                    text,
-                });
+            draw_highlighted(&mut chart, n_shown, &segments[i])?;
+            if hover {
+                hovers.extend(point_hovers(
+                    &chart,
+                    s,
+                    &segments[i],
+                    (x_label, x),
+                    legend.len(),
+                ));
             }
         }
         let (right, top) = chart.backend_coord(&(x1, y1));
         draw_legend(root, right + 14, top, &legend)
     });
     with_hovers(svg, &hovers)
+}
+
+/// A highlighted series in palette colour `n_shown`, with a marker per point when it has few.
+fn draw_highlighted(chart: &mut Chart, n_shown: usize, segs: &Segments) -> DrawResult {
+    let color = palette_color(n_shown);
+    for seg in segs {
+        chart.draw_series(LineSeries::new(seg.iter().copied(), color.stroke_width(2)))?;
+    }
+    let n: usize = segs.iter().map(Vec::len).sum();
+    if n <= MARKERS_UP_TO {
+        chart.draw_series(
+            segs.iter()
+                .flatten()
+                .map(|&p| Circle::new(p, 3, color.filled())),
+        )?;
+    }
+    Ok(())
+}
+
+/// Hover titles on a highlighted series' points, thinned so that all `shown` series together
+/// stay within [`LINE_HOVERS`].
+fn point_hovers(
+    chart: &Chart,
+    s: &Series,
+    segs: &Segments,
+    (x_label, x): (&str, XAxis),
+    shown: usize,
+) -> Vec<Hover> {
+    let n: usize = segs.iter().map(Vec::len).sum();
+    let step = (n * shown).div_ceil(LINE_HOVERS).max(1);
+    let name = short(x_label, 30);
+    segs.iter()
+        .flatten()
+        .step_by(step)
+        .map(|&(px, py)| {
+            let (hx, hy) = chart.backend_coord(&(px, py));
+            let text = format!("{}: {} {}, {}", s.name, name, x.fmt(&px), fmt_num(py));
+            Hover {
+                x: hx,
+                y: hy,
+                size: None,
+                text,
+            }
+        })
+        .collect()
 }
 
 /// Legend right of the plot at pixel `(x, y)`: a line in each series' colour and its name,
