@@ -17,22 +17,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassMetrics {
     /// Fraction of all samples predicted correctly.
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub overall: f64,
     /// Minimum per-class accuracy over classes that have samples.
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub worst: f64,
     /// Mean accuracy of the worst ceil(10% of K) classes.
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub worst10: f64,
     /// Per-class accuracy (recall); NaN-free: a class without samples reports 0.
-    #[serde(deserialize_with = "crate::runs::nonfinite::vec_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::vec_or_nan")]
     pub class_acc: Vec<f64>,
     /// Class false-positive score, eq. (8).
-    #[serde(deserialize_with = "crate::runs::nonfinite::vec_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::vec_or_nan")]
     pub cfps: Vec<f64>,
     /// Class-wise accuracy, eq. (7).
-    #[serde(deserialize_with = "crate::runs::nonfinite::vec_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::vec_or_nan")]
     pub cacc: Vec<f64>,
     /// Samples per true class.
     pub support: Vec<u64>,

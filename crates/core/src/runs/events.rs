@@ -20,7 +20,7 @@ pub struct EventLine {
     pub v: u32,
     pub seq: u64,
     /// Seconds since the Unix epoch.
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub time: f64,
     #[serde(flatten)]
     pub event: RunEvent,
@@ -96,12 +96,12 @@ pub enum RunEvent {
         epoch: usize,
         batch: usize,
         batches: usize,
-        #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+        #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
         loss: f64,
-        #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+        #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
         images_per_sec: f64,
         /// Estimated seconds until the run finishes.
-        #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+        #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
         eta_secs: f64,
     },
     /// One finished epoch with every metric.
@@ -128,25 +128,25 @@ pub struct EpochRecord {
     pub epoch: usize,
     pub epochs: usize,
     /// Learning rate at the end of the epoch.
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub lr: f64,
     /// Mean training loss over the epoch.
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub train_loss: f64,
     /// Wall-clock seconds of the training part of the epoch.
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub train_secs: f64,
     /// Wall-clock seconds of the evaluation part.
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub eval_secs: f64,
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub images_per_sec: f64,
     /// Per-class training epsilon in force during this epoch (in [0,1] pixel units).
-    #[serde(deserialize_with = "crate::runs::nonfinite::vec_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::vec_or_nan")]
     pub class_eps: Vec<f64>,
     /// Target-sampling distribution over classes used this epoch (targeted methods only),
     /// before the true class is excluded per sample.
-    #[serde(default, deserialize_with = "crate::runs::nonfinite::opt_vec_or_nan")]
+    #[serde(default, deserialize_with = "crate::util::nonfinite::opt_vec_or_nan")]
     pub target_probs: Option<Vec<f64>>,
     /// How often each class was drawn as a target this epoch.
     pub target_counts: Option<Vec<u64>>,
@@ -154,7 +154,7 @@ pub struct EpochRecord {
     /// live model and EMA.
     pub evals: Vec<EvalRecord>,
     /// Method-specific class-wise state (e.g. CFA's beta_k), keyed by a short name.
-    #[serde(default, deserialize_with = "crate::runs::nonfinite::map_vec_or_nan")]
+    #[serde(default, deserialize_with = "crate::util::nonfinite::map_vec_or_nan")]
     pub method_state: BTreeMap<String, Vec<f64>>,
 }
 

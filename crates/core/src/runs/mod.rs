@@ -22,7 +22,6 @@ pub mod eval_report;
 pub mod events;
 pub mod layout;
 pub mod lock;
-pub mod nonfinite;
 pub mod reader;
 pub mod reports;
 pub mod summary;

@@ -16,11 +16,11 @@ pub struct Headline {
     /// 0-based epoch the evaluation belongs to.
     pub epoch: usize,
     pub attack: String,
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub overall: f64,
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub worst: f64,
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub worst10: f64,
 }
 
@@ -52,7 +52,7 @@ pub struct RunSummary {
     pub epochs_done: usize,
     pub epochs_total: usize,
     /// Fraction of all training batches done, in [0, 1].
-    #[serde(deserialize_with = "crate::runs::nonfinite::f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
     pub progress: f64,
     pub eta_secs: Option<f64>,
     /// Unix seconds of the first `Started` line (a resume keeps the original start).

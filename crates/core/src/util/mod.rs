@@ -1,5 +1,6 @@
 //! Small helpers shared by several layers and free of tch and tokio.
 
+pub mod nonfinite;
 pub mod rng;
 
 pub use rng::Rng;
