@@ -48,7 +48,12 @@ fn readme_rows() -> Vec<Row> {
         .map(|l| {
             let c = cells(l);
             assert!(c.len() >= 5, "architecture row with too few cells: {l}");
-            Row { name: c[0].clone(), dir: c[1].clone(), allowed: list(&c[2]), forbidden: list(&c[3]) }
+            Row {
+                name: c[0].clone(),
+                dir: c[1].clone(),
+                allowed: list(&c[2]),
+                forbidden: list(&c[3]),
+            }
         })
         .collect()
 }
@@ -67,15 +72,36 @@ fn deps(manifest: &Path) -> BTreeSet<String> {
 fn the_crate_graph_is_the_readmes() {
     let rows = readme_rows();
     let names: BTreeSet<String> = rows.iter().map(|r| r.name.clone()).collect();
-    for want in ["fairtat-core", "fairtat-charts", "fairtat-engine", "fairtat-server", "fairtat"] {
-        assert!(names.contains(want), "README's architecture table lacks {want}");
+    for want in [
+        "fairtat-core",
+        "fairtat-charts",
+        "fairtat-engine",
+        "fairtat-server",
+        "fairtat",
+    ] {
+        assert!(
+            names.contains(want),
+            "README's architecture table lacks {want}"
+        );
     }
     for r in &rows {
         let d = deps(&root().join(&r.dir).join("Cargo.toml"));
-        let ours: BTreeSet<String> = d.iter().filter(|n| n.starts_with("fairtat")).cloned().collect();
-        assert_eq!(ours, r.allowed, "{}: fairtat dependencies differ from the README", r.name);
+        let ours: BTreeSet<String> = d
+            .iter()
+            .filter(|n| n.starts_with("fairtat"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            ours, r.allowed,
+            "{}: fairtat dependencies differ from the README",
+            r.name
+        );
         for f in &r.forbidden {
-            assert!(!d.contains(f), "{} depends on {f}, which the README rules out", r.name);
+            assert!(
+                !d.contains(f),
+                "{} depends on {f}, which the README rules out",
+                r.name
+            );
         }
     }
 }
@@ -92,7 +118,12 @@ fn the_server_cannot_reach_tch() {
             let deps = p
                 .get("dependencies")
                 .and_then(|d| d.as_array())
-                .map(|a| a.iter().filter_map(|x| x.as_str()).map(|s| s.split(' ').next().unwrap()).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str())
+                        .map(|s| s.split(' ').next().unwrap())
+                        .collect()
+                })
                 .unwrap_or_default();
             (p["name"].as_str().unwrap(), deps)
         })
@@ -107,14 +138,23 @@ fn the_server_cannot_reach_tch() {
     for bad in ["tch", "torch-sys", "fairtat-engine"] {
         assert!(!seen.contains(bad), "fairtat-server reaches {bad}");
     }
-    assert!(seen.contains("axum"), "the walk found the server's dependencies");
+    assert!(
+        seen.contains("axum"),
+        "the walk found the server's dependencies"
+    );
 }
 
 /// Module path of a source file: `crates/x/src/a/b.rs` -> [a, b]; `a/mod.rs` -> [a]; lib.rs -> [].
 fn module_of(src: &Path, file: &Path) -> Vec<String> {
     let rel = file.strip_prefix(src).unwrap().with_extension("");
-    let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-    if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+    let mut parts: Vec<String> = rel
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
         parts.pop();
     }
     parts
@@ -176,7 +216,10 @@ fn paths(tail: &str) -> Vec<Vec<String>> {
             }
             return out;
         }
-        let w: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let w: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
         if w.is_empty() || !w.starts_with(|c: char| c.is_lowercase()) || w == "self" {
             return vec![words];
         }
@@ -238,7 +281,10 @@ fn sibling_edges(src: &Path) -> BTreeSet<(Vec<String>, Vec<String>)> {
 
 fn cycles(edges: &BTreeSet<(Vec<String>, Vec<String>)>) -> Vec<String> {
     let mut found = Vec::new();
-    for (a, b) in edges.iter().filter(|(a, b)| a < b || !edges.contains(&(b.clone(), a.clone()))) {
+    for (a, b) in edges
+        .iter()
+        .filter(|(a, b)| a < b || !edges.contains(&(b.clone(), a.clone())))
+    {
         // a -> b; is there a path b -> ... -> a?
         let mut seen = BTreeSet::new();
         let mut todo = vec![b.clone()];
@@ -248,7 +294,12 @@ fn cycles(edges: &BTreeSet<(Vec<String>, Vec<String>)>) -> Vec<String> {
                 break;
             }
             if seen.insert(n.clone()) {
-                todo.extend(edges.iter().filter(|(x, _)| *x == n).map(|(_, y)| y.clone()));
+                todo.extend(
+                    edges
+                        .iter()
+                        .filter(|(x, _)| *x == n)
+                        .map(|(_, y)| y.clone()),
+                );
             }
         }
     }

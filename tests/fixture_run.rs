@@ -45,7 +45,10 @@ async fn an_old_run_directory_loads_and_renders() {
     assert_eq!(s["name"], "fixture-fairtat", "{s}");
     let (code, html) = get(&st, &format!("/runs/{ID}")).await;
     assert_eq!(code, StatusCode::OK);
-    assert!(html.contains("fixture-fairtat") && html.contains("Resume"), "no name or Resume");
+    assert!(
+        html.contains("fixture-fairtat") && html.contains("Resume"),
+        "no name or Resume"
+    );
     let (code, svg) = get(&st, &format!("/runs/{ID}/charts/class-acc-robust.svg")).await;
     assert_eq!(code, StatusCode::OK);
     assert!(svg.contains("<svg"), "{}", &svg[..svg.len().min(200)]);
@@ -66,7 +69,11 @@ fn an_old_run_directory_resumes_to_the_end() {
         .env("FAIRTAT_LOG", "warn")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = read_events(&dir.join("events.jsonl")).unwrap();
     let starts: Vec<usize> = lines
         .iter()
@@ -79,7 +86,11 @@ fn an_old_run_directory_resumes_to_the_end() {
     assert!(
         matches!(
             lines.last().unwrap().event,
-            RunEvent::Finished { status: RunStatus::Finished, epochs_done: 2, .. }
+            RunEvent::Finished {
+                status: RunStatus::Finished,
+                epochs_done: 2,
+                ..
+            }
         ),
         "{:?}",
         lines.last()

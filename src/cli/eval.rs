@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{must_exist, parse_dataset, EvalArgs, Failure};
-use crate::config::{self, parse_fraction, ConfigError};
+use crate::config::{parse_fraction, ConfigError};
 use crate::evaluation::{self, CorruptionSource, EvalOptions, Suite};
 use crate::runs::eval_report::{self, EvalProgress, EvalReport};
 use crate::runs::lock::RunLock;
@@ -42,7 +42,7 @@ pub fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Failure> {
             let kind = CheckpointKind::parse(&a.model).ok_or_else(|| {
                 ConfigError::not_allowed("--model", &a.model, &CheckpointKind::NAMES)
             })?;
-            let spec = config::read_run_config(&run, &[])?;
+            let spec = crate::runs::read_run_config(&run, &[])?;
             let label = suite.map(|s| s.as_str()).unwrap_or("custom");
             // The run's owner while this evaluation runs: no trainer may resume it meanwhile.
             let what = format!("eval {label}-{kind}");

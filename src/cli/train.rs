@@ -44,7 +44,7 @@ pub(super) fn cmd_train(a: TrainArgs) -> Result<ExitCode, Failure> {
         }
         // Validate completely before creating anything: a config error leaves no run behind.
         let spec = config::load(cfg, &sets)?;
-        let run = config::create_run_dir(&a.out, &spec)
+        let run = crate::runs::create_run_dir(&a.out, &spec)
             .with_context(|| format!("creating a run directory in {}", a.out.display()))?;
         let lock = RunLock::acquire(&run, "train").map_err(anyhow::Error::from)?;
         (spec, run, false, true, lock)
@@ -106,7 +106,7 @@ fn train_grid(specs: &[RunSpec], out: &Path) -> Result<ExitCode, Failure> {
         // The paths were fixed above so that rows can name their sources' checkpoints.
         std::fs::create_dir_all(run.root())
             .with_context(|| format!("creating {}", run.root().display()))?;
-        config::write_config(run, spec)?;
+        crate::runs::write_config(run, spec)?;
         let lock = RunLock::acquire(run, "train").map_err(anyhow::Error::from)?;
         code = train_in(spec, run, false, true, lock)?;
         if code != ExitCode::SUCCESS {
@@ -120,7 +120,7 @@ fn train_grid(specs: &[RunSpec], out: &Path) -> Result<ExitCode, Failure> {
 /// The config of an existing run directory; a validation failure there (a hand-edited config)
 /// is also recorded as a `finished: failed` event.
 fn load_run_config(run: &RunDir, sets: &[String]) -> Result<RunSpec, Failure> {
-    config::read_run_config(run, sets).map_err(|e| {
+    crate::runs::read_run_config(run, sets).map_err(|e| {
         // Record why in the run itself, so the dashboard shows it.
         if let Ok(mut w) = EventWriter::open(run) {
             let _ = w.append(&RunEvent::Finished {

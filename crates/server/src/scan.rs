@@ -57,7 +57,7 @@ pub fn read_all_events(dir: &RunDir) -> Vec<EventLine> {
 
 /// The validated spec of the run directory: its `config.toml`, as the trainer reads it.
 pub fn read_spec(dir: &RunDir) -> Option<RunSpec> {
-    fairtat_core::config::read_run_config(dir, &[]).ok()
+    fairtat_core::runs::read_run_config(dir, &[]).ok()
 }
 
 /// A summary for a run that has not started yet: what its spec says.

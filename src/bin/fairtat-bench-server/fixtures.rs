@@ -51,7 +51,7 @@ pub fn spec_text() -> Result<String> {
 /// A new run directory with the preset's config and spec and an open events writer.
 pub fn new_run(runs_dir: &Path, n: usize) -> Result<(RunDir, EventWriter)> {
     let spec = fairtat::config::from_toml_str(&spec_text()?, &[format!("name=\"bench-{n}\"")])?;
-    let dir = fairtat::config::create_run_dir(runs_dir, &spec)?;
+    let dir = fairtat::runs::create_run_dir(runs_dir, &spec)?;
     let w = EventWriter::open(&dir)?;
     Ok((dir, w))
 }

@@ -13,13 +13,11 @@ pub mod grid;
 pub mod grid_init;
 pub mod keys;
 mod raw;
-mod run_dir;
 mod spec;
 mod value;
 
 pub use error::ConfigError;
 pub use raw::RawConfig;
-pub use run_dir::{create_run_dir, read_run_config, write_config};
 pub use spec::*;
 pub use value::{parse_fraction, short_number};
 

@@ -24,6 +24,7 @@ pub mod layout;
 pub mod lock;
 pub mod reader;
 pub mod reports;
+mod run_dir;
 pub mod summary;
 pub mod synthetic;
 pub mod writer;
@@ -32,3 +33,4 @@ pub use events::{
     EpochRecord, EvalRecord, EventLine, EventSink, RunEvent, RunStatus, SCHEMA_VERSION,
 };
 pub use layout::{is_valid_run_id, new_run_id, CheckpointKind, RunDir, RunId};
+pub use run_dir::{create_run_dir, read_run_config, write_config};

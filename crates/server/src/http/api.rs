@@ -335,7 +335,7 @@ pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiE
 async fn prepare_run(st: &AppState, spec: RunSpec) -> Result<(Job, RunSummary), ApiError> {
     let runs_dir = st.runs_dir.clone();
     let spec2 = spec.clone();
-    let dir = tokio::task::spawn_blocking(move || config::create_run_dir(&runs_dir, &spec2))
+    let dir = tokio::task::spawn_blocking(move || fairtat_core::runs::create_run_dir(&runs_dir, &spec2))
         .await
         .map_err(ApiError::internal)??;
     let run = dir

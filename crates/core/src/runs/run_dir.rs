@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use super::{ConfigError, RunSpec};
-use crate::runs::{new_run_id, RunDir};
+use super::{new_run_id, RunDir};
+use crate::config::{ConfigError, RunSpec};
 
 /// Create a new, uniquely named run directory under `parent` holding `spec`'s `config.toml`
 /// (and `spec.json`). The id is `new_run_id(spec.name)`, suffixed `-N` if taken.
@@ -39,7 +39,7 @@ pub fn write_config(dir: &RunDir, spec: &RunSpec) -> std::io::Result<()> {
 
 /// The validated config of a run directory, with `--set` overrides (what every reader uses).
 pub fn read_run_config(dir: &RunDir, sets: &[String]) -> Result<RunSpec, ConfigError> {
-    super::load(&dir.config_toml(), sets)
+    crate::config::load(&dir.config_toml(), sets)
 }
 
 #[cfg(test)]
