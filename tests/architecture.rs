@@ -173,9 +173,14 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Drop everything from `#[cfg(test)]` on: unit tests may import what they test from anywhere.
-fn non_test(text: &str) -> &str {
-    text.split("#[cfg(test)]").next().unwrap()
+/// The code of a file without its comments (docs may name any module) and without what follows
+/// `#[cfg(test)]` (unit tests may import what they test from anywhere).
+fn non_test(text: &str) -> String {
+    let code = text.split("#[cfg(test)]").next().unwrap();
+    code.lines()
+        .map(|l| l.split("//").next().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The module paths a `use`-tree names, read from just after a `crate::` / `super::` prefix:
@@ -265,7 +270,7 @@ fn sibling_edges(src: &Path) -> BTreeSet<(Vec<String>, Vec<String>)> {
     for f in &files {
         let from = module_of(src, f);
         let text = std::fs::read_to_string(f).unwrap();
-        for mut to in references(&from, non_test(&text)) {
+        for mut to in references(&from, &non_test(&text)) {
             while !to.is_empty() && !modules.contains(&to) {
                 to.pop();
             }
