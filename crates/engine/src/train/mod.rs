@@ -7,19 +7,26 @@
 
 mod commit;
 pub mod device;
+mod ema;
 mod epoch_eval;
+mod epoch_start;
 mod error;
 mod eta;
 mod eval;
 pub mod fawa;
 mod init;
+mod meter;
 mod metadata;
 mod progress;
+mod resume_point;
 mod runner;
 pub mod schedule;
+mod selection;
 mod session;
 mod sgd;
 mod state;
+mod step;
+mod tally;
 
 pub use error::TrainError;
 pub use eval::{evaluate, EvalAttack};
