@@ -29,7 +29,7 @@ mod step;
 mod tally;
 
 pub use error::TrainError;
-pub use eval::{evaluate, EvalAttack};
+pub use eval::{eval_record, evaluate, EvalAttack};
 pub use metadata::CheckpointInfo;
 pub use progress::ProgressSink;
 pub use runner::{train, train_on, Outcome, TrainOptions};
