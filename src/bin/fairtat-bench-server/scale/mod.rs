@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::client::{http_get, http_get_len, sse_client};
-use crate::fixtures::{epoch, finished, new_run, percentile, scratch, started, trainer_binary};
+use crate::fixtures::{new_run, percentile, scratch, trainer_binary, write_small_run};
 use fairtat::runs::synthetic::Synth;
 use fairtat::runs::{RunDir, RunEvent};
 use live::{append, epoch_cost, epoch_line};
@@ -134,12 +134,7 @@ fn write_runs(runs_dir: &Path, s: &Scale) -> Result<(Vec<String>, u64)> {
         ids.push(dir.id());
     }
     for n in 0..s.small {
-        let (dir, mut w) = new_run(runs_dir, s.big + n)?;
-        w.append(&started(&dir))?;
-        for e in 0..3 {
-            w.append(&epoch(e, 3))?;
-        }
-        w.append(&finished(3))?;
+        write_small_run(runs_dir, s.big + n)?;
     }
     Ok((ids, next_seq))
 }
