@@ -4,6 +4,11 @@
 //! [`RunEvent`](fairtat_core::runs::RunEvent)s to whatever sinks the caller passes (the JSONL writer, the
 //! CLI progress bar, tests). It checks a stop flag after every batch: a cancel finishes the
 //! batch, writes a checkpoint and returns [`Outcome::Cancelled`].
+//!
+//! The epoch loop (`runner`) only orders processors, one file each: `epoch_start` (method
+//! preparation, batch order, resumed counts), `step` (one batch), `tally` (training
+//! book-keeping), `meter` (progress and ETA), `ema`, `epoch_eval` (evaluation, FAWA via `fawa`),
+//! `selection` (`best-worst-robust`) and `resume_point` (checkpoints, `state.json` via `commit`).
 
 mod commit;
 pub mod device;
