@@ -10,7 +10,7 @@ pub async fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
     let raw = raw_get(addr, path).await?;
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").context("no header end")?;
-    let status = status_code(&head)?;
+    let status = status_code(head)?;
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
