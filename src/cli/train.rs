@@ -292,3 +292,31 @@ fn cancel_message(run: &RunDir, epochs_done: usize) -> String {
         "{who} after {epochs_done} finished epoch(s); Resume continues from the last checkpoint"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ending_has_its_status_message_and_exit_code() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::new(tmp.path().join("run"));
+        let end = |r, interrupted| Ending::of(r, &run, interrupted);
+        let e = end(Ok(Ok(Outcome::Finished { epochs_done: 3 })), false);
+        assert_eq!(
+            (e.status, e.epochs_done, e.code),
+            (RunStatus::Finished, 3, 0)
+        );
+        assert!(e.message.is_none());
+        let e = end(Ok(Ok(Outcome::Cancelled { epochs_done: 1 })), true);
+        assert_eq!((e.status, e.code), (RunStatus::Interrupted, EXIT_RESUMABLE));
+        let e = end(Ok(Ok(Outcome::Cancelled { epochs_done: 1 })), false);
+        assert_eq!((e.status, e.code), (RunStatus::Cancelled, 130));
+        assert!(e.message.unwrap().contains("SIGINT/SIGTERM"));
+        let e = end(Ok(Err(train::TrainError::Invalid("bad".into()))), false);
+        assert_eq!((e.status, e.code), (RunStatus::Failed, 1));
+        assert_eq!(e.message.as_deref(), Some("bad"));
+        let e = end(Err(Box::new("boom")), false);
+        assert_eq!(e.message.as_deref(), Some("internal error: boom"));
+    }
+}
