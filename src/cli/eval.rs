@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{must_exist, parse_dataset, EvalArgs, Failure};
-use crate::config::{parse_fraction, ConfigError};
+use crate::config::{self, parse_fraction, ConfigError, RunSpec};
 use crate::evaluation::{self, CorruptionSource, EvalOptions, Suite};
 use crate::runs::eval_report::{self, EvalProgress, EvalReport};
 use crate::runs::lock::RunLock;
@@ -34,80 +34,11 @@ pub fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Failure> {
             Suite::parse(s).ok_or_else(|| ConfigError::not_allowed("--suite", s, &Suite::NAMES))
         })
         .transpose()?;
-    let mut _run_lock = None;
-    // Defaults from the run when evaluating a run directory.
-    let (checkpoint, run_spec, default_out) = match &a.run_dir {
-        Some(dir) => {
-            let run = RunDir::new(dir);
-            let kind = CheckpointKind::parse(&a.model).ok_or_else(|| {
-                ConfigError::not_allowed("--model", &a.model, &CheckpointKind::NAMES)
-            })?;
-            let spec = crate::runs::read_run_config(&run, &[])?;
-            let label = suite.map(|s| s.as_str()).unwrap_or("custom");
-            // The run's owner while this evaluation runs: no trainer may resume it meanwhile.
-            let what = format!("eval {label}-{kind}");
-            _run_lock = Some(RunLock::acquire(&run, &what).map_err(anyhow::Error::from)?);
-            let out = run.evals().join(format!("{label}-{kind}"));
-            // Running now (and owning the run): a restarted dashboard adopts it through the
-            // lock instead of queueing it again.
-            let _ = std::fs::remove_file(out.join("queued"));
-            (run.checkpoint(kind), Some(spec), out)
-        }
-        None => {
-            let ckpt = a.checkpoint.clone().unwrap_or_default();
-            let stem = ckpt
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let out =
-                PathBuf::from("evals").join(format!("{}-{stem}", crate::runs::new_run_id("eval")));
-            (ckpt, None, out)
-        }
-    };
+    // Held until the reports are written: the run's owner while this evaluation runs.
+    let (checkpoint, run_spec, default_out, _run_lock) = target(&a, suite)?;
     must_exist(&checkpoint, "checkpoint")?;
-    let eps = match (&a.eps, &run_spec) {
-        (Some(s), _) => fraction("--eps", s)?,
-        (None, Some(spec)) => spec.eval.eps,
-        (None, None) => 8.0 / 255.0,
-    };
-    let alpha = match &a.alpha {
-        Some(s) => fraction("--alpha", s)?,
-        None => eps / 4.0,
-    };
-    let mut attacks = a.attacks.clone();
-    if attacks.is_empty() && suite.is_none() {
-        attacks.push("pgd-20".into());
-    }
     let out = a.out.clone().unwrap_or(default_out);
-    let opts = EvalOptions {
-        checkpoint,
-        dataset: match (&a.dataset, &run_spec) {
-            (Some(d), _) => Some(parse_dataset(d)?),
-            (None, Some(spec)) => Some(spec.data.dataset),
-            (None, None) => None,
-        },
-        data_dir: a
-            .data_dir
-            .clone()
-            .or_else(|| run_spec.as_ref().map(|s| s.data.dir.clone())),
-        attacks,
-        suite,
-        eps,
-        alpha,
-        subset: a
-            .subset
-            .or_else(|| run_spec.as_ref().map(|s| s.data.test_subset))
-            .unwrap_or(0),
-        batch_size: a.batch_size.max(1),
-        device: train::device::select(&a.device)?,
-        seed: a.seed,
-        corruptions: a
-            .corruptions_dir
-            .clone()
-            .map(|dir| CorruptionSource::Files { dir }),
-        corruption_names: a.corruptions.clone(),
-        severities: a.severities.clone(),
-    };
+    let opts = eval_options(&a, suite, checkpoint, run_spec.as_ref())?;
     if let Some(dir) = &a.corruptions_dir {
         must_exist(dir, "--corruptions-dir")?;
     }
@@ -127,6 +58,90 @@ pub fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Failure> {
     eval_report::write(&out, &report)?;
     println!("reports: {}", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What to evaluate: the checkpoint, the run's config (defaults, when a run directory is
+/// evaluated), where the reports go by default, and the run's lock.
+fn target(
+    a: &EvalArgs,
+    suite: Option<Suite>,
+) -> Result<(PathBuf, Option<RunSpec>, PathBuf, Option<RunLock>), Failure> {
+    let Some(dir) = &a.run_dir else {
+        let ckpt = a.checkpoint.clone().unwrap_or_default();
+        let stem = ckpt
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let out =
+            PathBuf::from("evals").join(format!("{}-{stem}", crate::runs::new_run_id("eval")));
+        return Ok((ckpt, None, out, None));
+    };
+    let run = RunDir::new(dir);
+    let kind = CheckpointKind::parse(&a.model)
+        .ok_or_else(|| ConfigError::not_allowed("--model", &a.model, &CheckpointKind::NAMES))?;
+    let spec = crate::runs::read_run_config(&run, &[])?;
+    let label = suite.map(|s| s.as_str()).unwrap_or("custom");
+    // The run's owner while this evaluation runs: no trainer may resume it meanwhile.
+    let what = format!("eval {label}-{kind}");
+    let lock = RunLock::acquire(&run, &what).map_err(anyhow::Error::from)?;
+    let out = run.evals().join(format!("{label}-{kind}"));
+    // Running now (and owning the run): a restarted dashboard adopts it through the lock
+    // instead of queueing it again.
+    let _ = std::fs::remove_file(out.join("queued"));
+    Ok((run.checkpoint(kind), Some(spec), out, Some(lock)))
+}
+
+/// The evaluation the flags ask for; what they leave open comes from the run's config when a
+/// run directory is evaluated, else from the defaults (eps 8/255, step eps/4, PGD-20).
+fn eval_options(
+    a: &EvalArgs,
+    suite: Option<Suite>,
+    checkpoint: PathBuf,
+    run_spec: Option<&RunSpec>,
+) -> Result<EvalOptions, Failure> {
+    let eps = match (&a.eps, run_spec) {
+        (Some(s), _) => fraction("--eps", s)?,
+        (None, Some(spec)) => spec.eval.eps,
+        (None, None) => 8.0 / 255.0,
+    };
+    let alpha = match &a.alpha {
+        Some(s) => fraction("--alpha", s)?,
+        None => eps / 4.0,
+    };
+    let mut attacks = a.attacks.clone();
+    if attacks.is_empty() && suite.is_none() {
+        attacks.push("pgd-20".into());
+    }
+    let dataset = match (&a.dataset, run_spec) {
+        (Some(d), _) => Some(parse_dataset(d)?),
+        (None, Some(spec)) => Some(spec.data.dataset),
+        (None, None) => None,
+    };
+    Ok(EvalOptions {
+        checkpoint,
+        dataset,
+        data_dir: a
+            .data_dir
+            .clone()
+            .or_else(|| run_spec.map(|s| s.data.dir.clone())),
+        attacks,
+        suite,
+        eps,
+        alpha,
+        subset: a
+            .subset
+            .or_else(|| run_spec.map(|s| s.data.test_subset))
+            .unwrap_or(0),
+        batch_size: a.batch_size.max(1),
+        device: train::device::select(&a.device)?,
+        seed: a.seed,
+        corruptions: a
+            .corruptions_dir
+            .clone()
+            .map(|dir| CorruptionSource::Files { dir }),
+        corruption_names: a.corruptions.clone(),
+        severities: a.severities.clone(),
+    })
 }
 
 /// Evaluate with a terminal progress bar and `progress.json` (at most once a second).

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -151,16 +151,7 @@ fn train_in(
     }
     let device = train::device::select(&spec.device)?;
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
-    // SIGUSR1: a scheduler's warning before its time limit (Slurm `--signal=B:USR1@N`): stop
-    // the same way, but as an interruption to resume, not a cancel.
-    let scheduler_stop = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, scheduler_stop.clone())?;
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, stop.clone())?;
+    let scheduler_stop = install_signals(&stop)?;
     let _ = std::fs::remove_file(run.queued_marker());
     let _ = std::fs::remove_file(run.cancel_marker());
     let writer =
@@ -174,12 +165,45 @@ fn train_in(
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         train::train(spec, run, &opts, &mut sinks)
     }));
-    let (status, epochs_done, message, code) = match result {
-        Ok(Ok(Outcome::Finished { epochs_done })) => (RunStatus::Finished, epochs_done, None, 0),
-        Ok(Ok(Outcome::Cancelled { epochs_done }))
-            if scheduler_stop.load(std::sync::atomic::Ordering::SeqCst) =>
-        {
-            (
+    let ending = Ending::of(result, run, scheduler_stop.load(Ordering::SeqCst));
+    finish(ending, run, created, &mut sinks)
+}
+
+/// SIGINT and SIGTERM set `stop` (a second one exits at once); SIGUSR1, a scheduler's warning
+/// before its time limit (Slurm `--signal=B:USR1@N`), stops the same way but as an interruption
+/// to resume, not a cancel: the flag returned says that it came.
+fn install_signals(stop: &Arc<AtomicBool>) -> Result<Arc<AtomicBool>, Failure> {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let scheduler_stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(SIGUSR1, scheduler_stop.clone())?;
+    signal_hook::flag::register(SIGUSR1, stop.clone())?;
+    Ok(scheduler_stop)
+}
+
+/// How a run ended: what its `finished` event says and the process's exit status.
+struct Ending {
+    status: RunStatus,
+    epochs_done: usize,
+    message: Option<String>,
+    code: u8,
+}
+
+impl Ending {
+    /// The ending of the trainer's `result`; `interrupted` when the scheduler's SIGUSR1 stopped it.
+    fn of(
+        result: std::thread::Result<Result<Outcome, train::TrainError>>,
+        run: &RunDir,
+        interrupted: bool,
+    ) -> Ending {
+        let (status, epochs_done, message, code) = match result {
+            Ok(Ok(Outcome::Finished { epochs_done })) => {
+                (RunStatus::Finished, epochs_done, None, 0)
+            }
+            Ok(Ok(Outcome::Cancelled { epochs_done })) if interrupted => (
                 RunStatus::Interrupted,
                 epochs_done,
                 Some(format!(
@@ -187,63 +211,68 @@ fn train_in(
                      resume continues from the last checkpoint"
                 )),
                 EXIT_RESUMABLE,
-            )
-        }
-        Ok(Ok(Outcome::Cancelled { epochs_done })) => (
-            RunStatus::Cancelled,
+            ),
+            Ok(Ok(Outcome::Cancelled { epochs_done })) => (
+                RunStatus::Cancelled,
+                epochs_done,
+                Some(cancel_message(run, epochs_done)),
+                130,
+            ),
+            Ok(Err(e)) => {
+                let code = if matches!(e, train::TrainError::Data(_)) { 2 } else { 1 };
+                (RunStatus::Failed, 0, Some(e.to_string()), code)
+            }
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                let message = format!("internal error: {}", msg.unwrap_or_default());
+                (RunStatus::Failed, 0, Some(message), 1)
+            }
+        };
+        Ending {
+            status,
             epochs_done,
-            Some(cancel_message(run, epochs_done)),
-            130,
-        ),
-        Ok(Err(e)) => (
-            RunStatus::Failed,
-            0,
-            Some(e.to_string()),
-            if matches!(e, train::TrainError::Data(_)) {
-                2
-            } else {
-                1
-            },
-        ),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-            (
-                RunStatus::Failed,
-                0,
-                Some(format!("internal error: {}", msg.unwrap_or_default())),
-                1,
-            )
+            message,
+            code,
         }
+    }
+}
+
+/// Record the ending as the run's `finished` event (a failed run that this command created and
+/// that recorded nothing yet is removed instead) and turn it into the exit status.
+fn finish(
+    end: Ending,
+    run: &RunDir,
+    created: bool,
+    sinks: &mut Vec<Box<dyn EventSink>>,
+) -> Result<ExitCode, Failure> {
+    let failed = end.status == RunStatus::Failed;
+    let failure = |message: Option<String>| Failure {
+        code: end.code,
+        error: anyhow::anyhow!("{}", message.unwrap_or_default()),
     };
-    if status == RunStatus::Failed && created && !run.checkpoints().exists() {
+    if failed && created && !run.checkpoints().exists() {
         // Nothing was recorded yet: leave no half-made run behind.
         let _ = std::fs::remove_dir_all(run.root());
-        return Err(Failure {
-            code,
-            error: anyhow::anyhow!("{}", message.unwrap_or_default()),
-        });
+        return Err(failure(end.message));
     }
-    let epochs_done = if status == RunStatus::Failed {
+    let epochs_done = if failed {
         read_epochs_done(run)
     } else {
-        epochs_done
+        end.epochs_done
     };
     sinks.emit(&RunEvent::Finished {
-        status,
+        status: end.status,
         epochs_done,
-        message: message.clone(),
+        message: end.message.clone(),
     });
     eprintln!("run directory: {}", run.root().display());
-    match status {
-        RunStatus::Failed => Err(Failure {
-            code,
-            error: anyhow::anyhow!("{}", message.unwrap_or_default()),
-        }),
-        _ => Ok(ExitCode::from(code)),
+    if failed {
+        return Err(failure(end.message));
     }
+    Ok(ExitCode::from(end.code))
 }
 
 fn read_epochs_done(run: &RunDir) -> usize {
@@ -262,4 +291,32 @@ fn cancel_message(run: &RunDir, epochs_done: usize) -> String {
     format!(
         "{who} after {epochs_done} finished epoch(s); Resume continues from the last checkpoint"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ending_has_its_status_message_and_exit_code() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::new(tmp.path().join("run"));
+        let end = |r, interrupted| Ending::of(r, &run, interrupted);
+        let e = end(Ok(Ok(Outcome::Finished { epochs_done: 3 })), false);
+        assert_eq!(
+            (e.status, e.epochs_done, e.code),
+            (RunStatus::Finished, 3, 0)
+        );
+        assert!(e.message.is_none());
+        let e = end(Ok(Ok(Outcome::Cancelled { epochs_done: 1 })), true);
+        assert_eq!((e.status, e.code), (RunStatus::Interrupted, EXIT_RESUMABLE));
+        let e = end(Ok(Ok(Outcome::Cancelled { epochs_done: 1 })), false);
+        assert_eq!((e.status, e.code), (RunStatus::Cancelled, 130));
+        assert!(e.message.unwrap().contains("SIGINT/SIGTERM"));
+        let e = end(Ok(Err(train::TrainError::Invalid("bad".into()))), false);
+        assert_eq!((e.status, e.code), (RunStatus::Failed, 1));
+        assert_eq!(e.message.as_deref(), Some("bad"));
+        let e = end(Err(Box::new("boom")), false);
+        assert_eq!(e.message.as_deref(), Some("internal error: boom"));
+    }
 }

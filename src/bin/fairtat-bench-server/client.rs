@@ -10,11 +10,7 @@ pub async fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
     let raw = raw_get(addr, path).await?;
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").context("no header end")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no status code")?;
+    let status = status_code(head)?;
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
@@ -83,12 +79,16 @@ pub async fn http_get_len(addr: &str, path: &str) -> Result<(u16, usize)> {
         .position(|w| w == b"\r\n\r\n")
         .context("no header end")?;
     let head = String::from_utf8_lossy(&raw[..end]);
-    let status: u16 = head
-        .split_whitespace()
+    let status = status_code(&head)?;
+    Ok((status, raw.len() - end - 4))
+}
+
+/// The status code of a response head (`HTTP/1.1 200 OK`).
+fn status_code(head: &str) -> Result<u16> {
+    head.split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .context("no status code")?;
-    Ok((status, raw.len() - end - 4))
+        .context("no status code")
 }
 
 /// The whole answer (head and body) of one `Connection: close` GET.

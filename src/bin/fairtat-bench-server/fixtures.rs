@@ -56,6 +56,17 @@ pub fn new_run(runs_dir: &Path, n: usize) -> Result<(RunDir, EventWriter)> {
     Ok((dir, w))
 }
 
+/// Run number `n` under `runs_dir`: started, three epochs, finished (a run of the runs list).
+pub fn write_small_run(runs_dir: &Path, n: usize) -> Result<()> {
+    let (dir, mut w) = new_run(runs_dir, n)?;
+    w.append(&started(&dir))?;
+    for e in 0..3 {
+        w.append(&epoch(e, 3))?;
+    }
+    w.append(&finished(3))?;
+    Ok(())
+}
+
 pub fn started(dir: &RunDir) -> RunEvent {
     RunEvent::Started {
         run_id: dir.id(),

@@ -180,12 +180,7 @@ async fn runs_page(runs: usize) -> Result<()> {
     let dirs = runs_dir.clone();
     tokio::task::spawn_blocking(move || -> Result<()> {
         for n in 0..runs {
-            let (dir, mut w) = new_run(&dirs, n)?;
-            w.append(&started(&dir))?;
-            for e in 0..3 {
-                w.append(&epoch(e, 3))?;
-            }
-            w.append(&finished(3))?;
+            write_small_run(&dirs, n)?;
         }
         Ok(())
     })
@@ -234,68 +229,20 @@ async fn one_training(
     clients: usize,
     subset: usize,
 ) -> Result<Vec<f64>> {
-    let sets: Vec<String> = [
-        "device=\"cpu\"".to_string(),
-        format!("data.train_subset={subset}"),
-        "data.test_subset=200".into(),
-        "data.val_per_class=10".into(),
-        "attack.steps=5".into(),
-        "eval.steps=2".into(),
-        "eval.final_steps=2".into(),
-        "train.epochs=2".into(),
-    ]
-    .to_vec();
-    let spec = fairtat::config::from_toml_str(&spec_text()?, &sets)?;
+    let spec = fairtat::config::from_toml_str(&spec_text()?, &training_sets(subset))?;
     let summary = create_run(st, spec)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let id = summary.id;
-    let path = format!("/api/runs/{id}/events");
     let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let r = received.clone();
-            tokio::spawn(sse_client(addr.to_string(), path.clone(), move |_| {
-                r.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }))
-        })
-        .collect();
+    let tasks = subscribe(addr, &id, clients, &received);
     let (t0, cpu0) = (Instant::now(), own_cpu_secs());
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let s = st.index.get(&id)?.context("run vanished from the index")?;
-        if s.status.is_terminal() && !st.is_active(&id) {
-            if s.status != RunStatus::Finished {
-                bail!(
-                    "training run {id} ended {}: {:?}",
-                    s.status.as_str(),
-                    s.message
-                );
-            }
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(240) {
-            if let Ok(run) = id.parse() {
-                fairtat::server::supervisor::cancel_run(st, &run).ok();
-            }
-            bail!("training run {id} did not finish within 240 s");
-        }
-    }
+    wait_finished(st, &id).await?;
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), own_cpu_secs() - cpu0);
-    let events = fairtat::server::scan::read_all_events(&st.run_dir(&id));
-    let ips: Vec<f64> = events
-        .iter()
-        .filter_map(|l| match &l.event {
-            RunEvent::Epoch(r) => Some(r.images_per_sec),
-            _ => None,
-        })
-        .collect();
-    if ips.is_empty() {
-        bail!("run {id} recorded no epoch");
-    }
+    let ips = epoch_throughputs(st, &id)?;
     let mean = ips.iter().sum::<f64>() / ips.len() as f64;
     let got = received.load(std::sync::atomic::Ordering::Relaxed);
     println!(
@@ -308,6 +255,79 @@ async fn one_training(
             .join(", "),
         100.0 * cpu / wall,
     );
+    Ok(ips)
+}
+
+/// The short training's settings: CPU, a `subset`-image training set, PGD-5, two epochs.
+fn training_sets(subset: usize) -> Vec<String> {
+    vec![
+        "device=\"cpu\"".to_string(),
+        format!("data.train_subset={subset}"),
+        "data.test_subset=200".into(),
+        "data.val_per_class=10".into(),
+        "attack.steps=5".into(),
+        "eval.steps=2".into(),
+        "eval.final_steps=2".into(),
+        "train.epochs=2".into(),
+    ]
+}
+
+/// `clients` SSE subscribers to run `id`'s events, counting what they receive.
+fn subscribe(
+    addr: &str,
+    id: &str,
+    clients: usize,
+    received: &Arc<std::sync::atomic::AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<Result<()>>> {
+    let path = format!("/api/runs/{id}/events");
+    (0..clients)
+        .map(|_| {
+            let r = received.clone();
+            tokio::spawn(sse_client(addr.to_string(), path.clone(), move |_| {
+                r.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }))
+        })
+        .collect()
+}
+
+/// Wait until run `id` has finished (an error if it ends otherwise, or takes over 240 s).
+async fn wait_finished(st: &AppState, id: &str) -> Result<()> {
+    let t0 = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let s = st.index.get(id)?.context("run vanished from the index")?;
+        if s.status.is_terminal() && !st.is_active(id) {
+            if s.status != RunStatus::Finished {
+                bail!(
+                    "training run {id} ended {}: {:?}",
+                    s.status.as_str(),
+                    s.message
+                );
+            }
+            return Ok(());
+        }
+        if t0.elapsed() > Duration::from_secs(240) {
+            if let Ok(run) = id.parse() {
+                fairtat::server::supervisor::cancel_run(st, &run).ok();
+            }
+            bail!("training run {id} did not finish within 240 s");
+        }
+    }
+}
+
+/// The training images/s of each epoch run `id` recorded (at least one).
+fn epoch_throughputs(st: &AppState, id: &str) -> Result<Vec<f64>> {
+    let events = fairtat::server::scan::read_all_events(&st.run_dir(id));
+    let ips: Vec<f64> = events
+        .iter()
+        .filter_map(|l| match &l.event {
+            RunEvent::Epoch(r) => Some(r.images_per_sec),
+            _ => None,
+        })
+        .collect();
+    if ips.is_empty() {
+        bail!("run {id} recorded no epoch");
+    }
     Ok(ips)
 }
 

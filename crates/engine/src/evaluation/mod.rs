@@ -25,11 +25,10 @@ pub use checkpoint::{load, Loaded};
 pub use corruption::{CorruptionSource, CIFAR_C_18};
 pub use robust::RobustAttack;
 
+use crate::train::{eval_record, TrainError};
 use fairtat_core::config::DatasetKind;
-use fairtat_core::fairness::ClassMetrics;
-use fairtat_core::runs::eval_report::{self, EvalReport};
+use fairtat_core::runs::eval_report::{self, EvalReport, StageRecord};
 use fairtat_core::runs::EvalRecord;
-use crate::train::TrainError;
 
 /// A named evaluation suite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,12 +94,15 @@ pub struct EvalOptions {
     pub severities: Vec<u8>,
 }
 
-/// Evaluate; `on_progress(stage, done, total)` as work completes.
-pub fn eval_checkpoint(
-    opts: &EvalOptions,
-    mut on_progress: impl FnMut(&str, usize, usize),
-) -> Result<EvalReport, TrainError> {
-    let t0 = Instant::now();
+/// What an evaluation runs, checked before anything is loaded.
+struct Plan {
+    attacks: Vec<RobustAttack>,
+    /// Corruptions: where from, which, which severities (`None`: no corruption evaluation).
+    corruptions: Option<(CorruptionSource, Vec<String>, Vec<u8>)>,
+}
+
+/// The attacks to run, in order: `clean` first, then the suite's, then the extra ones, each once.
+fn attack_names(opts: &EvalOptions) -> Vec<String> {
     let mut names = vec!["clean".to_string()];
     if let Some(s) = opts.suite {
         names.extend(s.attacks());
@@ -108,24 +110,50 @@ pub fn eval_checkpoint(
     names.extend(opts.attacks.iter().cloned());
     let mut seen = std::collections::HashSet::new();
     names.retain(|n| seen.insert(n.clone()));
-    let attacks: Vec<RobustAttack> = names
-        .iter()
-        .map(|n| RobustAttack::parse(n, opts.eps, opts.alpha).map_err(TrainError::Invalid))
-        .collect::<Result<_, _>>()?;
-    let corruptions = match (&opts.corruptions, opts.suite) {
-        (Some(src), _) => Some(src.clone()),
-        (None, Some(Suite::Corruptions)) => Some(CorruptionSource::Procedural { seed: opts.seed }),
-        (None, _) => None,
-    };
-    let corruption_names = match &corruptions {
-        Some(src) => corruption::resolve_names(src, &opts.corruption_names)?,
-        None => vec![],
-    };
-    if let Some(s) = opts.severities.iter().find(|s| !(1..=5).contains(*s)) {
-        return Err(TrainError::Invalid(format!(
-            "--severity {s} is out of range; allowed: 1, 2, 3, 4, 5"
-        )));
+    names
+}
+
+impl Plan {
+    fn new(opts: &EvalOptions) -> Result<Self, TrainError> {
+        let attacks = attack_names(opts)
+            .iter()
+            .map(|n| RobustAttack::parse(n, opts.eps, opts.alpha).map_err(TrainError::Invalid))
+            .collect::<Result<_, _>>()?;
+        let source = match (&opts.corruptions, opts.suite) {
+            (Some(src), _) => Some(src.clone()),
+            (None, Some(Suite::Corruptions)) => {
+                Some(CorruptionSource::Procedural { seed: opts.seed })
+            }
+            (None, _) => None,
+        };
+        let names = match &source {
+            Some(src) => corruption::resolve_names(src, &opts.corruption_names)?,
+            None => vec![],
+        };
+        if let Some(s) = opts.severities.iter().find(|s| !(1..=5).contains(*s)) {
+            return Err(TrainError::Invalid(format!(
+                "--severity {s} is out of range; allowed: 1, 2, 3, 4, 5"
+            )));
+        }
+        let severities = if opts.severities.is_empty() {
+            vec![1, 2, 3, 4, 5]
+        } else {
+            opts.severities.clone()
+        };
+        Ok(Plan {
+            attacks,
+            corruptions: source.map(|src| (src, names, severities)),
+        })
     }
+}
+
+/// Evaluate; `on_progress(stage, done, total)` as work completes.
+pub fn eval_checkpoint(
+    opts: &EvalOptions,
+    mut on_progress: impl FnMut(&str, usize, usize),
+) -> Result<EvalReport, TrainError> {
+    let t0 = Instant::now();
+    let plan = Plan::new(opts)?;
     let l = load(
         &opts.checkpoint,
         opts.dataset,
@@ -133,48 +161,20 @@ pub fn eval_checkpoint(
         opts.subset,
         opts.device,
     )?;
-    let mut evals = vec![];
-    let mut stages = vec![];
-    for a in &attacks {
-        let name = a.name();
-        // The breakdown is AutoAttack's (a stand-alone Square or APGD run has its own row).
-        let is_autoattack = name.starts_with("autoattack");
-        let out = robust::run(
-            &l.model,
-            &l.test,
-            a,
-            opts.batch_size.max(1),
-            opts.seed,
-            &mut |stage: &str, d, t| on_progress(stage, d, t),
-        )?;
-        evals.push(EvalRecord {
-            split: "test".into(),
-            attack: name,
-            model: l.info.kind.clone(),
-            confusion: out.confusion.rows(),
-            metrics: ClassMetrics::from_confusion(&out.confusion),
-        });
-        if is_autoattack {
-            stages = out.stages;
-        }
-    }
-    let mut results = vec![];
-    if let Some(src) = &corruptions {
-        let sev = if opts.severities.is_empty() {
-            vec![1, 2, 3, 4, 5]
-        } else {
-            opts.severities.clone()
-        };
-        results = corruption::evaluate_corruptions(
+    let progress = &mut |stage: &str, d, t| on_progress(stage, d, t);
+    let (evals, stages) = run_attacks(&l, &plan.attacks, opts, progress)?;
+    let results = match &plan.corruptions {
+        Some((src, names, severities)) => corruption::evaluate_corruptions(
             &l.model,
             &l.test,
             src,
-            &corruption_names,
-            &sev,
+            names,
+            severities,
             opts.batch_size.max(1),
-            &mut |s: &str, d, t| on_progress(s, d, t),
-        )?;
-    }
+            progress,
+        )?,
+        None => vec![],
+    };
     Ok(EvalReport {
         checkpoint: opts.checkpoint.display().to_string(),
         arch: l.info.arch.as_str().into(),
@@ -192,4 +192,73 @@ pub fn eval_checkpoint(
         corruptions: results,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Run every attack on the loaded test set: a record each, and AutoAttack's per-stage
+/// breakdown (a stand-alone Square or APGD run has its own row instead).
+fn run_attacks(
+    l: &Loaded,
+    attacks: &[RobustAttack],
+    opts: &EvalOptions,
+    on_progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<(Vec<EvalRecord>, Vec<StageRecord>), TrainError> {
+    let mut evals = vec![];
+    let mut stages = vec![];
+    for a in attacks {
+        let name = a.name();
+        let batch_size = opts.batch_size.max(1);
+        let out = robust::run(&l.model, &l.test, a, batch_size, opts.seed, on_progress)?;
+        evals.push(eval_record("test", &name, &l.info.kind, &out.confusion));
+        if name.starts_with("autoattack") {
+            stages = out.stages;
+        }
+    }
+    Ok((evals, stages))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(suite: Option<Suite>, attacks: &[&str], severities: Vec<u8>) -> EvalOptions {
+        EvalOptions {
+            checkpoint: PathBuf::from("none.safetensors"),
+            dataset: None,
+            data_dir: None,
+            attacks: attacks.iter().map(|s| s.to_string()).collect(),
+            suite,
+            eps: 8.0 / 255.0,
+            alpha: 2.0 / 255.0,
+            subset: 0,
+            batch_size: 10,
+            device: Device::Cpu,
+            seed: 0,
+            corruptions: None,
+            corruption_names: vec![],
+            severities,
+        }
+    }
+
+    #[test]
+    fn clean_comes_first_and_every_attack_runs_once() {
+        let o = opts(Some(Suite::Quick), &["pgd-20", "fgsm", "clean"], vec![]);
+        let names = attack_names(&o);
+        assert_eq!(names, ["clean", "pgd-20", "autoattack-quick", "fgsm"]);
+    }
+
+    #[test]
+    fn the_plan_checks_attacks_and_severities_and_the_corruption_suite_has_a_source() {
+        let bad = Plan::new(&opts(None, &["pgd-x"], vec![])).err().unwrap();
+        assert!(bad.to_string().contains("pgd-x"), "{bad}");
+        let bad = Plan::new(&opts(None, &[], vec![6])).err().unwrap();
+        assert!(bad.to_string().contains("--severity 6"), "{bad}");
+        let plan = Plan::new(&opts(Some(Suite::Corruptions), &[], vec![])).unwrap();
+        let (_, names, severities) = plan.corruptions.expect("a procedural source");
+        assert!(!names.is_empty());
+        assert_eq!(severities, vec![1, 2, 3, 4, 5]);
+        assert!(Plan::new(&opts(None, &[], vec![]))
+            .unwrap()
+            .corruptions
+            .is_none());
+    }
 }

@@ -9,17 +9,63 @@
 //!   the epoch it starts: both copy the whole live state, BN buffers included) is not evaluated
 //!   again: its records are the live model's, relabelled.
 
-use super::eval::{evaluate, EvalAttack};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::eval::{eval_record, evaluate, EvalAttack};
+use super::fawa;
 use super::session::Session;
-use fairtat_core::config::{EvalModel, RunSpec};
 use crate::data::Dataset;
-use fairtat_core::fairness::ClassMetrics;
 use crate::models::Model;
+use fairtat_core::config::{EvalModel, RunSpec};
+use fairtat_core::fairness::ClassMetrics;
 use fairtat_core::runs::EvalRecord;
+
+/// What an epoch's evaluation leaves for its record and for model selection.
+pub struct EpochEvals {
+    /// The training record first, then test (live, EMA), validation, test (FAWA).
+    pub evals: Vec<EvalRecord>,
+    /// The validation worst class's PGD-k accuracy (`None` without a validation split).
+    pub val_worst: Option<f64>,
+    /// The method's state and FAWA's decision.
+    pub method_state: BTreeMap<String, Vec<f64>>,
+    /// Seconds the evaluation (and FAWA's update) took.
+    pub secs: f64,
+}
+
+/// Evaluate epoch `epoch` after training (and the EMA update: `ema_is_copy` when the EMA now
+/// equals the live model), update FAWA from the validation, and collect the records after
+/// `train`, the epoch's training record.
+pub fn evaluate_epoch(
+    s: &mut Session,
+    epoch: usize,
+    train: EvalRecord,
+    ema_is_copy: bool,
+) -> EpochEvals {
+    let t0 = Instant::now();
+    let mut copies = Copies {
+        ema: ema_is_copy,
+        fawa: false,
+    };
+    let mut evals = vec![train];
+    test_live_and_ema(s, epoch, copies, &mut evals);
+    let val_worst = validate(s, epoch, &mut evals);
+    let mut method_state = s.method.method_state();
+    let fawa_was_initialized = s.state.fawa_initialized;
+    method_state.extend(fawa::update(s, val_worst));
+    copies.fawa = !fawa_was_initialized && s.state.fawa_initialized;
+    test_fawa(s, epoch, copies, &mut evals);
+    EpochEvals {
+        evals,
+        val_worst,
+        method_state,
+        secs: t0.elapsed().as_secs_f64(),
+    }
+}
 
 /// Which averaged models hold an exact copy of the live model after this epoch's updates.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Copies {
+struct Copies {
     pub ema: bool,
     pub fawa: bool,
 }
@@ -56,18 +102,10 @@ fn eval_into(
     attack: &Option<EvalAttack>,
 ) -> ClassMetrics {
     let cm = evaluate(model, ds, attack.as_ref(), spec.eval.batch_size, |_, _| {});
-    let metrics = ClassMetrics::from_confusion(&cm);
-    let name = attack
-        .as_ref()
-        .map(|a| a.name.clone())
-        .unwrap_or_else(|| "clean".into());
-    evals.push(EvalRecord {
-        split: split.into(),
-        attack: name,
-        model: model_name.into(),
-        confusion: cm.rows(),
-        metrics: metrics.clone(),
-    });
+    let name = attack.as_ref().map_or("clean", |a| a.name.as_str());
+    let record = eval_record(split, name, model_name, &cm);
+    let metrics = record.metrics.clone();
+    evals.push(record);
     metrics
 }
 
@@ -100,7 +138,7 @@ fn test_model(
 }
 
 /// Test records of the live model and the EMA, when due and asked for.
-pub fn test_live_and_ema(s: &Session, epoch: usize, copies: Copies, evals: &mut Vec<EvalRecord>) {
+fn test_live_and_ema(s: &Session, epoch: usize, copies: Copies, evals: &mut Vec<EvalRecord>) {
     if !test_due(&s.spec, epoch) {
         return;
     }
@@ -114,7 +152,7 @@ pub fn test_live_and_ema(s: &Session, epoch: usize, copies: Copies, evals: &mut 
 }
 
 /// Test records of FAWA once it holds a model, when due and asked for.
-pub fn test_fawa(s: &Session, epoch: usize, copies: Copies, evals: &mut Vec<EvalRecord>) {
+fn test_fawa(s: &Session, epoch: usize, copies: Copies, evals: &mut Vec<EvalRecord>) {
     let wanted = s.spec.eval.models.contains(&EvalModel::Fawa);
     if !test_due(&s.spec, epoch) || !wanted || !s.state.fawa_initialized {
         return;
@@ -126,7 +164,7 @@ pub fn test_fawa(s: &Session, epoch: usize, copies: Copies, evals: &mut Vec<Eval
 
 /// Validation of the live model (clean and PGD-k); the worst class's PGD-k accuracy, which
 /// drives FAWA and picks `best-worst-robust`. `None` without a validation split.
-pub fn validate(s: &Session, epoch: usize, evals: &mut Vec<EvalRecord>) -> Option<f64> {
+fn validate(s: &Session, epoch: usize, evals: &mut Vec<EvalRecord>) -> Option<f64> {
     if s.splits.val.is_empty() {
         return None;
     }
@@ -138,4 +176,38 @@ pub fn validate(s: &Session, epoch: usize, evals: &mut Vec<EvalRecord>) -> Optio
         }
     }
     val_worst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(epochs: usize, every: usize, steps: usize, final_steps: usize) -> RunSpec {
+        let mut s = fairtat_core::config::from_toml_str("", &[]).unwrap();
+        (s.train.epochs, s.eval.every) = (epochs, every);
+        (s.eval.steps, s.eval.final_steps) = (steps, final_steps);
+        s
+    }
+
+    fn names(spec: &RunSpec, epoch: usize) -> Vec<String> {
+        let name = |a: &Option<EvalAttack>| a.as_ref().map_or("clean".into(), |a| a.name.clone());
+        eval_attacks(spec, epoch).iter().map(name).collect()
+    }
+
+    #[test]
+    fn the_test_set_is_due_every_few_epochs_and_after_the_last() {
+        let s = spec(5, 2, 10, 20);
+        let due: Vec<usize> = (0..5).filter(|&e| test_due(&s, e)).collect();
+        assert_eq!(due, vec![1, 3, 4]);
+        assert!(test_due(&spec(5, 0, 10, 20), 0), "every = 0 counts as 1");
+    }
+
+    #[test]
+    fn the_last_epoch_adds_the_final_attack_once() {
+        let s = spec(3, 1, 10, 20);
+        assert_eq!(names(&s, 0), vec!["clean", "pgd-10"]);
+        assert_eq!(names(&s, 2), vec!["clean", "pgd-10", "pgd-20"]);
+        assert_eq!(names(&spec(3, 1, 10, 10), 2), vec!["clean", "pgd-10"]);
+        assert_eq!(names(&spec(3, 1, 0, 0), 2), vec!["clean"]);
+    }
 }

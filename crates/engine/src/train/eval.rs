@@ -5,9 +5,10 @@ use tch::{Device, Tensor};
 
 use crate::attacks::{pgd, PgdConfig};
 use crate::data::{batch_indices, make_batch, Dataset};
-use fairtat_core::fairness::ConfusionMatrix;
 use crate::models::Model;
+use fairtat_core::fairness::{ClassMetrics, ConfusionMatrix};
 use fairtat_core::runs::eval_names::AttackName;
+use fairtat_core::runs::EvalRecord;
 
 /// An untargeted L-inf PGD evaluation attack with one epsilon for every class.
 #[derive(Clone, Debug)]
@@ -88,4 +89,15 @@ pub fn evaluate(
         on_batch(done, ds.len());
     }
     cm
+}
+
+/// The record of one evaluation (split, attack, model) from its confusion matrix.
+pub fn eval_record(split: &str, attack: &str, model: &str, cm: &ConfusionMatrix) -> EvalRecord {
+    EvalRecord {
+        split: split.into(),
+        attack: attack.into(),
+        model: model.into(),
+        confusion: cm.rows(),
+        metrics: ClassMetrics::from_confusion(cm),
+    }
 }

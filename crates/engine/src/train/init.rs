@@ -7,8 +7,8 @@ use std::path::Path;
 
 use super::metadata::CheckpointInfo;
 use super::TrainError;
-use fairtat_core::config::RunSpec;
 use crate::models::{read_metadata, Model};
+use fairtat_core::config::RunSpec;
 use fairtat_core::runs::deps::{dependency_state, DependencyState};
 
 /// The checkpoint a run starts from: the `last` checkpoint of the grid run
@@ -89,10 +89,7 @@ pub fn load_init_checkpoint(
     }
     // The normalisation is part of the function the weights compute: weights trained on raw
     // pixels are wrong behind a mean/std layer, and the other way round.
-    let norm = spec
-        .data
-        .normalize
-        .then(|| spec.data.dataset.normalization());
+    let norm = super::metadata::normalization(spec);
     if info.normalization.is_some() != norm.is_some() {
         return Err(bad(format!(
             "checkpoint was trained with data.normalize = {}; this run has {}",

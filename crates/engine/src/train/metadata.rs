@@ -5,6 +5,14 @@ use std::collections::BTreeMap;
 
 use fairtat_core::config::{Arch, DatasetKind, RunSpec};
 
+/// The mean/std layer a run's model has (`data.normalize`): part of the function its weights
+/// compute, so it is stored in every checkpoint and checked against an initial checkpoint.
+pub fn normalization(spec: &RunSpec) -> Option<(Vec<f64>, Vec<f64>)> {
+    spec.data
+        .normalize
+        .then(|| spec.data.dataset.normalization())
+}
+
 /// What a checkpoint says about itself.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckpointInfo {
@@ -34,10 +42,7 @@ impl CheckpointInfo {
             in_channels,
             num_classes: class_names.len(),
             image_size,
-            normalization: spec
-                .data
-                .normalize
-                .then(|| spec.data.dataset.normalization()),
+            normalization: normalization(spec),
             class_names: class_names.to_vec(),
             epoch: 0,
             run_id: run_id.to_string(),

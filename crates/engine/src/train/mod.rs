@@ -4,25 +4,37 @@
 //! [`RunEvent`](fairtat_core::runs::RunEvent)s to whatever sinks the caller passes (the JSONL writer, the
 //! CLI progress bar, tests). It checks a stop flag after every batch: a cancel finishes the
 //! batch, writes a checkpoint and returns [`Outcome::Cancelled`].
+//!
+//! The epoch loop (`runner`) only orders processors, one file each: `epoch_start` (method
+//! preparation, batch order, resumed counts), `step` (one batch), `tally` (training
+//! book-keeping), `meter` (progress and ETA), `ema`, `epoch_eval` (evaluation, FAWA via `fawa`),
+//! `selection` (`best-worst-robust`) and `resume_point` (checkpoints, `state.json` via `commit`).
 
 mod commit;
 pub mod device;
+mod ema;
 mod epoch_eval;
+mod epoch_start;
 mod error;
 mod eta;
 mod eval;
 pub mod fawa;
 mod init;
+mod meter;
 mod metadata;
 mod progress;
+mod resume_point;
 mod runner;
 pub mod schedule;
+mod selection;
 mod session;
 mod sgd;
 mod state;
+mod step;
+mod tally;
 
 pub use error::TrainError;
-pub use eval::{evaluate, EvalAttack};
+pub use eval::{eval_record, evaluate, EvalAttack};
 pub use metadata::CheckpointInfo;
 pub use progress::ProgressSink;
 pub use runner::{train, train_on, Outcome, TrainOptions};

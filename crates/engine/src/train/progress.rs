@@ -3,7 +3,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use fairtat_core::runs::{EventSink, RunEvent};
+use fairtat_core::runs::{EpochRecord, EventSink, RunEvent};
 
 pub struct ProgressSink {
     bar: Option<ProgressBar>,
@@ -53,29 +53,24 @@ pub fn format_secs(s: f64) -> String {
     }
 }
 
+impl ProgressSink {
+    /// Close the epoch's bar before a line is printed under it.
+    fn clear(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
 impl EventSink for ProgressSink {
     fn emit(&mut self, event: &RunEvent) {
         match event {
-            RunEvent::Started {
-                run_id,
-                device,
-                train_size,
-                val_size,
-                test_size,
-                start_epoch,
-                spec,
-                ..
-            } => {
+            RunEvent::Started { spec, .. } => {
                 self.epochs = spec
                     .pointer("/train/epochs")
                     .and_then(|v| v.as_u64())
                     .unwrap_or(0) as usize;
-                let from = if *start_epoch > 0 {
-                    format!(", resuming at epoch {start_epoch}")
-                } else {
-                    String::new()
-                };
-                eprintln!("run {run_id} on {device}: {train_size} train / {val_size} val / {test_size} test images{from}");
+                eprintln!("{}", started_line(event).unwrap_or_default());
             }
             RunEvent::Progress {
                 epoch,
@@ -93,39 +88,8 @@ impl EventSink for ProgressSink {
                 ));
             }
             RunEvent::Epoch(r) => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
-                }
-                // Epochs are numbered from 0, as on the dashboard and in the CSV reports.
-                let mut line = format!(
-                    "epoch {:>3} ({}/{} done) loss {:.4} lr {:.4}",
-                    r.epoch,
-                    r.epoch + 1,
-                    r.epochs,
-                    r.train_loss,
-                    r.lr
-                );
-                if let Some(t) = r.eval("train", "train-attack", "live") {
-                    line += &format!(" | train-adv {:.1}%", 100.0 * t.metrics.overall);
-                }
-                for e in r
-                    .evals
-                    .iter()
-                    .filter(|e| e.split == "test" && e.model == "live")
-                {
-                    line += &format!(
-                        " | {} {:.1}% (worst {:.1}%)",
-                        e.attack,
-                        100.0 * e.metrics.overall,
-                        100.0 * e.metrics.worst
-                    );
-                }
-                line += &format!(
-                    " [{} + eval {}]",
-                    format_secs(r.train_secs),
-                    format_secs(r.eval_secs)
-                );
-                eprintln!("{line}");
+                self.clear();
+                eprintln!("{}", epoch_line(r));
             }
             RunEvent::Log { level, message } => eprintln!("[{level}] {message}"),
             RunEvent::Finished {
@@ -133,9 +97,7 @@ impl EventSink for ProgressSink {
                 epochs_done,
                 message,
             } => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
-                }
+                self.clear();
                 let msg = message
                     .as_deref()
                     .map(|m| format!(": {m}"))
@@ -147,9 +109,82 @@ impl EventSink for ProgressSink {
     }
 }
 
+/// The line a `started` event prints: where the run trains on how much data.
+fn started_line(event: &RunEvent) -> Option<String> {
+    let RunEvent::Started {
+        run_id,
+        device,
+        train_size,
+        val_size,
+        test_size,
+        start_epoch,
+        ..
+    } = event
+    else {
+        return None;
+    };
+    let from = if *start_epoch > 0 {
+        format!(", resuming at epoch {start_epoch}")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "run {run_id} on {device}: {train_size} train / {val_size} val / {test_size} test images{from}"
+    ))
+}
+
+/// The summary line of a finished epoch: loss, learning rate, training and test accuracies,
+/// and the time training and evaluation took.
+fn epoch_line(r: &EpochRecord) -> String {
+    // Epochs are numbered from 0, as on the dashboard and in the CSV reports.
+    let mut line = format!(
+        "epoch {:>3} ({}/{} done) loss {:.4} lr {:.4}",
+        r.epoch,
+        r.epoch + 1,
+        r.epochs,
+        r.train_loss,
+        r.lr
+    );
+    if let Some(t) = r.eval("train", "train-attack", "live") {
+        line += &format!(" | train-adv {:.1}%", 100.0 * t.metrics.overall);
+    }
+    for e in r
+        .evals
+        .iter()
+        .filter(|e| e.split == "test" && e.model == "live")
+    {
+        line += &format!(
+            " | {} {:.1}% (worst {:.1}%)",
+            e.attack,
+            100.0 * e.metrics.overall,
+            100.0 * e.metrics.worst
+        );
+    }
+    line += &format!(
+        " [{} + eval {}]",
+        format_secs(r.train_secs),
+        format_secs(r.eval_secs)
+    );
+    line
+}
+
 #[cfg(test)]
 mod tests {
-    use super::format_secs;
+    use super::*;
+
+    #[test]
+    fn the_epoch_line_shows_loss_accuracies_and_times() {
+        let r: EpochRecord = serde_json::from_value(serde_json::json!({
+            "epoch": 2, "epochs": 10, "lr": 0.1, "train_loss": 1.25, "train_secs": 65.0,
+            "eval_secs": 5.0, "images_per_sec": 1.0, "class_eps": [], "target_probs": null,
+            "target_counts": null, "evals": [], "method_state": {}
+        }))
+        .unwrap();
+        assert_eq!(
+            epoch_line(&r),
+            "epoch   2 (3/10 done) loss 1.2500 lr 0.1000 [1m05s + eval 5s]"
+        );
+    }
 
     #[test]
     fn durations() {

@@ -9,10 +9,10 @@ use super::metadata::CheckpointInfo;
 use super::sgd::Sgd;
 use super::state::ResumeState;
 use super::TrainError;
-use fairtat_core::config::RunSpec;
 use crate::data::{Augment, Splits};
 use crate::methods::{self, Method};
 use crate::models::{Model, WeightAverage};
+use fairtat_core::config::RunSpec;
 use fairtat_core::runs::reader::read_events;
 use fairtat_core::runs::{CheckpointKind, EpochRecord, RunDir, RunEvent};
 
@@ -63,10 +63,7 @@ impl Session {
         let (c, h) = (splits.train.channels, splits.train.height);
         // Initial weights come from torch's generator: seed it so a run is reproducible.
         tch::manual_seed(spec.seed as i64);
-        let norm = spec
-            .data
-            .normalize
-            .then(|| spec.data.dataset.normalization());
+        let norm = super::metadata::normalization(spec);
         let new_model = || Model::new(spec.model.arch, c, k, h, norm.clone(), device);
         let mut model = new_model()?;
         if !resume {

@@ -50,6 +50,20 @@ pub struct PartialEpoch {
 }
 
 impl ResumeState {
+    /// A cancel after batch `batches_done` of epoch `epochs_done` with these counts.
+    pub fn pause_at(&mut self, batches_done: usize, partial: PartialEpoch) {
+        self.batches_done = batches_done;
+        self.partial = Some(partial);
+    }
+
+    /// Epoch `epoch` is complete; `train` is its training metrics (what calibration reads next).
+    pub fn close_epoch(&mut self, epoch: usize, train: ClassMetrics) {
+        self.epochs_done = epoch + 1;
+        self.batches_done = 0;
+        self.partial = None;
+        self.prev_train = Some(train);
+    }
+
     pub fn load(path: &Path) -> std::io::Result<Self> {
         let text = std::fs::read_to_string(path)?;
         serde_json::from_str(&text).map_err(|e| {
@@ -65,5 +79,43 @@ impl ResumeState {
         std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
         std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(tmp, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fairtat_core::fairness::ConfusionMatrix;
+
+    #[test]
+    fn a_pause_keeps_the_partial_epoch_until_the_epoch_closes() {
+        let mut s = ResumeState {
+            epochs_done: 2,
+            ..ResumeState::default()
+        };
+        s.pause_at(3, PartialEpoch::default());
+        assert_eq!(
+            (s.epochs_done, s.batches_done, s.partial.is_some()),
+            (2, 3, true)
+        );
+        let train = ClassMetrics::from_confusion(&ConfusionMatrix::from_pairs(2, &[0, 1], &[0, 0]));
+        s.close_epoch(2, train);
+        assert_eq!(
+            (s.epochs_done, s.batches_done, s.partial.is_none()),
+            (3, 0, true)
+        );
+        assert_eq!(s.prev_train.map(|m| m.overall), Some(0.5));
+    }
+
+    #[test]
+    fn saves_and_loads_through_a_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut s = ResumeState::default();
+        s.pause_at(4, PartialEpoch::default());
+        s.save(&path).unwrap();
+        let back = ResumeState::load(&path).unwrap();
+        assert_eq!(back.batches_done, 4);
+        assert!(!path.with_extension("json.tmp").exists());
     }
 }

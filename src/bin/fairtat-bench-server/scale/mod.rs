@@ -8,7 +8,8 @@
 //! then the browser's refresh: `charts.json`, the changed charts, the tables); RSS with every big
 //! run viewed, and with 8 SSE clients on the live one.
 
-use std::io::Write;
+mod live;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,9 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::client::{http_get, http_get_len, sse_client};
-use crate::fixtures::{epoch, finished, new_run, percentile, scratch, started, trainer_binary};
+use crate::fixtures::{new_run, percentile, scratch, trainer_binary, write_small_run};
 use fairtat::runs::synthetic::Synth;
-use fairtat::runs::{EventLine, RunDir, RunEvent, SCHEMA_VERSION};
+use fairtat::runs::{RunDir, RunEvent};
+use live::{append, epoch_cost, epoch_line};
 
 /// Shape of the benchmark.
 #[derive(Clone, Copy)]
@@ -132,12 +134,7 @@ fn write_runs(runs_dir: &Path, s: &Scale) -> Result<(Vec<String>, u64)> {
         ids.push(dir.id());
     }
     for n in 0..s.small {
-        let (dir, mut w) = new_run(runs_dir, s.big + n)?;
-        w.append(&started(&dir))?;
-        for e in 0..3 {
-            w.append(&epoch(e, 3))?;
-        }
-        w.append(&finished(3))?;
+        write_small_run(runs_dir, s.big + n)?;
     }
     Ok((ids, next_seq))
 }
@@ -174,23 +171,38 @@ async fn chart_names(addr: &str, id: &str) -> Result<Vec<String>> {
         .unwrap_or_default())
 }
 
-fn epoch_line(synth: &Synth, seq: u64, e: usize) -> Result<String> {
-    let line = EventLine {
-        v: SCHEMA_VERSION,
-        seq,
-        time: fairtat::runs::writer::unix_now(),
-        event: RunEvent::Epoch(Box::new(synth.epoch(e))),
-    };
-    Ok(serde_json::to_string(&line)? + "\n")
-}
-
+/// Benchmark (d): write the runs, start the server, print every figure of the module docs.
 pub async fn paper_scale(s: Scale) -> Result<()> {
     let root = scratch("scale")?;
+    let (ids, mut seq) = write_all(&root, s).await?;
+    idle_rss().await?;
+    let (server, startup) = start_server(&root).await?;
+    println!(
+        "  start-up (index rebuilt from every log): {startup:.1} s, server RSS {}",
+        server.rss()
+    );
+    // The first big run is live (its follower folded it at start-up); the others finished.
+    let live = RunDir::new(root.join("runs").join(&ids[0]));
+    let id = ids.get(1).unwrap_or(&ids[0]);
+    let names = first_view(&server.addr, id).await?;
+    warm_views(&server.addr, id, s).await?;
+    warm_charts(&server.addr, id, &names).await?;
+    epoch_cost(&server, &live, &mut seq).await?;
+    let rss = view_every_run(&server, &ids, &names, s).await?;
+    sse_on_live(&server, &live, seq, rss, s).await?;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
+
+/// Write the big and small runs under `root/runs`; their ids (the live big run first) and the
+/// next event number of the live run.
+async fn write_all(root: &Path, s: Scale) -> Result<(Vec<String>, u64)> {
     let runs_dir = root.join("runs");
     let t = Instant::now();
-    let (ids, mut seq) = {
-        let (dir, s2) = (runs_dir.clone(), s);
-        tokio::task::spawn_blocking(move || write_runs(&dir, &s2)).await??
+    let (ids, seq) = {
+        let dir = runs_dir.clone();
+        tokio::task::spawn_blocking(move || write_runs(&dir, &s)).await??
     };
     let live = RunDir::new(runs_dir.join(&ids[0]));
     let mb = std::fs::metadata(live.events())?.len() as f64 / 1e6;
@@ -201,6 +213,11 @@ pub async fn paper_scale(s: Scale) -> Result<()> {
         s.small,
         t.elapsed().as_secs_f64()
     );
+    Ok((ids, seq))
+}
+
+/// The RSS of a server with nothing to serve: the floor the other figures stand on.
+async fn idle_rss() -> Result<()> {
     let empty = scratch("scale-empty")?;
     std::fs::create_dir_all(empty.join("runs"))?;
     let (idle, _) = start_server(&empty).await?;
@@ -208,22 +225,17 @@ pub async fn paper_scale(s: Scale) -> Result<()> {
     println!("  idle server on an empty runs folder: RSS {}", idle.rss());
     drop(idle);
     let _ = std::fs::remove_dir_all(&empty);
-    let (server, startup) = start_server(&root).await?;
-    let addr = server.addr.clone();
-    println!(
-        "  start-up (index rebuilt from every log): {startup:.1} s, server RSS {}",
-        server.rss()
-    );
+    Ok(())
+}
 
-    // First view of a finished big run (the live one was folded by its follower at start-up):
-    // the page, then every chart it shows.
-    let id = ids.get(1).unwrap_or(&ids[0]);
-    let (page_ms, page_size) = timed_get(&addr, &format!("/runs/{id}")).await?;
-    let names = chart_names(&addr, id).await?;
+/// First view of run `id`: the page, then every chart it shows; the charts' names.
+async fn first_view(addr: &str, id: &str) -> Result<Vec<String>> {
+    let (page_ms, page_size) = timed_get(addr, &format!("/runs/{id}")).await?;
+    let names = chart_names(addr, id).await?;
     let mut first_total = page_ms;
     let mut cold = Vec::new();
     for c in &names {
-        let (ms, _) = timed_get(&addr, &format!("/runs/{id}/charts/{c}.svg")).await?;
+        let (ms, _) = timed_get(addr, &format!("/runs/{id}/charts/{c}.svg")).await?;
         first_total += ms;
         cold.push(ms);
     }
@@ -235,27 +247,30 @@ pub async fn paper_scale(s: Scale) -> Result<()> {
         names.len(),
         cold.last().copied().unwrap_or(0.0)
     );
+    Ok(names)
+}
 
-    // Warm.
-    let (ms, size) = median_get(&addr, &format!("/runs/{id}"), 10).await?;
+/// Warm requests about run `id`: its page, live parts, the runs list, its archive and metrics.
+async fn warm_views(addr: &str, id: &str, s: Scale) -> Result<()> {
+    let (ms, size) = median_get(addr, &format!("/runs/{id}"), 10).await?;
     println!(
         "  run page (warm): median {ms:.1} ms, {} KiB (target < 100 ms)",
         size / 1024
     );
-    let (ms, size) = median_get(&addr, &format!("/runs/{id}/live"), 10).await?;
+    let (ms, size) = median_get(addr, &format!("/runs/{id}/live"), 10).await?;
     println!(
         "  live header, downloads, evaluations and log (/runs/<id>/live, warm): median {ms:.1} ms, \
          {} KiB (target < 50 ms)",
         size / 1024
     );
-    let (ms, size) = median_get(&addr, "/fragments/run-rows", 10).await?;
+    let (ms, size) = median_get(addr, "/fragments/run-rows", 10).await?;
     println!(
         "  runs list rows ({} runs, /fragments/run-rows): median {ms:.1} ms, {} KiB",
         s.big + s.small,
         size / 1024
     );
     let t = Instant::now();
-    let (status, size) = http_get_len(&addr, &format!("/runs/{id}/archive.tar.gz")).await?;
+    let (status, size) = http_get_len(addr, &format!("/runs/{id}/archive.tar.gz")).await?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     if status != 200 {
         bail!("GET /runs/{id}/archive.tar.gz answered {status}");
@@ -266,14 +281,19 @@ pub async fn paper_scale(s: Scale) -> Result<()> {
         size as f64 / 1e6,
         size as f64 / 1e6 / (ms / 1e3).max(1e-9)
     );
-    let (ms, size) = median_get(&addr, &format!("/api/runs/{id}/metrics"), 10).await?;
+    let (ms, size) = median_get(addr, &format!("/api/runs/{id}/metrics"), 10).await?;
     println!(
         "  metrics API (warm): median {ms:.1} ms, {} KiB (target < 50 ms)",
         size / 1024
     );
+    Ok(())
+}
+
+/// Each chart of run `id`, warm: time and size.
+async fn warm_charts(addr: &str, id: &str, names: &[String]) -> Result<()> {
     let mut worst = (0.0f64, 0usize);
-    for c in &names {
-        let (ms, size) = median_get(&addr, &format!("/runs/{id}/charts/{c}.svg"), 5).await?;
+    for c in names {
+        let (ms, size) = median_get(addr, &format!("/runs/{id}/charts/{c}.svg"), 5).await?;
         println!(
             "    chart {c}: median {ms:.1} ms, {:.1} KB",
             size as f64 / 1e3
@@ -285,14 +305,20 @@ pub async fn paper_scale(s: Scale) -> Result<()> {
         worst.0,
         worst.1 as f64 / 1e3
     );
+    Ok(())
+}
 
-    epoch_cost(&server, &live, &mut seq).await?;
-
-    let id = &ids[0];
-    for other in &ids {
-        let _ = timed_get(&addr, &format!("/runs/{other}")).await?;
-        for c in &names {
-            let _ = timed_get(&addr, &format!("/runs/{other}/charts/{c}.svg")).await?;
+/// View every big run (page and charts); the server's RSS after it, in MB.
+async fn view_every_run(
+    server: &Server,
+    ids: &[String],
+    names: &[String],
+    s: Scale,
+) -> Result<f64> {
+    for other in ids {
+        let _ = timed_get(&server.addr, &format!("/runs/{other}")).await?;
+        for c in names {
+            let _ = timed_get(&server.addr, &format!("/runs/{other}/charts/{c}.svg")).await?;
         }
     }
     let rss = server.rss_mb();
@@ -303,20 +329,24 @@ pub async fn paper_scale(s: Scale) -> Result<()> {
         s.small,
         server.rss()
     );
+    Ok(rss)
+}
 
-    // SSE clients on the live run, connected as the run page does (after what it shows).
+/// SSE clients on the live run, connected as the run page does (after what it shows), then one
+/// more epoch: the RSS they add over `rss`.
+async fn sse_on_live(server: &Server, live: &RunDir, seq: u64, rss: f64, s: Scale) -> Result<()> {
+    let id = live.id();
     let mut tasks = Vec::new();
     for _ in 0..s.sse {
         let (a, p) = (
-            addr.clone(),
+            server.addr.clone(),
             format!("/api/runs/{id}/events?after={}", seq - 1),
         );
         tasks.push(tokio::spawn(async move { sse_client(a, p, |_| {}).await }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let with_sse = server.rss_mb();
-    append(&live, &epoch_line(&Synth::cifar100(), seq, 250)?)?;
-    seq += 1;
+    append(live, &epoch_line(&Synth::cifar100(), seq, 250)?)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
         "  server RSS with {} SSE clients on the live run, after one more epoch: {:.0} MB \
@@ -325,77 +355,8 @@ pub async fn paper_scale(s: Scale) -> Result<()> {
         server.rss_mb().max(with_sse),
         server.rss_mb().max(with_sse) - rss
     );
-    let _ = seq;
     for t in tasks {
         t.abort();
     }
-    drop(server);
-    let _ = std::fs::remove_dir_all(&root);
-    Ok(())
-}
-
-fn append(dir: &RunDir, line: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.events())?;
-    f.write_all(line.as_bytes())?;
-    Ok(())
-}
-
-/// Server CPU per new epoch of the live run: the follower's read and fold (until the chart
-/// manifest shows the new version), then what a run page asks for after it.
-async fn epoch_cost(server: &Server, live: &RunDir, seq: &mut u64) -> Result<()> {
-    let synth = Synth::cifar100();
-    let id = live.id();
-    let addr = &server.addr;
-    let manifest = format!("/runs/{id}/charts.json");
-    let (mut ingest, mut refresh) = (Vec::new(), Vec::new());
-    for i in 0..5 {
-        let line = epoch_line(&synth, *seq, 200 + i)?;
-        let (_, before) = http_get(addr, &manifest).await?;
-        let cpu0 = server.cpu_secs();
-        append(live, &line)?;
-        *seq += 1;
-        let t = Instant::now();
-        loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let (_, now) = http_get(addr, &manifest).await?;
-            if now != before {
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(10) {
-                bail!("the new epoch did not show within 10 s");
-            }
-        }
-        let cpu1 = server.cpu_secs();
-        let old: serde_json::Value = serde_json::from_str(&before)?;
-        let new: serde_json::Value = serde_json::from_str(&http_get(addr, &manifest).await?.1)?;
-        let changed: Vec<String> = new["charts"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, v)| old["charts"].get(k.as_str()) != Some(*v))
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for c in &changed {
-            http_get(addr, &format!("/runs/{id}/charts/{c}.svg")).await?;
-        }
-        http_get(addr, &format!("/runs/{id}/tables")).await?;
-        http_get(addr, &format!("/runs/{id}/live")).await?;
-        let cpu2 = server.cpu_secs();
-        ingest.push((cpu1 - cpu0) * 1e3);
-        refresh.push((cpu2 - cpu1) * 1e3);
-    }
-    ingest.sort_by(f64::total_cmp);
-    refresh.sort_by(f64::total_cmp);
-    println!(
-        "  one new epoch: server CPU median {:.0} ms to follow and fold it (incl. the manifest polls), \
-         {:.0} ms for the page's refresh (manifest, changed charts, tables, live parts); target < 50 ms \
-         (/proc ticks are 10 ms)",
-        percentile(&ingest, 0.5),
-        percentile(&refresh, 0.5)
-    );
     Ok(())
 }
