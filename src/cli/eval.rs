@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{must_exist, parse_dataset, EvalArgs, Failure};
-use crate::config::{self, parse_fraction, ConfigError, RunSpec};
+use crate::config::{parse_fraction, ConfigError, RunSpec};
 use crate::evaluation::{self, CorruptionSource, EvalOptions, Suite};
 use crate::runs::eval_report::{self, EvalProgress, EvalReport};
 use crate::runs::lock::RunLock;
