@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::EventLine;
+use fairtat_core::runs::{EventLine, RunId};
 
 /// Messages buffered per run for slow receivers.
 pub const CAPACITY: usize = 1024;
@@ -52,8 +52,8 @@ impl Hub {
             .clone()
     }
 
-    pub fn subscribe(&self, id: &str) -> broadcast::Receiver<HubMsg> {
-        self.sender(id).subscribe()
+    pub fn subscribe(&self, id: &RunId) -> broadcast::Receiver<HubMsg> {
+        self.sender(id.as_str()).subscribe()
     }
 
     /// Publish; a run without subscribers costs nothing.

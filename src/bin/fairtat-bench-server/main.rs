@@ -249,7 +249,7 @@ async fn one_training(
     let summary = create_run(st, spec)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let id = summary.id;
+    let id: fairtat::runs::RunId = summary.id.parse().map_err(anyhow::Error::msg)?;
     let path = format!("/api/runs/{id}/events");
     let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let tasks: Vec<_> = (0..clients)
@@ -263,7 +263,7 @@ async fn one_training(
     let (t0, cpu0) = (Instant::now(), own_cpu_secs());
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let s = st.index.get(&id)?.context("run vanished from the index")?;
+        let s = st.index().get(&id)?.context("run vanished from the index")?;
         if s.status.is_terminal() && !st.is_active(&id) {
             if s.status != RunStatus::Finished {
                 bail!(
@@ -275,9 +275,7 @@ async fn one_training(
             break;
         }
         if t0.elapsed() > Duration::from_secs(240) {
-            if let Ok(run) = id.parse() {
-                fairtat::server::supervisor::cancel_run(st, &run).ok();
-            }
+            fairtat::server::supervisor::cancel_run(st, &id).ok();
             bail!("training run {id} did not finish within 240 s");
         }
     }

@@ -13,7 +13,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
@@ -22,7 +22,7 @@ use futures_util::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::run_dir;
+use super::{run_dir, RunPath};
 use fairtat_core::runs::{EventLine, RunDir, RunEvent};
 use crate::error::ApiError;
 use crate::hub::HubMsg;
@@ -40,8 +40,8 @@ pub fn router() -> Router<AppState> {
 async fn all_events(
     State(st): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let mut rx = st.hub.subscribe_all();
-    let shutdown = st.shutdown.clone();
+    let mut rx = st.hub().subscribe_all();
+    let shutdown = st.shutdown_token().clone();
     let stream = async_stream::stream! {
         yield Ok(Event::default().event("hello").data("hello"));
         loop {
@@ -74,14 +74,14 @@ const REPLAY_CHUNK: u64 = 256 * 1024;
 
 /// The next raw lines after `after` (all when None), from the store, read off the runtime.
 async fn replay_chunk(st: AppState, dir: RunDir, after: Option<u64>) -> Vec<(u64, String)> {
-    tokio::task::spawn_blocking(move || st.store.run(&dir).raw_after(after, REPLAY_CHUNK))
+    tokio::task::spawn_blocking(move || st.store().run(&dir).raw_after(after, REPLAY_CHUNK))
         .await
         .unwrap_or_default()
 }
 
 async fn events(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    RunPath(id): RunPath,
     Query(q): Query<SseParams>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -92,8 +92,8 @@ async fn events(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .or(q.after);
     // Subscribe before reading the snapshot so nothing written in between is missed.
-    let mut rx = st.hub.subscribe(&id);
-    let shutdown = st.shutdown.clone();
+    let mut rx = st.hub().subscribe(&id);
+    let shutdown = st.shutdown_token().clone();
     let stream = async_stream::stream! {
         let mut last = after;
         loop {
@@ -106,7 +106,7 @@ async fn events(
                 yield Ok(Event::default().id(seq.to_string()).data(raw));
             }
         }
-        let summary = st.index.get(&id).ok().flatten();
+        let summary = st.index().get(&id).ok().flatten();
         if let Some(s) = &summary {
             yield Ok(Event::default().event("status").data(serde_json::to_string(s).unwrap_or_default()));
         }
