@@ -42,7 +42,7 @@ pub fn same(a: &str, b: &str) -> bool {
 }
 
 /// Name of the session cookie for this server's port.
-pub fn cookie_name(state: &AppState) -> String {
+fn cookie_name(state: &AppState) -> String {
     format!("fairtat_session_{}", state.guard().bound.port())
 }
 
@@ -194,14 +194,6 @@ pub async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> R
             &ApiError::Unauthorized.to_string(),
         ),
         None => Redirect::to("/").into_response(),
-    }
-}
-
-/// Whether this request carries the token (pages hide buttons otherwise).
-pub fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    match state.token() {
-        None => true,
-        Some(token) => carries_token(state, headers, token),
     }
 }
 

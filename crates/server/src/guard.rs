@@ -50,7 +50,7 @@ impl Guard {
     }
 
     /// Whether `host` (a `Host` header or an `Origin`'s authority) names this server.
-    pub fn host_allowed(&self, host: &str) -> bool {
+    fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
         let Some((name, port)) = split_host(&host) else {
             return false;

@@ -57,7 +57,7 @@ impl Hub {
     }
 
     /// Publish; a run without subscribers costs nothing.
-    pub fn publish(&self, id: &str, msg: HubMsg) {
+    fn publish(&self, id: &str, msg: HubMsg) {
         let tx = {
             let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
             map.get(id).cloned()

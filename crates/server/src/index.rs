@@ -63,15 +63,6 @@ impl Index {
         })
     }
 
-    /// An index that lives only in memory (tests, benchmarks).
-    pub fn in_memory() -> anyhow::Result<Index> {
-        let conn = Connection::open_in_memory()?;
-        Self::init(&conn)?;
-        Ok(Index {
-            conn: Mutex::new(conn),
-        })
-    }
-
     fn try_open(path: &Path) -> anyhow::Result<Connection> {
         let conn = Connection::open(path)?;
         // The index is a cache: durability is not worth an fsync per epoch.

@@ -185,7 +185,7 @@ pub fn chart_versions(f: &RunFold, q: &ChartQuery) -> BTreeMap<String, u64> {
 }
 
 /// The method-state key of a `state-<key>` chart name (keys are short identifiers).
-pub fn state_key(name: &str) -> Option<&str> {
+fn state_key(name: &str) -> Option<&str> {
     name.strip_prefix("state-").filter(|k| {
         !k.is_empty()
             && k.len() <= 64

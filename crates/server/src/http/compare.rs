@@ -261,43 +261,28 @@ fn download(body: String, mime: &str, file: &str) -> Response {
         .into_response()
 }
 
-async fn export_csv(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
+/// One export of every table the page shows, rendered by `render`.
+async fn export(
+    st: &AppState,
+    q: Option<String>,
+    render: fn(&[ExportTable]) -> String,
+    mime: &str,
+    file: &str,
 ) -> Result<Response, ApiError> {
-    let d = CompareData::load(&st, q.as_deref()).await?;
-    let body = csv(&d.export());
-    Ok(download(
-        body,
-        "text/csv; charset=utf-8",
-        "fairtat-compare.csv",
-    ))
+    let d = CompareData::load(st, q.as_deref()).await?;
+    Ok(download(render(&d.export()), mime, file))
 }
 
-async fn export_md(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    let d = CompareData::load(&st, q.as_deref()).await?;
-    let body = markdown(&d.export());
-    Ok(download(
-        body,
-        "text/markdown; charset=utf-8",
-        "fairtat-compare.md",
-    ))
+async fn export_csv(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    export(&st, q, csv, "text/csv; charset=utf-8", "fairtat-compare.csv").await
 }
 
-async fn export_tex(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    let d = CompareData::load(&st, q.as_deref()).await?;
-    let body = latex(&d.export());
-    Ok(download(
-        body,
-        "application/x-tex; charset=utf-8",
-        "fairtat-compare.tex",
-    ))
+async fn export_md(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    export(&st, q, markdown, "text/markdown; charset=utf-8", "fairtat-compare.md").await
+}
+
+async fn export_tex(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    export(&st, q, latex, "application/x-tex; charset=utf-8", "fairtat-compare.tex").await
 }
 
 async fn chart(

@@ -275,7 +275,7 @@ fn describe(r: &EvalReport) -> String {
 }
 
 /// The run page's evaluation section.
-pub fn fragment_html(st: &AppState, id: &RunId) -> String {
+fn fragment_html(st: &AppState, id: &RunId) -> String {
     fragment_with(st, id, &list_files(&st.run_dir(id))).0
 }
 

@@ -68,7 +68,7 @@ fn content_label(name: &str) -> Option<String> {
 }
 
 /// `<run id>_<content>.<ext>`, e.g. `20250101-120000-fmnist-ab12_checkpoint-last.safetensors`.
-pub fn download_name(id: &str, name: &str) -> Option<String> {
+fn download_name(id: &str, name: &str) -> Option<String> {
     let label = content_label(name)?;
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("bin");
     Some(format!("{id}_{label}.{ext}"))

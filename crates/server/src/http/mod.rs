@@ -1,6 +1,7 @@
 //! HTTP layer: each submodule exports its own `router()`; [`router`] merges them and adds the
-//! body limit, the host/origin guard, the token check, JSON errors and tracing. `router` is separate from serving so tests drive it
-//! with `tower::ServiceExt::oneshot`.
+//! body limit, the host/origin guard, the token check, JSON errors and tracing. `router` is
+//! separate from serving so tests drive it with `tower::ServiceExt::oneshot`. Routes with a run
+//! id take it as a [`RunId`] through [`RunPath`].
 
 pub mod api;
 mod archive;

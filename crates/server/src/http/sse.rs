@@ -18,7 +18,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Router;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -79,6 +79,28 @@ async fn replay_chunk(st: AppState, dir: RunDir, after: Option<u64>) -> Vec<(u64
         .unwrap_or_default()
 }
 
+/// Every line after `after` as `(seq, raw JSON)`, read chunk by chunk so memory stays bounded.
+fn replay(st: AppState, dir: RunDir, after: Option<u64>) -> impl Stream<Item = (u64, String)> {
+    async_stream::stream! {
+        let mut last = after;
+        loop {
+            let chunk = replay_chunk(st.clone(), dir.clone(), last).await;
+            if chunk.is_empty() {
+                break;
+            }
+            for (seq, raw) in chunk {
+                last = Some(seq);
+                yield (seq, raw);
+            }
+        }
+    }
+}
+
+/// A line replayed from the file, sent as read (it is already the line's JSON).
+fn raw_event(seq: u64, raw: String) -> Event {
+    Event::default().id(seq.to_string()).data(raw)
+}
+
 async fn events(
     State(st): State<AppState>,
     RunPath(id): RunPath,
@@ -96,15 +118,10 @@ async fn events(
     let shutdown = st.shutdown_token().clone();
     let stream = async_stream::stream! {
         let mut last = after;
-        loop {
-            let chunk = replay_chunk(st.clone(), dir.clone(), last).await;
-            if chunk.is_empty() {
-                break;
-            }
-            for (seq, raw) in chunk {
-                last = Some(seq);
-                yield Ok(Event::default().id(seq.to_string()).data(raw));
-            }
+        let mut lines = std::pin::pin!(replay(st.clone(), dir.clone(), last));
+        while let Some((seq, raw)) = lines.next().await {
+            last = Some(seq);
+            yield Ok(raw_event(seq, raw));
         }
         let summary = st.index().get(&id).ok().flatten();
         if let Some(s) = &summary {
@@ -131,15 +148,10 @@ async fn events(
                     Err(RecvError::Lagged(n)) => {
                         tracing::debug!(run = %id, missed = n, "SSE client lagged; resyncing from file");
                         yield Ok(Event::default().event("resync").data(n.to_string()));
-                        loop {
-                            let chunk = replay_chunk(st.clone(), dir.clone(), last).await;
-                            if chunk.is_empty() {
-                                break;
-                            }
-                            for (seq, raw) in chunk {
-                                last = Some(seq);
-                                yield Ok(Event::default().id(seq.to_string()).data(raw));
-                            }
+                        let mut lines = std::pin::pin!(replay(st.clone(), dir.clone(), last));
+                        while let Some((seq, raw)) = lines.next().await {
+                            last = Some(seq);
+                            yield Ok(raw_event(seq, raw));
                         }
                     }
                     Err(RecvError::Closed) => break,
