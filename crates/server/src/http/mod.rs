@@ -32,10 +32,10 @@ use serde::de::DeserializeOwned;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use super::error::ApiError;
-use super::state::AppState;
-use super::guard::{self, BODY_LIMIT};
 use super::auth;
+use super::error::ApiError;
+use super::guard::{self, BODY_LIMIT};
+use super::state::AppState;
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{RunDir, RunId};
 
