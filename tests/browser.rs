@@ -121,7 +121,7 @@ async fn new_run_form_live_chart_and_csv_download_in_chromium() {
         "{refused:?}"
     );
     assert_eq!(refused.1, "cifar10-prn18-at", "the preset is kept");
-    assert_eq!(st.index.list(&Default::default()).unwrap().len(), 0);
+    assert_eq!(st.index().list(&Default::default()).unwrap().len(), 0);
 
     // A grid launch first says how many runs it queues, and queues nothing until confirmed.
     browser.goto(&format!("{base}/runs/new")).await;
@@ -141,7 +141,7 @@ async fn new_run_form_live_chart_and_csv_download_in_chromium() {
         asked.contains("This queues") && asked.contains("runs"),
         "{asked}"
     );
-    assert_eq!(st.index.list(&Default::default()).unwrap().len(), 0);
+    assert_eq!(st.index().list(&Default::default()).unwrap().len(), 0);
 
     // The form: load the preset through its picker, then shrink the run.
     browser.goto(&format!("{base}/runs/new")).await;

@@ -574,7 +574,7 @@ async fn charts_come_from_the_store_and_carry_versions() {
     let tag = headers["etag"].to_str().unwrap().to_string();
     let (_, _, again) = send(&st, Request::get(&url).body(Body::empty()).unwrap()).await;
     assert_eq!(first, again);
-    let stats = &st.store.stats;
+    let stats = &st.store().stats;
     assert_eq!(stats.loads.load(Relaxed), 1, "the log was folded once");
     assert_eq!(stats.bytes_read.load(Relaxed), len, "and never read again");
     assert_eq!(

@@ -194,7 +194,7 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
 
     // While training: a conflict, with the reason.
     wait_for(10.0, "a checkpoint", || async {
-        st.run_dir(&id)
+        st.run_dir(&id.parse().unwrap())
             .checkpoint(fairtat::runs::CheckpointKind::Last)
             .exists()
             .then_some(())

@@ -237,7 +237,7 @@ pub fn kill(pid: u32, sig: &str) {
 pub async fn serve_loopback(state: AppState) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let shutdown = state.shutdown.clone();
+    let shutdown = state.shutdown_token().clone();
     let handle = tokio::spawn(async move {
         axum::serve(listener, router(state))
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

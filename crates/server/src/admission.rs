@@ -6,7 +6,7 @@ use super::error::ApiError;
 use super::scan;
 use super::state::AppState;
 use fairtat_core::config::{ConfigError, RunSpec};
-use fairtat_core::runs::RunDir;
+use fairtat_core::runs::{RunDir, RunId};
 
 /// The devices runs can use here: `cpu`, `cuda:0` ... `cuda:{gpus-1}`.
 pub fn devices(gpus: usize) -> Vec<String> {
@@ -60,25 +60,25 @@ pub fn check_scheduled_device(device: &str) -> Result<(), ApiError> {
 
 /// The device check of this server's executor.
 pub fn check_device_here(st: &AppState, device: &str) -> Result<(), ApiError> {
-    if st.scheduler.is_some() {
+    if st.scheduler().is_some() {
         check_scheduled_device(device)
     } else {
-        check_device(device, st.jobs.gpus())
+        check_device(device, st.jobs().gpus())
     }
 }
 
 /// Both checks for runs about to be queued.
 pub fn admit(st: &AppState, specs: &[RunSpec]) -> Result<(), ApiError> {
-    let queued = st.jobs.lock().waiting_len();
+    let queued = st.jobs().lock().waiting_len();
     for spec in specs {
         check_device_here(st, &spec.device)?;
         check_lr(spec)?;
         // Under a scheduler the data lives on the nodes, which this server may not see.
-        if st.scheduler.is_none() {
+        if st.scheduler().is_none() {
             check_data(spec)?;
         }
     }
-    check_queue(queued, specs.len(), st.guard.max_queued)
+    check_queue(queued, specs.len(), st.guard().max_queued)
 }
 
 /// The dataset's files are in `data.dir`: a run without them could only fail at once.
@@ -123,8 +123,8 @@ pub fn check_lr(spec: &RunSpec) -> Result<(), ApiError> {
 
 /// A resume is possible (the run ended and left a checkpoint state), its device is present and
 /// it fits in the queue.
-pub fn check_resume(st: &AppState, dir: &RunDir, id: &str) -> Result<(), ApiError> {
-    let Some(summary) = st.index.get(id)? else {
+pub fn check_resume(st: &AppState, dir: &RunDir, id: &RunId) -> Result<(), ApiError> {
+    let Some(summary) = st.index().get(id)? else {
         return Err(ApiError::NotFound(format!("run {id}")));
     };
     if scan::resumable(&summary) && !scan::can_resume(dir, &summary) {
@@ -133,11 +133,11 @@ pub fn check_resume(st: &AppState, dir: &RunDir, id: &str) -> Result<(), ApiErro
              start it again instead"
         )));
     }
-    let queued = st.jobs.lock().waiting_len();
+    let queued = st.jobs().lock().waiting_len();
     if let Some(spec) = scan::read_spec(dir) {
         check_device_here(st, &spec.device)?;
     }
-    check_queue(queued, 1, st.guard.max_queued)
+    check_queue(queued, 1, st.guard().max_queued)
 }
 
 #[cfg(test)]

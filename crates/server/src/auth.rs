@@ -17,7 +17,8 @@ use axum::Form;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use super::state::{AppState, BODY_LIMIT};
+use super::guard::BODY_LIMIT;
+use super::state::AppState;
 
 /// Shortest token accepted off loopback.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -41,8 +42,8 @@ pub fn same(a: &str, b: &str) -> bool {
 }
 
 /// Name of the session cookie for this server's port.
-pub fn cookie_name(state: &AppState) -> String {
-    format!("fairtat_session_{}", state.guard.bound.port())
+fn cookie_name(state: &AppState) -> String {
+    format!("fairtat_session_{}", state.guard().bound.port())
 }
 
 /// The cookie's value: a digest of the token (a cookie leaked to another port's service does
@@ -79,15 +80,15 @@ fn is_open_path(path: &str) -> bool {
 /// Middleware: off loopback everything but [`is_open_path`] needs the token; on loopback
 /// reads pass and state changes need it.
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(token) = state.token.clone() else {
+    let Some(token) = state.token() else {
         return next.run(req).await;
     };
-    if is_open_path(req.uri().path()) || carries_token(&state, req.headers(), &token) {
+    if is_open_path(req.uri().path()) || carries_token(&state, req.headers(), token) {
         return next.run(req).await;
     }
     let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if read {
-        if state.guard.loopback() {
+        if state.guard().loopback() {
             return next.run(req).await;
         }
         let wants_html = req
@@ -179,7 +180,7 @@ pub struct LoginForm {
 
 /// `POST /login` (form field `token`): set the session cookie and go to the runs page.
 pub async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
-    match state.token.as_deref() {
+    match state.token() {
         Some(t) if same(t, &f.token) => {
             let cookie = format!(
                 "{}={}; HttpOnly; SameSite=Strict; Path=/",
@@ -193,14 +194,6 @@ pub async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> R
             &ApiError::Unauthorized.to_string(),
         ),
         None => Redirect::to("/").into_response(),
-    }
-}
-
-/// Whether this request carries the token (pages hide buttons otherwise).
-pub fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    match &state.token {
-        None => true,
-        Some(token) => carries_token(state, headers, token),
     }
 }
 

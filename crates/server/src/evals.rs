@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::state::AppState;
 use fairtat_core::runs::eval_key::EvalKey;
 use fairtat_core::runs::eval_report::{EvalProgress, EvalReport};
-use fairtat_core::runs::RunDir;
+use fairtat_core::runs::{RunDir, RunId};
 use crate::jobs::JobKind;
 
 /// One evaluation of a run as the page shows it.
@@ -24,27 +24,24 @@ pub struct EvalStatus {
 }
 
 /// Every evaluation of a run: on disk (finished, failed, cancelled, running) and waiting.
-pub fn eval_statuses(st: &AppState, run_id: &str) -> Vec<EvalStatus> {
-    let (waiting, running): (Vec<EvalKey>, Option<EvalKey>) = match run_id.parse() {
-        Ok(run) => {
-            let q = st.jobs.lock();
-            let waiting = q
-                .waiting()
-                .filter(|j| j.run == run)
-                .filter_map(|j| match j.kind {
-                    JobKind::Evaluate(k) => Some(k),
-                    _ => None,
-                })
-                .collect();
-            let running = q.running(&run).and_then(|r| match r.job.kind {
+pub fn eval_statuses(st: &AppState, run: &RunId) -> Vec<EvalStatus> {
+    let (waiting, running): (Vec<EvalKey>, Option<EvalKey>) = {
+        let q = st.jobs().lock();
+        let waiting = q
+            .waiting()
+            .filter(|j| j.run == *run)
+            .filter_map(|j| match j.kind {
                 JobKind::Evaluate(k) => Some(k),
                 _ => None,
-            });
-            (waiting, running)
-        }
-        Err(_) => (vec![], None),
+            })
+            .collect();
+        let running = q.running(run).and_then(|r| match r.job.kind {
+            JobKind::Evaluate(k) => Some(k),
+            _ => None,
+        });
+        (waiting, running)
     };
-    let mut out = read_statuses(&st.run_dir(run_id), running, &waiting);
+    let mut out = read_statuses(&st.run_dir(run), running, &waiting);
     for key in waiting {
         if !out.iter().any(|s| s.name == key.dir_name()) {
             out.push(EvalStatus::queued(key.dir_name()));

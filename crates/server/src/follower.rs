@@ -103,7 +103,7 @@ pub async fn follow(
         };
         let changed = !lines.is_empty();
         // The metrics store folds what was just read, so no request reads it again.
-        state.store.append(&dir, &lines, tailer.offset());
+        state.store().append(&dir, &lines, tailer.offset());
         for (_, line) in lines {
             summary.apply(&line);
             if matches!(line.event, RunEvent::Finished { .. }) {
@@ -117,16 +117,16 @@ pub async fn follow(
             } else if matches!(line.event, RunEvent::Started { .. }) {
                 finished = false;
             }
-            state.hub.line(&id, line);
+            state.hub().line(&id, line);
         }
         if changed {
             if let (true, Some(spec)) = (summary.method.is_empty(), &spec) {
                 scan::fill_from_spec(&mut summary, spec);
             }
-            if let Err(err) = state.index.upsert(&summary) {
+            if let Err(err) = state.index().upsert(&summary) {
                 tracing::error!(run = %id, cause = %err, "index update failed");
             }
-            state.hub.status(&summary);
+            state.hub().status(&summary);
         }
         if tailer.more() {
             // A long backlog (an adopted run): drain it before judging whether the run ended.
@@ -161,14 +161,14 @@ pub async fn follow(
                 continue;
             }
             scan::mark_interrupted(&mut summary, Some(why));
-            let _ = state.index.upsert(&summary);
-            state.hub.status(&summary);
+            state.index_summary(&summary);
+            state.hub().status(&summary);
             tracing::warn!(run = %id, "trainer gone without a final event; marked interrupted");
             return true;
         }
         tokio::select! {
-            _ = state.shutdown.cancelled() => return false,
-            _ = live.changed(state.poll) => {}
+            _ = state.shutdown_token().cancelled() => return false,
+            _ = live.changed(state.poll()) => {}
         }
     }
 }
@@ -178,8 +178,8 @@ async fn wait_for_exit(state: &AppState, live: &mut Liveness) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while live.gone().is_none() && tokio::time::Instant::now() < deadline {
         tokio::select! {
-            _ = state.shutdown.cancelled() => return,
-            _ = live.changed(state.poll) => {}
+            _ = state.shutdown_token().cancelled() => return,
+            _ = live.changed(state.poll()) => {}
         }
     }
 }
@@ -187,7 +187,7 @@ async fn wait_for_exit(state: &AppState, live: &mut Liveness) {
 fn cancel_requested(state: &AppState, dir: &RunDir) -> bool {
     dir.run_id().is_some_and(|run| {
         state
-            .jobs
+            .jobs()
             .lock()
             .running(&run)
             .is_some_and(|r| r.cancel_requested)

@@ -9,15 +9,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::state::AppState;
 use super::ServeOptions;
 use fairtat_core::config::keys::shorten;
+
+/// Largest request body accepted (configs and forms are a few KiB).
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// What the checks need to know about how the server was started.
 #[derive(Clone, Debug)]
@@ -50,7 +50,7 @@ impl Guard {
     }
 
     /// Whether `host` (a `Host` header or an `Origin`'s authority) names this server.
-    pub fn host_allowed(&self, host: &str) -> bool {
+    fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
         let Some((name, port)) = split_host(&host) else {
             return false;
@@ -168,14 +168,6 @@ pub fn check(guard: &Guard, req: &Request) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-/// Middleware running [`check`].
-pub async fn guard_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match check(&state.guard, &req) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
-    }
 }
 
 #[cfg(test)]

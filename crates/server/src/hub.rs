@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::EventLine;
+use fairtat_core::runs::{EventLine, RunId};
 
 /// Messages buffered per run for slow receivers.
 pub const CAPACITY: usize = 1024;
@@ -52,12 +52,12 @@ impl Hub {
             .clone()
     }
 
-    pub fn subscribe(&self, id: &str) -> broadcast::Receiver<HubMsg> {
-        self.sender(id).subscribe()
+    pub fn subscribe(&self, id: &RunId) -> broadcast::Receiver<HubMsg> {
+        self.sender(id.as_str()).subscribe()
     }
 
     /// Publish; a run without subscribers costs nothing.
-    pub fn publish(&self, id: &str, msg: HubMsg) {
+    fn publish(&self, id: &str, msg: HubMsg) {
         let tx = {
             let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
             map.get(id).cloned()

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use fairtat_core::runs::summary::RunSummary;
+use fairtat_core::runs::RunId;
 
 /// File name of the index inside the runs directory (a dot name is never a valid run id).
 pub const INDEX_FILE: &str = ".index.sqlite";
@@ -57,15 +58,6 @@ impl Index {
                 Self::try_open(path)?
             }
         };
-        Ok(Index {
-            conn: Mutex::new(conn),
-        })
-    }
-
-    /// An index that lives only in memory (tests, benchmarks).
-    pub fn in_memory() -> anyhow::Result<Index> {
-        let conn = Connection::open_in_memory()?;
-        Self::init(&conn)?;
         Ok(Index {
             conn: Mutex::new(conn),
         })
@@ -134,10 +126,10 @@ impl Index {
         Ok(())
     }
 
-    pub fn get(&self, id: &str) -> anyhow::Result<Option<RunSummary>> {
+    pub fn get(&self, id: &RunId) -> anyhow::Result<Option<RunSummary>> {
         let json: Option<String> = self
             .lock()
-            .query_row("SELECT summary FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT summary FROM runs WHERE id = ?1", [id.as_str()], |r| r.get(0))
             .optional()?;
         Ok(match json {
             Some(j) => Some(serde_json::from_str(&j)?),
@@ -145,6 +137,7 @@ impl Index {
         })
     }
 
+    /// Drop a row; by its raw id, as [`Index::ids`] lists them (a stale row may hold any text).
     pub fn remove(&self, id: &str) -> anyhow::Result<()> {
         self.lock()
             .execute("DELETE FROM runs WHERE id = ?1", [id])?;

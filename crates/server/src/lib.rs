@@ -130,13 +130,13 @@ pub fn run_serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             .with_context(|| format!("cannot open runs directory {}", opts.runs_dir.display()))?;
         tracing::info!(addr = %listener.local_addr()?, "dashboard listening");
         println!("fairtat dashboard: http://{}", listener.local_addr()?);
-        let token = state.shutdown.clone();
+        let token = state.shutdown_token().clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down");
             token.cancel();
         });
-        let shutdown = state.shutdown.clone();
+        let shutdown = state.shutdown_token().clone();
         axum::serve(listener, router(state))
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await

@@ -91,44 +91,46 @@ pub fn metrics(events: &[EventLine]) -> Metrics {
         ..Metrics::default()
     };
     for r in recs {
-        let clean = clean_eval(r);
-        let robust = robust_eval(r);
-        m.epochs.push(r.epoch);
-        m.train_loss.push(r.train_loss);
-        m.lr.push(r.lr);
-        m.clean_overall.push(clean.map(|e| e.metrics.overall));
-        m.clean_worst.push(clean.map(|e| e.metrics.worst));
-        m.clean_worst10.push(clean.map(|e| e.metrics.worst10));
-        m.robust_overall.push(robust.map(|e| e.metrics.overall));
-        m.robust_worst.push(robust.map(|e| e.metrics.worst));
-        m.robust_worst10.push(robust.map(|e| e.metrics.worst10));
-        m.class_acc_clean.push(
-            clean
-                .map(|e| e.metrics.class_acc.clone())
-                .unwrap_or_default(),
-        );
-        m.class_acc_robust.push(
-            robust
-                .map(|e| e.metrics.class_acc.clone())
-                .unwrap_or_default(),
-        );
-        m.cfps
-            .push(cfps_of(r).map(<[f64]>::to_vec).unwrap_or_default());
-        m.class_eps.push(r.class_eps.clone());
-        m.target_probs
-            .push(r.target_probs.clone().unwrap_or_default());
-    }
-    let n = m.epochs.len();
-    for (i, r) in epoch_records(events).into_iter().enumerate() {
-        for (key, vals) in &r.method_state {
-            let rows = m
-                .method_state
-                .entry(key.clone())
-                .or_insert_with(|| vec![vec![]; n]);
-            rows[i] = vals.clone();
-        }
+        m.push_epoch(r);
     }
     m
+}
+
+impl Metrics {
+    /// Append one epoch to every series; a method-state key first seen now gets empty rows
+    /// for the epochs before it.
+    pub fn push_epoch(&mut self, rec: &EpochRecord) {
+        let n = self.epochs.len();
+        let clean = clean_eval(rec);
+        let robust = robust_eval(rec);
+        self.epochs.push(rec.epoch);
+        self.train_loss.push(rec.train_loss);
+        self.lr.push(rec.lr);
+        self.clean_overall.push(clean.map(|e| e.metrics.overall));
+        self.clean_worst.push(clean.map(|e| e.metrics.worst));
+        self.clean_worst10.push(clean.map(|e| e.metrics.worst10));
+        self.robust_overall.push(robust.map(|e| e.metrics.overall));
+        self.robust_worst.push(robust.map(|e| e.metrics.worst));
+        self.robust_worst10.push(robust.map(|e| e.metrics.worst10));
+        let acc = |e: Option<&EvalRecord>| e.map(|e| e.metrics.class_acc.clone());
+        self.class_acc_clean.push(acc(clean).unwrap_or_default());
+        self.class_acc_robust.push(acc(robust).unwrap_or_default());
+        self.cfps
+            .push(cfps_of(rec).map(<[f64]>::to_vec).unwrap_or_default());
+        self.class_eps.push(rec.class_eps.clone());
+        self.target_probs
+            .push(rec.target_probs.clone().unwrap_or_default());
+        for (key, rows) in self.method_state.iter_mut() {
+            rows.push(rec.method_state.get(key).cloned().unwrap_or_default());
+        }
+        for (key, vals) in &rec.method_state {
+            if !self.method_state.contains_key(key) {
+                let mut rows = vec![vec![]; n];
+                rows.push(vals.clone());
+                self.method_state.insert(key.clone(), rows);
+            }
+        }
+    }
 }
 
 /// Replace non-finite numbers (which JSON cannot carry) by None.

@@ -79,7 +79,7 @@ pub fn fill_from_spec(s: &mut RunSummary, spec: &RunSpec) {
 
 /// Fold every readable line into a summary, a bounded chunk at a time (a 48 MB log is never
 /// held in memory at once); a corrupt line is logged and skipped.
-pub fn summary_from_log(dir: &RunDir) -> RunSummary {
+fn summary_from_log(dir: &RunDir) -> RunSummary {
     let mut summary = RunSummary::empty(dir);
     let mut tailer = Tailer::new(dir.events());
     for _ in 0..1_000_000 {

@@ -2,56 +2,48 @@
 //! the shutdown token every long-lived task and SSE stream watches (plus the web settings).
 //! Starting, following and adopting processes is `supervisor`'s work.
 
-use std::ops::Deref;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::guard::Guard;
 use super::hub::Hub;
 use super::index::{Index, INDEX_FILE};
 use super::jobs::scheduler::Scheduler;
 use super::jobs::Executor;
+use super::store::MetricsStore;
 use super::{scan, ServeOptions};
 use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::{RunDir, RunStatus};
+use fairtat_core::runs::{RunDir, RunId, RunStatus};
 
-/// Cheap to clone; every handler gets one.
+/// Cheap to clone; every handler gets one. Its parts are reached through methods, so what a
+/// handler may touch is this file's decision, not every caller's.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
 }
 
-pub struct Inner {
-    pub runs_dir: PathBuf,
-    pub configs_dir: PathBuf,
-    pub token: Option<String>,
+struct Inner {
+    runs_dir: PathBuf,
+    configs_dir: PathBuf,
+    token: Option<String>,
     /// Host/origin checks and limits (`server::guard`).
-    pub guard: super::guard::Guard,
+    guard: Guard,
     /// How often followers poll `events.jsonl` (at most every 200 ms).
-    pub poll: Duration,
+    poll: Duration,
     /// The program started as `<trainer> train --run-dir DIR`.
-    pub trainer: PathBuf,
-    pub index: Index,
-    pub hub: Hub,
-    pub store: super::store::MetricsStore,
-    pub jobs: Executor,
+    trainer: PathBuf,
+    index: Index,
+    hub: Hub,
+    store: MetricsStore,
+    jobs: Executor,
     /// The Slurm jobs of `--executor slurm` (None: jobs are child processes of this server).
-    pub scheduler: Option<Arc<Scheduler>>,
+    scheduler: Option<Arc<Scheduler>>,
     /// Fires on Ctrl-C / SIGTERM: followers stop, SSE streams end, the server drains.
-    pub shutdown: CancellationToken,
+    shutdown: CancellationToken,
 }
-
-impl Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.inner
-    }
-}
-
-/// Largest request body accepted (configs and forms are a few KiB).
-pub const BODY_LIMIT: usize = 64 * 1024;
 
 impl AppState {
     /// Open the index and set up an idle executor; `supervisor::start` rebuilds the index from
@@ -69,7 +61,7 @@ impl AppState {
                 runs_dir: opts.runs_dir.clone(),
                 configs_dir: opts.configs_dir.clone(),
                 token: opts.token.clone().filter(|t| !t.is_empty()),
-                guard: super::guard::Guard::from_options(opts),
+                guard: Guard::from_options(opts),
                 poll: Duration::from_millis(opts.poll_ms.clamp(10, 200)),
                 trainer,
                 index,
@@ -85,36 +77,95 @@ impl AppState {
         })
     }
 
-    pub fn run_dir(&self, id: &str) -> RunDir {
-        RunDir::new(self.runs_dir.join(id))
+    pub fn runs_dir(&self) -> &Path {
+        &self.inner.runs_dir
+    }
+
+    /// Preset configs (`*.toml`) offered by the new-run form and `POST /api/runs`.
+    pub fn configs_dir(&self) -> &Path {
+        &self.inner.configs_dir
+    }
+
+    /// The access token, if one is set (never empty).
+    pub fn token(&self) -> Option<&str> {
+        self.inner.token.as_deref()
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.inner.guard
+    }
+
+    pub fn poll(&self) -> Duration {
+        self.inner.poll
+    }
+
+    pub fn trainer(&self) -> &Path {
+        &self.inner.trainer
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.inner.index
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    pub fn store(&self) -> &MetricsStore {
+        &self.inner.store
+    }
+
+    pub fn jobs(&self) -> &Executor {
+        &self.inner.jobs
+    }
+
+    pub fn scheduler(&self) -> Option<&Arc<Scheduler>> {
+        self.inner.scheduler.as_ref()
+    }
+
+    /// The token every long-lived task and stream watches (see [`AppState::shutdown`]).
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    pub fn run_dir(&self, id: &RunId) -> RunDir {
+        RunDir::new(self.inner.runs_dir.join(id.as_str()))
+    }
+
+    /// The directory of an indexed run: the index holds only runs found under the runs
+    /// folder, so a summary's id is a directory name there.
+    pub fn summary_dir(&self, summary: &RunSummary) -> RunDir {
+        RunDir::new(self.inner.runs_dir.join(&summary.id))
     }
 
     /// Stop followers and end SSE streams. Trainer processes keep running (they are separate
     /// process groups) and are adopted by the next server start.
     pub fn shutdown(&self) {
-        self.shutdown.cancel();
+        self.inner.shutdown.cancel();
+    }
+
+    /// Store a summary in the index. The index is a cache rebuilt from the run directories, so
+    /// a failed write is logged rather than failing the caller.
+    pub fn index_summary(&self, summary: &RunSummary) {
+        if let Err(e) = self.inner.index.upsert(summary) {
+            tracing::warn!(cause = %e, run = %summary.id, "index update failed");
+        }
     }
 
     /// Reload one run from disk into the index and tell subscribers.
-    pub fn refresh(&self, id: &str) -> Option<RunSummary> {
+    pub fn refresh(&self, id: &RunId) -> Option<RunSummary> {
         let mut loaded = scan::load(&self.run_dir(id));
-        let running = id
-            .parse()
-            .ok()
-            .is_some_and(|run| self.jobs.lock().running(&run).is_some());
-        if running && !loaded.summary.status.is_terminal() {
+        if self.jobs().lock().running(id).is_some() && !loaded.summary.status.is_terminal() {
             loaded.summary.status = RunStatus::Running;
             loaded.summary.message = None;
         }
-        let _ = self.index.upsert(&loaded.summary);
-        self.hub.status(&loaded.summary);
+        self.index_summary(&loaded.summary);
+        self.inner.hub.status(&loaded.summary);
         Some(loaded.summary)
     }
 
     /// Whether the run has a job waiting or running.
-    pub fn is_active(&self, id: &str) -> bool {
-        id.parse()
-            .ok()
-            .is_some_and(|run| self.jobs.lock().active(&run))
+    pub fn is_active(&self, id: &RunId) -> bool {
+        self.jobs().lock().active(id)
     }
 }

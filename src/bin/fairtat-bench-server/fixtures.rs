@@ -13,7 +13,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(AppState, String)> {
     let state = fairtat::server::supervisor::start(opts).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
-    let (st, shutdown) = (state.clone(), state.shutdown.clone());
+    let (st, shutdown) = (state.clone(), state.shutdown_token().clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, router(st))
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

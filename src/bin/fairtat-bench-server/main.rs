@@ -233,7 +233,7 @@ async fn one_training(
     let summary = create_run(st, spec)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let id = summary.id;
+    let id: fairtat::runs::RunId = summary.id.parse().map_err(anyhow::Error::msg)?;
     let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let tasks = subscribe(addr, &id, clients, &received);
     let (t0, cpu0) = (Instant::now(), own_cpu_secs());
@@ -275,7 +275,7 @@ fn training_sets(subset: usize) -> Vec<String> {
 /// `clients` SSE subscribers to run `id`'s events, counting what they receive.
 fn subscribe(
     addr: &str,
-    id: &str,
+    id: &fairtat::runs::RunId,
     clients: usize,
     received: &Arc<std::sync::atomic::AtomicU64>,
 ) -> Vec<tokio::task::JoinHandle<Result<()>>> {
@@ -291,11 +291,11 @@ fn subscribe(
 }
 
 /// Wait until run `id` has finished (an error if it ends otherwise, or takes over 240 s).
-async fn wait_finished(st: &AppState, id: &str) -> Result<()> {
+async fn wait_finished(st: &AppState, id: &fairtat::runs::RunId) -> Result<()> {
     let t0 = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let s = st.index.get(id)?.context("run vanished from the index")?;
+        let s = st.index().get(id)?.context("run vanished from the index")?;
         if s.status.is_terminal() && !st.is_active(id) {
             if s.status != RunStatus::Finished {
                 bail!(
@@ -307,16 +307,14 @@ async fn wait_finished(st: &AppState, id: &str) -> Result<()> {
             return Ok(());
         }
         if t0.elapsed() > Duration::from_secs(240) {
-            if let Ok(run) = id.parse() {
-                fairtat::server::supervisor::cancel_run(st, &run).ok();
-            }
+            fairtat::server::supervisor::cancel_run(st, id).ok();
             bail!("training run {id} did not finish within 240 s");
         }
     }
 }
 
 /// The training images/s of each epoch run `id` recorded (at least one).
-fn epoch_throughputs(st: &AppState, id: &str) -> Result<Vec<f64>> {
+fn epoch_throughputs(st: &AppState, id: &fairtat::runs::RunId) -> Result<Vec<f64>> {
     let events = fairtat::server::scan::read_all_events(&st.run_dir(id));
     let ips: Vec<f64> = events
         .iter()

@@ -2,7 +2,7 @@
 //! all-runs CSV. Errors are `{error, field}` with 4xx codes.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,11 +10,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::run_dir;
+use super::{indexed_run, run_dir, RunPath};
 use fairtat_core::config::{self, RawConfig, RunSpec};
 use fairtat_core::runs::reports::summary_csv;
 use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::{is_valid_run_id, new_run_id, RunId, RunStatus};
+use fairtat_core::runs::{is_valid_run_id, new_run_id, RunStatus};
 use crate::admission;
 use crate::error::ApiError;
 use crate::index::ListQuery;
@@ -66,14 +66,14 @@ async fn list(
     State(st): State<AppState>,
     Query(p): Query<ListParams>,
 ) -> Result<Json<Vec<RunSummary>>, ApiError> {
-    Ok(Json(st.index.list(&p.query())?))
+    Ok(Json(st.index().list(&p.query())?))
 }
 
 async fn runs_csv(
     State(st): State<AppState>,
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let rows = st.index.list(&p.query())?;
+    let rows = st.index().list(&p.query())?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -88,12 +88,12 @@ async fn runs_csv(
 
 /// The executor's queue: running jobs (with their slot and pid), then waiting ones in order.
 async fn jobs(State(st): State<AppState>) -> Json<Vec<crate::jobs::JobView>> {
-    Json(st.jobs.jobs())
+    Json(st.jobs().jobs())
 }
 
 /// The executor and, under Slurm, every job it follows with the scheduler's last word on it.
 async fn scheduler(State(st): State<AppState>) -> Json<Value> {
-    match &st.scheduler {
+    match &st.scheduler() {
         Some(s) => Json(json!({ "executor": "slurm", "jobs": s.views() })),
         None => Json(json!({ "executor": "local", "jobs": [] })),
     }
@@ -101,23 +101,17 @@ async fn scheduler(State(st): State<AppState>) -> Json<Value> {
 
 async fn get_run(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    RunPath(id): RunPath,
 ) -> Result<Json<Value>, ApiError> {
-    let dir = run_dir(&st, &id)?;
-    let summary = st
-        .index
-        .get(&id)?
-        .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
+    let (dir, summary) = indexed_run(&st, &id)?;
+    let resumable = scan::can_resume(&dir, &summary) && !st.is_active(&id);
     let spec = tokio::task::spawn_blocking(move || scan::read_spec(&dir))
         .await
         .map_err(ApiError::internal)?;
-    let slurm_job = st
-        .scheduler
-        .as_ref()
-        .and_then(|s| s.view(&summary.id.parse().ok()?));
+    let slurm_job = st.scheduler().and_then(|s| s.view(&id));
     Ok(Json(json!({
         "summary": summary,
-        "resumable": scan::can_resume(&st.run_dir(&id), &summary) && !st.is_active(&id),
+        "resumable": resumable,
         "spec": spec,
         "slurm_job": slurm_job,
     })))
@@ -125,7 +119,7 @@ async fn get_run(
 
 async fn cancel(
     State(st): State<AppState>,
-    Path(id): Path<RunId>,
+    RunPath(id): RunPath,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
     run_dir(&st, &id)?;
     Ok((
@@ -136,7 +130,7 @@ async fn cancel(
 
 async fn resume(
     State(st): State<AppState>,
-    Path(id): Path<RunId>,
+    RunPath(id): RunPath,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
     let dir = run_dir(&st, &id)?;
     admission::check_resume(&st, &dir, &id)?;
@@ -149,11 +143,11 @@ async fn resume(
 /// The run's [`Metrics`](crate::metrics::Metrics), serialised straight from the store.
 async fn get_metrics(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    RunPath(id): RunPath,
 ) -> Result<Response, ApiError> {
     let dir = run_dir(&st, &id)?;
     let body = tokio::task::spawn_blocking(move || {
-        let entry = st.store.run(&dir);
+        let entry = st.store().run(&dir);
         let f = entry.fold();
         serde_json::to_vec(f.metrics())
     })
@@ -199,7 +193,7 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
         };
         let sets = sets_from_json(obj.get("set"))?;
         // Errors before the grid is seen (syntax, --set) are the single-run path's errors too.
-        let loader = config::grid::presets_in(&st.configs_dir);
+        let loader = config::grid::presets_in(&st.configs_dir());
         return Ok(config::grid::expand_with(&text, &sets, gid, &loader)?);
     }
     if !obj.contains_key("grid") {
@@ -208,7 +202,7 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
     config::keys::check_json_depth(v)?;
     let table: toml::Table = serde_json::from_value(v.clone())
         .map_err(|e| ApiError::BadRequest(format!("config cannot be expressed as TOML: {e}")))?;
-    let loader = config::grid::presets_in(&st.configs_dir);
+    let loader = config::grid::presets_in(&st.configs_dir());
     Ok(config::grid::expand_table_with(table, gid, &loader)?)
 }
 
@@ -226,7 +220,7 @@ pub async fn create_grid(st: &AppState, specs: Vec<RunSpec>) -> Result<Vec<RunSu
     supervisor::submit_all(st, made.iter().map(|(j, _)| j.clone()).collect())?;
     let mut out = Vec::with_capacity(made.len());
     for ((_, summary), run) in made.into_iter().zip(runs) {
-        out.push(st.index.get(&run)?.unwrap_or(summary));
+        out.push(st.index().get(&run)?.unwrap_or(summary));
     }
     Ok(out)
 }
@@ -293,7 +287,7 @@ fn sets_from_json(set: Option<&Value>) -> Result<Vec<String>, ApiError> {
 
 /// Names of the `*.toml` presets in the configs directory.
 pub fn preset_names(st: &AppState) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(&st.configs_dir)
+    let mut v: Vec<String> = std::fs::read_dir(&st.configs_dir())
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .filter_map(|e| {
@@ -317,7 +311,7 @@ pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
         }));
     }
     Ok(std::fs::read_to_string(
-        st.configs_dir.join(format!("{name}.toml")),
+        st.configs_dir().join(format!("{name}.toml")),
     )?)
 }
 
@@ -328,12 +322,12 @@ pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiE
     let (job, summary) = prepare_run(st, spec).await?;
     let run = job.run.clone();
     supervisor::submit(st, job)?;
-    Ok(st.index.get(&run)?.unwrap_or(summary))
+    Ok(st.index().get(&run)?.unwrap_or(summary))
 }
 
 /// Write a new run directory and index it as queued; returns the job that queues it.
 async fn prepare_run(st: &AppState, spec: RunSpec) -> Result<(Job, RunSummary), ApiError> {
-    let runs_dir = st.runs_dir.clone();
+    let runs_dir = st.runs_dir().to_path_buf();
     let spec2 = spec.clone();
     let dir = tokio::task::spawn_blocking(move || fairtat_core::runs::create_run_dir(&runs_dir, &spec2))
         .await
@@ -343,9 +337,9 @@ async fn prepare_run(st: &AppState, spec: RunSpec) -> Result<(Job, RunSummary), 
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("created an invalid run id")))?;
     let mut summary = scan::summary_from_spec(&dir, &spec);
     summary.status = RunStatus::Queued;
-    st.index.upsert(&summary)?;
+    st.index().upsert(&summary)?;
     // The runs list adds the row from this.
-    st.hub.status(&summary);
+    st.hub().status(&summary);
     tracing::info!(run = %summary.id, "run created");
     let job = Job {
         run,

@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,7 +17,7 @@ use axum::Router;
 use tokio::sync::mpsc;
 
 use super::files::{list_files, resolve};
-use super::run_dir;
+use super::{run_dir, RunPath};
 use fairtat_core::runs::RunDir;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -77,7 +77,7 @@ fn write_archive(dir: &RunDir, out: impl Write) -> std::io::Result<()> {
     tar.into_inner()?.finish()?.flush()
 }
 
-async fn archive(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn archive(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Response, ApiError> {
     let dir = run_dir(&st, &id)?;
     let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {

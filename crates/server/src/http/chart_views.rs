@@ -270,9 +270,10 @@ fn scale(rows: &[Vec<f64>], f: f64) -> Vec<Vec<f64>> {
 /// evaluations (confusion charts).
 pub fn render(name: &str, f: &RunFold, detail: Option<&EpochDetail>, q: &ChartQuery) -> String {
     let m = f.metrics();
-    let unit = Some((0.0, 1.0));
     let sel = q.classes(m);
-    let robust = &m.class_acc_robust;
+    if let Some(svg) = class_chart(name, m, &sel).or_else(|| heatmap_chart(name, m)) {
+        return svg;
+    }
     match name {
         "loss" => {
             let ys: Vec<Option<f64>> = m.train_loss.iter().map(|v| Some(*v)).collect();
@@ -289,65 +290,69 @@ pub fn render(name: &str, f: &RunFold, detail: Option<&EpochDetail>, q: &ChartQu
                 Series::new("robust overall", points(m, &m.robust_overall)),
                 Series::new("robust worst", points(m, &m.robust_worst)),
             ],
-            unit,
+            Some((0.0, 1.0)),
         ),
-        "class-acc-clean" => {
-            let s = per_class(m, &m.class_acc_clean);
-            let t = "Per-class clean accuracy";
-            class_lines(t, "accuracy", s, &sel, &m.class_acc_clean, unit)
-        }
-        "class-acc-robust" => {
-            let s = per_class(m, robust);
-            class_lines(
-                "Per-class robust accuracy",
-                "accuracy",
-                s,
-                &sel,
-                robust,
-                unit,
-            )
-        }
-        "class-eps" => {
-            let s = per_class(m, &scale(&m.class_eps, 255.0));
-            let t = "Per-class training epsilon (x255)";
-            class_lines(t, "epsilon x 255", s, &sel, robust, None)
-        }
-        "targets" => {
-            let s = per_class(m, &m.target_probs);
-            let t = "Target-sampling distribution";
-            class_lines(t, "probability", s, &sel, robust, unit)
-        }
         "cfps" => cfps_bars(m, f.row_of(q.epoch), detail, q.source),
-        "cfps-heatmap" => class_epoch_heatmap(
-            "C_FPS (training set, adversarial), class x epoch",
-            m,
-            &m.cfps,
-            Scale::Sequential,
-        ),
-        "class-acc-clean-heatmap" => class_epoch_heatmap(
-            "Per-class clean accuracy, class x epoch",
-            m,
-            &m.class_acc_clean,
-            Scale::Fixed(0.0, 1.0),
-        ),
-        "class-acc-robust-heatmap" => class_epoch_heatmap(
-            "Per-class robust accuracy, class x epoch",
-            m,
-            robust,
-            Scale::Fixed(0.0, 1.0),
-        ),
         n if n.starts_with("state-") => {
             let key = &n["state-".len()..];
             let series = state_series(m, key);
             let title = format!("Method state: {key}");
             if series.len() == m.class_names.len() && series.len() > 1 {
-                class_lines(&title, key, series, &sel, robust, None)
+                class_lines(&title, key, series, &sel, &m.class_acc_robust, None)
             } else {
                 line_chart(&title, "epoch", key, &series, None)
             }
         }
         _ => confusion_chart(name, detail, &m.class_names),
     }
+}
+
+/// The per-class line charts (one line per selected class); `None` for other names.
+fn class_chart(name: &str, m: &Metrics, sel: &Classes) -> Option<String> {
+    let unit = Some((0.0, 1.0));
+    let robust = &m.class_acc_robust;
+    let (title, y_label, series, range) = match name {
+        "class-acc-clean" => {
+            let s = per_class(m, &m.class_acc_clean);
+            ("Per-class clean accuracy", "accuracy", s, unit)
+        }
+        "class-acc-robust" => ("Per-class robust accuracy", "accuracy", per_class(m, robust), unit),
+        "class-eps" => {
+            let s = per_class(m, &scale(&m.class_eps, 255.0));
+            ("Per-class training epsilon (x255)", "epsilon x 255", s, None)
+        }
+        "targets" => {
+            let s = per_class(m, &m.target_probs);
+            ("Target-sampling distribution", "probability", s, unit)
+        }
+        _ => return None,
+    };
+    // "Worst" classes are ranked by clean accuracy on the clean chart, by robust elsewhere.
+    let rank = if name == "class-acc-clean" { &m.class_acc_clean } else { robust };
+    Some(class_lines(title, y_label, series, sel, rank, range))
+}
+
+/// The class x epoch heat maps; `None` for other names.
+fn heatmap_chart(name: &str, m: &Metrics) -> Option<String> {
+    let (title, rows, scale) = match name {
+        "cfps-heatmap" => (
+            "C_FPS (training set, adversarial), class x epoch",
+            &m.cfps,
+            Scale::Sequential,
+        ),
+        "class-acc-clean-heatmap" => (
+            "Per-class clean accuracy, class x epoch",
+            &m.class_acc_clean,
+            Scale::Fixed(0.0, 1.0),
+        ),
+        "class-acc-robust-heatmap" => (
+            "Per-class robust accuracy, class x epoch",
+            &m.class_acc_robust,
+            Scale::Fixed(0.0, 1.0),
+        ),
+        _ => return None,
+    };
+    Some(class_epoch_heatmap(title, m, rows, scale))
 }
 
 /// False-positive sinks highlighted in the C_FPS bars.

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,7 +17,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::chart_views::{self, CfpsSource, ChartQuery, Classes};
-use super::run_dir;
+use super::{run_dir, RunPath};
+use fairtat_core::runs::RunId;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::RunFold;
@@ -104,7 +105,7 @@ fn chart_name(file: &str) -> Result<String, ApiError> {
 
 async fn chart(
     State(st): State<AppState>,
-    Path((id, file)): Path<(String, String)>,
+    RunPath((id, file)): RunPath<(RunId, String)>,
     Query(p): Query<ChartParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -113,7 +114,7 @@ async fn chart(
     let q = p.query()?;
     let st2 = st.clone();
     let (tag, svg) = tokio::task::spawn_blocking(move || {
-        let entry = st2.store.run(&dir);
+        let entry = st2.store().run(&dir);
         let (version, key) = {
             let f = entry.fold();
             (
@@ -127,11 +128,11 @@ async fn chart(
         }
         let detail =
             if name.starts_with("confusion") || (name == "cfps" && q.source != CfpsSource::Train) {
-                entry.detail(q.epoch, &st2.store.stats)
+                entry.detail(q.epoch, &st2.store().stats)
             } else {
                 None
             };
-        let svg = entry.chart(&key, version, &st2.store.stats, |f| {
+        let svg = entry.chart(&key, version, &st2.store().stats, |f| {
             chart_views::render(&name, f, detail.as_deref(), &q)
         });
         (tag, Some(svg))
@@ -155,13 +156,13 @@ async fn chart(
 /// `{"charts": {name: version}}` for the page's charts under these parameters.
 async fn manifest(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    RunPath(id): RunPath,
     Query(p): Query<ChartParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let dir = run_dir(&st, &id)?;
     let q = p.query()?;
     let versions = tokio::task::spawn_blocking(move || {
-        let entry = st.store.run(&dir);
+        let entry = st.store().run(&dir);
         let f = entry.fold();
         chart_versions(&f, &q)
     })
@@ -184,7 +185,7 @@ pub fn chart_versions(f: &RunFold, q: &ChartQuery) -> BTreeMap<String, u64> {
 }
 
 /// The method-state key of a `state-<key>` chart name (keys are short identifiers).
-pub fn state_key(name: &str) -> Option<&str> {
+fn state_key(name: &str) -> Option<&str> {
     name.strip_prefix("state-").filter(|k| {
         !k.is_empty()
             && k.len() <= 64

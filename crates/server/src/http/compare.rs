@@ -22,7 +22,7 @@ use super::compare_tables::{
 use super::views::{HtmlTemplate, RunRow};
 use fairtat_charts::{line_chart, Series};
 use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::{is_valid_run_id, RunDir};
+use fairtat_core::runs::{is_valid_run_id, RunDir, RunId};
 use crate::error::ApiError;
 use crate::index::ListQuery;
 use crate::state::AppState;
@@ -40,13 +40,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Valid ids from `ids=a&ids=b` (also `ids=a,b`), in order, without duplicates.
-fn ids(q: Option<&str>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+fn ids(q: Option<&str>) -> Vec<RunId> {
+    let mut out: Vec<RunId> = Vec::new();
     for kv in q.unwrap_or("").split('&') {
         if let Some(v) = kv.strip_prefix("ids=") {
             for id in v.split("%2C").flat_map(|s| s.split(',')) {
-                if is_valid_run_id(id) && !out.iter().any(|o| o == id) {
-                    out.push(id.to_string());
+                match id.parse::<RunId>() {
+                    Ok(id) if !out.contains(&id) => out.push(id),
+                    _ => {}
                 }
             }
         }
@@ -55,10 +56,10 @@ fn ids(q: Option<&str>) -> Vec<String> {
     out
 }
 
-fn summaries(st: &AppState, ids: &[String]) -> Result<Vec<RunSummary>, ApiError> {
+fn summaries(st: &AppState, ids: &[RunId]) -> Result<Vec<RunSummary>, ApiError> {
     let mut v = Vec::new();
     for id in ids {
-        if let Some(s) = st.index.get(id)? {
+        if let Some(s) = st.index().get(id)? {
             v.push(s);
         }
     }
@@ -119,7 +120,7 @@ async fn load_class_groups(
         let accs: Vec<_> = sums
             .into_iter()
             .map(|s| {
-                let acc = class_acc(&st.store.run(&st.run_dir(&s.id)).fold());
+                let acc = class_acc(&st.store().run(&st.summary_dir(&s)).fold());
                 (s, acc)
             })
             .collect();
@@ -130,7 +131,7 @@ async fn load_class_groups(
 }
 
 /// `grid=<id>` of the query: every run tagged `grid:<id>`, oldest first.
-fn grid_ids(st: &AppState, q: Option<&str>) -> Result<(String, Vec<String>), ApiError> {
+fn grid_ids(st: &AppState, q: Option<&str>) -> Result<(String, Vec<RunId>), ApiError> {
     let Some(gid) = q
         .unwrap_or("")
         .split('&')
@@ -140,13 +141,13 @@ fn grid_ids(st: &AppState, q: Option<&str>) -> Result<(String, Vec<String>), Api
         return Ok((String::new(), vec![]));
     };
     let tag = format!("grid:{gid}");
-    let mut runs = st.index.list(&ListQuery {
+    let mut runs = st.index().list(&ListQuery {
         tag: Some(tag.clone()),
         ..ListQuery::default()
     })?;
     runs.retain(|s| s.tags.contains(&tag));
     runs.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut ids: Vec<String> = runs.into_iter().map(|s| s.id).collect();
+    let mut ids: Vec<RunId> = runs.into_iter().filter_map(|s| s.id.parse().ok()).collect();
     ids.truncate(MAX_RUNS * 3);
     Ok((gid.to_string(), ids))
 }
@@ -161,7 +162,7 @@ const CHARTS: [&str; 4] = [
 /// What the page and the exports show: the chosen runs (`ids=` and `grid=`) and their tables.
 struct CompareData {
     grid: String,
-    ids: Vec<String>,
+    ids: Vec<RunId>,
     sums: Vec<RunSummary>,
     groups: Vec<GroupRow>,
     robust: Vec<RobustRow>,
@@ -183,7 +184,7 @@ impl CompareData {
         let sums = summaries(st, &ids)?;
         let dirs: Vec<(RunSummary, RunDir)> = sums
             .iter()
-            .map(|s| (s.clone(), st.run_dir(&s.id)))
+            .map(|s| (s.clone(), st.summary_dir(s)))
             .collect();
         let with_reports = tokio::task::spawn_blocking(move || {
             dirs.into_iter()
@@ -260,43 +261,28 @@ fn download(body: String, mime: &str, file: &str) -> Response {
         .into_response()
 }
 
-async fn export_csv(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
+/// One export of every table the page shows, rendered by `render`.
+async fn export(
+    st: &AppState,
+    q: Option<String>,
+    render: fn(&[ExportTable]) -> String,
+    mime: &str,
+    file: &str,
 ) -> Result<Response, ApiError> {
-    let d = CompareData::load(&st, q.as_deref()).await?;
-    let body = csv(&d.export());
-    Ok(download(
-        body,
-        "text/csv; charset=utf-8",
-        "fairtat-compare.csv",
-    ))
+    let d = CompareData::load(st, q.as_deref()).await?;
+    Ok(download(render(&d.export()), mime, file))
 }
 
-async fn export_md(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    let d = CompareData::load(&st, q.as_deref()).await?;
-    let body = markdown(&d.export());
-    Ok(download(
-        body,
-        "text/markdown; charset=utf-8",
-        "fairtat-compare.md",
-    ))
+async fn export_csv(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    export(&st, q, csv, "text/csv; charset=utf-8", "fairtat-compare.csv").await
 }
 
-async fn export_tex(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    let d = CompareData::load(&st, q.as_deref()).await?;
-    let body = latex(&d.export());
-    Ok(download(
-        body,
-        "application/x-tex; charset=utf-8",
-        "fairtat-compare.tex",
-    ))
+async fn export_md(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    export(&st, q, markdown, "text/markdown; charset=utf-8", "fairtat-compare.md").await
+}
+
+async fn export_tex(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    export(&st, q, latex, "application/x-tex; charset=utf-8", "fairtat-compare.tex").await
 }
 
 async fn chart(
@@ -325,13 +311,13 @@ async fn chart(
     let sums = summaries(&st, &ids(q.as_deref()))?;
     let dirs: Vec<_> = sums
         .iter()
-        .map(|s| (s.name.clone(), st.run_dir(&s.id)))
+        .map(|s| (s.name.clone(), st.summary_dir(s)))
         .collect();
     let svg = tokio::task::spawn_blocking(move || {
         let series: Vec<Series> = dirs
             .iter()
             .map(|(label, dir)| {
-                let entry = st.store.run(dir);
+                let entry = st.store().run(dir);
                 let f = entry.fold();
                 let m = f.metrics();
                 let ys = match name.as_str() {

@@ -13,6 +13,16 @@ pub struct ExportTable {
     pub rows: Vec<Vec<String>>,
 }
 
+impl ExportTable {
+    fn new(title: &str, head: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Self {
+        ExportTable {
+            title: title.into(),
+            head: strings(head),
+            rows: rows.collect(),
+        }
+    }
+}
+
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -25,104 +35,82 @@ pub fn export_tables(
     robust: &[RobustRow],
     corruption: (&[String], &[(String, Vec<String>)]),
 ) -> Vec<ExportTable> {
-    let mut out = vec![ExportTable {
-        title: "Table 1: test accuracy (%), clean and robust, overall and worst class".into(),
-        head: strings(&[
-            "run",
-            "method",
-            "dataset",
-            "model",
-            "clean",
-            "clean worst",
-            "robust",
-            "robust worst",
-        ]),
-        rows: runs
-            .iter()
-            .map(|r| {
-                vec![
-                    r.name.clone(),
-                    r.method.clone(),
-                    r.dataset.clone(),
-                    r.arch.clone(),
-                    r.clean_overall.clone(),
-                    r.clean_worst.clone(),
-                    r.robust_overall.clone(),
-                    r.robust_worst.clone(),
-                ]
-            })
-            .collect(),
-    }];
+    let mut out = vec![runs_table(runs)];
     if groups.len() < runs.len() {
-        out.push(ExportTable {
-            title: "Mean ± standard deviation over seeds (%)".into(),
-            head: strings(&[
-                "runs",
-                "method",
-                "seeds",
-                "clean",
-                "clean worst",
-                "robust",
-                "robust worst",
-            ]),
-            rows: groups
-                .iter()
-                .map(|g| {
-                    vec![
-                        g.name.clone(),
-                        g.method.clone(),
-                        g.seeds.to_string(),
-                        g.clean_overall.clone(),
-                        g.clean_worst.clone(),
-                        g.robust_overall.clone(),
-                        g.robust_worst.clone(),
-                    ]
-                })
-                .collect(),
-        });
+        out.push(seeds_table(groups));
     }
     if !robust.is_empty() {
-        out.push(ExportTable {
-            title: "Table 2: AutoAttack and Square (%)".into(),
-            head: strings(&[
-                "run",
-                "AutoAttack",
-                "AutoAttack worst",
-                "Square",
-                "Square worst",
-            ]),
-            rows: robust
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.label.clone(),
-                        r.aa_overall.clone(),
-                        r.aa_worst.clone(),
-                        r.square_overall.clone(),
-                        r.square_worst.clone(),
-                    ]
-                })
-                .collect(),
-        });
+        out.push(robust_table(robust));
     }
     let (cols, rows) = corruption;
     if !rows.is_empty() {
-        let mut head = vec!["corruption".to_string()];
-        head.extend(cols.iter().cloned());
-        out.push(ExportTable {
-            title: "Tables 3/4: minimum class accuracy on common corruptions".into(),
-            head,
-            rows: rows
-                .iter()
-                .map(|(n, v)| {
-                    std::iter::once(n.clone())
-                        .chain(v.iter().cloned())
-                        .collect()
-                })
-                .collect(),
-        });
+        out.push(corruption_table(cols, rows));
     }
     out
+}
+
+fn runs_table(runs: &[RunRow]) -> ExportTable {
+    ExportTable::new(
+        "Table 1: test accuracy (%), clean and robust, overall and worst class",
+        &["run", "method", "dataset", "model", "clean", "clean worst", "robust", "robust worst"],
+        runs.iter().map(|r| {
+            strings(&[
+                &r.name,
+                &r.method,
+                &r.dataset,
+                &r.arch,
+                &r.clean_overall,
+                &r.clean_worst,
+                &r.robust_overall,
+                &r.robust_worst,
+            ])
+        }),
+    )
+}
+
+fn seeds_table(groups: &[GroupRow]) -> ExportTable {
+    ExportTable::new(
+        "Mean ± standard deviation over seeds (%)",
+        &["runs", "method", "seeds", "clean", "clean worst", "robust", "robust worst"],
+        groups.iter().map(|g| {
+            strings(&[
+                &g.name,
+                &g.method,
+                &g.seeds.to_string(),
+                &g.clean_overall,
+                &g.clean_worst,
+                &g.robust_overall,
+                &g.robust_worst,
+            ])
+        }),
+    )
+}
+
+fn robust_table(robust: &[RobustRow]) -> ExportTable {
+    ExportTable::new(
+        "Table 2: AutoAttack and Square (%)",
+        &["run", "AutoAttack", "AutoAttack worst", "Square", "Square worst"],
+        robust.iter().map(|r| {
+            strings(&[
+                &r.label,
+                &r.aa_overall,
+                &r.aa_worst,
+                &r.square_overall,
+                &r.square_worst,
+            ])
+        }),
+    )
+}
+
+fn corruption_table(cols: &[String], rows: &[(String, Vec<String>)]) -> ExportTable {
+    let mut t = ExportTable::new(
+        "Tables 3/4: minimum class accuracy on common corruptions",
+        &["corruption"],
+        rows.iter()
+            .map(|(n, v)| std::iter::once(n.clone()).chain(v.iter().cloned()).collect()),
+    );
+    t.head.extend(cols.iter().cloned());
+    t
 }
 
 /// CSV: one section per table, each with a `table` column naming it, separated by a blank line.

@@ -3,7 +3,7 @@
 //! breakdown and the Table 3/4 corruption rows), re-fetched by `app.js` while a job runs.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 
 use super::files::{list_files, FileEntry};
-use super::run_dir;
+use super::{run_dir, RunPath};
 use super::views::pct;
 use fairtat_core::runs::eval_key::{EvalKey, EvalSuite};
 use fairtat_core::runs::eval_report::EvalReport;
@@ -69,7 +69,7 @@ fn key_of_name(name: &str) -> Result<EvalKey, ApiError> {
 /// each queued as its own evaluation.
 async fn evaluate_form(
     State(st): State<AppState>,
-    Path(id): Path<RunId>,
+    RunPath(id): RunPath,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Redirect, ApiError> {
     run_dir(&st, &id)?;
@@ -112,7 +112,7 @@ async fn evaluate_form(
 
 async fn evaluate_api(
     State(st): State<AppState>,
-    Path(id): Path<RunId>,
+    RunPath(id): RunPath,
     Json(r): Json<EvalRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     run_dir(&st, &id)?;
@@ -129,7 +129,7 @@ async fn evaluate_api(
 
 async fn cancel_form(
     State(st): State<AppState>,
-    Path((id, name)): Path<(RunId, String)>,
+    RunPath((id, name)): RunPath<(RunId, String)>,
 ) -> Result<Redirect, ApiError> {
     run_dir(&st, &id)?;
     supervisor::cancel_eval(&st, &id, key_of_name(&name)?)?;
@@ -138,7 +138,7 @@ async fn cancel_form(
 
 async fn cancel_api(
     State(st): State<AppState>,
-    Path((id, name)): Path<(RunId, String)>,
+    RunPath((id, name)): RunPath<(RunId, String)>,
 ) -> Result<(StatusCode, Json<Vec<EvalStatus>>), ApiError> {
     run_dir(&st, &id)?;
     supervisor::cancel_eval(&st, &id, key_of_name(&name)?)?;
@@ -147,7 +147,7 @@ async fn cancel_api(
 
 async fn list_api(
     State(st): State<AppState>,
-    Path(id): Path<RunId>,
+    RunPath(id): RunPath,
 ) -> Result<Json<Vec<EvalStatus>>, ApiError> {
     run_dir(&st, &id)?;
     let st2 = st.clone();
@@ -157,7 +157,7 @@ async fn list_api(
     Ok(Json(v))
 }
 
-async fn fragment(State(st): State<AppState>, Path(id): Path<RunId>) -> Result<Response, ApiError> {
+async fn fragment(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Response, ApiError> {
     run_dir(&st, &id)?;
     let st2 = st.clone();
     let html = tokio::task::spawn_blocking(move || fragment_html(&st2, &id))
@@ -275,20 +275,16 @@ fn describe(r: &EvalReport) -> String {
 }
 
 /// The run page's evaluation section.
-pub fn fragment_html(st: &AppState, id: &str) -> String {
+fn fragment_html(st: &AppState, id: &RunId) -> String {
     fragment_with(st, id, &list_files(&st.run_dir(id))).0
 }
 
 /// The evaluation section with the run's downloadable `files` already listed, and whether an
 /// evaluation is queued or running.
-pub fn fragment_with(st: &AppState, id: &str, files: &[FileEntry]) -> (String, bool) {
+pub fn fragment_with(st: &AppState, id: &RunId, files: &[FileEntry]) -> (String, bool) {
     let statuses = eval_statuses(st, id);
     // What the run's first waiting job waits for (a queued evaluation shows it).
-    let waiting = id
-        .parse()
-        .ok()
-        .and_then(|r| st.jobs.lock().wait_reason(&r))
-        .unwrap_or_default();
+    let waiting = st.jobs().lock().wait_reason(id).unwrap_or_default();
     let active = statuses
         .iter()
         .any(|s| s.status == "queued" || s.status == "running");

@@ -6,15 +6,15 @@
 //! already percent-decoded them, so `%2e%2e` arrives as `..`), then the resolved path must stay
 //! under the canonical run directory and must not be a symlink.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tower_http::services::ServeFile;
 
-use super::run_dir;
-use fairtat_core::runs::RunDir;
+use super::{run_dir, RunPath};
+use fairtat_core::runs::{RunDir, RunId};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -68,7 +68,7 @@ fn content_label(name: &str) -> Option<String> {
 }
 
 /// `<run id>_<content>.<ext>`, e.g. `20250101-120000-fmnist-ab12_checkpoint-last.safetensors`.
-pub fn download_name(id: &str, name: &str) -> Option<String> {
+fn download_name(id: &str, name: &str) -> Option<String> {
     let label = content_label(name)?;
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("bin");
     Some(format!("{id}_{label}.{ext}"))
@@ -151,12 +151,12 @@ pub fn resolve(dir: &RunDir, name: &str) -> Result<std::path::PathBuf, ApiError>
 
 async fn download(
     State(st): State<AppState>,
-    Path((id, name)): Path<(String, String)>,
+    RunPath((id, name)): RunPath<(RunId, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let dir = run_dir(&st, &id)?;
     let path = resolve(&dir, &name)?;
-    let save_as = download_name(&id, &name).unwrap_or_else(|| format!("{id}.bin"));
+    let save_as = download_name(id.as_str(), &name).unwrap_or_else(|| format!("{id}.bin"));
     let mut resp = ServeFile::new(path)
         .try_call(req)
         .await

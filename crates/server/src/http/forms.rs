@@ -15,7 +15,7 @@ use super::views::HtmlTemplate;
 use fairtat_core::config::fields::{flatten, table_from_pairs, FieldKind, FIELDS, GROUPS};
 use fairtat_core::config::form_check::{all_errors, methods_using};
 use fairtat_core::config::{self, RawConfig};
-use fairtat_core::runs::{is_valid_run_id, new_run_id};
+use fairtat_core::runs::{new_run_id, RunId};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -85,7 +85,7 @@ async fn launch_grid(
             )));
         }
         let text = read_preset(&st, &p.preset)?;
-        let loader = config::grid::presets_in(&st.configs_dir);
+        let loader = config::grid::presets_in(&st.configs_dir());
         let specs = config::grid::expand_with(&text, &[], &gid, &loader)?.ok_or_else(|| {
             ApiError::BadRequest(format!("preset {:?} has no [grid] table", p.preset))
         })?;
@@ -223,10 +223,10 @@ fn grid_table(pairs: &[(String, String)]) -> toml::Table {
 /// Values of the form: the resolved spec of a preset or a cloned run, else the defaults.
 fn initial(st: &AppState, p: &NewParams) -> Result<(String, Vec<(String, String)>), ApiError> {
     let (source, text) = if let Some(id) = p.clone.as_deref().filter(|s| !s.is_empty()) {
-        if !is_valid_run_id(id) {
+        let Ok(run) = id.parse::<RunId>() else {
             return Err(ApiError::NotFound(format!("run {id:?}")));
-        }
-        let text = std::fs::read_to_string(st.run_dir(id).config_toml())
+        };
+        let text = std::fs::read_to_string(st.run_dir(&run).config_toml())
             .map_err(|_| ApiError::NotFound(format!("config of run {id}")))?;
         (format!("run {id}"), text)
     } else if let Some(name) = p.preset.as_deref().filter(|s| !s.is_empty()) {

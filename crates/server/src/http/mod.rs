@@ -1,6 +1,7 @@
 //! HTTP layer: each submodule exports its own `router()`; [`router`] merges them and adds the
-//! body limit, the host/origin guard, the token check, JSON errors and tracing. `router` is separate from serving so tests drive it
-//! with `tower::ServiceExt::oneshot`.
+//! body limit, the host/origin guard, the token check, JSON errors and tracing. `router` is
+//! separate from serving so tests drive it with `tower::ServiceExt::oneshot`. Routes with a run
+//! id take it as a [`RunId`] through [`RunPath`].
 
 pub mod api;
 mod archive;
@@ -20,18 +21,23 @@ pub mod sse;
 pub mod tables;
 pub mod views;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, RawPathParams, Request, State};
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{middleware, Router};
+use axum::Router;
+use serde::de::DeserializeOwned;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+use super::auth;
 use super::error::ApiError;
-use super::state::{AppState, BODY_LIMIT};
-use super::{auth, guard};
-use fairtat_core::runs::{is_valid_run_id, RunDir};
+use super::guard::{self, BODY_LIMIT};
+use super::state::AppState;
+use fairtat_core::runs::summary::RunSummary;
+use fairtat_core::runs::{RunDir, RunId};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -55,7 +61,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            guard::guard_requests,
+            guard_requests,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
@@ -79,15 +85,52 @@ async fn style_css() -> impl IntoResponse {
     )
 }
 
-/// The run directory for an id from a URL: 404 for ids that are not safe path components or
-/// that no run has.
-pub fn run_dir(state: &AppState, id: &str) -> Result<RunDir, ApiError> {
-    if !is_valid_run_id(id) {
-        return Err(ApiError::NotFound(format!("run {id:?}")));
+/// Middleware running [`guard::check`] with this server's settings.
+async fn guard_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match guard::check(state.guard(), &req) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
     }
+}
+
+/// `Path<T>` of a route with a run id (`{id}`, a [`RunId`] checked by its `Deserialize`). An id
+/// that cannot name a run answers 404 like a run that does not exist, not axum's 400: to a
+/// client both are "no such run".
+pub struct RunPath<T = RunId>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for RunPath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let rejection = match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => return Ok(RunPath(v)),
+            Err(rejection) => rejection,
+        };
+        let raw = RawPathParams::from_request_parts(parts, state).await;
+        let bad_id = raw.ok().and_then(|params| {
+            let (_, id) = params.iter().find(|(k, _)| *k == "id")?;
+            id.parse::<RunId>().is_err().then(|| id.to_string())
+        });
+        Err(match bad_id {
+            Some(id) => ApiError::NotFound(format!("run {id:?}")).into_response(),
+            None => rejection.into_response(),
+        })
+    }
+}
+
+/// The directory of a run the server knows (indexed, or on disk and not yet indexed); 404
+/// otherwise.
+pub fn run_dir(state: &AppState, id: &RunId) -> Result<RunDir, ApiError> {
     let dir = state.run_dir(id);
-    if state.index.get(id)?.is_none() && !dir.root().is_dir() {
+    if state.index().get(id)?.is_none() && !dir.root().is_dir() {
         return Err(ApiError::NotFound(format!("run {id}")));
     }
     Ok(dir)
+}
+
+/// The directory and indexed summary of a run; 404 when the index has no row for it.
+pub fn indexed_run(state: &AppState, id: &RunId) -> Result<(RunDir, RunSummary), ApiError> {
+    let summary = state.index().get(id)?;
+    let summary = summary.ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
+    Ok((state.run_dir(id), summary))
 }

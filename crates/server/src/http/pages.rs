@@ -3,7 +3,7 @@
 //! fragment the run page re-fetches on each epoch.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -11,10 +11,9 @@ use axum::Router;
 use super::api::ListParams;
 use super::charts::CHARTS;
 use super::files::list_files;
-use super::run_dir;
+use super::{indexed_run, run_dir, RunPath};
 use super::tables::{tables_html, TablesParams};
 use super::views::{HtmlTemplate, RunRow};
-use fairtat_core::runs::RunId;
 use crate::error::ApiError;
 use crate::index::SORT_KEYS;
 use crate::state::AppState;
@@ -85,7 +84,7 @@ async fn runs_page(
     State(st): State<AppState>,
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let rows: Vec<RunRow> = st.index.list(&p.query())?.iter().map(RunRow::of).collect();
+    let rows: Vec<RunRow> = st.index().list(&p.query())?.iter().map(RunRow::of).collect();
     let sort = p
         .sort
         .clone()
@@ -129,7 +128,7 @@ async fn runs_page(
     ] {
         filters.push(Filter {
             name,
-            options: options(st.index.distinct(name)?, cur.as_deref()),
+            options: options(st.index().distinct(name)?, cur.as_deref()),
         });
     }
     Ok(HtmlTemplate(RunsPage {
@@ -154,7 +153,7 @@ async fn run_rows(
     State(st): State<AppState>,
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let rows = st.index.list(&p.query())?.iter().map(RunRow::of).collect();
+    let rows = st.index().list(&p.query())?.iter().map(RunRow::of).collect();
     Ok(HtmlTemplate(RunRows { rows }))
 }
 
@@ -200,18 +199,14 @@ use crate::process::log_tail as tail;
 
 async fn run_page(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    RunPath(id): RunPath,
 ) -> Result<Response, ApiError> {
-    let dir = run_dir(&st, &id)?;
-    let summary = st
-        .index
-        .get(&id)?
-        .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
+    let (dir, summary) = indexed_run(&st, &id)?;
     let st2 = st.clone();
     let id2 = id.clone();
     let (files, config, log_tail, page) = tokio::task::spawn_blocking(move || {
-        let entry = st2.store.run(&dir);
-        let detail = entry.detail(None, &st2.store.stats);
+        let entry = st2.store().run(&dir);
+        let detail = entry.detail(None, &st2.store().stats);
         let f = entry.fold();
         let versions = super::charts::chart_versions(&f, &Default::default());
         let mut files = list_files(&dir);
@@ -254,7 +249,7 @@ async fn run_page(
             .collect(),
         tables: page.tables,
         evals: page.evals,
-        files: files_html(&summary.id, &files),
+        files: files_html(&id, &files),
         config,
         log_tail,
         after: page.after,
@@ -275,13 +270,13 @@ struct PageData {
 
 async fn tables_fragment(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    RunPath(id): RunPath,
     Query(p): Query<TablesParams>,
 ) -> Result<Response, ApiError> {
     let dir = run_dir(&st, &id)?;
     let html = tokio::task::spawn_blocking(move || {
-        let entry = st.store.run(&dir);
-        let detail = entry.detail(p.epoch, &st.store.stats);
+        let entry = st.store().run(&dir);
+        let detail = entry.detail(p.epoch, &st.store().stats);
         let f = entry.fold();
         let detail = detail.filter(|d| p.epoch.is_none_or(|e| e == d.epoch));
         tables_html(&f, detail.as_deref())
@@ -293,7 +288,7 @@ async fn tables_fragment(
 
 async fn cancel_form(
     State(st): State<AppState>,
-    Path(id): Path<RunId>,
+    RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
     run_dir(&st, &id)?;
     supervisor::cancel_run(&st, &id)?;
@@ -302,7 +297,7 @@ async fn cancel_form(
 
 async fn resume_form(
     State(st): State<AppState>,
-    Path(id): Path<RunId>,
+    RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
     let dir = run_dir(&st, &id)?;
     crate::admission::check_resume(&st, &dir, &id)?;

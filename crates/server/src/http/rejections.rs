@@ -95,7 +95,7 @@ fn describe(
     allow: Option<&HeaderValue>,
 ) -> String {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        return crate::ApiError::TooLarge(crate::state::BODY_LIMIT).to_string();
+        return crate::ApiError::TooLarge(crate::guard::BODY_LIMIT).to_string();
     }
     if status == StatusCode::METHOD_NOT_ALLOWED {
         let allowed = allow.and_then(|a| a.to_str().ok()).unwrap_or("");

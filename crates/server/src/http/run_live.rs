@@ -5,16 +5,16 @@
 //! so the page never reloads itself.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
 use super::files::{list_files, FileEntry};
-use super::run_dir;
+use super::{indexed_run, RunPath};
 use super::views::{pct, RunRow};
 use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::RunStatus;
+use fairtat_core::runs::{RunId, RunStatus};
 use crate::error::ApiError;
 use crate::scan;
 use crate::state::AppState;
@@ -39,14 +39,14 @@ struct Head {
 
 /// The header of the run page for `summary` as the executor sees it now.
 pub fn head_html(st: &AppState, summary: &RunSummary) -> String {
-    let run = summary.id.parse().ok();
+    let run = summary.id.parse::<RunId>().ok();
     let (active, waiting) = run.as_ref().map_or((false, None), |r| {
-        let q = st.jobs.lock();
+        let q = st.jobs().lock();
         (q.training(r), q.wait_reason(r))
     });
     let scheduler = run
         .as_ref()
-        .and_then(|r| st.scheduler.as_ref()?.view(r))
+        .and_then(|r| st.scheduler()?.view(r))
         .map(|v| format!("Slurm job {}: {}", v.job_id, v.state))
         .unwrap_or_default();
     let waiting = waiting
@@ -55,7 +55,7 @@ pub fn head_html(st: &AppState, summary: &RunSummary) -> String {
     Head {
         row: RunRow::of(summary),
         cancellable: active,
-        resumable: !active && scan::can_resume(&st.run_dir(&summary.id), summary),
+        resumable: !active && scan::can_resume(&st.summary_dir(summary), summary),
         waiting,
         scheduler,
     }
@@ -66,11 +66,11 @@ pub fn head_html(st: &AppState, summary: &RunSummary) -> String {
 #[derive(Template)]
 #[template(path = "partials/files.html")]
 struct Files<'a> {
-    id: &'a str,
+    id: &'a RunId,
     files: &'a [FileEntry],
 }
 
-pub fn files_html(id: &str, files: &[FileEntry]) -> String {
+pub fn files_html(id: &RunId, files: &[FileEntry]) -> String {
     Files { id, files }
         .render()
         .unwrap_or_else(|e| format!("<li class=\"error\">template: {e}</li>"))
@@ -117,22 +117,18 @@ struct Live {
     log: String,
 }
 
-async fn live(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Live>, ApiError> {
-    let dir = run_dir(&st, &id)?;
-    let summary = st
-        .index
-        .get(&id)?
-        .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
+async fn live(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Json<Live>, ApiError> {
+    let (dir, summary) = indexed_run(&st, &id)?;
     let st2 = st.clone();
     let out = tokio::task::spawn_blocking(move || {
         let mut files = list_files(&dir);
-        let (evals, evals_active) = super::evals::fragment_with(&st2, &summary.id, &files);
-        note_checkpoints(&mut files, &st2.store.run(&dir).fold());
+        let (evals, evals_active) = super::evals::fragment_with(&st2, &id, &files);
+        note_checkpoints(&mut files, &st2.store().run(&dir).fold());
         Live {
             status: summary.status.as_str().to_string(),
             epochs_done: summary.epochs_done,
             head: head_html(&st2, &summary),
-            files: files_html(&summary.id, &files),
+            files: files_html(&id, &files),
             evals_active,
             evals,
             log: crate::process::log_tail(&dir.log(), LOG_LINES),

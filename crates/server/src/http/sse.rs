@@ -13,16 +13,16 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Router;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::run_dir;
+use super::{run_dir, RunPath};
 use fairtat_core::runs::{EventLine, RunDir, RunEvent};
 use crate::error::ApiError;
 use crate::hub::HubMsg;
@@ -40,8 +40,8 @@ pub fn router() -> Router<AppState> {
 async fn all_events(
     State(st): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let mut rx = st.hub.subscribe_all();
-    let shutdown = st.shutdown.clone();
+    let mut rx = st.hub().subscribe_all();
+    let shutdown = st.shutdown_token().clone();
     let stream = async_stream::stream! {
         yield Ok(Event::default().event("hello").data("hello"));
         loop {
@@ -74,14 +74,36 @@ const REPLAY_CHUNK: u64 = 256 * 1024;
 
 /// The next raw lines after `after` (all when None), from the store, read off the runtime.
 async fn replay_chunk(st: AppState, dir: RunDir, after: Option<u64>) -> Vec<(u64, String)> {
-    tokio::task::spawn_blocking(move || st.store.run(&dir).raw_after(after, REPLAY_CHUNK))
+    tokio::task::spawn_blocking(move || st.store().run(&dir).raw_after(after, REPLAY_CHUNK))
         .await
         .unwrap_or_default()
 }
 
+/// Every line after `after` as `(seq, raw JSON)`, read chunk by chunk so memory stays bounded.
+fn replay(st: AppState, dir: RunDir, after: Option<u64>) -> impl Stream<Item = (u64, String)> {
+    async_stream::stream! {
+        let mut last = after;
+        loop {
+            let chunk = replay_chunk(st.clone(), dir.clone(), last).await;
+            if chunk.is_empty() {
+                break;
+            }
+            for (seq, raw) in chunk {
+                last = Some(seq);
+                yield (seq, raw);
+            }
+        }
+    }
+}
+
+/// A line replayed from the file, sent as read (it is already the line's JSON).
+fn raw_event(seq: u64, raw: String) -> Event {
+    Event::default().id(seq.to_string()).data(raw)
+}
+
 async fn events(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    RunPath(id): RunPath,
     Query(q): Query<SseParams>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -92,21 +114,16 @@ async fn events(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .or(q.after);
     // Subscribe before reading the snapshot so nothing written in between is missed.
-    let mut rx = st.hub.subscribe(&id);
-    let shutdown = st.shutdown.clone();
+    let mut rx = st.hub().subscribe(&id);
+    let shutdown = st.shutdown_token().clone();
     let stream = async_stream::stream! {
         let mut last = after;
-        loop {
-            let chunk = replay_chunk(st.clone(), dir.clone(), last).await;
-            if chunk.is_empty() {
-                break;
-            }
-            for (seq, raw) in chunk {
-                last = Some(seq);
-                yield Ok(Event::default().id(seq.to_string()).data(raw));
-            }
+        let mut lines = std::pin::pin!(replay(st.clone(), dir.clone(), last));
+        while let Some((seq, raw)) = lines.next().await {
+            last = Some(seq);
+            yield Ok(raw_event(seq, raw));
         }
-        let summary = st.index.get(&id).ok().flatten();
+        let summary = st.index().get(&id).ok().flatten();
         if let Some(s) = &summary {
             yield Ok(Event::default().event("status").data(serde_json::to_string(s).unwrap_or_default()));
         }
@@ -131,15 +148,10 @@ async fn events(
                     Err(RecvError::Lagged(n)) => {
                         tracing::debug!(run = %id, missed = n, "SSE client lagged; resyncing from file");
                         yield Ok(Event::default().event("resync").data(n.to_string()));
-                        loop {
-                            let chunk = replay_chunk(st.clone(), dir.clone(), last).await;
-                            if chunk.is_empty() {
-                                break;
-                            }
-                            for (seq, raw) in chunk {
-                                last = Some(seq);
-                                yield Ok(Event::default().id(seq.to_string()).data(raw));
-                            }
+                        let mut lines = std::pin::pin!(replay(st.clone(), dir.clone(), last));
+                        while let Some((seq, raw)) = lines.next().await {
+                            last = Some(seq);
+                            yield Ok(raw_event(seq, raw));
                         }
                     }
                     Err(RecvError::Closed) => break,

@@ -28,7 +28,7 @@ pub fn pct(v: Option<f64>) -> String {
 }
 
 /// Seconds as `1h 02m`, `3m 05s`, `42s`.
-pub fn duration(secs: Option<f64>) -> String {
+fn duration(secs: Option<f64>) -> String {
     let Some(s) = secs.filter(|s| s.is_finite() && *s >= 0.0) else {
         return "–".into();
     };
@@ -50,7 +50,7 @@ pub fn worst_of(h: &Headline, dataset: &str) -> f64 {
     }
 }
 
-pub fn worst_label(dataset: &str) -> &'static str {
+fn worst_label(dataset: &str) -> &'static str {
     if dataset == "cifar100" {
         "worst-10%"
     } else {

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use fairtat_core::runs::{EpochRecord, EvalRecord, EventLine, RunEvent};
-use crate::metrics::{cfps_of, clean_eval, robust_eval, Metrics};
+use crate::metrics::{clean_eval, robust_eval, Metrics};
 
 /// What the confusion charts and the tables need of one epoch.
 #[derive(Clone, Debug, PartialEq)]
@@ -217,37 +217,9 @@ impl RunFold {
             self.truncate(keep);
             self.reset_seq = seq;
         }
-        let n = self.m.epochs.len();
         let clean = clean_eval(rec);
         let robust = robust_eval(rec);
-        let m = &mut self.m;
-        m.epochs.push(rec.epoch);
-        m.train_loss.push(rec.train_loss);
-        m.lr.push(rec.lr);
-        m.clean_overall.push(clean.map(|e| e.metrics.overall));
-        m.clean_worst.push(clean.map(|e| e.metrics.worst));
-        m.clean_worst10.push(clean.map(|e| e.metrics.worst10));
-        m.robust_overall.push(robust.map(|e| e.metrics.overall));
-        m.robust_worst.push(robust.map(|e| e.metrics.worst));
-        m.robust_worst10.push(robust.map(|e| e.metrics.worst10));
-        let acc = |e: Option<&EvalRecord>| e.map(|e| e.metrics.class_acc.clone());
-        m.class_acc_clean.push(acc(clean).unwrap_or_default());
-        m.class_acc_robust.push(acc(robust).unwrap_or_default());
-        m.cfps
-            .push(cfps_of(rec).map(<[f64]>::to_vec).unwrap_or_default());
-        m.class_eps.push(rec.class_eps.clone());
-        m.target_probs
-            .push(rec.target_probs.clone().unwrap_or_default());
-        for (key, rows) in m.method_state.iter_mut() {
-            rows.push(rec.method_state.get(key).cloned().unwrap_or_default());
-        }
-        for (key, vals) in &rec.method_state {
-            if !m.method_state.contains_key(key) {
-                let mut rows = vec![vec![]; n];
-                rows.push(vals.clone());
-                m.method_state.insert(key.clone(), rows);
-            }
-        }
+        self.m.push_epoch(rec);
         self.mark_epoch(seq, rec, clean.is_some() || robust.is_some());
         let k = rec
             .evals

@@ -26,16 +26,16 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<AppState> {
     .await?;
     let present: std::collections::HashSet<String> =
         loaded.iter().map(|l| l.summary.id.clone()).collect();
-    for id in state.index.ids()? {
+    for id in state.index().ids()? {
         if !present.contains(&id) {
-            state.index.remove(&id)?;
+            state.index().remove(&id)?;
         }
     }
     for l in &loaded {
-        state.index.upsert(&l.summary)?;
+        state.index().upsert(&l.summary)?;
     }
     tracing::info!(runs = loaded.len(), "index rebuilt from run directories");
-    match state.scheduler.clone() {
+    match state.scheduler().cloned() {
         Some(sched) => {
             super::slurm_poll::spawn_poller(&state, sched);
             super::slurm_boot::restore(&state, loaded).await;
@@ -53,12 +53,12 @@ fn spawn_rescan(state: &AppState) {
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = state.shutdown.cancelled() => return,
+                _ = state.shutdown_token().cancelled() => return,
                 _ = tokio::time::sleep(RESCAN_EVERY) => {}
             }
             let known: std::collections::HashSet<String> =
-                state.index.ids().unwrap_or_default().into_iter().collect();
-            let runs_dir = state.runs_dir.clone();
+                state.index().ids().unwrap_or_default().into_iter().collect();
+            let runs_dir = state.runs_dir().to_path_buf();
             let found = tokio::task::spawn_blocking(move || {
                 scan::run_dirs(&runs_dir)
                     .into_iter()
@@ -72,11 +72,11 @@ fn spawn_rescan(state: &AppState) {
             .unwrap_or_default();
             for l in found {
                 let Some(run) = l.dir.run_id() else { continue };
-                if state.jobs.lock().active(&run) {
+                if state.jobs().lock().active(&run) {
                     continue;
                 }
                 tracing::info!(run = %run, "found a run started outside the server");
-                let _ = state.index.upsert(&l.summary);
+                state.index_summary(&l.summary);
                 if let Some(owner) = &l.owner {
                     let device = l.summary.device.clone();
                     adopt(&state, &l.dir, &run, owner, &device, l.summary.clone());

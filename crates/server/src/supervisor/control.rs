@@ -23,7 +23,7 @@ pub fn submit_all(st: &AppState, jobs: Vec<Job>) -> Result<(), JobError> {
         markers::write(&st.run_dir(&job.run), &job.kind)?;
     }
     {
-        let mut q = st.jobs.lock();
+        let mut q = st.jobs().lock();
         for job in jobs {
             q.push(job);
         }
@@ -33,7 +33,7 @@ pub fn submit_all(st: &AppState, jobs: Vec<Job>) -> Result<(), JobError> {
 }
 
 fn summary(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
-    st.index
+    st.index()
         .get(run)
         .map_err(|e| JobError::Io(std::io::Error::other(e)))?
         .ok_or_else(|| JobError::NotFound(run.to_string()))
@@ -44,7 +44,7 @@ fn summary(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
 pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
     let dir = st.run_dir(run);
     let (queued, pid) = {
-        let mut q = st.jobs.lock();
+        let mut q = st.jobs().lock();
         let queued = !q
             .remove_waiting(run, |k| !matches!(k, JobKind::Evaluate(_)))
             .is_empty();
@@ -68,7 +68,7 @@ pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
         );
         return Ok(st.refresh(run).unwrap_or(summary(st, run)?));
     }
-    if st.scheduler.is_some() {
+    if st.scheduler().is_some() {
         if !super::slurm::cancel(st, run, |k| !matches!(k, JobKind::Evaluate(_)))? {
             return Err(JobError::Conflict(format!(
                 "run {run} has no Slurm job pending or running"
@@ -101,7 +101,7 @@ pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
 /// Queue an interrupted, failed or cancelled run to continue from its last checkpoint.
 pub fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
     let mut s = summary(st, run)?;
-    if st.jobs.lock().active(run) {
+    if st.jobs().lock().active(run) {
         return Err(JobError::Conflict(format!(
             "run {run} is {} but its job has not ended yet; resume it in a moment",
             s.status.as_str()
@@ -115,8 +115,8 @@ pub fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
     }
     s.status = RunStatus::Queued;
     s.message = None;
-    let _ = st.index.upsert(&s);
-    st.hub.status(&s);
+    st.index_summary(&s);
+    st.hub().status(&s);
     let device = if s.device.is_empty() {
         "auto".into()
     } else {
@@ -132,7 +132,7 @@ pub fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
             needs_source: false,
         },
     )?;
-    Ok(st.index.get(run).ok().flatten().unwrap_or(s))
+    Ok(st.index().get(run).ok().flatten().unwrap_or(s))
 }
 
 /// Queue an evaluation of a run's checkpoint; several may wait per run, one runs at a time.
@@ -145,7 +145,7 @@ pub fn enqueue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobE
         )));
     }
     let device = {
-        let q = st.jobs.lock();
+        let q = st.jobs().lock();
         if q.training(run) {
             return Err(JobError::Conflict(format!(
                 "run {run} is still training; evaluate it when it has finished"
@@ -160,7 +160,7 @@ pub fn enqueue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobE
                 key.dir_name()
             )));
         }
-        st.index
+        st.index()
             .get(run)
             .ok()
             .flatten()
@@ -185,7 +185,7 @@ pub fn cancel_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobEr
     let dir = st.run_dir(run);
     let kind = JobKind::Evaluate(key);
     let (queued, pid) = {
-        let mut q = st.jobs.lock();
+        let mut q = st.jobs().lock();
         let queued = !q.remove_waiting(run, |k| *k == kind).is_empty();
         let pid = q
             .running(run)
@@ -198,7 +198,7 @@ pub fn cancel_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobEr
         markers::write_cancelled(&dir, &key);
         return Ok(());
     }
-    if st.scheduler.is_some() {
+    if st.scheduler().is_some() {
         markers::write_cancelled(&dir, &key);
         if !super::slurm::cancel(st, run, |k| *k == kind)? {
             return Err(JobError::Conflict(format!(

@@ -35,18 +35,18 @@ pub use slurm_poll::preflight;
 
 /// Start waiting jobs while their device has a free slot (first come, first served).
 pub fn pump(st: &AppState) {
-    if st.shutdown.is_cancelled() {
+    if st.shutdown_token().is_cancelled() {
         return;
     }
-    if st.scheduler.is_some() {
+    if st.scheduler().is_some() {
         return slurm::pump(st);
     }
     loop {
         let blocked = waiting_for_sources(st);
-        let Some((job, slot)) = st.jobs.lock().take_next(&blocked) else {
+        let Some((job, slot)) = st.jobs().lock().take_next(&blocked) else {
             return;
         };
-        let gpus = st.jobs.gpus();
+        let gpus = st.jobs().gpus();
         if let Err(err) = spawn_job(st, &job, &slot, gpus) {
             tracing::error!(run = %job.run, cause = %err, kind = %job.kind.label(), "cannot start a job");
             record_failure(st, &job, &err.to_string());
@@ -60,7 +60,7 @@ pub fn pump(st: &AppState) {
 /// checks read files, so they run outside the executor's lock, only for jobs that need them.
 fn waiting_for_sources(st: &AppState) -> HashSet<RunId> {
     let candidates: Vec<Job> = st
-        .jobs
+        .jobs()
         .lock()
         .waiting()
         .filter(|j| j.needs_source)
@@ -72,14 +72,14 @@ fn waiting_for_sources(st: &AppState) -> HashSet<RunId> {
         let Some(spec) = scan::read_spec(&dir) else {
             continue;
         };
-        match dependency_state(&st.runs_dir, &spec) {
+        match dependency_state(&st.runs_dir(), &spec) {
             DependencyState::Ready(_) => {}
             DependencyState::Waiting(source) => {
                 say_waiting(st, &job.run, &source);
                 blocked.insert(job.run);
             }
             DependencyState::Failed(why) => {
-                let removed = st.jobs.lock().remove_waiting(&job.run, |k| *k == job.kind);
+                let removed = st.jobs().lock().remove_waiting(&job.run, |k| *k == job.kind);
                 if !removed.is_empty() {
                     record_failure(st, &job, &why);
                 }
@@ -91,14 +91,14 @@ fn waiting_for_sources(st: &AppState) -> HashSet<RunId> {
 
 /// A queued run says what it waits for (once; the index keeps it).
 fn say_waiting(st: &AppState, run: &RunId, source: &str) {
-    let Ok(Some(mut s)) = st.index.get(run) else {
+    let Ok(Some(mut s)) = st.index().get(run) else {
         return;
     };
     let msg = format!("waiting for run {source} to finish: this run starts from its checkpoint");
     if s.message.as_deref() != Some(msg.as_str()) {
         s.message = Some(msg);
-        let _ = st.index.upsert(&s);
-        st.hub.status(&s);
+        st.index_summary(&s);
+        st.hub().status(&s);
     }
 }
 
@@ -133,10 +133,10 @@ fn spawn_job(st: &AppState, job: &Job, slot: &Slot, gpus: usize) -> anyhow::Resu
         JobKind::Evaluate(_) => None,
         _ => fairtat_core::runs::reader::last_seq(&dir.events()),
     };
-    let mut cmd = launch::command(&st.trainer, &dir, job, slot, gpus)?;
+    let mut cmd = launch::command(&st.trainer(), &dir, job, slot, gpus)?;
     let mut child = spawn_retrying(&mut cmd)?;
     let pid = child.id();
-    st.jobs.lock().set_pid(&job.run, pid);
+    st.jobs().lock().set_pid(&job.run, pid);
     tracing::info!(run = %job.run, pid, slot = %slot.name, kind = %job.kind.label(), "job started");
     let (tx, rx) = watch::channel(None);
     let log_path = match &job.kind {
@@ -156,15 +156,15 @@ fn spawn_job(st: &AppState, job: &Job, slot: &Slot, gpus: usize) -> anyhow::Resu
         }
         JobKind::Train | JobKind::Resume => {
             let mut summary = st
-                .index
+                .index()
                 .get(&job.run)
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| RunSummary::empty(&dir));
             summary.status = RunStatus::Running;
             summary.message = None;
-            let _ = st.index.upsert(&summary);
-            st.hub.status(&summary);
+            st.index_summary(&summary);
+            st.hub().status(&summary);
             watch_trainer(st.clone(), dir, Liveness::Child(rx), history_seq);
         }
     }
@@ -186,21 +186,21 @@ fn watch_eval(st: AppState, run: RunId, mut live: Liveness) {
     tokio::spawn(async move {
         while live.gone().is_none() {
             tokio::select! {
-                _ = st.shutdown.cancelled() => return,
-                _ = live.changed(st.poll.max(Duration::from_millis(50))) => {}
+                _ = st.shutdown_token().cancelled() => return,
+                _ = live.changed(st.poll().max(Duration::from_millis(50))) => {}
             }
         }
         tracing::info!(run = %run, "evaluation ended");
         job_ended(&st, &run);
-        if let Ok(Some(summary)) = st.index.get(&run) {
-            st.hub.status(&summary);
+        if let Ok(Some(summary)) = st.index().get(&run) {
+            st.hub().status(&summary);
         }
     });
 }
 
 /// A job's process is gone (or its run ended): free the slot, start what waits.
 pub fn job_ended(st: &AppState, run: &RunId) {
-    if let Some(r) = st.jobs.lock().finish(run) {
+    if let Some(r) = st.jobs().lock().finish(run) {
         if let JobKind::Evaluate(key) = r.job.kind {
             markers::remove(&st.run_dir(run), &JobKind::Evaluate(key));
         }
@@ -209,7 +209,7 @@ pub fn job_ended(st: &AppState, run: &RunId) {
 }
 
 fn epochs_done(st: &AppState, run: &RunId) -> usize {
-    st.index
+    st.index()
         .get(run)
         .ok()
         .flatten()
@@ -250,7 +250,7 @@ fn push(st: &AppState, run: RunId, kind: JobKind, device: &str) {
         needs_source,
     };
     match super::admission::check_device_here(st, device) {
-        Ok(()) => st.jobs.lock().push(job),
+        Ok(()) => st.jobs().lock().push(job),
         Err(err) => record_failure(st, &job, &err.to_string()),
     }
 }
@@ -272,7 +272,7 @@ pub fn adopt(
     device: &str,
     summary: RunSummary,
 ) {
-    if st.jobs.lock().running(run).is_some() {
+    if st.jobs().lock().running(run).is_some() {
         return;
     }
     let kind = match owner.what.strip_prefix("eval ") {
@@ -288,13 +288,13 @@ pub fn adopt(
         device: device.to_string(),
         needs_source: false,
     };
-    st.jobs.lock().adopt(job, owner.pid);
+    st.jobs().lock().adopt(job, owner.pid);
     tracing::info!(run = %run, pid = owner.pid, what = %owner.what, "adopted a running process");
     let live = Liveness::Lock(dir.clone());
     match kind {
         JobKind::Evaluate(_) => watch_eval(st.clone(), run.clone(), live),
         _ => {
-            let _ = st.index.upsert(&summary);
+            st.index_summary(&summary);
             watch_trainer(st.clone(), dir.clone(), live, None)
         }
     }

@@ -28,7 +28,7 @@ pub fn pump(st: &AppState) {
     let blocked = waiting_for_sources(st);
     let mut batch = Vec::new();
     {
-        let mut q = st.jobs.lock();
+        let mut q = st.jobs().lock();
         while let Some((job, _)) = q.take_next(&blocked) {
             batch.push(job);
         }
@@ -41,8 +41,7 @@ pub fn pump(st: &AppState) {
 }
 
 fn sched(st: &AppState) -> &Arc<Scheduler> {
-    st.scheduler
-        .as_ref()
+    st.scheduler()
         .expect("the Slurm executor has a scheduler")
 }
 
@@ -93,7 +92,7 @@ fn script_for(st: &AppState, job: &Job) -> std::io::Result<Script> {
         }
     };
     let name = st
-        .index
+        .index()
         .get(&job.run)
         .ok()
         .flatten()
@@ -119,7 +118,7 @@ fn submit_one(st: &AppState, job: &Job) {
         })
         .and_then(|s| {
             std::fs::create_dir_all(slurm_dir(&dir))
-                .and_then(|_| std::fs::write(&script_path, s.render(&sched(st).opts, &st.trainer)))
+                .and_then(|_| std::fs::write(&script_path, s.render(&sched(st).opts, &st.trainer())))
                 .map_err(|e| SlurmError::Io {
                     command: "sbatch",
                     cause: e,
@@ -134,7 +133,7 @@ fn submit_one(st: &AppState, job: &Job) {
 
 /// A grid's fresh runs as one job array: task `i` trains `jobs[i]`.
 fn submit_array(st: &AppState, jobs: &[Job]) {
-    let folder = st.runs_dir.join(".slurm");
+    let folder = st.runs_dir().join(".slurm");
     let first = &jobs[0].run;
     let script = Script {
         task: Task::Array(
@@ -149,7 +148,7 @@ fn submit_array(st: &AppState, jobs: &[Job]) {
     };
     let path = folder.join(format!("grid-{first}.sh"));
     let result = std::fs::create_dir_all(&folder)
-        .and_then(|_| std::fs::write(&path, script.render(&sched(st).opts, &st.trainer)))
+        .and_then(|_| std::fs::write(&path, script.render(&sched(st).opts, &st.trainer())))
         .map_err(|e| SlurmError::Io {
             command: "sbatch",
             cause: e,
@@ -186,7 +185,7 @@ fn submitted(st: &AppState, job: &Job, id: JobId) {
 /// Track job `id` and start its watcher (a submission, or a job found again at start-up).
 pub fn follow_job(st: &AppState, job: &Job, id: JobId, seq: Option<u64>, adopted: bool) {
     let rx = sched(st).track(&job.run, id.clone(), job.kind);
-    st.jobs.lock().start_scheduled(job.clone());
+    st.jobs().lock().start_scheduled(job.clone());
     if !matches!(job.kind, JobKind::Evaluate(_)) {
         say(
             st,
@@ -210,7 +209,7 @@ pub fn follow_job(st: &AppState, job: &Job, id: JobId, seq: Option<u64>, adopted
 /// follower owns the summary once events arrive). `keep_running`: a found-again job whose
 /// run already trains keeps its status.
 pub fn say(st: &AppState, run: &RunId, status: RunStatus, msg: String, keep_running: bool) {
-    let Ok(Some(mut s)) = st.index.get(run) else {
+    let Ok(Some(mut s)) = st.index().get(run) else {
         return;
     };
     if keep_running && s.status == RunStatus::Running {
@@ -220,8 +219,8 @@ pub fn say(st: &AppState, run: &RunId, status: RunStatus, msg: String, keep_runn
     {
         s.status = status;
         s.message = Some(msg);
-        let _ = st.index.upsert(&s);
-        st.hub.status(&s);
+        st.index_summary(&s);
+        st.hub().status(&s);
     }
 }
 
@@ -271,7 +270,7 @@ async fn end_or_restart(
     // A finished or failed run is done (a Slurm requeue kills the trainer, which then ends
     // `cancelled`); a cancelled or interrupted one waits for Slurm's word: time limit, requeue.
     sched(st).wake.notify_one();
-    let status = st.index.get(run).ok().flatten().map(|s| s.status);
+    let status = st.index().get(run).ok().flatten().map(|s| s.status);
     if matches!(status, Some(RunStatus::Finished | RunStatus::Failed)) {
         return Next::Done;
     }
@@ -284,8 +283,8 @@ async fn end_or_restart(
             return Next::Restarted(last);
         }
         tokio::select! {
-            _ = st.shutdown.cancelled() => return Next::Shutdown,
-            _ = tokio::time::sleep(st.poll * 5) => {}
+            _ = st.shutdown_token().cancelled() => return Next::Shutdown,
+            _ = tokio::time::sleep(st.poll() * 5) => {}
             r = rx.changed() => if r.is_err() {
                 return rx.borrow().clone().map_or(Next::Shutdown, Next::Ended);
             },
@@ -298,7 +297,7 @@ async fn end_or_restart(
 fn settle_train(st: &AppState, job: &Job, end: Option<Ended>) {
     let dir = st.run_dir(&job.run);
     let user_cancel = st
-        .jobs
+        .jobs()
         .lock()
         .running(&job.run)
         .is_some_and(|r| r.cancel_requested);
@@ -328,7 +327,7 @@ async fn watch_eval(st: &AppState, job: &Job, mut rx: watch::Receiver<Option<End
             break e;
         }
         tokio::select! {
-            _ = st.shutdown.cancelled() => return,
+            _ = st.shutdown_token().cancelled() => return,
             r = rx.changed() => if r.is_err() { return },
         }
     };
@@ -348,8 +347,8 @@ async fn watch_eval(st: &AppState, job: &Job, mut rx: watch::Receiver<Option<End
     .await;
     tracing::info!(run = %job.run, "Slurm evaluation ended");
     job_ended(st, &job.run);
-    if let Ok(Some(summary)) = st.index.get(&job.run) {
-        st.hub.status(&summary);
+    if let Ok(Some(summary)) = st.index().get(&job.run) {
+        st.hub().status(&summary);
     }
 }
 
@@ -363,7 +362,7 @@ pub fn cancel(
     let Some((id, kind)) = sched(st).active(run).filter(|(_, k)| pred(k)) else {
         return Ok(false);
     };
-    if let Some(r) = st.jobs.lock().running_mut(run) {
+    if let Some(r) = st.jobs().lock().running_mut(run) {
         r.cancel_requested = true;
     }
     let _ = std::fs::write(st.run_dir(run).cancel_marker(), "cancel\n");

@@ -33,7 +33,7 @@ pub fn spawn_poller(st: &AppState, sched: Arc<Scheduler>) {
             if jobs.is_empty() {
                 wait = base;
                 tokio::select! {
-                    _ = st.shutdown.cancelled() => return,
+                    _ = st.shutdown_token().cancelled() => return,
                     _ = sched.wake.notified() => {}
                     _ = tokio::time::sleep(IDLE_CHECK) => {}
                 }
@@ -57,7 +57,7 @@ pub fn spawn_poller(st: &AppState, sched: Arc<Scheduler>) {
                 Err(_) => wait,
             };
             tokio::select! {
-                _ = st.shutdown.cancelled() => return,
+                _ = st.shutdown_token().cancelled() => return,
                 _ = sched.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
@@ -117,8 +117,8 @@ fn apply(
             tokio::task::spawn_blocking(move || super::slurm_files::history(&dir, &line));
         }
         if matches!(kind, JobKind::Evaluate(_)) {
-            if let Ok(Some(s)) = st.index.get(run) {
-                st.hub.status(&s);
+            if let Ok(Some(s)) = st.index().get(run) {
+                st.hub().status(&s);
             }
             continue;
         }
@@ -139,13 +139,13 @@ fn apply(
 /// After a training job ended: with `--slurm-requeue`, resubmit a run that Slurm stopped
 /// (time limit, preemption, node failure) as `train --resume`, at most `max_requeues` times.
 pub fn maybe_requeue(st: &AppState, run: &RunId) {
-    let Some(sched) = st.scheduler.as_ref() else {
+    let Some(sched) = st.scheduler() else {
         return;
     };
     if !sched.opts.requeue {
         return;
     }
-    let Ok(Some(s)) = st.index.get(run) else {
+    let Ok(Some(s)) = st.index().get(run) else {
         return;
     };
     if s.status != RunStatus::Interrupted {
@@ -176,7 +176,7 @@ pub fn maybe_requeue(st: &AppState, run: &RunId) {
 /// Before creating runs: `sbatch --test-only` with the job options, so a wrong partition,
 /// account or gres (or no `sbatch` at all) is refused on the form with Slurm's own words.
 pub async fn preflight(st: &AppState, gpu: bool) -> Result<(), ApiError> {
-    let Some(sched) = st.scheduler.clone() else {
+    let Some(sched) = st.scheduler().cloned() else {
         return Ok(());
     };
     let args = sched.opts.sbatch_args(gpu);
