@@ -302,7 +302,7 @@ seed = [0, 1, 2]
             .to_string();
         assert!(e.contains("65 combinations") && e.contains("64"), "{e}");
         // 32 axes of 4 values: 2^64 combinations, which an unchecked product wraps to 0.
-        let axes: String = crate::config::raw::SECTIONS
+        let axes: String = crate::config::SECTIONS
             .iter()
             .flat_map(|(s, keys)| {
                 keys.iter()
