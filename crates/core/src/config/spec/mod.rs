@@ -144,3 +144,6 @@ impl RunSpec {
         Ok(self)
     }
 }
+
+#[cfg(test)]
+mod tests;
