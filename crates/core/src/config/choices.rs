@@ -178,7 +178,7 @@ choices! {
 }
 
 choices! {
-    /// The training method; what each one reads and defaults to is [`super::methods::METHODS`].
+    /// The training method; what each one reads and defaults to is [`crate::config::METHODS`].
     pub enum MethodKind {
         PgdAt = "pgd-at",
         FairTat = "fair-tat",

@@ -152,6 +152,15 @@ impl MethodDef {
         }
     }
 
+    /// Default `data.val_from`.
+    pub fn val_from(&self) -> ValFrom {
+        if self.last_300_split {
+            ValFrom::Last
+        } else {
+            ValFrom::First
+        }
+    }
+
     /// Default `method.calibration_start` for a run of `epochs`.
     pub fn calibration_start(&self, epochs: usize) -> usize {
         ((epochs as f64 * self.calibrate_from).round() as usize).max(1)
@@ -289,16 +298,5 @@ impl MethodKind {
     /// The method's declaration.
     pub fn def(self) -> &'static MethodDef {
         &METHODS[self as usize]
-    }
-}
-
-impl MethodDef {
-    /// Default `data.val_from`.
-    pub fn val_from(&self) -> ValFrom {
-        if self.last_300_split {
-            ValFrom::Last
-        } else {
-            ValFrom::First
-        }
     }
 }
