@@ -93,7 +93,7 @@ fn check_table1_rows(ds: &str, specs: &[fairtat::config::RunSpec], base: &str, t
     let order = fairtat::config::grid_init::dependency_order(specs).unwrap();
     for s in specs {
         let m = s.method.name;
-        if m.needs_init_checkpoint() {
+        if m.def().needs_init_checkpoint {
             let src = format!("{base}-{trades_row}-s{}", s.seed);
             assert_eq!(s.train.init_from_run, src, "{}", s.name);
             let at = |n: &str| order.iter().position(|&i| specs[i].name == n).unwrap();
@@ -118,7 +118,10 @@ fn check_table1_rows(ds: &str, specs: &[fairtat::config::RunSpec], base: &str, t
         let reference_recipe = s.tags.iter().any(|t| t == "reference-recipe");
         let want = match m {
             _ if reference_recipe => 0,
-            m if m.is_fair_tat_family() => 2,
+            MethodKind::FairTat
+            | MethodKind::FairTatTrades
+            | MethodKind::FairTatFat
+            | MethodKind::FairTatCfa => 2,
             MethodKind::PgdAt | MethodKind::Trades | MethodKind::Fat | MethodKind::Cfa => 1,
             _ => 0,
         };

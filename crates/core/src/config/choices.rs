@@ -1,73 +1,249 @@
-//! Small closed sets of config values added with the reference-faithful baselines: where the
-//! validation split comes from, and which models the per-epoch evaluation covers.
+//! The closed sets of config values, each declared once with [`choices!`]: the enum, its
+//! spellings (`NAMES`, `as_str`, `parse`), `Display`, and serde as those spellings, so a value
+//! is never written twice.
 
-use serde::{Deserialize, Serialize};
+/// Declare an enum whose variants are spelled as config values:
+///
+/// ```ignore
+/// choices! {
+///     /// Doc of the enum.
+///     pub enum Mode {
+///         /// Doc of the variant.
+///         Fast = "fast",
+///         Slow = "slow",
+///     }
+/// }
+/// ```
+macro_rules! choices {
+    ($(#[$meta:meta])* pub enum $name:ident {
+        $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
 
-/// Where the validation split is taken from in each class of the training files.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ValFrom {
-    /// The first `val_per_class` images of each class (FAIR-TAT's `get_dataset`, CFA's
-    /// `generate_validation.py`).
-    #[default]
-    First,
-    /// The last `val_per_class` images of each class (boqili/WAT and hannxu123/fair_robust
-    /// `data_loader.py`: 4,700 train + 300 validation per CIFAR-10 class).
-    Last,
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+            /// Every value as spelled in a config.
+            pub const NAMES: [&'static str; [$($text),+].len()] = [$($text),+];
+
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.into_iter().find(|v| v.as_str() == s)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+                $name::parse(&s).ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "{s:?} is not allowed; allowed values: {}",
+                        $name::NAMES.join(", ")
+                    ))
+                })
+            }
+        }
+
+        impl $crate::config::schema::KeyType for $name {
+            const KIND: $crate::config::schema::FieldKind =
+                $crate::config::schema::FieldKind::Choice;
+            const CHOICES: &'static [&'static str] = &$name::NAMES;
+
+            fn read(
+                r: &$crate::config::reader::Reader,
+                k: &str,
+                default: Self,
+                _: Option<(Self, Self)>,
+            ) -> Result<Self, $crate::config::error::ConfigError> {
+                r.choice(k, &$name::NAMES, default.as_str(), $name::parse)
+            }
+        }
+    };
 }
 
-impl ValFrom {
-    pub const NAMES: [&'static str; 2] = ["first", "last"];
+choices! {
+    /// The data set a run trains on.
+    pub enum DatasetKind {
+        FashionMnist = "fashion-mnist",
+        Cifar10 = "cifar10",
+        Cifar100 = "cifar100",
+    }
+}
 
-    pub fn as_str(&self) -> &'static str {
+impl DatasetKind {
+    /// Where the data is looked for when `data.dir` is not given.
+    pub fn default_dir(&self) -> &'static str {
         match self {
-            ValFrom::First => "first",
-            ValFrom::Last => "last",
+            DatasetKind::FashionMnist => "/usr/share/datasets/fashion-mnist",
+            DatasetKind::Cifar10 => "data/cifar-10-batches-bin",
+            DatasetKind::Cifar100 => "data/cifar-100-binary",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "first" => Some(ValFrom::First),
-            "last" => Some(ValFrom::Last),
-            _ => None,
+    pub fn num_classes(&self) -> usize {
+        match self {
+            DatasetKind::Cifar100 => 100,
+            _ => 10,
+        }
+    }
+
+    /// Per-channel mean and std used when `data.normalize = true` (algorithms.md §1.5, §5).
+    pub fn normalization(&self) -> (Vec<f64>, Vec<f64>) {
+        match self {
+            DatasetKind::FashionMnist => (vec![0.2860], vec![0.3530]),
+            DatasetKind::Cifar10 => (vec![0.4914, 0.4822, 0.4465], vec![0.2471, 0.2435, 0.2616]),
+            DatasetKind::Cifar100 => (vec![0.5071, 0.4867, 0.4408], vec![0.2675, 0.2565, 0.2761]),
         }
     }
 }
 
-/// A model the per-epoch evaluation can cover.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EvalModel {
-    /// The model being trained.
-    Live,
-    /// Its per-epoch EMA (`train.ema_decay`).
-    Ema,
-    /// CFA's FAWA average (`train.fawa_decay`).
-    Fawa,
+choices! {
+    /// Padding of the random crop.
+    pub enum PaddingMode {
+        Zero = "zero",
+        Reflect = "reflect",
+    }
+}
+
+choices! {
+    /// Where the validation split is taken from in each class of the training files.
+    pub enum ValFrom {
+        /// The first `val_per_class` images of each class (FAIR-TAT's `get_dataset`, CFA's
+        /// `generate_validation.py`).
+        First = "first",
+        /// The last `val_per_class` images of each class (boqili/WAT and hannxu123/fair_robust
+        /// `data_loader.py`: 4,700 train + 300 validation per CIFAR-10 class).
+        Last = "last",
+    }
+}
+
+impl Default for ValFrom {
+    fn default() -> Self {
+        ValFrom::First
+    }
+}
+
+choices! {
+    /// The network architecture.
+    pub enum Arch {
+        Smallcnn = "smallcnn",
+        PreactResnet18 = "preact-resnet18",
+        Wrn34_10 = "wrn-34-10",
+    }
+}
+
+choices! {
+    /// The learning-rate schedule.
+    pub enum LrSchedule {
+        /// 1x until 50% of epochs, 0.1x until 75%, 0.01x after (Rice et al.; reference `step3`).
+        Piecewise = "piecewise",
+        /// /10 at 25%, 50%, 75% (reference `step4`).
+        Step4 = "step4",
+        Constant = "constant",
+        /// x0.1 from epoch 75, x0.01 from 90, x0.001 from 100 (1-based epochs, whatever the
+        /// run's length): yaodongyu/TRADES `adjust_learning_rate`, used by WAT and BAT as well.
+        Step75_90_100 = "step-75-90-100",
+    }
+}
+
+choices! {
+    /// BatchNorm's mode while the training attack runs.
+    pub enum BnMode {
+        /// Batch statistics, running stats updated (FAIR-TAT, CFA, Rice et al.).
+        Train = "train",
+        /// Running stats (TRADES, FAT, evaluation).
+        Eval = "eval",
+    }
+}
+
+choices! {
+    /// The training method; what each one reads and defaults to is [`crate::config::METHODS`].
+    pub enum MethodKind {
+        PgdAt = "pgd-at",
+        FairTat = "fair-tat",
+        Trades = "trades",
+        FairTatTrades = "fair-tat-trades",
+        Fat = "fat",
+        FairTatFat = "fair-tat-fat",
+        Cfa = "cfa",
+        FairTatCfa = "fair-tat-cfa",
+        Wat = "wat",
+        Bat = "bat",
+        FrlRw = "frl-rw",
+        FrlRwrm = "frl-rwrm",
+    }
+}
+
+choices! {
+    /// How FAIR-TAT turns the previous epoch's C_FPS into target-sampling weights.
+    pub enum TargetWeighting {
+        /// softmax(scale * C_FPS): the reference code (algorithms.md §1.4).
+        Softmax = "softmax",
+        /// Proportional to C_FPS: the paper's wording.
+        Proportional = "proportional",
+        /// Uniform over the other classes (the random-target ablation).
+        Uniform = "uniform",
+    }
+}
+
+choices! {
+    /// A model the per-epoch evaluation can cover.
+    pub enum EvalModel {
+        /// The model being trained.
+        Live = "live",
+        /// Its per-epoch EMA (`train.ema_decay`).
+        Ema = "ema",
+        /// CFA's FAWA average (`train.fawa_decay`).
+        Fawa = "fawa",
+    }
 }
 
 impl EvalModel {
-    pub const NAMES: [&'static str; 3] = ["live", "ema", "fawa"];
-
     pub fn all() -> Vec<EvalModel> {
-        vec![EvalModel::Live, EvalModel::Ema, EvalModel::Fawa]
+        EvalModel::ALL.to_vec()
     }
+}
 
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            EvalModel::Live => "live",
-            EvalModel::Ema => "ema",
-            EvalModel::Fawa => "fawa",
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "live" => Some(EvalModel::Live),
-            "ema" => Some(EvalModel::Ema),
-            "fawa" => Some(EvalModel::Fawa),
-            _ => None,
+    #[test]
+    fn names_parse_back_and_serialise_as_spelled() {
+        for m in MethodKind::ALL {
+            assert_eq!(MethodKind::parse(m.as_str()), Some(m));
+            assert_eq!(m.to_string(), m.as_str());
         }
+        assert_eq!(Arch::parse("wrn-34-10"), Some(Arch::Wrn34_10));
+        assert_eq!(LrSchedule::parse("nope"), None);
+        let json = serde_json::to_string(&LrSchedule::Step75_90_100).unwrap();
+        assert_eq!(json, "\"step-75-90-100\"");
+        let back: LrSchedule = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, LrSchedule::Step75_90_100);
+        let e = serde_json::from_str::<BnMode>("\"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("train, eval"), "{e}");
     }
 }

@@ -1,56 +1,23 @@
 //! What the new-run form needs of the config beyond one key at a time: every field's error in
 //! one answer (validation stops at the first error, so the form validates again with each
-//! offending key set aside, once per field), and which method fields a method reads (the form
-//! folds the others away).
+//! offending key set aside, once per field), and which methods read a method field (the form
+//! folds it away for the others).
 
 use super::error::ConfigError;
-use super::RawConfig;
+use super::raw::RawConfig;
+use super::spec::{MethodKey, MethodKind, MethodSpec};
 
-/// FAIR-TAT and the methods it is combined with (algorithms.md §2).
-const FAIR_TAT: &[&str] = &[
-    "fair-tat",
-    "fair-tat-trades",
-    "fair-tat-fat",
-    "fair-tat-cfa",
-];
-/// Methods whose attack calibration reads `method.class_eps` (CFA's CCM, FAIR-TAT's class-wise
-/// epsilon, PGD-AT + CCM).
-const CLASS_EPS: &[&str] = &[
-    "pgd-at",
-    "fair-tat",
-    "trades",
-    "fair-tat-trades",
-    "cfa",
-    "fair-tat-cfa",
-];
-/// Methods with a TRADES-style KL term.
-const TRADES_LOSS: &[&str] = &[
-    "trades",
-    "fair-tat-trades",
-    "cfa",
-    "fair-tat-cfa",
-    "bat",
-    "wat",
-    "frl-rw",
-    "frl-rwrm",
-];
-const CCR: &[&str] = &["trades", "fair-tat-trades", "cfa", "fair-tat-cfa"];
-const FRL: &[&str] = &["frl-rw", "frl-rwrm"];
-
-/// The methods that read `method.<key>`; `None` for keys every method reads (and `name`).
-pub fn methods_using(key: &str) -> Option<&'static [&'static str]> {
-    let k = key.strip_prefix("method.")?;
-    Some(match k {
-        "targets" | "softmax_scale" | "cfps_requires_class_eps" => FAIR_TAT,
-        "class_eps" | "lambda1" | "calibration_start" => CLASS_EPS,
-        "beta" | "trades_normalize" => TRADES_LOSS,
-        "trades_targeted" => &["fair-tat-trades"],
-        "tau" => &["fat", "fair-tat-fat"],
-        "ccr" | "lambda2" => CCR,
-        "eta" => &["wat"],
-        "frl_rate2" => &["frl-rwrm"],
-        k if k.starts_with("frl_") => FRL,
-        _ => return None,
+/// The methods that read `method.<key>` (as their [`super::MethodDef`] declares); `None` for
+/// keys every method reads (and `name`).
+pub fn methods_using(key: &str) -> Option<Vec<&'static str>> {
+    let name = key.strip_prefix(MethodSpec::SECTION)?.strip_prefix('.')?;
+    let k = MethodKey::ALL.into_iter().find(|k| k.name() == name)?;
+    (k != MethodKey::name).then(|| {
+        MethodKind::ALL
+            .into_iter()
+            .filter(|m| m.def().reads(k))
+            .map(|m| m.as_str())
+            .collect()
     })
 }
 
@@ -140,7 +107,7 @@ mod tests {
             if let Some(ms) = methods_using(f.key) {
                 assert!(!ms.is_empty(), "{}", f.key);
                 for m in ms {
-                    assert!(crate::config::MethodKind::NAMES.contains(m), "{m}");
+                    assert!(crate::config::MethodKind::NAMES.contains(&m), "{m}");
                 }
             }
         }

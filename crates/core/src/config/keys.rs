@@ -1,13 +1,13 @@
 //! Key and nesting checks that run before any table is built, so no input can nest a value
 //! deeper than the schema: a `--set` key, an API `set` key or a grid axis key is checked against
-//! the known keys ([`super::raw::SECTIONS`] and the top-level keys, so a key added there is
+//! the known keys ([`super::spec::SECTIONS`] and the top-level keys, so a key added there is
 //! accepted here without a change), and TOML text is scanned for over-long dotted keys and
 //! over-deep brackets before the parser sees it. Dropping a table nested 100,000 levels deep
 //! overflows the stack (the parser's deserializer and `Drop` both recurse); refusing such input
 //! up front is what keeps one request from aborting the server.
 
-use super::raw::{SECTIONS, TOP_KEYS};
-use super::ConfigError;
+use super::error::ConfigError;
+use super::spec::{SECTIONS, TOP_KEYS};
 
 /// Dotted parts of the longest config key (`train.epochs`).
 pub const MAX_KEY_PARTS: usize = 2;

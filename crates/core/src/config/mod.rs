@@ -6,20 +6,24 @@
 //! Fashion-MNIST presets in `configs/` override what CIFAR-specific defaults do not fit.
 
 mod choices;
+mod ctx;
 mod error;
 pub mod fields;
 pub mod form_check;
 pub mod grid;
 pub mod grid_init;
 pub mod keys;
+mod number;
 mod raw;
+mod reader;
+mod schema;
 mod spec;
 mod value;
 
 pub use error::ConfigError;
+pub use number::{parse_fraction, short_number};
 pub use raw::RawConfig;
 pub use spec::*;
-pub use value::{parse_fraction, short_number};
 
 use std::path::Path;
 

@@ -27,7 +27,7 @@ pub fn init_checkpoint_path(spec: &RunSpec, run_root: &Path) -> Result<Option<St
                 t.init_from
             )));
         }
-        if spec.method.name.needs_init_checkpoint() {
+        if spec.method.name.def().needs_init_checkpoint {
             return Err(TrainError::Invalid(format!(
                 "train.init_checkpoint is empty: {} fine-tunes a trained model (a TRADES run's \
                  checkpoints/last.safetensors) and does not start from random weights",

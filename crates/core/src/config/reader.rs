@@ -1,0 +1,202 @@
+//! Reads typed values out of one config section, naming the full dotted key (`train.epochs`)
+//! and the allowed values or range in every error, and reports keys no reader asked for.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use super::error::ConfigError;
+use super::number::{parse_fraction, short_number};
+
+/// Reads typed values out of one section and remembers which keys were used.
+pub(crate) struct Reader<'a> {
+    pub prefix: &'static str,
+    pub table: &'a toml::Table,
+    pub allowed: &'static [&'static str],
+    pub used: RefCell<BTreeSet<String>>,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of `table`, the section `prefix` (`""` for top-level keys) allowing `allowed`.
+    pub(crate) fn new(
+        prefix: &'static str,
+        table: &'a toml::Table,
+        allowed: &'static [&'static str],
+    ) -> Self {
+        Reader {
+            prefix,
+            table,
+            allowed,
+            used: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    pub(crate) fn key(&self, k: &str) -> String {
+        if self.prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{}.{k}", self.prefix)
+        }
+    }
+
+    fn get(&self, k: &str) -> Option<&toml::Value> {
+        self.used.borrow_mut().insert(k.to_string());
+        self.table.get(k)
+    }
+
+    pub(crate) fn f64(
+        &self,
+        k: &str,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<f64, ConfigError> {
+        let key = self.key(k);
+        let v = match self.get(k) {
+            None => return Ok(default),
+            Some(toml::Value::Float(f)) => *f,
+            Some(toml::Value::Integer(i)) => *i as f64,
+            Some(toml::Value::String(s)) => parse_fraction(s).ok_or_else(|| {
+                ConfigError::invalid(
+                    &key,
+                    format!("{s:?} is not a number (use 0.031 or \"8/255\")"),
+                )
+            })?,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    &key,
+                    format!("expected a number, got {}", other.type_str()),
+                ))
+            }
+        };
+        if !v.is_finite() || v < min || v > max {
+            return Err(ConfigError::invalid(
+                &key,
+                format!(
+                    "{} is out of range; allowed: {} to {}",
+                    short_number(v),
+                    short_number(min),
+                    short_number(max)
+                ),
+            ));
+        }
+        Ok(v)
+    }
+
+    pub(crate) fn usize(
+        &self,
+        k: &str,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, ConfigError> {
+        let key = self.key(k);
+        let v = match self.get(k) {
+            None => return Ok(default),
+            Some(toml::Value::Integer(i)) => *i,
+            Some(toml::Value::String(s)) => s
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ConfigError::invalid(&key, format!("{s:?} is not a whole number")))?,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    &key,
+                    format!("expected a whole number, got {}", other.type_str()),
+                ))
+            }
+        };
+        if v < min as i64 || (v as u64) > max as u64 {
+            let hi = if max == usize::MAX {
+                "no limit".to_string()
+            } else {
+                max.to_string()
+            };
+            return Err(ConfigError::invalid(
+                &key,
+                format!("{v} is out of range; allowed: {min} to {hi}"),
+            ));
+        }
+        Ok(v as usize)
+    }
+
+    pub(crate) fn bool(&self, k: &str, default: bool) -> Result<bool, ConfigError> {
+        let key = self.key(k);
+        match self.get(k) {
+            None => Ok(default),
+            Some(toml::Value::Boolean(b)) => Ok(*b),
+            Some(toml::Value::String(s)) => match s.as_str() {
+                "true" | "on" | "1" | "yes" => Ok(true),
+                "false" | "off" | "0" | "no" => Ok(false),
+                _ => Err(ConfigError::not_allowed(&key, s, &["true", "false"])),
+            },
+            Some(other) => Err(ConfigError::not_allowed(
+                &key,
+                &other.to_string(),
+                &["true", "false"],
+            )),
+        }
+    }
+
+    pub(crate) fn string(&self, k: &str, default: &str) -> Result<String, ConfigError> {
+        match self.get(k) {
+            None => Ok(default.to_string()),
+            Some(toml::Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(ConfigError::invalid(
+                &self.key(k),
+                format!("expected a string, got {}", other.type_str()),
+            )),
+        }
+    }
+
+    pub(crate) fn strings(&self, k: &str) -> Result<Vec<String>, ConfigError> {
+        let key = self.key(k);
+        match self.get(k) {
+            None => Ok(vec![]),
+            Some(toml::Value::String(s)) => Ok(s
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()),
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| ConfigError::invalid(&key, "expected a list of strings"))
+                })
+                .collect(),
+            Some(other) => Err(ConfigError::invalid(
+                &key,
+                format!("expected a list of strings, got {}", other.type_str()),
+            )),
+        }
+    }
+
+    pub(crate) fn choice<T>(
+        &self,
+        k: &str,
+        allowed: &[&str],
+        default: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        let s = self.string(k, default)?;
+        parse(s.trim()).ok_or_else(|| ConfigError::not_allowed(&self.key(k), &s, allowed))
+    }
+
+    /// Fail on keys that no reader asked for.
+    pub(crate) fn finish(&self) -> Result<(), ConfigError> {
+        let used = self.used.borrow();
+        for k in self.table.keys() {
+            if !used.contains(k) && !self.allowed.contains(&k.as_str()) {
+                return Err(ConfigError::UnknownKey {
+                    key: self.key(k),
+                    hint: format!(
+                        "; allowed in [{}]: {}",
+                        self.prefix,
+                        self.allowed.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}

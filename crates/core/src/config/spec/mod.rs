@@ -1,0 +1,149 @@
+//! The validated run specification, declared section by section ([`section!`]): each key once,
+//! with its type, range, default and form help. Serialises to the same key layout as the config
+//! file, so the `config.toml` saved in a run directory is itself a valid config (and "clone run"
+//! is a read).
+
+mod data;
+mod eval;
+mod method;
+mod train;
+
+pub use super::choices::{
+    Arch, BnMode, DatasetKind, EvalModel, LrSchedule, MethodKind, PaddingMode, TargetWeighting,
+    ValFrom,
+};
+pub use data::{DataKey, DataSpec, ModelKey, ModelSpec};
+pub use eval::{EvalKey, EvalSpec};
+pub(crate) use method::LEGACY_CLEAN_FORWARD;
+pub use method::{MethodDef, MethodKey, MethodSpec, METHODS};
+pub use train::{AttackKey, AttackSpec, TrainKey, TrainSpec};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ConfigError;
+use super::schema::{concat_fields, section, Field};
+
+section! {
+    /// The top-level keys of a config (the form's `run` group).
+    pub struct RunKeys in "" as "run", keys RunKey {
+        name: String = |c| format!("{}-{}-{}", c.dataset, c.arch, c.method);
+            "Run name shown in the dashboard (1 to 80 characters)",
+        tags: Vec<String> = |_| Vec::new(); "Comma-separated tags used to filter runs",
+        seed: u64 [0, u32::MAX as u64] = |_| 0;
+            "Random seed for initialisation, splits and attacks",
+        /// `auto`, `cpu` or `cuda:N`.
+        device: String = |_| "auto".to_string(); "auto, cpu or cuda:N",
+    }
+}
+
+impl RunKeys {
+    /// The checks beyond one key: the name's length, the device's form.
+    pub(crate) fn check(self) -> Result<Self, ConfigError> {
+        if self.name.trim().is_empty() || self.name.len() > 80 {
+            return Err(ConfigError::invalid(
+                RunKey::name.name(),
+                "must be 1 to 80 characters",
+            ));
+        }
+        let d = self.device.as_str();
+        let cuda = d
+            .strip_prefix("cuda:")
+            .is_some_and(|n| n.parse::<usize>().is_ok());
+        if !(d == "auto" || d == "cpu" || cuda) {
+            return Err(ConfigError::not_allowed(
+                RunKey::device.name(),
+                d,
+                &["auto", "cpu", "cuda:N"],
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// The sections of a config and their keys, in validation order.
+pub const SECTIONS: [(&str, &[&str]); 6] = [
+    (DataSpec::SECTION, &DataSpec::KEY_NAMES),
+    (ModelSpec::SECTION, &ModelSpec::KEY_NAMES),
+    (TrainSpec::SECTION, &TrainSpec::KEY_NAMES),
+    (AttackSpec::SECTION, &AttackSpec::KEY_NAMES),
+    (MethodSpec::SECTION, &MethodSpec::KEY_NAMES),
+    (EvalSpec::SECTION, &EvalSpec::KEY_NAMES),
+];
+
+/// The keys outside any section.
+pub const TOP_KEYS: [&str; 4] = RunKeys::KEY_NAMES;
+
+const FIELD_COUNT: usize = RunKeys::FIELDS.len()
+    + DataSpec::FIELDS.len()
+    + ModelSpec::FIELDS.len()
+    + MethodSpec::FIELDS.len()
+    + AttackSpec::FIELDS.len()
+    + TrainSpec::FIELDS.len()
+    + EvalSpec::FIELDS.len();
+
+/// Every config key's declaration, grouped in form order.
+pub const ALL_FIELDS: [Field; FIELD_COUNT] = concat_fields(&[
+    &RunKeys::FIELDS,
+    &DataSpec::FIELDS,
+    &ModelSpec::FIELDS,
+    &MethodSpec::FIELDS,
+    &AttackSpec::FIELDS,
+    &TrainSpec::FIELDS,
+    &EvalSpec::FIELDS,
+]);
+
+/// Form groups in display order.
+pub const GROUPS: [&str; 7] = [
+    RunKeys::GROUP,
+    DataSpec::GROUP,
+    ModelSpec::GROUP,
+    MethodSpec::GROUP,
+    AttackSpec::GROUP,
+    TrainSpec::GROUP,
+    EvalSpec::GROUP,
+];
+
+/// A fully checked run configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub name: String,
+    pub tags: Vec<String>,
+    pub seed: u64,
+    /// `auto`, `cpu` or `cuda:N`.
+    pub device: String,
+    pub data: DataSpec,
+    pub model: ModelSpec,
+    pub train: TrainSpec,
+    pub attack: AttackSpec,
+    pub method: MethodSpec,
+    pub eval: EvalSpec,
+}
+
+impl RunSpec {
+    /// Number of classes of the configured dataset.
+    pub fn num_classes(&self) -> usize {
+        self.data.dataset.num_classes()
+    }
+
+    /// The spec in config-file form.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("RunSpec always serialises to TOML")
+    }
+
+    /// The checks across sections.
+    pub(crate) fn check(self) -> Result<Self, ConfigError> {
+        if self.data.dataset != DatasetKind::FashionMnist
+            && self.model.arch == Arch::Smallcnn
+            && self.data.crop_padding > 8
+        {
+            return Err(ConfigError::invalid(
+                DataKey::crop_padding.field().key,
+                format!("at most 8 for {}", Arch::Smallcnn),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests;
