@@ -30,12 +30,12 @@
 //!   [`AaResult::append`].
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use super::apgd::{apgd, ApgdConfig, ApgdLoss};
 use super::autoattack_result::AaResult;
 use super::classifier::{
-    index_tensor, logits_no_grad, positions, to_bools, AttackError, Classifier,
+    index_tensor, logits_no_grad, on_model, positions, to_bools, AttackError, Classifier,
 };
 use super::fab::{fab_targeted, FabConfig};
 use super::square::{square, SquareConfig};
@@ -308,9 +308,7 @@ impl Sweep {
         x: &Tensor,
         y: &Tensor,
     ) -> Result<Self, AttackError> {
-        let dev = model.device();
-        let x = x.detach().to_device(dev).to_kind(Kind::Float);
-        let y = y.to_device(dev).to_kind(Kind::Int64);
+        let (x, y) = on_model(model, x, y);
         let logits = logits_no_grad(model, &x);
         let k = logits.size()[1] as usize;
         let labels = Vec::<i64>::try_from(&y.to_device(tch::Device::Cpu))?;
