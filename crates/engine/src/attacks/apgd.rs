@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::classifier::{
-    attack_robust_points, clean_correct, logits_no_grad, loss_and_grad, per_image, rand_cpu,
-    AttackError, Classifier,
+    attack_robust_points, clean_correct, logits_no_grad, loss_and_grad, on_model, per_image,
+    rand_cpu, AttackError, Classifier,
 };
 use super::losses::{ce_loss, ce_loss_targeted, dlr_loss, dlr_loss_targeted};
 
@@ -117,8 +117,7 @@ pub fn apgd<C: Classifier + ?Sized>(
     y: &Tensor,
     cfg: &ApgdConfig,
 ) -> Result<Tensor, AttackError> {
-    let x = x.detach().to_device(model.device()).to_kind(Kind::Float);
-    let y = y.to_device(model.device()).to_kind(Kind::Int64);
+    let (x, y) = on_model(model, x, y);
     let k = logits_no_grad(model, &x).size()[1] as usize;
     if k < cfg.loss.min_classes() {
         return Err(AttackError::TooFewClasses {

@@ -30,12 +30,12 @@
 //!   [`AaResult::append`].
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use super::apgd::{apgd, ApgdConfig, ApgdLoss};
 use super::autoattack_result::AaResult;
 use super::classifier::{
-    index_tensor, logits_no_grad, positions, to_bools, AttackError, Classifier,
+    index_tensor, logits_no_grad, on_model, positions, to_bools, AttackError, Classifier,
 };
 use super::fab::{fab_targeted, FabConfig};
 use super::square::{square, SquareConfig};
@@ -192,74 +192,16 @@ impl AutoAttack {
         F: FnMut(&str, usize, usize),
     {
         let cfg = &self.config;
-        let dev = model.device();
-        let x = x.detach().to_device(dev).to_kind(Kind::Float);
-        let y = y.to_device(dev).to_kind(Kind::Int64);
-        let logits = logits_no_grad(model, &x);
-        let k = logits.size()[1] as usize;
-        let labels = Vec::<i64>::try_from(&y.to_device(tch::Device::Cpu))?;
-        let mut predictions =
-            Vec::<i64>::try_from(&logits.argmax(1, false).to_device(tch::Device::Cpu))?;
-        let mut robust: Vec<bool> = predictions
-            .iter()
-            .zip(&labels)
-            .map(|(p, l)| p == l)
-            .collect();
-        let mut broken_by: Vec<Option<String>> = robust
-            .iter()
-            .map(|r| if *r { None } else { Some("clean".to_string()) })
-            .collect();
-        let mut x_adv = x.copy();
-        let mut notes = Vec::new();
+        let mut sweep = Sweep::clean(model, x, y)?;
         let total = cfg.stages.len();
-
         for (done, stage) in cfg.stages.iter().enumerate() {
             progress(stage.name(), done, total);
-            if k < 2 {
-                notes.push(format!(
-                    "{}: skipped, the model has {k} class",
-                    stage.name()
-                ));
-                continue;
-            }
-            let idx = positions(&robust);
-            if idx.is_empty() {
-                continue;
-            }
-            let idx_t = index_tensor(&idx, dev);
-            let (xs, ys) = (x.index_select(0, &idx_t), y.index_select(0, &idx_t));
-            let adv = self.run_stage(model, stage, &xs, &ys, k, &mut notes)?;
-            let pred = logits_no_grad(model, &adv).argmax(1, false);
-            let pred_v = Vec::<i64>::try_from(&pred.to_device(tch::Device::Cpu))?;
-            let broken = to_bools(&pred.ne_tensor(&ys));
-            let local = positions(&broken);
-            if local.is_empty() {
-                continue;
-            }
-            let global: Vec<i64> = local.iter().map(|&j| idx[j as usize]).collect();
-            for (&j, &g) in local.iter().zip(&global) {
-                robust[g as usize] = false;
-                broken_by[g as usize] = Some(stage.name().to_string());
-                predictions[g as usize] = pred_v[j as usize];
-            }
-            let (lt, gt) = (index_tensor(&local, dev), index_tensor(&global, dev));
-            tch::no_grad(|| {
-                let _ = x_adv.index_copy_(0, &gt, &adv.index_select(0, &lt));
-            });
+            sweep.stage(self, model, stage)?;
         }
         progress("done", total, total);
         let mut stages = vec!["clean".to_string()];
         stages.extend(cfg.stages.iter().map(|s| s.name().to_string()));
-        Ok(AaResult {
-            eps: cfg.eps,
-            num_classes: k,
-            stages,
-            broken_by,
-            labels,
-            predictions,
-            notes,
-            x_adv: Some(x_adv),
-        })
+        Ok(sweep.into_result(cfg.eps, stages))
     }
 
     fn run_stage<C: Classifier + ?Sized>(
@@ -335,5 +277,124 @@ impl AutoAttack {
                 square(model, xs, ys, &cfg)
             }
         })
+    }
+}
+
+/// Where each sample of the batch stands: its label, its latest prediction, and which stage
+/// broke it (`"clean"` for a clean misclassification), if any.
+struct Standing {
+    labels: Vec<i64>,
+    predictions: Vec<i64>,
+    robust: Vec<bool>,
+    broken_by: Vec<Option<String>>,
+}
+
+/// One batch on its way through the stages.
+struct Sweep {
+    x: Tensor,
+    y: Tensor,
+    /// Number of classes (the model's logits).
+    k: usize,
+    standing: Standing,
+    /// Final images so far: clean where robust.
+    x_adv: Tensor,
+    notes: Vec<String>,
+}
+
+impl Sweep {
+    /// The batch on the model's device and its clean standing.
+    fn clean<C: Classifier + ?Sized>(
+        model: &C,
+        x: &Tensor,
+        y: &Tensor,
+    ) -> Result<Self, AttackError> {
+        let (x, y) = on_model(model, x, y);
+        let logits = logits_no_grad(model, &x);
+        let k = logits.size()[1] as usize;
+        let labels = Vec::<i64>::try_from(&y.to_device(tch::Device::Cpu))?;
+        let predictions =
+            Vec::<i64>::try_from(&logits.argmax(1, false).to_device(tch::Device::Cpu))?;
+        let robust: Vec<bool> = predictions
+            .iter()
+            .zip(&labels)
+            .map(|(p, l)| p == l)
+            .collect();
+        let broken_by = robust
+            .iter()
+            .map(|r| if *r { None } else { Some("clean".to_string()) })
+            .collect();
+        let standing = Standing {
+            labels,
+            predictions,
+            robust,
+            broken_by,
+        };
+        let x_adv = x.copy();
+        Ok(Sweep {
+            x,
+            y,
+            k,
+            standing,
+            x_adv,
+            notes: Vec::new(),
+        })
+    }
+
+    /// The batch's result once every stage has run (`stages` names them, `"clean"` first).
+    fn into_result(self, eps: f64, stages: Vec<String>) -> AaResult {
+        AaResult {
+            eps,
+            num_classes: self.k,
+            stages,
+            broken_by: self.standing.broken_by,
+            labels: self.standing.labels,
+            predictions: self.standing.predictions,
+            notes: self.notes,
+            x_adv: Some(self.x_adv),
+        }
+    }
+
+    /// Run `stage` on the samples still robust; keep those it breaks (verified by a forward).
+    fn stage<C: Classifier + ?Sized>(
+        &mut self,
+        aa: &AutoAttack,
+        model: &C,
+        stage: &AaStage,
+    ) -> Result<(), AttackError> {
+        let k = self.k;
+        if k < 2 {
+            let note = format!("{}: skipped, the model has {k} class", stage.name());
+            self.notes.push(note);
+            return Ok(());
+        }
+        let idx = positions(&self.standing.robust);
+        if idx.is_empty() {
+            return Ok(());
+        }
+        let dev = model.device();
+        let idx_t = index_tensor(&idx, dev);
+        let (xs, ys) = (
+            self.x.index_select(0, &idx_t),
+            self.y.index_select(0, &idx_t),
+        );
+        let adv = aa.run_stage(model, stage, &xs, &ys, k, &mut self.notes)?;
+        let pred = logits_no_grad(model, &adv).argmax(1, false);
+        let pred_v = Vec::<i64>::try_from(&pred.to_device(tch::Device::Cpu))?;
+        let local = positions(&to_bools(&pred.ne_tensor(&ys)));
+        if local.is_empty() {
+            return Ok(());
+        }
+        let global: Vec<i64> = local.iter().map(|&j| idx[j as usize]).collect();
+        let st = &mut self.standing;
+        for (&j, &g) in local.iter().zip(&global) {
+            st.robust[g as usize] = false;
+            st.broken_by[g as usize] = Some(stage.name().to_string());
+            st.predictions[g as usize] = pred_v[j as usize];
+        }
+        let (lt, gt) = (index_tensor(&local, dev), index_tensor(&global, dev));
+        tch::no_grad(|| {
+            let _ = self.x_adv.index_copy_(0, &gt, &adv.index_select(0, &lt));
+        });
+        Ok(())
     }
 }

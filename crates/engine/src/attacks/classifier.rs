@@ -72,6 +72,18 @@ pub(crate) fn loss_and_grad<C: Classifier + ?Sized>(
     })
 }
 
+/// A batch as the attacks take it: detached float32 images and int64 labels on the model's
+/// device.
+pub(crate) fn on_model<C: Classifier + ?Sized>(
+    model: &C,
+    x: &Tensor,
+    y: &Tensor,
+) -> (Tensor, Tensor) {
+    let x = x.detach().to_device(model.device()).to_kind(Kind::Float);
+    let y = y.to_device(model.device()).to_kind(Kind::Int64);
+    (x, y)
+}
+
 /// Logits without building a graph.
 pub(crate) fn logits_no_grad<C: Classifier + ?Sized>(model: &C, x: &Tensor) -> Tensor {
     tch::no_grad(|| model.logits(x))

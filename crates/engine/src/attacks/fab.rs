@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::classifier::{
-    attack_robust_points, clean_correct, linf_dist, logits_no_grad, loss_and_grad, per_image,
-    predict, rand_cpu, Classifier,
+    attack_robust_points, clean_correct, linf_dist, logits_no_grad, loss_and_grad, on_model,
+    per_image, predict, rand_cpu, Classifier,
 };
 use super::fab_projection::projection_linf;
 
@@ -66,8 +66,7 @@ pub fn fab_targeted<C: Classifier + ?Sized>(
     y: &Tensor,
     cfg: &FabConfig,
 ) -> Tensor {
-    let x = x.detach().to_device(model.device()).to_kind(Kind::Float);
-    let y = y.to_device(model.device()).to_kind(Kind::Int64);
+    let (x, y) = on_model(model, x, y);
     let k = logits_no_grad(model, &x).size()[1];
     tch::manual_seed(cfg.seed as i64);
     let mut robust = clean_correct(model, &x, &y);

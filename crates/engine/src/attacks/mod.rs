@@ -20,4 +20,5 @@ pub use fab::{fab_targeted, FabConfig};
 pub use fab_projection::projection_linf;
 pub use losses::{ce_loss, ce_loss_targeted, dlr_loss, dlr_loss_targeted, margin};
 pub use pgd::{fgsm, per_sample_eps, pgd, try_per_sample_eps, PgdConfig};
+pub(crate) use pgd::{linf_bounds, start_delta};
 pub use square::{p_selection, square, window_side, SquareConfig};

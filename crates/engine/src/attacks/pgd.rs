@@ -44,6 +44,40 @@ pub fn per_sample_eps(class_eps: &[f64], labels: &Tensor) -> Tensor {
     })
 }
 
+/// Bounds of `delta` for images `x` [B,C,H,W] and per-sample radius `eps` [B]: the eps ball
+/// intersected with [-x, 1 - x] (x + delta in [0,1]), i.e. `(lo, hi)`, and the radius reshaped
+/// to [B,1,1,1] in `x`'s kind and device. Call under `no_grad`.
+pub(crate) fn linf_bounds(x: &Tensor, eps: &Tensor) -> (Tensor, Tensor, Tensor) {
+    let eps4 = eps
+        .to_device(x.device())
+        .to_kind(x.kind())
+        .view([-1, 1, 1, 1]);
+    let lo = x.neg().maximum(&eps4.neg());
+    let hi = (x * -1.0 + 1.0).minimum(&eps4);
+    (lo, hi, eps4)
+}
+
+/// The starting `delta`: uniform in [-eps_i, eps_i] when `random` (one `rand_like` draw from
+/// torch's generator), zero otherwise, clipped to `[lo, hi]` from [`linf_bounds`]. Call under
+/// `no_grad`.
+pub(crate) fn start_delta(
+    x: &Tensor,
+    eps4: &Tensor,
+    lo: &Tensor,
+    hi: &Tensor,
+    random: bool,
+) -> Tensor {
+    let mut delta = if random {
+        let mut d = x.rand_like();
+        let _ = d.g_mul_scalar_(2.0).g_sub_scalar_(1.0).g_mul_(eps4);
+        d
+    } else {
+        x.zeros_like()
+    };
+    let _ = delta.clamp_tensor_(Some(lo), Some(hi));
+    delta
+}
+
 /// How far each step moves: a fixed alpha (PGD) or the sample's own eps (FGSM).
 enum StepSize {
     Fixed(f64),
@@ -93,21 +127,8 @@ fn attack(
 ) -> Tensor {
     let x = x.detach();
     let (lo, hi, mut delta, eps4) = tch::no_grad(|| {
-        let eps4 = eps
-            .to_device(x.device())
-            .to_kind(x.kind())
-            .view([-1, 1, 1, 1]);
-        // Bounds of delta: the eps ball intersected with [-x, 1 - x] (x + delta in [0,1]).
-        let lo = x.neg().maximum(&eps4.neg());
-        let hi = (&x * -1.0 + 1.0).minimum(&eps4);
-        let mut delta = if random_start {
-            let mut d = x.rand_like();
-            let _ = d.g_mul_scalar_(2.0).g_sub_scalar_(1.0).g_mul_(&eps4);
-            d
-        } else {
-            x.zeros_like()
-        };
-        let _ = delta.clamp_tensor_(Some(&lo), Some(&hi));
+        let (lo, hi, eps4) = linf_bounds(&x, eps);
+        let delta = start_delta(&x, &eps4, &lo, &hi, random_start);
         (lo, hi, delta, eps4)
     });
     let (label, sign) = match target {

@@ -11,11 +11,11 @@
 //! Randomness: `tch::manual_seed(seed)` once per call, draws from the CPU generator.
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use super::classifier::{
-    attack_robust_points, clean_correct, index_tensor, logits_no_grad, per_image, positions,
-    rand_cpu, to_bools, Classifier,
+    attack_robust_points, clean_correct, index_tensor, logits_no_grad, on_model, per_image,
+    positions, rand_cpu, to_bools, Classifier,
 };
 use super::losses::margin;
 
@@ -87,8 +87,7 @@ pub fn square<C: Classifier + ?Sized>(
     y: &Tensor,
     cfg: &SquareConfig,
 ) -> Tensor {
-    let x = x.detach().to_device(model.device()).to_kind(Kind::Float);
-    let y = y.to_device(model.device()).to_kind(Kind::Int64);
+    let (x, y) = on_model(model, x, y);
     tch::manual_seed(cfg.seed as i64);
     let mut robust = clean_correct(model, &x, &y);
     let mut adv = x.copy();

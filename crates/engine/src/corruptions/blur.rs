@@ -58,25 +58,33 @@ pub(crate) fn gaussian_kernel(sigma: f64, truncate: f64) -> Vec<f64> {
 
 /// Separable filter of one `h x w` plane with the same odd-length 1D kernel along both axes.
 pub(crate) fn separable(plane: &[f64], h: usize, w: usize, k: &[f64], mode: Border) -> Vec<f64> {
+    let rows = correlate_1d(plane, h, w, k, mode, true);
+    correlate_1d(&rows, h, w, k, mode, false)
+}
+
+/// 1D correlation of one `h x w` plane with the odd-length kernel `k`, along rows (`along_x`)
+/// or along columns.
+fn correlate_1d(
+    src: &[f64],
+    h: usize,
+    w: usize,
+    k: &[f64],
+    mode: Border,
+    along_x: bool,
+) -> Vec<f64> {
     let r = (k.len() / 2) as isize;
-    let mut tmp = vec![0.0; h * w];
-    for y in 0..h {
-        for x in 0..w {
-            tmp[y * w + x] = k
-                .iter()
-                .enumerate()
-                .map(|(j, kv)| kv * plane[y * w + border(x as isize + j as isize - r, w, mode)])
-                .sum();
-        }
-    }
     let mut out = vec![0.0; h * w];
     for y in 0..h {
         for x in 0..w {
-            out[y * w + x] = k
-                .iter()
-                .enumerate()
-                .map(|(j, kv)| kv * tmp[border(y as isize + j as isize - r, h, mode) * w + x])
-                .sum();
+            let at = |j: usize| {
+                let off = j as isize - r;
+                if along_x {
+                    y * w + border(x as isize + off, w, mode)
+                } else {
+                    border(y as isize + off, h, mode) * w + x
+                }
+            };
+            out[y * w + x] = k.iter().enumerate().map(|(j, kv)| kv * src[at(j)]).sum();
         }
     }
     out

@@ -146,19 +146,29 @@ pub fn load_cifar_c(
             format!("{corruption:?} is not a corruption file name"),
         ));
     }
-    let img_path = dir.join(format!("{corruption}.npy"));
     let lab_path = dir.join("labels.npy");
-    let images = read_npy_u8(&img_path)?;
-    let labels = read_npy_u8(&lab_path)?;
-    let &[n, h, w, c] = images.shape.as_slice() else {
+    let (images, labels) =
+        read_images_and_labels(&dir.join(format!("{corruption}.npy")), &lab_path)?;
+    let class_names = checked_class_names(&labels.data, class_names, &lab_path)?;
+    Ok(split_severities(&images, &labels.data, &class_names))
+}
+
+/// The (N, H, W, C) images and their N labels, N a positive multiple of 5 (the severities).
+fn read_images_and_labels(
+    img_path: &Path,
+    lab_path: &Path,
+) -> Result<(NpyArray, NpyArray), CorruptionError> {
+    let images = read_npy_u8(img_path)?;
+    let labels = read_npy_u8(lab_path)?;
+    let &[n, _, _, _] = images.shape.as_slice() else {
         return Err(CorruptionError::npy(
-            &img_path,
+            img_path,
             format!("shape {:?} is not (N, H, W, C)", images.shape),
         ));
     };
     if labels.shape != [n] {
         return Err(CorruptionError::npy(
-            &lab_path,
+            lab_path,
             format!(
                 "shape {:?} does not match the {n} images of {}",
                 labels.shape,
@@ -168,12 +178,21 @@ pub fn load_cifar_c(
     }
     if n == 0 || n % 5 != 0 {
         return Err(CorruptionError::npy(
-            &img_path,
+            img_path,
             format!("{n} images cannot be split into 5 equal severities"),
         ));
     }
-    let max_label = labels.data.iter().copied().max().unwrap_or(0) as usize;
-    let class_names = class_names.unwrap_or_else(|| {
+    Ok((images, labels))
+}
+
+/// `given`, or the default names for these labels; every label must name a class.
+fn checked_class_names(
+    labels: &[u8],
+    given: Option<Vec<String>>,
+    lab_path: &Path,
+) -> Result<Vec<String>, CorruptionError> {
+    let max_label = labels.iter().copied().max().unwrap_or(0) as usize;
+    let class_names = given.unwrap_or_else(|| {
         if max_label < 10 {
             CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect()
         } else {
@@ -182,47 +201,59 @@ pub fn load_cifar_c(
                 .collect()
         }
     });
-    if let Some(i) = labels
-        .data
-        .iter()
-        .position(|&l| l as usize >= class_names.len())
-    {
+    if let Some(i) = labels.iter().position(|&l| l as usize >= class_names.len()) {
         return Err(CorruptionError::npy(
-            &lab_path,
+            lab_path,
             format!(
                 "row {i} has label {} but there are {} classes",
-                labels.data[i],
+                labels[i],
                 class_names.len()
             ),
         ));
     }
+    Ok(class_names)
+}
+
+/// Severity `k + 1` = rows `k*N/5 .. (k+1)*N/5`, each image NHWC to planar CHW.
+fn split_severities(
+    images: &NpyArray,
+    labels: &[u8],
+    class_names: &[String],
+) -> Vec<(u8, Dataset)> {
+    // (N, H, W, C), checked by `read_images_and_labels`.
+    let (n, h, w, c) = (
+        images.shape[0],
+        images.shape[1],
+        images.shape[2],
+        images.shape[3],
+    );
     let per = n / 5;
     let img_len = h * w * c;
-    let mut out = Vec::with_capacity(5);
-    for k in 0..5 {
-        let mut chw = vec![0u8; per * img_len];
-        for i in 0..per {
-            let src = &images.data[(k * per + i) * img_len..(k * per + i + 1) * img_len];
-            let dst = &mut chw[i * img_len..(i + 1) * img_len];
-            for (p, px) in src.chunks_exact(c).enumerate() {
-                for (ch, &v) in px.iter().enumerate() {
-                    dst[ch * h * w + p] = v;
+    (0..5)
+        .map(|k| {
+            let mut chw = vec![0u8; per * img_len];
+            let rows = &images.data[k * per * img_len..(k + 1) * per * img_len];
+            for (src, dst) in rows
+                .chunks_exact(img_len)
+                .zip(chw.chunks_exact_mut(img_len))
+            {
+                for (p, px) in src.chunks_exact(c).enumerate() {
+                    for (ch, &v) in px.iter().enumerate() {
+                        dst[ch * h * w + p] = v;
+                    }
                 }
             }
-        }
-        out.push((
-            k as u8 + 1,
-            Dataset {
+            let dataset = Dataset {
                 images: chw,
-                labels: labels.data[k * per..(k + 1) * per].to_vec(),
+                labels: labels[k * per..(k + 1) * per].to_vec(),
                 channels: c,
                 height: h,
                 width: w,
-                class_names: class_names.clone(),
-            },
-        ));
-    }
-    Ok(out)
+                class_names: class_names.to_vec(),
+            };
+            (k as u8 + 1, dataset)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -25,11 +25,11 @@ use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
 use super::kl::{per_sample_kl, trades_weights};
-use super::{train_pgd_config, Batch, Method, StepOutput};
+use super::{train_pgd_config, Batch, Method, StepOutput, StepResult};
 use crate::attacks::PgdConfig;
-use fairtat_core::config::RunSpec;
-use fairtat_core::fairness::ClassMetrics;
 use crate::models::Model;
+use fairtat_core::config::{MethodKind, RunSpec};
+use fairtat_core::fairness::ClassMetrics;
 use fairtat_core::util::Rng;
 
 /// Which iterate an early-stopped KL attack keeps for a sample that becomes misclassified.
@@ -150,8 +150,8 @@ impl Bat {
 }
 
 impl Method for Bat {
-    fn name(&self) -> &'static str {
-        "bat"
+    fn kind(&self) -> MethodKind {
+        MethodKind::Bat
     }
 
     fn begin_epoch(&mut self, _epoch: usize, _prev: Option<&ClassMetrics>) {
@@ -163,12 +163,7 @@ impl Method for Bat {
         &self.eps
     }
 
-    fn step(
-        &mut self,
-        model: &Model,
-        batch: &Batch,
-        _rng: &mut Rng,
-    ) -> Result<StepOutput, tch::TchError> {
+    fn step(&mut self, model: &Model, batch: &Batch, _rng: &mut Rng) -> StepResult {
         let eps = self.eps[0];
         let (x_lc, s_lc) =
             early_stopped_kl(model, &batch.x, &batch.y, eps, &self.cfg, KlStop::LastClean);

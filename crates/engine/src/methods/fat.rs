@@ -14,19 +14,17 @@
 //! FAIR-TAT's class-wise epsilon.
 //!
 //! The mean number of steps a sample was moved during the epoch is recorded as
-//! `fat_mean_steps` in [`Method::method_state`].
+//! `fat_mean_steps` in `method_state`.
 
 use std::collections::BTreeMap;
 
-use tch::{Kind, Tensor};
+use tch::{Kind, TchError, Tensor};
 
-use super::calibrated::Calibrated;
-use super::{sampler, train_pgd_config, Batch, Method, StepOutput};
-use crate::attacks::{per_sample_eps, PgdConfig};
-use fairtat_core::config::{MethodKind, RunSpec};
-use fairtat_core::fairness::ClassMetrics;
+use super::calibrated::{Calibrated, CalibratedBatch, CalibratedStep, WithCalibration};
+use super::{train_pgd_config, Method};
+use crate::attacks::{linf_bounds, start_delta, PgdConfig};
 use crate::models::Model;
-use fairtat_core::util::Rng;
+use fairtat_core::config::{MethodKind, RunSpec};
 
 /// Early-stopped adversarial examples and how many steps moved each sample.
 pub struct EarlyStop {
@@ -50,20 +48,10 @@ pub fn early_stopped_pgd(
 ) -> EarlyStop {
     let x = x.detach();
     let b = x.size().first().copied().unwrap_or(0);
+    // The start and bounds of `attacks::pgd`: same torch draw, same clipping.
     let (lo, hi, mut delta) = tch::no_grad(|| {
-        let eps4 = eps
-            .to_device(x.device())
-            .to_kind(x.kind())
-            .view([-1, 1, 1, 1]);
-        // Bounds of delta: the eps ball intersected with [-x, 1 - x], as in `attacks::pgd`.
-        let lo = x.neg().maximum(&eps4.neg());
-        let hi = (&x * -1.0 + 1.0).minimum(&eps4);
-        let delta = if cfg.random_start {
-            (x.rand_like() * 2.0 - 1.0) * &eps4
-        } else {
-            x.zeros_like()
-        }
-        .clamp_tensor(Some(&lo), Some(&hi));
+        let (lo, hi, eps4) = linf_bounds(&x, eps);
+        let delta = start_delta(&x, &eps4, &lo, &hi, cfg.random_start);
         (lo, hi, delta)
     });
     let opts = (Kind::Int64, x.device());
@@ -102,10 +90,7 @@ pub fn early_stopped_pgd(
 }
 
 pub struct Fat {
-    name: &'static str,
-    targeted: bool,
     tau: usize,
-    cal: Calibrated,
     cfg: PgdConfig,
     /// Steps taken this epoch, summed over samples, and the number of samples.
     steps_sum: f64,
@@ -113,75 +98,35 @@ pub struct Fat {
 }
 
 impl Fat {
-    /// `fat` or `fair-tat-fat` (any other kind builds plain FAT).
-    pub fn new(spec: &RunSpec) -> Self {
-        let fair = spec.method.name == MethodKind::FairTatFat;
-        Fat {
-            name: if fair { "fair-tat-fat" } else { "fat" },
-            targeted: fair,
+    /// `fat` or `fair-tat-fat`.
+    pub fn build(spec: &RunSpec) -> Box<dyn Method> {
+        let targeted = spec.method.name == MethodKind::FairTatFat;
+        let step = Fat {
             tau: spec.method.tau,
-            cal: Calibrated::new(spec),
             cfg: train_pgd_config(&spec.attack),
             steps_sum: 0.0,
             samples: 0,
-        }
+        };
+        WithCalibration::boxed(spec, targeted, step)
     }
 }
 
-impl Method for Fat {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn begin_epoch(&mut self, epoch: usize, prev: Option<&ClassMetrics>) {
-        self.cal.begin_epoch(epoch, prev);
+impl CalibratedStep for Fat {
+    fn begin_epoch(&mut self) {
         self.steps_sum = 0.0;
         self.samples = 0;
     }
 
-    fn class_eps(&self) -> &[f64] {
-        &self.cal.eps
-    }
-
-    fn target_probs(&self) -> Option<&[f64]> {
-        self.targeted.then_some(self.cal.probs.as_slice())
-    }
-
-    fn step(
-        &mut self,
-        model: &Model,
-        batch: &Batch,
-        rng: &mut Rng,
-    ) -> Result<StepOutput, tch::TchError> {
-        let eps = per_sample_eps(&self.cal.eps, &batch.y);
-        let targets = self
-            .targeted
-            .then(|| sampler::sample_targets(&batch.labels, &self.cal.probs, rng));
-        let t = match &targets {
-            Some(t) => Some(Tensor::f_from_slice(t)?.f_to_device(batch.y.device())?),
-            None => None,
-        };
-        let es = early_stopped_pgd(
-            model,
-            &batch.x,
-            &batch.y,
-            &eps,
-            t.as_ref(),
-            self.tau,
-            &self.cfg,
-        );
+    fn step(&mut self, model: &Model, b: &CalibratedBatch) -> Result<(Tensor, Tensor), TchError> {
+        let (batch, tau) = (b.batch, self.tau);
+        let es = early_stopped_pgd(model, &batch.x, &batch.y, &b.eps, b.targets, tau, &self.cfg);
         self.steps_sum += es.steps_taken.iter().sum::<i64>() as f64;
         self.samples += es.steps_taken.len();
         let logits = model.forward_t(&es.x_adv, true);
-        let loss = logits.cross_entropy_for_logits(&batch.y);
-        Ok(StepOutput {
-            loss,
-            logits,
-            targets,
-        })
+        Ok((logits.cross_entropy_for_logits(&batch.y), logits))
     }
 
-    fn method_state(&self) -> BTreeMap<String, Vec<f64>> {
+    fn method_state(&self, _cal: &Calibrated) -> BTreeMap<String, Vec<f64>> {
         let mut m = BTreeMap::new();
         if self.samples > 0 {
             m.insert(

@@ -19,12 +19,12 @@ use tch::{Device, Kind, Tensor};
 
 use super::frl_rule::{class_weights, eps_multipliers, FrlRule, Multipliers};
 use super::kl::{kl_attack, per_sample_ce, per_sample_kl};
-use super::{train_pgd_config, Batch, EpochCtx, Method, StepOutput};
+use super::{train_pgd_config, Batch, EpochCtx, Method, StepOutput, StepResult};
 use crate::attacks::{per_sample_eps, pgd, PgdConfig};
-use fairtat_core::config::{MethodKind, RunSpec};
 use crate::data::{batch_indices, make_batch, Dataset};
-use fairtat_core::fairness::{ClassMetrics, ConfusionMatrix};
 use crate::models::Model;
+use fairtat_core::config::{MethodKind, RunSpec};
+use fairtat_core::fairness::{ClassMetrics, ConfusionMatrix};
 use fairtat_core::util::Rng;
 
 /// Class clean errors and boundary errors (clean minus robust accuracy) of `model` on `ds`,
@@ -62,7 +62,7 @@ pub fn clean_and_boundary_errors(
 }
 
 pub struct Frl {
-    name: &'static str,
+    kind: MethodKind,
     rule: FrlRule,
     cfg: PgdConfig,
     val_cfg: PgdConfig,
@@ -81,7 +81,7 @@ impl Frl {
         let remargin = o.name == MethodKind::FrlRwrm;
         let k = spec.num_classes();
         Frl {
-            name: if remargin { "frl-rwrm" } else { "frl-rw" },
+            kind: o.name,
             rule: FrlRule {
                 bound0: o.frl_bound0,
                 bound1: o.frl_bound1,
@@ -114,8 +114,8 @@ impl Frl {
 }
 
 impl Method for Frl {
-    fn name(&self) -> &'static str {
-        self.name
+    fn kind(&self) -> MethodKind {
+        self.kind
     }
 
     fn prepare_epoch(&mut self, ctx: &EpochCtx) -> Result<(), tch::TchError> {
@@ -134,18 +134,11 @@ impl Method for Frl {
         Ok(())
     }
 
-    fn begin_epoch(&mut self, _epoch: usize, _prev: Option<&ClassMetrics>) {}
-
     fn class_eps(&self) -> &[f64] {
         &self.eps
     }
 
-    fn step(
-        &mut self,
-        model: &Model,
-        batch: &Batch,
-        _rng: &mut Rng,
-    ) -> Result<StepOutput, tch::TchError> {
+    fn step(&mut self, model: &Model, batch: &Batch, _rng: &mut Rng) -> StepResult {
         let eps = per_sample_eps(&self.eps, &batch.y);
         let alpha = if self.rule.remargin {
             eps.max().double_value(&[]) / 4.0

@@ -27,9 +27,44 @@ pub fn trades_weights(beta: f64, normalize: bool) -> (f64, f64) {
     }
 }
 
+/// The logits a TRADES loss reads: natural (CE term), the KL's target `f(x)` (the natural
+/// forward itself, or a natural forward of its own as TRADES' and CFA's code do) and
+/// adversarial. All keep their graphs, as in the reference, where the KL's target
+/// `softmax(f(x))` is not detached.
+pub struct TradesLogits<'a> {
+    pub nat: &'a Tensor,
+    pub target: &'a Tensor,
+    pub adv: &'a Tensor,
+}
+
+impl<'a> TradesLogits<'a> {
+    /// The clean forward itself as the KL's target.
+    pub fn plain(nat: &'a Tensor, adv: &'a Tensor) -> Self {
+        TradesLogits {
+            nat,
+            target: nat,
+            adv,
+        }
+    }
+
+    /// `w_ce CE(f(x), y) + w_kl mean_i KL(f(x'_i) || target_i)` with the batch-mean CE.
+    pub fn loss(&self, y: &Tensor, (w_ce, w_kl): (f64, f64)) -> Tensor {
+        let ce = self.nat.cross_entropy_for_logits(y);
+        let kl = per_sample_kl(self.target, self.adv).mean(Kind::Float);
+        ce * w_ce + kl * w_kl
+    }
+
+    /// Per-sample term weights `w_ce`, `w_kl` [B] (CFA's CCR, `attack.py` `cw_trades_loss`):
+    /// `mean_i [w_ce_i CE(f(x_i), y_i) + w_kl_i KL(f(x'_i) || target_i)]`.
+    pub fn weighted_loss(&self, y: &Tensor, w_ce: &Tensor, w_kl: &Tensor) -> Tensor {
+        let ce = per_sample_ce(self.nat, y);
+        let kl = per_sample_kl(self.target, self.adv);
+        (ce * w_ce + kl * w_kl).mean(Kind::Float)
+    }
+}
+
 /// TRADES loss `mean_i [w_ce CE(f(x_i), y_i) + w_kl KL(f(x'_i) || f(x_i))]` from the clean and
-/// adversarial logits (both keep their graphs, as in the reference, where the KL's target
-/// `softmax(f(x))` is not detached).
+/// adversarial logits, the KL's target being the clean forward itself.
 pub fn trades_loss(
     logits_nat: &Tensor,
     logits_adv: &Tensor,
@@ -37,14 +72,10 @@ pub fn trades_loss(
     beta: f64,
     normalize: bool,
 ) -> Tensor {
-    let (w_ce, w_kl) = trades_weights(beta, normalize);
-    let ce = logits_nat.cross_entropy_for_logits(y);
-    let kl = per_sample_kl(logits_nat, logits_adv).mean(Kind::Float);
-    ce * w_ce + kl * w_kl
+    TradesLogits::plain(logits_nat, logits_adv).loss(y, trades_weights(beta, normalize))
 }
 
-/// TRADES loss with per-sample term weights (CFA's CCR, `attack.py` `cw_trades_loss`):
-/// `mean_i [w_ce_i CE(f(x_i), y_i) + w_kl_i KL(f(x'_i) || f(x_i))]`, `w_ce`, `w_kl` of shape [B].
+/// [`TradesLogits::weighted_loss`] with the clean forward as the KL's target.
 pub fn weighted_trades_loss(
     logits_nat: &Tensor,
     logits_adv: &Tensor,
@@ -52,9 +83,7 @@ pub fn weighted_trades_loss(
     w_ce: &Tensor,
     w_kl: &Tensor,
 ) -> Tensor {
-    let ce = per_sample_ce(logits_nat, y);
-    let kl = per_sample_kl(logits_nat, logits_adv);
-    (ce * w_ce + kl * w_kl).mean(Kind::Float)
+    TradesLogits::plain(logits_nat, logits_adv).weighted_loss(y, w_ce, w_kl)
 }
 
 /// Per-sample cross-entropy, [B].

@@ -17,20 +17,18 @@
 //! same with CCR on by default.
 //!
 //! With CCR on, the per-class KL weight in force is recorded as `class_beta` in
-//! [`Method::method_state`] (CFA's beta_k when normalised).
+//! `method_state` (CFA's beta_k when normalised).
 
 use std::collections::BTreeMap;
 
-use tch::Tensor;
+use tch::{TchError, Tensor};
 
-use super::calibrated::Calibrated;
-use super::kl::{kl_attack, per_sample_ce, per_sample_kl, trades_weights};
-use super::{sampler, train_pgd_config, Batch, Method, StepOutput};
-use crate::attacks::{per_sample_eps, pgd, PgdConfig};
-use fairtat_core::config::{MethodKind, RunSpec};
-use fairtat_core::fairness::ClassMetrics;
+use super::calibrated::{Calibrated, CalibratedBatch, CalibratedStep, WithCalibration};
+use super::kl::{kl_attack, trades_weights, TradesLogits};
+use super::{train_pgd_config, Method};
+use crate::attacks::{pgd, PgdConfig};
 use crate::models::Model;
-use fairtat_core::util::Rng;
+use fairtat_core::config::{MethodKind, RunSpec};
 
 /// The TRADES adversarial example: targeted PGD toward `targets` when given, otherwise the KL
 /// attack; per-sample radius `eps` [B], step, steps and BN mode from `cfg` (the KL attack
@@ -68,79 +66,27 @@ pub fn class_trades_weights(
     Ok((pick(&ce)?, pick(&kl)?))
 }
 
-/// CCR's per-sample weighted TRADES loss (CFA `cw_trades_loss`) with the KL target taken from
-/// its own natural forward `target_nat`: `mean_i [w_ce_i CE(nat_i, y_i) + w_kl_i KL(adv_i ||
-/// target_i)]`.
-fn weighted_trades_loss_with_target(
-    logits_nat: &Tensor,
-    target_nat: &Tensor,
-    logits_adv: &Tensor,
-    y: &Tensor,
-    w_ce: &Tensor,
-    w_kl: &Tensor,
-) -> Tensor {
-    let ce = per_sample_ce(logits_nat, y);
-    let kl = per_sample_kl(target_nat, logits_adv);
-    (ce * w_ce + kl * w_kl).mean(tch::Kind::Float)
-}
-
 pub struct Trades {
-    name: &'static str,
-    targeted: bool,
-    cal: Calibrated,
     cfg: PgdConfig,
 }
 
 impl Trades {
-    /// `trades`, `fair-tat-trades`, `cfa` or `fair-tat-cfa` (any other kind builds plain TRADES).
-    pub fn new(spec: &RunSpec) -> Self {
-        let kind = spec.method.name;
-        let name = match kind {
-            MethodKind::FairTatTrades | MethodKind::Cfa | MethodKind::FairTatCfa => kind.as_str(),
-            _ => "trades",
-        };
-        let fair = matches!(kind, MethodKind::FairTatTrades | MethodKind::FairTatCfa);
-        Trades {
-            name,
-            targeted: fair && spec.method.trades_targeted,
-            cal: Calibrated::new(spec),
-            cfg: train_pgd_config(&spec.attack),
-        }
+    /// `trades`, `fair-tat-trades`, `cfa` or `fair-tat-cfa`.
+    pub fn build(spec: &RunSpec) -> Box<dyn Method> {
+        let fair = matches!(
+            spec.method.name,
+            MethodKind::FairTatTrades | MethodKind::FairTatCfa
+        );
+        let targeted = fair && spec.method.trades_targeted;
+        let cfg = train_pgd_config(&spec.attack);
+        WithCalibration::boxed(spec, targeted, Trades { cfg })
     }
 }
 
-impl Method for Trades {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn begin_epoch(&mut self, epoch: usize, prev: Option<&ClassMetrics>) {
-        self.cal.begin_epoch(epoch, prev);
-    }
-
-    fn class_eps(&self) -> &[f64] {
-        &self.cal.eps
-    }
-
-    fn target_probs(&self) -> Option<&[f64]> {
-        self.targeted.then_some(self.cal.probs.as_slice())
-    }
-
-    fn step(
-        &mut self,
-        model: &Model,
-        batch: &Batch,
-        rng: &mut Rng,
-    ) -> Result<StepOutput, tch::TchError> {
-        let eps = per_sample_eps(&self.cal.eps, &batch.y);
-        let targets = self
-            .targeted
-            .then(|| sampler::sample_targets(&batch.labels, &self.cal.probs, rng));
-        let t = match &targets {
-            Some(t) => Some(Tensor::f_from_slice(t)?.f_to_device(batch.y.device())?),
-            None => None,
-        };
-        let x_adv = trades_adversarial(model, &batch.x, &batch.y, &eps, t.as_ref(), &self.cfg);
+impl CalibratedStep for Trades {
+    fn step(&mut self, model: &Model, b: &CalibratedBatch) -> Result<(Tensor, Tensor), TchError> {
+        let (batch, cal) = (b.batch, b.cal);
+        let x_adv = trades_adversarial(model, &batch.x, &batch.y, &b.eps, b.targets, &self.cfg);
         // Train-mode forwards in the references' order, natural, adversarial, natural: the KL
         // target `softmax(model(x_natural))` is a forward of its own (yaodongyu/TRADES
         // `trades.py`, PKU-ML/CFA `attack.py`). Its logits equal the first (batch statistics,
@@ -148,36 +94,26 @@ impl Method for Trades {
         let logits_nat = model.forward_t(&batch.x, true);
         let logits_adv = model.forward_t(&x_adv, true);
         let target_nat = model.forward_t(&batch.x, true);
-        let o = self.cal.opts();
-        let loss = if o.ccr {
-            let (w_ce, w_kl) = class_trades_weights(&self.cal.beta, o.trades_normalize, &batch.y)?;
-            weighted_trades_loss_with_target(
-                &logits_nat,
-                &target_nat,
-                &logits_adv,
-                &batch.y,
-                &w_ce,
-                &w_kl,
-            )
-        } else {
-            let (w_ce, w_kl) = trades_weights(o.beta, o.trades_normalize);
-            let ce = logits_nat.cross_entropy_for_logits(&batch.y);
-            let kl = per_sample_kl(&target_nat, &logits_adv).mean(tch::Kind::Float);
-            ce * w_ce + kl * w_kl
+        let l = TradesLogits {
+            nat: &logits_nat,
+            target: &target_nat,
+            adv: &logits_adv,
         };
-        Ok(StepOutput {
-            loss,
-            logits: logits_adv,
-            targets,
-        })
+        let o = cal.opts();
+        let loss = if o.ccr {
+            let (w_ce, w_kl) = class_trades_weights(&cal.beta, o.trades_normalize, &batch.y)?;
+            l.weighted_loss(&batch.y, &w_ce, &w_kl)
+        } else {
+            l.loss(&batch.y, trades_weights(o.beta, o.trades_normalize))
+        };
+        Ok((loss, logits_adv))
     }
 
-    fn method_state(&self) -> BTreeMap<String, Vec<f64>> {
+    fn method_state(&self, cal: &Calibrated) -> BTreeMap<String, Vec<f64>> {
         let mut m = BTreeMap::new();
-        let o = self.cal.opts();
+        let o = cal.opts();
         if o.ccr {
-            let kl_weights = self
-                .cal
+            let kl_weights = cal
                 .beta
                 .iter()
                 .map(|b| trades_weights(*b, o.trades_normalize).1)

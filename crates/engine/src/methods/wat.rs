@@ -20,12 +20,11 @@ use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
 use super::kl::{kl_attack, per_sample_ce, per_sample_kl, trades_weights, weighted_trades_loss};
-use super::{train_pgd_config, Batch, EpochCtx, Method, StepOutput};
+use super::{train_pgd_config, Batch, EpochCtx, Method, StepOutput, StepResult};
 use crate::attacks::PgdConfig;
-use fairtat_core::config::RunSpec;
 use crate::data::{batch_indices, make_batch, Dataset};
-use fairtat_core::fairness::ClassMetrics;
 use crate::models::Model;
+use fairtat_core::config::{MethodKind, RunSpec};
 use fairtat_core::util::Rng;
 
 /// Hedge weights over K+1 experts from the cost sums: `K softmax(eta * sums)`.
@@ -120,8 +119,8 @@ impl Wat {
 }
 
 impl Method for Wat {
-    fn name(&self) -> &'static str {
-        "wat"
+    fn kind(&self) -> MethodKind {
+        MethodKind::Wat
     }
 
     fn prepare_epoch(&mut self, ctx: &EpochCtx) -> Result<(), tch::TchError> {
@@ -147,18 +146,11 @@ impl Method for Wat {
         Ok(())
     }
 
-    fn begin_epoch(&mut self, _epoch: usize, _prev: Option<&ClassMetrics>) {}
-
     fn class_eps(&self) -> &[f64] {
         &self.eps
     }
 
-    fn step(
-        &mut self,
-        model: &Model,
-        batch: &Batch,
-        _rng: &mut Rng,
-    ) -> Result<StepOutput, tch::TchError> {
+    fn step(&mut self, model: &Model, batch: &Batch, _rng: &mut Rng) -> StepResult {
         let device = batch.y.device();
         let e = Tensor::full(
             [batch.labels.len() as i64],

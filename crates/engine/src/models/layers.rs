@@ -4,9 +4,12 @@
 //! ReLU gain (bound sqrt(6/fan_in), PyTorch uses a=sqrt(5), i.e. bound 1/sqrt(fan_in)), conv
 //! biases start at 0 (PyTorch: uniform(+-1/sqrt(fan_in))) and BatchNorm weights are uniform(0,1)
 //! (PyTorch: 1). Training curves are only comparable with the PyTorch reference if the
-//! initialisation matches, so every model builds its layers through these helpers.
+//! initialisation matches, so every model builds its layers through these helpers. Also the
+//! pre-activation block both ResNets share ([`PreActBlock`]).
 
 use tch::nn::{self, init::FanInOut, init::NonLinearity, init::NormalOrUniform, Init};
+use tch::nn::{Module, ModuleT};
+use tch::Tensor;
 
 /// `kaiming_uniform_(w, a=sqrt(5))`: gain sqrt(2/(1+5)) = 1/sqrt(3), bound = sqrt(3)*gain/sqrt(fan_in).
 const TORCH_WEIGHT_INIT: Init = Init::Kaiming {
@@ -65,4 +68,51 @@ pub(crate) fn batch_norm2d(p: nn::Path, c: i64) -> nn::BatchNorm {
         ..Default::default()
     };
     nn::batch_norm2d(p, c, cfg)
+}
+
+/// The pre-activation basic block of PreAct ResNet and Wide ResNet: BN-ReLU-conv3x3(stride)-
+/// BN-ReLU-conv3x3, plus the input (identity) or a 1x1 projection of the activated input when
+/// the shape changes.
+#[derive(Debug)]
+pub(crate) struct PreActBlock {
+    bn1: nn::BatchNorm,
+    conv1: nn::Conv2D,
+    bn2: nn::BatchNorm,
+    conv2: nn::Conv2D,
+    shortcut: Option<nn::Conv2D>,
+}
+
+impl PreActBlock {
+    /// The block under `p` (`bn1`, `conv1`, `bn2`, `conv2`); `shortcut` builds the projection,
+    /// if any, after them. The models name the projection differently, and the order in which
+    /// convolutions are created decides which random draws initialise which weight, so each
+    /// model keeps PyTorch's order (PreAct ResNet builds its projection before the block).
+    pub fn new(
+        p: &nn::Path,
+        c_in: i64,
+        c_out: i64,
+        stride: i64,
+        shortcut: impl FnOnce() -> Option<nn::Conv2D>,
+    ) -> Self {
+        PreActBlock {
+            bn1: batch_norm2d(p / "bn1", c_in),
+            conv1: conv2d(p / "conv1", c_in, c_out, 3, stride, 1, false),
+            bn2: batch_norm2d(p / "bn2", c_out),
+            conv2: conv2d(p / "conv2", c_out, c_out, 3, 1, 1, false),
+            shortcut: shortcut(),
+        }
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        // In-place ReLU on a fresh BN output is safe for autograd (BN's backward does not need
+        // its output) and saves one activation-sized allocation per block.
+        let a = self.bn1.forward_t(x, train).relu_();
+        let h = self.conv1.forward(&a);
+        let h = self.conv2.forward(&self.bn2.forward_t(&h, train).relu_());
+        match &self.shortcut {
+            Some(sc) => h + sc.forward(&a),
+            // Identity on the un-activated input, as in the references.
+            None => h + x,
+        }
+    }
 }

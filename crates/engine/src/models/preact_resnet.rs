@@ -4,44 +4,14 @@
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
-use super::layers::{batch_norm2d, conv2d, linear};
+use super::layers::{batch_norm2d, conv2d, linear, PreActBlock};
 
-#[derive(Debug)]
-struct PreActBlock {
-    bn1: nn::BatchNorm,
-    conv1: nn::Conv2D,
-    bn2: nn::BatchNorm,
-    conv2: nn::Conv2D,
-    /// 1x1 projection of the activated input when the shape changes (`shortcut.0` in PyTorch,
-    /// a one-element `nn.Sequential`).
-    shortcut: Option<nn::Conv2D>,
-}
-
-impl PreActBlock {
-    fn new(p: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> Self {
-        let shortcut = (stride != 1 || c_in != c_out)
-            .then(|| conv2d(p / "shortcut" / "0", c_in, c_out, 1, stride, 0, false));
-        PreActBlock {
-            bn1: batch_norm2d(p / "bn1", c_in),
-            conv1: conv2d(p / "conv1", c_in, c_out, 3, stride, 1, false),
-            bn2: batch_norm2d(p / "bn2", c_out),
-            conv2: conv2d(p / "conv2", c_out, c_out, 3, 1, 1, false),
-            shortcut,
-        }
-    }
-
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        // In-place ReLU on a fresh BN output is safe for autograd (BN's backward does not need
-        // its output) and saves one activation-sized allocation per block.
-        let a = self.bn1.forward_t(x, train).relu_();
-        let h = self.conv1.forward(&a);
-        let h = self.conv2.forward(&self.bn2.forward_t(&h, train).relu_());
-        match &self.shortcut {
-            Some(sc) => h + sc.forward(&a),
-            // Identity on the un-activated input, as in the reference.
-            None => h + x,
-        }
-    }
+/// One block; the 1x1 projection of the activated input when the shape changes is
+/// `shortcut.0` in PyTorch (a one-element `nn.Sequential`) and is created first.
+fn block(p: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> PreActBlock {
+    let shortcut = (stride != 1 || c_in != c_out)
+        .then(|| conv2d(p / "shortcut" / "0", c_in, c_out, 1, stride, 0, false));
+    PreActBlock::new(p, c_in, c_out, stride, || shortcut)
 }
 
 #[derive(Debug)]
@@ -61,8 +31,8 @@ impl PreActResNet18 {
             .enumerate()
         {
             let layer = p / format!("layer{}", i + 1);
-            blocks.push(PreActBlock::new(&(&layer / "0"), c_in, planes, stride));
-            blocks.push(PreActBlock::new(&(&layer / "1"), planes, planes, 1));
+            blocks.push(block(&(&layer / "0"), c_in, planes, stride));
+            blocks.push(block(&(&layer / "1"), planes, planes, 1));
             c_in = planes;
         }
         PreActResNet18 {

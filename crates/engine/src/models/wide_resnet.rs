@@ -4,45 +4,21 @@
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
-use super::layers::{batch_norm2d, conv2d, linear};
+use super::layers::{batch_norm2d, conv2d, linear, PreActBlock};
 
-#[derive(Debug)]
-struct WideBasic {
-    bn1: nn::BatchNorm,
-    conv1: nn::Conv2D,
-    bn2: nn::BatchNorm,
-    conv2: nn::Conv2D,
-    /// Plain 1x1 conv (not a Sequential, unlike PreAct's) when the shape changes.
-    shortcut: Option<nn::Conv2D>,
-}
-
-impl WideBasic {
-    fn new(p: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> Self {
-        let equal = c_in == c_out && stride == 1;
-        WideBasic {
-            bn1: batch_norm2d(p / "bn1", c_in),
-            conv1: conv2d(p / "conv1", c_in, c_out, 3, stride, 1, false),
-            bn2: batch_norm2d(p / "bn2", c_out),
-            conv2: conv2d(p / "conv2", c_out, c_out, 3, 1, 1, false),
-            shortcut: (!equal).then(|| conv2d(p / "shortcut", c_in, c_out, 1, stride, 0, false)),
-        }
-    }
-
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let o = self.bn1.forward_t(x, train).relu_();
-        let y = self.conv1.forward(&o);
-        let y = self.conv2.forward(&self.bn2.forward_t(&y, train).relu_());
-        match &self.shortcut {
-            Some(sc) => y + sc.forward(&o),
-            None => y + x,
-        }
-    }
+/// One block; the 1x1 projection when the shape changes is a plain conv `shortcut` (not a
+/// Sequential, unlike PreAct's), created after the block's other layers.
+fn block(p: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> PreActBlock {
+    let equal = c_in == c_out && stride == 1;
+    PreActBlock::new(p, c_in, c_out, stride, || {
+        (!equal).then(|| conv2d(p / "shortcut", c_in, c_out, 1, stride, 0, false))
+    })
 }
 
 #[derive(Debug)]
 pub(crate) struct WideResNet {
     conv1: nn::Conv2D,
-    blocks: Vec<WideBasic>,
+    blocks: Vec<PreActBlock>,
     bn: nn::BatchNorm,
     fc: nn::Linear,
 }
@@ -67,7 +43,7 @@ impl WideResNet {
             let group = p / format!("block{}", g + 1);
             for j in 0..n {
                 let (cin, s) = if j == 0 { (c_in, stride) } else { (planes, 1) };
-                blocks.push(WideBasic::new(&(&group / j.to_string()), cin, planes, s));
+                blocks.push(block(&(&group / j.to_string()), cin, planes, s));
             }
             c_in = planes;
         }
