@@ -4,7 +4,6 @@
 //! Never touches tensors: no tch, no models/attacks/train/methods/data here.
 
 pub mod admission;
-pub mod auth;
 pub mod error;
 pub mod evals;
 pub mod follower;
@@ -85,7 +84,7 @@ pub fn check_bind(addr: &SocketAddr, token: Option<&str>) -> anyhow::Result<()> 
              --token-file FILE (or bind to 127.0.0.1)"
         );
     }
-    auth::check_token_strength(addr.ip().is_loopback(), token)
+    http::check_token_strength(addr.ip().is_loopback(), token)
 }
 
 /// The token of `fairtat serve`: `--token-file FILE` (first line, trimmed), else the

@@ -32,7 +32,8 @@ use serde::de::DeserializeOwned;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use super::auth;
+mod auth;
+pub use auth::check_token_strength;
 use super::error::ApiError;
 use super::guard::{self, BODY_LIMIT};
 use super::state::AppState;

@@ -16,9 +16,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
-use super::guard::BODY_LIMIT;
-use super::state::AppState;
+use crate::error::ApiError;
+use crate::guard::BODY_LIMIT;
+use crate::state::AppState;
 
 /// Shortest token accepted off loopback.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -145,7 +145,7 @@ fn login_page(status: StatusCode, error: &str) -> Response {
     } else {
         format!(
             "<p class=\"error\" id=\"login-error\">{}</p>",
-            crate::http::rejections::escape(error)
+            super::rejections::escape(error)
         )
     };
     let page = format!(
