@@ -173,14 +173,46 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The code of a file without its comments (docs may name any module) and without what follows
-/// `#[cfg(test)]` (unit tests may import what they test from anywhere).
+/// The code of a file without its comments (docs may name any module), without what follows
+/// `#[cfg(test)]` (unit tests may import what they test from anywhere) and without the bodies of
+/// `macro_rules!` definitions (their paths are resolved where the macro is invoked, as
+/// `cargo modules` sees them too).
 fn non_test(text: &str) -> String {
     let code = text.split("#[cfg(test)]").next().unwrap();
-    code.lines()
+    let code: String = code
+        .lines()
         .map(|l| l.split("//").next().unwrap())
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    let mut out = String::new();
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("macro_rules!") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        let open = after.find('{').unwrap_or(after.len());
+        let mut depth = 0;
+        let mut end = after.len();
+        for (j, c) in after[open..].char_indices() {
+            depth += match c {
+                '{' => 1,
+                '}' => -1,
+                _ => 0,
+            };
+            if depth == 0 {
+                end = open + j + 1;
+                break;
+            }
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Unit-test modules kept in files of their own (`tests.rs`, `*_tests.rs`).
+fn is_test_file(f: &Path) -> bool {
+    let stem = f.file_stem().unwrap().to_string_lossy();
+    stem == "tests" || stem.ends_with("_tests")
 }
 
 /// The module paths a `use`-tree names, read from just after a `crate::` / `super::` prefix:
@@ -265,6 +297,7 @@ fn references(module: &[String], text: &str) -> Vec<Vec<String>> {
 fn sibling_edges(src: &Path) -> BTreeSet<(Vec<String>, Vec<String>)> {
     let mut files = Vec::new();
     rust_files(src, &mut files);
+    files.retain(|f| !is_test_file(f));
     let modules: BTreeSet<Vec<String>> = files.iter().map(|f| module_of(src, f)).collect();
     let mut edges = BTreeSet::new();
     for f in &files {
