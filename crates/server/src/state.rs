@@ -1,6 +1,8 @@
-//! Shared server state: the runs folder, the SQLite index, the event hub, the job executor and
-//! the shutdown token every long-lived task and SSE stream watches (plus the web settings).
-//! Starting, following and adopting processes is `supervisor`'s work.
+//! Shared server state: the runs folder, the SQLite index, the event hub, the job executor (its
+//! queue and the [`Backend`] that runs its jobs) and the shutdown token every long-lived task and
+//! SSE stream watches (plus the web settings). Starting, following and adopting processes is
+//! `supervisor`'s work; its backends implement [`Backend`], declared here so that the state
+//! names them without importing the supervisor.
 
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -9,13 +11,15 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::error::ApiError;
 use super::hub::Hub;
 use super::index::{Index, INDEX_FILE};
-use super::jobs::scheduler::Scheduler;
-use super::jobs::Executor;
-use super::{scan, ServeOptions};
+use super::jobs::scheduler::ScheduledView;
+use super::jobs::{Executor, Job, JobError, JobKind, Slot};
+use super::scan::{self, Loaded};
+use super::ServeOptions;
 use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::{RunDir, RunStatus};
+use fairtat_core::runs::{RunDir, RunId, RunStatus};
 
 /// Cheap to clone; every handler gets one.
 #[derive(Clone)]
@@ -37,8 +41,8 @@ pub struct Inner {
     pub hub: Hub,
     pub store: super::store::MetricsStore,
     pub jobs: Executor,
-    /// The Slurm jobs of `--executor slurm` (None: jobs are child processes of this server).
-    pub scheduler: Option<Arc<Scheduler>>,
+    /// Where the executor's jobs run: child processes of this server, or Slurm jobs.
+    pub backend: Arc<dyn Backend>,
     /// Fires on Ctrl-C / SIGTERM: followers stop, SSE streams end, the server drains.
     pub shutdown: CancellationToken,
 }
@@ -54,16 +58,19 @@ impl Deref for AppState {
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 impl AppState {
-    /// Open the index and set up an idle executor; `supervisor::start` rebuilds the index from
-    /// the run directories and adopts what is running.
-    pub fn new(opts: &ServeOptions) -> anyhow::Result<AppState> {
+    /// Open the index (blocking) around an idle executor; `supervisor::start` picks the
+    /// backend, rebuilds the index from the run directories and adopts what is running.
+    pub fn new(
+        opts: &ServeOptions,
+        jobs: Executor,
+        backend: Arc<dyn Backend>,
+    ) -> anyhow::Result<AppState> {
         std::fs::create_dir_all(&opts.runs_dir)?;
         let index = Index::open(&opts.runs_dir.join(INDEX_FILE))?;
         let trainer = match &opts.trainer {
             Some(p) => p.clone(),
             None => std::env::current_exe()?,
         };
-        let gpus = super::process::detect_gpus();
         Ok(AppState {
             inner: Arc::new(Inner {
                 runs_dir: opts.runs_dir.clone(),
@@ -75,11 +82,8 @@ impl AppState {
                 index,
                 hub: Hub::default(),
                 store: Default::default(),
-                jobs: match opts.slurm {
-                    Some(_) => Executor::scheduled(),
-                    None => Executor::new(gpus, opts.max_cpu_runs.max(1)),
-                },
-                scheduler: opts.slurm.clone().map(|o| Arc::new(Scheduler::new(o))),
+                jobs,
+                backend,
                 shutdown: CancellationToken::new(),
             }),
         })
@@ -95,7 +99,21 @@ impl AppState {
         self.shutdown.cancel();
     }
 
-    /// Reload one run from disk into the index and tell subscribers.
+    /// Run blocking work (files, processes, SQLite) on a blocking thread with a handle on the
+    /// state, so the async runtime never waits for it; a panic there resumes here.
+    pub async fn blocking<T, F>(&self, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(&AppState) -> T + Send + 'static,
+    {
+        let st = self.clone();
+        match tokio::task::spawn_blocking(move || f(&st)).await {
+            Ok(v) => v,
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        }
+    }
+
+    /// Reload one run from disk into the index and tell subscribers. Blocking.
     pub fn refresh(&self, id: &str) -> Option<RunSummary> {
         let mut loaded = scan::load(&self.run_dir(id));
         let running = id
@@ -116,5 +134,46 @@ impl AppState {
         id.parse()
             .ok()
             .is_some_and(|run| self.jobs.lock().active(&run))
+    }
+}
+
+/// Where jobs run: child processes of this server (`supervisor::local`) or a scheduler's jobs
+/// (`supervisor::slurm`). One pump (`supervisor::pump`) takes jobs off the queue and hands them
+/// here. Methods that take the state may block (files, processes, SQLite, Slurm commands):
+/// call them from a blocking thread, never under the executor's lock.
+pub trait Backend: Send + Sync {
+    /// `local` or `slurm`, as `/api/scheduler` says.
+    fn name(&self) -> &'static str;
+
+    /// Start the jobs that just left the queue (each with the slot it took) and follow each
+    /// to its end; a job that cannot start fails with the reason and frees its slot.
+    fn start(&self, st: &AppState, jobs: Vec<(Job, Slot)>);
+
+    /// Stop `run`'s running job of `kind` (training: `Train` or `Resume`; or one evaluation).
+    /// The job's watcher records the end; the error says why nothing could be stopped.
+    fn cancel(&self, st: &AppState, run: &RunId, kind: &JobKind) -> Result<(), JobError>;
+
+    /// At start-up: follow the jobs a previous server left running and re-queue the rest.
+    fn restore(&self, st: &AppState, loaded: Vec<Loaded>);
+
+    /// Whether a job may ask for `device` (`auto`, `cpu`, `cuda:N`, syntax already checked).
+    fn check_device(&self, device: &str) -> Result<(), ApiError>;
+
+    /// Whether a run's dataset must be on this machine (a scheduler's nodes have their own).
+    fn data_here(&self) -> bool;
+
+    /// Before creating runs: whether a job (`gpu`: with the GPU options) would be accepted.
+    fn preflight(&self, _gpu: bool) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// What the scheduler last said of `run`'s job (none for local jobs).
+    fn view(&self, _run: &RunId) -> Option<ScheduledView> {
+        None
+    }
+
+    /// Every job the scheduler holds, by run.
+    fn views(&self) -> Vec<ScheduledView> {
+        Vec::new()
     }
 }

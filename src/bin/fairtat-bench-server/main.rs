@@ -276,7 +276,7 @@ async fn one_training(
         }
         if t0.elapsed() > Duration::from_secs(240) {
             if let Ok(run) = id.parse() {
-                fairtat::server::supervisor::cancel_run(st, &run).ok();
+                fairtat::server::supervisor::cancel_run(st, &run).await.ok();
             }
             bail!("training run {id} did not finish within 240 s");
         }

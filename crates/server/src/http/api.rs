@@ -93,10 +93,7 @@ async fn jobs(State(st): State<AppState>) -> Json<Vec<crate::jobs::JobView>> {
 
 /// The executor and, under Slurm, every job it follows with the scheduler's last word on it.
 async fn scheduler(State(st): State<AppState>) -> Json<Value> {
-    match &st.scheduler {
-        Some(s) => Json(json!({ "executor": "slurm", "jobs": s.views() })),
-        None => Json(json!({ "executor": "local", "jobs": [] })),
-    }
+    Json(json!({ "executor": st.backend.name(), "jobs": st.backend.views() }))
 }
 
 async fn get_run(
@@ -111,10 +108,11 @@ async fn get_run(
     let spec = tokio::task::spawn_blocking(move || scan::read_spec(&dir))
         .await
         .map_err(ApiError::internal)?;
-    let slurm_job = st
-        .scheduler
-        .as_ref()
-        .and_then(|s| s.view(&summary.id.parse().ok()?));
+    let slurm_job = summary
+        .id
+        .parse()
+        .ok()
+        .and_then(|run| st.backend.view(&run));
     Ok(Json(json!({
         "summary": summary,
         "resumable": scan::can_resume(&st.run_dir(&id), &summary) && !st.is_active(&id),
@@ -130,7 +128,7 @@ async fn cancel(
     run_dir(&st, &id)?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(supervisor::cancel_run(&st, &id)?),
+        Json(supervisor::cancel_run(&st, &id).await?),
     ))
 }
 
@@ -139,10 +137,10 @@ async fn resume(
     Path(id): Path<RunId>,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
     let dir = run_dir(&st, &id)?;
-    admission::check_resume(&st, &dir, &id)?;
+    admission::check_resume(&st, &dir, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(supervisor::resume_run(&st, &id)?),
+        Json(supervisor::resume_run(&st, &id).await?),
     ))
 }
 
@@ -216,14 +214,14 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
 /// directory exists before the first is queued, so a row that starts from another row
 /// (`train.init_from`) finds its source whatever the grid's order.
 pub async fn create_grid(st: &AppState, specs: Vec<RunSpec>) -> Result<Vec<RunSummary>, ApiError> {
-    admission::admit(st, &specs)?;
+    admission::admit(st, &specs).await?;
     supervisor::preflight(st, specs.iter().any(|s| s.device != "cpu")).await?;
     let mut made = Vec::with_capacity(specs.len());
     for spec in specs {
         made.push(prepare_run(st, spec).await?);
     }
     let runs: Vec<_> = made.iter().map(|(j, _)| j.run.clone()).collect();
-    supervisor::submit_all(st, made.iter().map(|(j, _)| j.clone()).collect())?;
+    supervisor::submit_all(st, made.iter().map(|(j, _)| j.clone()).collect()).await?;
     let mut out = Vec::with_capacity(made.len());
     for ((_, summary), run) in made.into_iter().zip(runs) {
         out.push(st.index.get(&run)?.unwrap_or(summary));
@@ -323,11 +321,11 @@ pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
 
 /// Write a new run directory (config.toml, spec.json, queued marker), index it and queue it.
 pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiError> {
-    admission::admit(st, std::slice::from_ref(&spec))?;
+    admission::admit(st, std::slice::from_ref(&spec)).await?;
     supervisor::preflight(st, spec.device != "cpu").await?;
     let (job, summary) = prepare_run(st, spec).await?;
     let run = job.run.clone();
-    supervisor::submit(st, job)?;
+    supervisor::submit(st, job).await?;
     Ok(st.index.get(&run)?.unwrap_or(summary))
 }
 

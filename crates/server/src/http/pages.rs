@@ -296,7 +296,7 @@ async fn cancel_form(
     Path(id): Path<RunId>,
 ) -> Result<Redirect, ApiError> {
     run_dir(&st, &id)?;
-    supervisor::cancel_run(&st, &id)?;
+    supervisor::cancel_run(&st, &id).await?;
     Ok(Redirect::to(&format!("/runs/{id}")))
 }
 
@@ -305,7 +305,7 @@ async fn resume_form(
     Path(id): Path<RunId>,
 ) -> Result<Redirect, ApiError> {
     let dir = run_dir(&st, &id)?;
-    crate::admission::check_resume(&st, &dir, &id)?;
-    supervisor::resume_run(&st, &id)?;
+    crate::admission::check_resume(&st, &dir, &id).await?;
+    supervisor::resume_run(&st, &id).await?;
     Ok(Redirect::to(&format!("/runs/{id}")))
 }
