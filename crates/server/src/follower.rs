@@ -234,7 +234,12 @@ impl Follower {
             // Killed by our SIGTERM before it could write its final line; the process is
             // gone, so the server may write it.
             let msg = "cancelled before the trainer wrote its final event".into();
-            append_finished(&self.dir, RunStatus::Cancelled, self.summary.epochs_done, msg);
+            append_finished(
+                &self.dir,
+                RunStatus::Cancelled,
+                self.summary.epochs_done,
+                msg,
+            );
             return Step::More;
         }
         if !self.wrote_final && self.live.gone_means_failed() {

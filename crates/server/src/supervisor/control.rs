@@ -47,7 +47,8 @@ pub async fn enqueue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<()
 /// `cancelled`.
 pub async fn cancel_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> {
     let run = run.clone();
-    st.blocking(move |st| cancel_evaluation(st, &run, key)).await
+    st.blocking(move |st| cancel_evaluation(st, &run, key))
+        .await
 }
 
 /// Before creating runs: whether the backend would accept their jobs (under Slurm,

@@ -81,7 +81,9 @@ impl Backend for Local {
             (Some((None, _)), JobKind::Evaluate(_)) => Err(JobError::Conflict(
                 "the evaluation is starting; try again".into(),
             )),
-            (Some((None, _)), _) => Err(JobError::Conflict("the run is starting; try again".into())),
+            (Some((None, _)), _) => {
+                Err(JobError::Conflict("the run is starting; try again".into()))
+            }
             (None, JobKind::Evaluate(key)) => Err(JobError::Conflict(format!(
                 "run {run} has no {} evaluation queued or running",
                 key.dir_name()

@@ -13,7 +13,6 @@ mod watch;
 
 use std::sync::Arc;
 
-use files::history;
 use crate::admission::check_scheduled_device;
 use crate::error::ApiError;
 use crate::jobs::scheduler::{ScheduledView, Scheduler};
@@ -22,6 +21,7 @@ use crate::scan::Loaded;
 use crate::slurm::{cli, JobId, SlurmOptions};
 use crate::state::{AppState, Backend};
 use fairtat_core::runs::{RunId, RunStatus};
+use files::history;
 
 pub struct Slurm {
     sched: Arc<Scheduler>,

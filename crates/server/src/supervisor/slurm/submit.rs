@@ -18,8 +18,7 @@ use fairtat_core::runs::RunDir;
 pub fn submit_batch(st: &AppState, sched: &Arc<Scheduler>, batch: Vec<Job>) {
     let (fresh, other): (Vec<Job>, Vec<Job>) =
         batch.into_iter().partition(|j| j.kind == JobKind::Train);
-    let (gpu, cpu): (Vec<Job>, Vec<Job>) =
-        fresh.into_iter().partition(|j| wants_gpu(sched, j));
+    let (gpu, cpu): (Vec<Job>, Vec<Job>) = fresh.into_iter().partition(|j| wants_gpu(sched, j));
     for group in [gpu, cpu] {
         match group.len() {
             0 => {}
@@ -147,4 +146,3 @@ fn history_seq(dir: &RunDir, kind: &JobKind) -> Option<u64> {
         _ => fairtat_core::runs::reader::last_seq(&dir.events()),
     }
 }
-
