@@ -142,9 +142,13 @@ fn queue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> 
         )));
     }
     let kind = JobKind::Evaluate(key);
+    let summary = st.index.get(run).ok().flatten();
+    // A run whose final line is written only waits for its job to exit (a trainer flushing,
+    // Slurm's verdict): the evaluation queues behind that job.
+    let ended = summary.as_ref().is_some_and(|s| s.status.is_terminal());
     {
         let q = st.jobs.lock();
-        if q.training(run) {
+        if q.training(run) && !ended {
             return Err(JobError::Conflict(format!(
                 "run {run} is still training; evaluate it when it has finished"
             )));
@@ -158,16 +162,10 @@ fn queue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> 
             )));
         }
     }
-    let device = st
-        .index
-        .get(run)
-        .ok()
-        .flatten()
-        .map_or_else(|| "auto".into(), |s| device_of(&s));
     let job = Job {
         run: run.clone(),
         kind,
-        device,
+        device: summary.map_or_else(|| "auto".into(), |s| device_of(&s)),
         needs_source: false,
     };
     queue(st, vec![job])
