@@ -80,13 +80,7 @@ impl Drop for RunGuard {
     fn drop(&mut self) {
         if let (true, Some(id)) = (std::thread::panicking(), &self.id) {
             if let Ok(run) = id.parse() {
-                // From a thread of its own: a panicking test's runtime thread cannot block on it.
-                let handle = tokio::runtime::Handle::current();
-                let st = self.state.clone();
-                let _ = std::thread::spawn(move || {
-                    handle.block_on(fairtat::server::supervisor::cancel_run(&st, &run))
-                })
-                .join();
+                let _ = fairtat::server::supervisor::cancel_run(&self.state, &run);
             }
         }
     }

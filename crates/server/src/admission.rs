@@ -58,18 +58,23 @@ pub fn check_scheduled_device(device: &str) -> Result<(), ApiError> {
     )))
 }
 
-/// The checks for runs about to be queued (on a blocking thread: the data check lists files).
-pub async fn admit(st: &AppState, specs: &[RunSpec]) -> Result<(), ApiError> {
-    let specs = specs.to_vec();
-    st.blocking(move |st| admit_now(st, &specs)).await
+/// The device check of this server's executor.
+pub fn check_device_here(st: &AppState, device: &str) -> Result<(), ApiError> {
+    if st.scheduler().is_some() {
+        check_scheduled_device(device)
+    } else {
+        check_device(device, st.jobs().gpus())
+    }
 }
 
-fn admit_now(st: &AppState, specs: &[RunSpec]) -> Result<(), ApiError> {
+/// Both checks for runs about to be queued.
+pub fn admit(st: &AppState, specs: &[RunSpec]) -> Result<(), ApiError> {
     let queued = st.jobs().lock().waiting_len();
     for spec in specs {
-        st.backend().check_device(&spec.device)?;
+        check_device_here(st, &spec.device)?;
         check_lr(spec)?;
-        if st.backend().data_here() {
+        // Under a scheduler the data lives on the nodes, which this server may not see.
+        if st.scheduler().is_none() {
             check_data(spec)?;
         }
     }
@@ -117,13 +122,8 @@ pub fn check_lr(spec: &RunSpec) -> Result<(), ApiError> {
 }
 
 /// A resume is possible (the run ended and left a checkpoint state), its device is present and
-/// it fits in the queue (on a blocking thread: it reads the index and the run's files).
-pub async fn check_resume(st: &AppState, dir: &RunDir, id: &RunId) -> Result<(), ApiError> {
-    let (dir, id) = (dir.clone(), id.clone());
-    st.blocking(move |st| resume_allowed(st, &dir, &id)).await
-}
-
-fn resume_allowed(st: &AppState, dir: &RunDir, id: &RunId) -> Result<(), ApiError> {
+/// it fits in the queue.
+pub fn check_resume(st: &AppState, dir: &RunDir, id: &RunId) -> Result<(), ApiError> {
     let Some(summary) = st.index().get(id)? else {
         return Err(ApiError::NotFound(format!("run {id}")));
     };
@@ -135,7 +135,7 @@ fn resume_allowed(st: &AppState, dir: &RunDir, id: &RunId) -> Result<(), ApiErro
     }
     let queued = st.jobs().lock().waiting_len();
     if let Some(spec) = scan::read_spec(dir) {
-        st.backend().check_device(&spec.device)?;
+        check_device_here(st, &spec.device)?;
     }
     check_queue(queued, 1, st.guard().max_queued)
 }

@@ -1,6 +1,5 @@
 //! One follower task per active run: polls `events.jsonl` with the [`Tailer`] (every `poll`,
 //! at most 200 ms), folds lines into the run's summary, writes the index and publishes to the hub.
-//! Each poll (the file read, the index write) runs on a blocking thread; the task only waits.
 //!
 //! It ends when the run's `finished` line arrives (after waiting briefly for the process to exit,
 //! so its GPU memory is free before the slot is reused), when the process is gone without one
@@ -15,7 +14,6 @@ use super::jobs::scheduler::Ended;
 use super::process::append_finished;
 use super::scan;
 use super::state::AppState;
-use fairtat_core::config::RunSpec;
 use fairtat_core::runs::lock;
 use fairtat_core::runs::reader::Tailer;
 use fairtat_core::runs::summary::RunSummary;
@@ -32,8 +30,7 @@ pub enum Liveness {
 }
 
 impl Liveness {
-    /// `Some(description)` once the process is gone. Blocking for an adopted process (it reads
-    /// the run's lock).
+    /// `Some(description)` once the process is gone.
     pub fn gone(&self) -> Option<String> {
         match self {
             Liveness::Child(rx) => rx.borrow().clone(),
@@ -43,19 +40,6 @@ impl Liveness {
                     .to_string()
             }),
             Liveness::Scheduler(rx) => rx.borrow().as_ref().map(|e| e.why.clone()),
-        }
-    }
-
-    /// [`Liveness::gone`] without blocking the runtime.
-    pub async fn gone_async(&self) -> Option<String> {
-        match self {
-            Liveness::Lock(dir) => {
-                let live = Liveness::Lock(dir.clone());
-                tokio::task::spawn_blocking(move || live.gone())
-                    .await
-                    .unwrap_or(None)
-            }
-            other => other.gone(),
         }
     }
 
@@ -93,174 +77,106 @@ impl Liveness {
 pub async fn follow(
     state: &AppState,
     dir: RunDir,
-    live: Liveness,
+    mut live: Liveness,
     history_seq: Option<u64>,
 ) -> bool {
-    let mut f = state
-        .blocking(move |_| Follower::open(dir, live, history_seq))
-        .await;
+    let id = dir.id();
+    let mut tailer = Tailer::new(dir.events());
+    // Start from the spec and fold every line: the same result as a rebuild.
+    let spec = scan::read_spec(&dir);
+    let mut summary = match &spec {
+        Some(spec) => scan::summary_from_spec(&dir, spec),
+        None => RunSummary::empty(&dir),
+    };
+    summary.status = RunStatus::Running;
+    let mut finished = false;
+    let mut wrote_final = false;
     loop {
-        let (back, step) = state
-            .blocking(move |st| {
-                let step = f.poll(st);
-                (f, step)
-            })
-            .await;
-        f = back;
-        match step {
-            Step::More => continue,
-            Step::Finished => {
-                // A local slot is reused once the process has exited (its GPU memory freed); a
-                // scheduler's job is the scheduler's to place, and its end comes from the poller.
-                if !matches!(f.live, Liveness::Scheduler(_)) {
-                    wait_for_exit(state, &mut f.live).await;
-                }
-                return true;
+        // Check liveness before reading, so lines written just before exit are still drained.
+        let gone = live.gone();
+        let lines = match tailer.poll_located() {
+            Ok(v) => v,
+            Err(err) => {
+                tracing::warn!(run = %id, cause = %err, "skipping an event line");
+                vec![]
             }
-            Step::Ended => return true,
-            Step::Wait => {}
+        };
+        let changed = !lines.is_empty();
+        // The metrics store folds what was just read, so no request reads it again.
+        state.store().append(&dir, &lines, tailer.offset());
+        for (_, line) in lines {
+            summary.apply(&line);
+            if matches!(line.event, RunEvent::Finished { .. }) {
+                if history_seq.is_none_or(|h| line.seq > h) {
+                    finished = true;
+                } else {
+                    // An earlier process's end; this one is about to continue the run.
+                    summary.status = RunStatus::Running;
+                    summary.message = None;
+                }
+            } else if matches!(line.event, RunEvent::Started { .. }) {
+                finished = false;
+            }
+            state.hub().line(&id, line);
+        }
+        if changed {
+            if let (true, Some(spec)) = (summary.method.is_empty(), &spec) {
+                scan::fill_from_spec(&mut summary, spec);
+            }
+            if let Err(err) = state.index().upsert(&summary) {
+                tracing::error!(run = %id, cause = %err, "index update failed");
+            }
+            state.hub().status(&summary);
+        }
+        if tailer.more() {
+            // A long backlog (an adopted run): drain it before judging whether the run ended.
+            continue;
+        }
+        if finished {
+            // A local slot is reused once the process has exited (its GPU memory freed); a
+            // scheduler's job is the scheduler's to place, and its end comes from the poller.
+            if !matches!(live, Liveness::Scheduler(_)) {
+                wait_for_exit(state, &mut live).await;
+            }
+            return true;
+        }
+        if let Some(why) = gone {
+            if !wrote_final && cancel_requested(state, &dir) {
+                wrote_final = true;
+                // Killed by our SIGTERM before it could write its final line; the process is
+                // gone, so the server may write it.
+                append_finished(
+                    &dir,
+                    RunStatus::Cancelled,
+                    summary.epochs_done,
+                    "cancelled before the trainer wrote its final event".into(),
+                );
+                continue;
+            }
+            if !wrote_final && live.gone_means_failed() {
+                wrote_final = true;
+                // Our own child died without its final line (a signal, a crash): the server
+                // saw it end, so the run failed, with the exit signal and the log's end.
+                append_finished(&dir, RunStatus::Failed, summary.epochs_done, why);
+                continue;
+            }
+            scan::mark_interrupted(&mut summary, Some(why));
+            state.index_summary(&summary);
+            state.hub().status(&summary);
+            tracing::warn!(run = %id, "trainer gone without a final event; marked interrupted");
+            return true;
         }
         tokio::select! {
             _ = state.shutdown_token().cancelled() => return false,
-            _ = f.live.changed(state.poll()) => {}
+            _ = live.changed(state.poll()) => {}
         }
-    }
-}
-
-/// What one poll of a follower found.
-enum Step {
-    /// Poll again at once: a backlog to drain, or a final line just written.
-    More,
-    /// Nothing new: wait for the next poll.
-    Wait,
-    /// This process's `finished` line arrived.
-    Finished,
-    /// The process is gone without one: the run is marked interrupted.
-    Ended,
-}
-
-/// A follower's state between polls.
-struct Follower {
-    dir: RunDir,
-    id: String,
-    tailer: Tailer,
-    spec: Option<RunSpec>,
-    summary: RunSummary,
-    live: Liveness,
-    history_seq: Option<u64>,
-    finished: bool,
-    wrote_final: bool,
-}
-
-impl Follower {
-    /// Start from the spec and fold every line: the same result as a rebuild. Blocking.
-    fn open(dir: RunDir, live: Liveness, history_seq: Option<u64>) -> Follower {
-        let spec = scan::read_spec(&dir);
-        let mut summary = match &spec {
-            Some(spec) => scan::summary_from_spec(&dir, spec),
-            None => RunSummary::empty(&dir),
-        };
-        summary.status = RunStatus::Running;
-        Follower {
-            id: dir.id(),
-            tailer: Tailer::new(dir.events()),
-            dir,
-            spec,
-            summary,
-            live,
-            history_seq,
-            finished: false,
-            wrote_final: false,
-        }
-    }
-
-    /// Read what the trainer wrote and judge whether its run ended. Blocking.
-    fn poll(&mut self, state: &AppState) -> Step {
-        // Check liveness before reading, so lines written just before exit are still drained.
-        let gone = self.live.gone();
-        self.read(state);
-        if self.tailer.more() {
-            // A long backlog (an adopted run): drain it before judging whether the run ended.
-            return Step::More;
-        }
-        if self.finished {
-            return Step::Finished;
-        }
-        match gone {
-            Some(why) => self.gone(state, why),
-            None => Step::Wait,
-        }
-    }
-
-    /// Fold new lines into the summary, the metrics store and the hub; update the index.
-    fn read(&mut self, state: &AppState) {
-        let lines = self.tailer.poll_located().unwrap_or_else(|err| {
-            tracing::warn!(run = %self.id, cause = %err, "skipping an event line");
-            vec![]
-        });
-        // The metrics store folds what was just read, so no request reads it again.
-        state.store().append(&self.dir, &lines, self.tailer.offset());
-        if lines.is_empty() {
-            return;
-        }
-        for (_, line) in lines {
-            self.summary.apply(&line);
-            if matches!(line.event, RunEvent::Finished { .. }) {
-                if self.history_seq.is_none_or(|h| line.seq > h) {
-                    self.finished = true;
-                } else {
-                    // An earlier process's end; this one is about to continue the run.
-                    self.summary.status = RunStatus::Running;
-                    self.summary.message = None;
-                }
-            } else if matches!(line.event, RunEvent::Started { .. }) {
-                self.finished = false;
-            }
-            state.hub().line(&self.id, line);
-        }
-        if let (true, Some(spec)) = (self.summary.method.is_empty(), &self.spec) {
-            scan::fill_from_spec(&mut self.summary, spec);
-        }
-        if let Err(err) = state.index().upsert(&self.summary) {
-            tracing::error!(run = %self.id, cause = %err, "index update failed");
-        }
-        state.hub().status(&self.summary);
-    }
-
-    /// The process is gone before this process's final line.
-    fn gone(&mut self, state: &AppState, why: String) -> Step {
-        if !self.wrote_final && cancel_requested(state, &self.dir) {
-            self.wrote_final = true;
-            // Killed by our SIGTERM before it could write its final line; the process is
-            // gone, so the server may write it.
-            let msg = "cancelled before the trainer wrote its final event".into();
-            append_finished(
-                &self.dir,
-                RunStatus::Cancelled,
-                self.summary.epochs_done,
-                msg,
-            );
-            return Step::More;
-        }
-        if !self.wrote_final && self.live.gone_means_failed() {
-            self.wrote_final = true;
-            // Our own child died without its final line (a signal, a crash): the server saw
-            // it end, so the run failed, with the exit signal and the log's end.
-            append_finished(&self.dir, RunStatus::Failed, self.summary.epochs_done, why);
-            return Step::More;
-        }
-        scan::mark_interrupted(&mut self.summary, Some(why));
-        state.index_summary(&self.summary);
-        state.hub().status(&self.summary);
-        tracing::warn!(run = %self.id, "trainer gone without a final event; marked interrupted");
-        Step::Ended
     }
 }
 
 /// After the final line the trainer only flushes and exits; give it up to a minute.
 async fn wait_for_exit(state: &AppState, live: &mut Liveness) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while live.gone_async().await.is_none() && tokio::time::Instant::now() < deadline {
+    while live.gone().is_none() && tokio::time::Instant::now() < deadline {
         tokio::select! {
             _ = state.shutdown_token().cancelled() => return,
             _ = live.changed(state.poll()) => {}

@@ -1,8 +1,6 @@
-//! Shared server state: the runs folder, the SQLite index, the event hub, the job executor (its
-//! queue and the [`Backend`] that runs its jobs) and the shutdown token every long-lived task and
-//! SSE stream watches (plus the web settings). Starting, following and adopting processes is
-//! `supervisor`'s work; its backends implement [`Backend`], declared here so that the state
-//! names them without importing the supervisor.
+//! Shared server state: the runs folder, the SQLite index, the event hub, the job executor and
+//! the shutdown token every long-lived task and SSE stream watches (plus the web settings).
+//! Starting, following and adopting processes is `supervisor`'s work.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,15 +8,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::error::ApiError;
 use super::guard::Guard;
 use super::hub::Hub;
 use super::index::{Index, INDEX_FILE};
-use super::jobs::scheduler::ScheduledView;
-use super::jobs::{Executor, Job, JobError, JobKind, Slot};
-use super::scan::{self, Loaded};
+use super::jobs::scheduler::Scheduler;
+use super::jobs::Executor;
 use super::store::MetricsStore;
-use super::ServeOptions;
+use super::{scan, ServeOptions};
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{RunDir, RunId, RunStatus};
 
@@ -43,26 +39,23 @@ struct Inner {
     hub: Hub,
     store: MetricsStore,
     jobs: Executor,
-    /// Where the executor's jobs run: child processes of this server, or Slurm jobs.
-    backend: Arc<dyn Backend>,
+    /// The Slurm jobs of `--executor slurm` (None: jobs are child processes of this server).
+    scheduler: Option<Arc<Scheduler>>,
     /// Fires on Ctrl-C / SIGTERM: followers stop, SSE streams end, the server drains.
     shutdown: CancellationToken,
 }
 
 impl AppState {
-    /// Open the index (blocking) around an idle executor; `supervisor::start` picks the
-    /// backend, rebuilds the index from the run directories and adopts what is running.
-    pub fn new(
-        opts: &ServeOptions,
-        jobs: Executor,
-        backend: Arc<dyn Backend>,
-    ) -> anyhow::Result<AppState> {
+    /// Open the index and set up an idle executor; `supervisor::start` rebuilds the index from
+    /// the run directories and adopts what is running.
+    pub fn new(opts: &ServeOptions) -> anyhow::Result<AppState> {
         std::fs::create_dir_all(&opts.runs_dir)?;
         let index = Index::open(&opts.runs_dir.join(INDEX_FILE))?;
         let trainer = match &opts.trainer {
             Some(p) => p.clone(),
             None => std::env::current_exe()?,
         };
+        let gpus = super::process::detect_gpus();
         Ok(AppState {
             inner: Arc::new(Inner {
                 runs_dir: opts.runs_dir.clone(),
@@ -74,8 +67,11 @@ impl AppState {
                 index,
                 hub: Hub::default(),
                 store: Default::default(),
-                jobs,
-                backend,
+                jobs: match opts.slurm {
+                    Some(_) => Executor::scheduled(),
+                    None => Executor::new(gpus, opts.max_cpu_runs.max(1)),
+                },
+                scheduler: opts.slurm.clone().map(|o| Arc::new(Scheduler::new(o))),
                 shutdown: CancellationToken::new(),
             }),
         })
@@ -123,9 +119,8 @@ impl AppState {
         &self.inner.jobs
     }
 
-    /// Where jobs run (see [`Backend`]).
-    pub fn backend(&self) -> &dyn Backend {
-        self.inner.backend.as_ref()
+    pub fn scheduler(&self) -> Option<&Arc<Scheduler>> {
+        self.inner.scheduler.as_ref()
     }
 
     /// The token every long-lived task and stream watches (see [`AppState::shutdown`]).
@@ -157,21 +152,7 @@ impl AppState {
         }
     }
 
-    /// Run blocking work (files, processes, SQLite) on a blocking thread with a handle on the
-    /// state, so the async runtime never waits for it; a panic there resumes here.
-    pub async fn blocking<T, F>(&self, f: F) -> T
-    where
-        T: Send + 'static,
-        F: FnOnce(&AppState) -> T + Send + 'static,
-    {
-        let st = self.clone();
-        match tokio::task::spawn_blocking(move || f(&st)).await {
-            Ok(v) => v,
-            Err(err) => std::panic::resume_unwind(err.into_panic()),
-        }
-    }
-
-    /// Reload one run from disk into the index and tell subscribers. Blocking.
+    /// Reload one run from disk into the index and tell subscribers.
     pub fn refresh(&self, id: &RunId) -> Option<RunSummary> {
         let mut loaded = scan::load(&self.run_dir(id));
         if self.jobs().lock().running(id).is_some() && !loaded.summary.status.is_terminal() {
@@ -186,46 +167,5 @@ impl AppState {
     /// Whether the run has a job waiting or running.
     pub fn is_active(&self, id: &RunId) -> bool {
         self.jobs().lock().active(id)
-    }
-}
-
-/// Where jobs run: child processes of this server (`supervisor::local`) or a scheduler's jobs
-/// (`supervisor::slurm`). One pump (`supervisor::pump`) takes jobs off the queue and hands them
-/// here. Methods that take the state may block (files, processes, SQLite, Slurm commands):
-/// call them from a blocking thread, never under the executor's lock.
-pub trait Backend: Send + Sync {
-    /// `local` or `slurm`, as `/api/scheduler` says.
-    fn name(&self) -> &'static str;
-
-    /// Start the jobs that just left the queue (each with the slot it took) and follow each
-    /// to its end; a job that cannot start fails with the reason and frees its slot.
-    fn start(&self, st: &AppState, jobs: Vec<(Job, Slot)>);
-
-    /// Stop `run`'s running job of `kind` (training: `Train` or `Resume`; or one evaluation).
-    /// The job's watcher records the end; the error says why nothing could be stopped.
-    fn cancel(&self, st: &AppState, run: &RunId, kind: &JobKind) -> Result<(), JobError>;
-
-    /// At start-up: follow the jobs a previous server left running and re-queue the rest.
-    fn restore(&self, st: &AppState, loaded: Vec<Loaded>);
-
-    /// Whether a job may ask for `device` (`auto`, `cpu`, `cuda:N`, syntax already checked).
-    fn check_device(&self, device: &str) -> Result<(), ApiError>;
-
-    /// Whether a run's dataset must be on this machine (a scheduler's nodes have their own).
-    fn data_here(&self) -> bool;
-
-    /// Before creating runs: whether a job (`gpu`: with the GPU options) would be accepted.
-    fn preflight(&self, _gpu: bool) -> Result<(), ApiError> {
-        Ok(())
-    }
-
-    /// What the scheduler last said of `run`'s job (none for local jobs).
-    fn view(&self, _run: &RunId) -> Option<ScheduledView> {
-        None
-    }
-
-    /// Every job the scheduler holds, by run.
-    fn views(&self) -> Vec<ScheduledView> {
-        Vec::new()
     }
 }

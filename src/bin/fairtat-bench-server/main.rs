@@ -307,7 +307,7 @@ async fn wait_finished(st: &AppState, id: &fairtat::runs::RunId) -> Result<()> {
             return Ok(());
         }
         if t0.elapsed() > Duration::from_secs(240) {
-            fairtat::server::supervisor::cancel_run(st, id).await.ok();
+            fairtat::server::supervisor::cancel_run(st, id).ok();
             bail!("training run {id} did not finish within 240 s");
         }
     }

@@ -93,7 +93,10 @@ async fn jobs(State(st): State<AppState>) -> Json<Vec<crate::jobs::JobView>> {
 
 /// The executor and, under Slurm, every job it follows with the scheduler's last word on it.
 async fn scheduler(State(st): State<AppState>) -> Json<Value> {
-    Json(json!({ "executor": st.backend().name(), "jobs": st.backend().views() }))
+    match &st.scheduler() {
+        Some(s) => Json(json!({ "executor": "slurm", "jobs": s.views() })),
+        None => Json(json!({ "executor": "local", "jobs": [] })),
+    }
 }
 
 async fn get_run(
@@ -105,7 +108,7 @@ async fn get_run(
     let spec = tokio::task::spawn_blocking(move || scan::read_spec(&dir))
         .await
         .map_err(ApiError::internal)?;
-    let slurm_job = st.backend().view(&id);
+    let slurm_job = st.scheduler().and_then(|s| s.view(&id));
     Ok(Json(json!({
         "summary": summary,
         "resumable": resumable,
@@ -121,7 +124,7 @@ async fn cancel(
     run_dir(&st, &id)?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(supervisor::cancel_run(&st, &id).await?),
+        Json(supervisor::cancel_run(&st, &id)?),
     ))
 }
 
@@ -130,10 +133,10 @@ async fn resume(
     RunPath(id): RunPath,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
     let dir = run_dir(&st, &id)?;
-    admission::check_resume(&st, &dir, &id).await?;
+    admission::check_resume(&st, &dir, &id)?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(supervisor::resume_run(&st, &id).await?),
+        Json(supervisor::resume_run(&st, &id)?),
     ))
 }
 
@@ -207,14 +210,14 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
 /// directory exists before the first is queued, so a row that starts from another row
 /// (`train.init_from`) finds its source whatever the grid's order.
 pub async fn create_grid(st: &AppState, specs: Vec<RunSpec>) -> Result<Vec<RunSummary>, ApiError> {
-    admission::admit(st, &specs).await?;
+    admission::admit(st, &specs)?;
     supervisor::preflight(st, specs.iter().any(|s| s.device != "cpu")).await?;
     let mut made = Vec::with_capacity(specs.len());
     for spec in specs {
         made.push(prepare_run(st, spec).await?);
     }
     let runs: Vec<_> = made.iter().map(|(j, _)| j.run.clone()).collect();
-    supervisor::submit_all(st, made.iter().map(|(j, _)| j.clone()).collect()).await?;
+    supervisor::submit_all(st, made.iter().map(|(j, _)| j.clone()).collect())?;
     let mut out = Vec::with_capacity(made.len());
     for ((_, summary), run) in made.into_iter().zip(runs) {
         out.push(st.index().get(&run)?.unwrap_or(summary));
@@ -314,11 +317,11 @@ pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
 
 /// Write a new run directory (config.toml, spec.json, queued marker), index it and queue it.
 pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiError> {
-    admission::admit(st, std::slice::from_ref(&spec)).await?;
+    admission::admit(st, std::slice::from_ref(&spec))?;
     supervisor::preflight(st, spec.device != "cpu").await?;
     let (job, summary) = prepare_run(st, spec).await?;
     let run = job.run.clone();
-    supervisor::submit(st, job).await?;
+    supervisor::submit(st, job)?;
     Ok(st.index().get(&run)?.unwrap_or(summary))
 }
 

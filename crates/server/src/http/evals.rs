@@ -94,11 +94,7 @@ async fn evaluate_form(
             suite: suite.clone(),
             model: model.clone(),
         };
-        let queued_one = match key_of(&r) {
-            Ok(k) => supervisor::enqueue_eval(&st, &id, k).await.map_err(ApiError::from),
-            Err(e) => Err(e),
-        };
-        match queued_one {
+        match key_of(&r).and_then(|k| Ok(supervisor::enqueue_eval(&st, &id, k)?)) {
             Ok(()) => queued.push(suite.clone()),
             Err(e) => refused.push(e),
         }
@@ -121,7 +117,7 @@ async fn evaluate_api(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     run_dir(&st, &id)?;
     let key = key_of(&r)?;
-    supervisor::enqueue_eval(&st, &id, key).await?;
+    supervisor::enqueue_eval(&st, &id, key)?;
     let body = serde_json::json!({
         "run_id": id,
         "suite": key.suite.as_str(),
@@ -136,7 +132,7 @@ async fn cancel_form(
     RunPath((id, name)): RunPath<(RunId, String)>,
 ) -> Result<Redirect, ApiError> {
     run_dir(&st, &id)?;
-    supervisor::cancel_eval(&st, &id, key_of_name(&name)?).await?;
+    supervisor::cancel_eval(&st, &id, key_of_name(&name)?)?;
     Ok(Redirect::to(&format!("/runs/{id}#evals")))
 }
 
@@ -145,7 +141,7 @@ async fn cancel_api(
     RunPath((id, name)): RunPath<(RunId, String)>,
 ) -> Result<(StatusCode, Json<Vec<EvalStatus>>), ApiError> {
     run_dir(&st, &id)?;
-    supervisor::cancel_eval(&st, &id, key_of_name(&name)?).await?;
+    supervisor::cancel_eval(&st, &id, key_of_name(&name)?)?;
     Ok((StatusCode::ACCEPTED, Json(eval_statuses(&st, &id))))
 }
 

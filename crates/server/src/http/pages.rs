@@ -291,7 +291,7 @@ async fn cancel_form(
     RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
     run_dir(&st, &id)?;
-    supervisor::cancel_run(&st, &id).await?;
+    supervisor::cancel_run(&st, &id)?;
     Ok(Redirect::to(&format!("/runs/{id}")))
 }
 
@@ -300,7 +300,7 @@ async fn resume_form(
     RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
     let dir = run_dir(&st, &id)?;
-    crate::admission::check_resume(&st, &dir, &id).await?;
-    supervisor::resume_run(&st, &id).await?;
+    crate::admission::check_resume(&st, &dir, &id)?;
+    supervisor::resume_run(&st, &id)?;
     Ok(Redirect::to(&format!("/runs/{id}")))
 }

@@ -46,7 +46,7 @@ pub fn head_html(st: &AppState, summary: &RunSummary) -> String {
     });
     let scheduler = run
         .as_ref()
-        .and_then(|r| st.backend().view(r))
+        .and_then(|r| st.scheduler()?.view(r))
         .map(|v| format!("Slurm job {}: {}", v.job_id, v.state))
         .unwrap_or_default();
     let waiting = waiting

@@ -1,12 +1,11 @@
-//! The one job executor: a queue of jobs (train, resume, evaluate) over device slots, each job
-//! one run of this program (`train --run-dir`, `train --resume`, `eval --run-dir`), as a child
-//! process or a Slurm job.
+//! The one job executor: a queue of jobs (train, resume, evaluate) over device slots, each job a
+//! child process of this program (`train --run-dir`, `train --resume`, `eval --run-dir`).
 //!
 //! [`Executor`] owns its state behind one mutex and never does file or process I/O under it
 //! (mini-redis `db.rs`): the device is captured in the [`Job`] when it is queued, durable
-//! markers are written before a job enters the queue, and jobs are started after they leave
-//! it. Starting jobs and following them is the supervisor's work (`server::supervisor` and its
-//! backends); this module knows nothing of the index, the hub or HTTP.
+//! markers are written before a job enters the queue, and processes are spawned after a job
+//! leaves it. Starting processes and following them is the supervisor's work
+//! (`server::supervisor`); this module knows nothing of the index, the hub or HTTP.
 
 pub mod markers;
 pub mod queue;
@@ -101,6 +100,10 @@ impl Executor {
     /// The bookkeeping, for short critical sections (no I/O while it is held).
     pub fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn gpus(&self) -> usize {
+        self.lock().gpus()
     }
 
     /// Every job, running ones first (by run id), then waiting ones in queue order.

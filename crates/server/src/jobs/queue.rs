@@ -78,6 +78,14 @@ impl Queue {
         q
     }
 
+    pub fn is_scheduled(&self) -> bool {
+        self.scheduled
+    }
+
+    pub fn gpus(&self) -> usize {
+        self.gpus
+    }
+
     pub fn slots(&self) -> &[Slot] {
         &self.slots
     }

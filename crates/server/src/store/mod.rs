@@ -97,42 +97,43 @@ impl RunEntry {
     }
 
     /// Fold what the file has beyond the folded offset (nothing to read when it did not grow).
-    /// Each chunk is read without the lock and folded under it, so readers of the fold never
-    /// wait for the file; a chunk that another reader folded meanwhile counts once (by seq).
     fn catch_up(&self, stats: &StoreStats) -> Result<(), ReadError> {
         let path = self.dir.events();
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let (offset, last_seq) = {
-            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-            if len < st.offset {
-                // Replaced or truncated under us: fold again from the start.
-                st.fold = RunFold::default();
-                st.offset = 0;
-            }
-            (st.offset, st.fold.last_seq())
-        };
-        if len == offset {
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if len == st.offset {
             return Ok(());
         }
-        if offset == 0 {
+        if len < st.offset {
+            // Replaced or truncated under us: fold again from the start.
+            st.fold = RunFold::default();
+            st.offset = 0;
+        }
+        if st.offset == 0 {
             stats.loads.fetch_add(1, Ordering::Relaxed);
         }
-        let mut tailer = Tailer::resume_at(path, offset, last_seq);
+        let mut tailer = Tailer::resume_at(path, st.offset, st.fold.last_seq());
         loop {
-            let from = tailer.offset();
-            let lines = tailer.poll_located().unwrap_or_else(|err| {
-                tracing::warn!(run = %self.dir.id(), cause = %err, "skipping an event line");
-                vec![]
-            });
-            let to = tailer.offset();
+            let lines = match tailer.poll_located() {
+                Ok(v) => v,
+                Err(err) => {
+                    tracing::warn!(run = %self.dir.id(), cause = %err, "skipping an event line");
+                    vec![]
+                }
+            };
             stats
                 .bytes_read
-                .fetch_add(to.saturating_sub(from), Ordering::Relaxed);
-            self.fold_lines(&lines, to);
-            if to <= from || to >= len {
+                .fetch_add(tailer.offset().saturating_sub(st.offset), Ordering::Relaxed);
+            for (at, line) in &lines {
+                st.fold.apply(*at, line);
+            }
+            let progressed = tailer.offset() > st.offset;
+            st.offset = tailer.offset();
+            if !progressed || st.offset >= len {
                 break;
             }
         }
+        self.bytes.store(st.fold.bytes(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -147,24 +148,20 @@ impl RunEntry {
             }
             f.epoch_offset(f.row_of(epoch)?)?
         };
-        let kept = || self.details.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(d) = kept().iter().find(|d| Some(d.epoch) == epoch) {
+        let mut kept = self.details.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = kept.iter().find(|d| Some(d.epoch) == epoch) {
             return Some(d.clone());
         }
-        // Read without the lock; two readers of the same epoch keep one copy.
         stats.detail_reads.fetch_add(1, Ordering::Relaxed);
         let line = reader::read_line_at(&self.dir.events(), offset).ok()??;
         let fairtat_core::runs::RunEvent::Epoch(rec) = &line.event else {
             return None;
         };
         let d = Arc::new(EpochDetail::of(rec));
-        let mut kept = kept();
-        if !kept.iter().any(|k| k.epoch == d.epoch) {
-            if kept.len() >= DETAILS_KEPT {
-                kept.remove(0);
-            }
-            kept.push(d.clone());
+        if kept.len() >= DETAILS_KEPT {
+            kept.remove(0);
         }
+        kept.push(d.clone());
         Some(d)
     }
 

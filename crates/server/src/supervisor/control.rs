@@ -1,63 +1,24 @@
 //! What the API and the pages ask of the executor: queue, cancel and resume runs; queue and
-//! cancel evaluations. Each request runs on a blocking thread (markers, SQLite, signals,
-//! Slurm commands). Markers are written before a job enters the queue and removed after it
+//! cancel evaluations. Markers are written before a job enters the queue and removed after it
 //! leaves, outside the executor's lock.
 
-use super::{device_of, is_eval, pump};
-use crate::error::ApiError;
-use crate::jobs::{markers, Job, JobError, JobKind};
-use crate::process::append_finished;
-use crate::scan;
-use crate::state::AppState;
+use super::{owns, pump};
 use fairtat_core::runs::eval_key::EvalKey;
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{RunId, RunStatus};
+use crate::jobs::{markers, Job, JobError, JobKind};
+use crate::process::{append_finished, signal};
+use crate::scan;
+use crate::state::AppState;
 
 /// Queue a job (writing its durable marker first) and start it if a slot is free.
-pub async fn submit(st: &AppState, job: Job) -> Result<(), JobError> {
-    submit_all(st, vec![job]).await
+pub fn submit(st: &AppState, job: Job) -> Result<(), JobError> {
+    submit_all(st, vec![job])
 }
 
 /// Queue several jobs, then pump once: under Slurm, a grid's runs leave the queue together
 /// and become one job array.
-pub async fn submit_all(st: &AppState, jobs: Vec<Job>) -> Result<(), JobError> {
-    st.blocking(move |st| queue(st, jobs)).await
-}
-
-/// Cancel a queued run (at once) or a running one (the trainer finishes its batch, checkpoints
-/// and writes its final line). Returns the summary as it is now.
-pub async fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
-    let run = run.clone();
-    st.blocking(move |st| cancel_training(st, &run)).await
-}
-
-/// Queue an interrupted, failed or cancelled run to continue from its last checkpoint.
-pub async fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
-    let run = run.clone();
-    st.blocking(move |st| resume(st, &run)).await
-}
-
-/// Queue an evaluation of a run's checkpoint; several may wait per run, one runs at a time.
-pub async fn enqueue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> {
-    let run = run.clone();
-    st.blocking(move |st| queue_eval(st, &run, key)).await
-}
-
-/// Cancel a queued evaluation (at once) or a running one. The evaluation's directory says
-/// `cancelled`.
-pub async fn cancel_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> {
-    let run = run.clone();
-    st.blocking(move |st| cancel_evaluation(st, &run, key))
-        .await
-}
-
-/// Before creating runs: whether the backend would accept their jobs (under Slurm,
-/// `sbatch --test-only`, so a wrong partition is refused on the form with Slurm's words).
-pub async fn preflight(st: &AppState, gpu: bool) -> Result<(), ApiError> {
-    st.blocking(move |st| st.backend().preflight(gpu)).await
-}
-
-fn queue(st: &AppState, jobs: Vec<Job>) -> Result<(), JobError> {
+pub fn submit_all(st: &AppState, jobs: Vec<Job>) -> Result<(), JobError> {
     for job in &jobs {
         markers::write(&st.run_dir(&job.run), &job.kind)?;
     }
@@ -78,33 +39,67 @@ fn summary(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
         .ok_or_else(|| JobError::NotFound(run.to_string()))
 }
 
-fn cancel_training(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
-    let queued = !st
-        .jobs()
-        .lock()
-        .remove_waiting(run, |k| !is_eval(k))
-        .is_empty();
-    if !queued {
-        st.backend().cancel(st, run, &JobKind::Train)?;
+/// Cancel a queued run (at once) or a running one (SIGTERM: the trainer finishes its batch,
+/// checkpoints and writes its final line). Returns the summary as it is now.
+pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
+    let dir = st.run_dir(run);
+    let (queued, pid) = {
+        let mut q = st.jobs().lock();
+        let queued = !q
+            .remove_waiting(run, |k| !matches!(k, JobKind::Evaluate(_)))
+            .is_empty();
+        let pid = q
+            .running_mut(run)
+            .filter(|r| !matches!(r.job.kind, JobKind::Evaluate(_)))
+            .map(|r| {
+                r.cancel_requested = r.pid.is_some();
+                (r.pid, r.adopted)
+            });
+        (queued, pid)
+    };
+    if queued {
+        markers::remove(&dir, &JobKind::Train);
+        let done = summary(st, run).map_or(0, |s| s.epochs_done);
+        append_finished(
+            &dir,
+            RunStatus::Cancelled,
+            done,
+            "cancelled by you while queued".into(),
+        );
+        return Ok(st.refresh(run).unwrap_or(summary(st, run)?));
+    }
+    if st.scheduler().is_some() {
+        if !super::slurm::cancel(st, run, |k| !matches!(k, JobKind::Evaluate(_)))? {
+            return Err(JobError::Conflict(format!(
+                "run {run} has no Slurm job pending or running"
+            )));
+        }
         return summary(st, run);
     }
-    let dir = st.run_dir(run);
-    markers::remove(&dir, &JobKind::Train);
-    let done = summary(st, run).map_or(0, |s| s.epochs_done);
-    append_finished(
-        &dir,
-        RunStatus::Cancelled,
-        done,
-        "cancelled by you while queued".into(),
-    );
-    match st.refresh(run) {
-        Some(s) => Ok(s),
-        None => summary(st, run),
+    match pid {
+        Some((Some(pid), adopted)) if !adopted || owns(&dir, pid) => {
+            // Lets the trainer's final line say that the user cancelled it.
+            let _ = std::fs::write(dir.cancel_marker(), "cancel\n");
+            signal(pid, "TERM").map_err(|e| JobError::Conflict(e.to_string()))?;
+            tracing::info!(run = %run, pid, "sent SIGTERM");
+        }
+        Some((Some(pid), _)) => {
+            return Err(JobError::Conflict(format!(
+                "process {pid} no longer owns run {run}; it is ending"
+            )))
+        }
+        Some((None, _)) => return Err(JobError::Conflict("the run is starting; try again".into())),
+        None => {
+            return Err(JobError::Conflict(format!(
+                "run {run} is neither queued nor running"
+            )))
+        }
     }
+    summary(st, run)
 }
 
-/// Blocking body of [`resume_run`] (also for a backend that resubmits a run it saw stop).
-pub(super) fn resume(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
+/// Queue an interrupted, failed or cancelled run to continue from its last checkpoint.
+pub fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
     let mut s = summary(st, run)?;
     if st.jobs().lock().active(run) {
         return Err(JobError::Conflict(format!(
@@ -122,18 +117,26 @@ pub(super) fn resume(st: &AppState, run: &RunId) -> Result<RunSummary, JobError>
     s.message = None;
     st.index_summary(&s);
     st.hub().status(&s);
-    let job = Job {
-        run: run.clone(),
-        kind: JobKind::Resume,
-        device: device_of(&s),
-        // A resumed run continues from its own checkpoint.
-        needs_source: false,
+    let device = if s.device.is_empty() {
+        "auto".into()
+    } else {
+        s.device.clone()
     };
-    queue(st, vec![job])?;
+    submit(
+        st,
+        Job {
+            run: run.clone(),
+            kind: JobKind::Resume,
+            device,
+            // A resumed run continues from its own checkpoint.
+            needs_source: false,
+        },
+    )?;
     Ok(st.index().get(run).ok().flatten().unwrap_or(s))
 }
 
-fn queue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> {
+/// Queue an evaluation of a run's checkpoint; several may wait per run, one runs at a time.
+pub fn enqueue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> {
     let dir = st.run_dir(run);
     if !dir.checkpoint(key.model).exists() {
         return Err(JobError::Conflict(format!(
@@ -141,18 +144,14 @@ fn queue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> 
             key.model
         )));
     }
-    let kind = JobKind::Evaluate(key);
-    let summary = st.index().get(run).ok().flatten();
-    // A run whose final line is written only waits for its job to exit (a trainer flushing,
-    // Slurm's verdict): the evaluation queues behind that job.
-    let ended = summary.as_ref().is_some_and(|s| s.status.is_terminal());
-    {
+    let device = {
         let q = st.jobs().lock();
-        if q.training(run) && !ended {
+        if q.training(run) {
             return Err(JobError::Conflict(format!(
                 "run {run} is still training; evaluate it when it has finished"
             )));
         }
+        let kind = JobKind::Evaluate(key);
         let dup = q.running(run).is_some_and(|r| r.job.kind == kind)
             || q.waiting().any(|j| &j.run == run && j.kind == kind);
         if dup {
@@ -161,28 +160,72 @@ fn queue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> 
                 key.dir_name()
             )));
         }
-    }
-    let job = Job {
-        run: run.clone(),
-        kind,
-        device: summary.map_or_else(|| "auto".into(), |s| device_of(&s)),
-        needs_source: false,
+        st.index()
+            .get(run)
+            .ok()
+            .flatten()
+            .map(|s| s.device)
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "auto".into())
     };
-    queue(st, vec![job])
+    submit(
+        st,
+        Job {
+            run: run.clone(),
+            kind: JobKind::Evaluate(key),
+            device,
+            needs_source: false,
+        },
+    )
 }
 
-fn cancel_evaluation(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> {
-    let kind = JobKind::Evaluate(key);
-    let queued = !st
-        .jobs()
-        .lock()
-        .remove_waiting(run, |k| *k == kind)
-        .is_empty();
-    if !queued {
-        return st.backend().cancel(st, run, &kind);
-    }
+/// Cancel a queued evaluation (at once) or a running one (SIGTERM to the `fairtat eval` that
+/// owns the run). The evaluation's directory says `cancelled`.
+pub fn cancel_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> {
     let dir = st.run_dir(run);
-    markers::remove(&dir, &kind);
-    markers::write_cancelled(&dir, &key);
-    Ok(())
+    let kind = JobKind::Evaluate(key);
+    let (queued, pid) = {
+        let mut q = st.jobs().lock();
+        let queued = !q.remove_waiting(run, |k| *k == kind).is_empty();
+        let pid = q
+            .running(run)
+            .filter(|r| r.job.kind == kind)
+            .map(|r| (r.pid, r.adopted));
+        (queued, pid)
+    };
+    if queued {
+        markers::remove(&dir, &kind);
+        markers::write_cancelled(&dir, &key);
+        return Ok(());
+    }
+    if st.scheduler().is_some() {
+        markers::write_cancelled(&dir, &key);
+        if !super::slurm::cancel(st, run, |k| *k == kind)? {
+            return Err(JobError::Conflict(format!(
+                "run {run} has no {} evaluation pending or running in Slurm",
+                key.dir_name()
+            )));
+        }
+        return Ok(());
+    }
+    match pid {
+        Some((Some(pid), adopted)) if !adopted || owns(&dir, pid) => {
+            markers::write_cancelled(&dir, &key);
+            signal(pid, "TERM").map_err(|e| JobError::Conflict(e.to_string()))?;
+            tracing::info!(run = %run, pid, eval = %key.dir_name(), "evaluation cancelled");
+            Ok(())
+        }
+        Some((Some(_), _)) => {
+            // The process is already gone; its waiter frees the slot.
+            markers::write_cancelled(&dir, &key);
+            Ok(())
+        }
+        Some((None, _)) => Err(JobError::Conflict(
+            "the evaluation is starting; try again".into(),
+        )),
+        None => Err(JobError::Conflict(format!(
+            "run {run} has no {} evaluation queued or running",
+            key.dir_name()
+        ))),
+    }
 }

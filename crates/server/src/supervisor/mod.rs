@@ -1,12 +1,7 @@
-//! The supervisor binds the [`Executor`](crate::jobs::Executor) to the rest of the server: one
-//! pump takes the jobs that may start off the queue and hands them to the state's
-//! [`Backend`](crate::state::Backend) ([`local`]: child processes, [`slurm`]: Slurm jobs), which
-//! starts and follows them (`follower` for trainers, a waiter for evaluations); it adopts the
-//! processes that a previous server left running, and records what happened in the index and
-//! the hub.
-//!
-//! Everything here that touches files, processes or SQLite is blocking and runs on blocking
-//! threads ([`AppState::blocking`]); the API in [`control`] is async for the HTTP handlers.
+//! The supervisor binds the [`Executor`](crate::jobs::Executor) to the rest of the
+//! server: it starts the jobs the executor hands out as child processes, follows them
+//! (`follower` for trainers, a waiter for evaluations), adopts the processes that a previous
+//! server left running, and records what happened in the index and the hub.
 //!
 //! Adoption trusts only the run's lock (`runs::lock`): a process is adopted while it holds the
 //! lock of its run directory, so a pid reused by another program is never adopted or signalled.
@@ -14,15 +9,20 @@
 mod boot;
 mod control;
 mod launch;
-mod local;
 mod slurm;
-mod watch;
+mod slurm_boot;
+mod slurm_files;
+mod slurm_poll;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
-use super::jobs::{markers, Job, JobKind};
-use super::process::append_finished;
-use super::scan;
+use tokio::sync::watch;
+
+use super::follower::{follow, Liveness};
+use super::jobs::{markers, Job, JobKind, Slot};
+use super::process::{append_finished, spawn_retrying};
+use super::scan::{self, Loaded};
 use super::state::AppState;
 use fairtat_core::runs::deps::{dependency_state, DependencyState};
 use fairtat_core::runs::lock::{self, LockOwner};
@@ -30,24 +30,28 @@ use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{RunDir, RunId, RunStatus};
 
 pub use boot::start;
-pub use control::{
-    cancel_eval, cancel_run, enqueue_eval, preflight, resume_run, submit, submit_all,
-};
+pub use control::{cancel_eval, cancel_run, enqueue_eval, resume_run, submit, submit_all};
+pub use slurm_poll::preflight;
 
-/// Take every waiting job whose device has a free slot (first come, first served) and hand
-/// them to the backend together (under Slurm a grid's fresh runs become one job array).
-/// Blocking.
-fn pump(st: &AppState) {
+/// Start waiting jobs while their device has a free slot (first come, first served).
+pub fn pump(st: &AppState) {
     if st.shutdown_token().is_cancelled() {
         return;
     }
-    let blocked = waiting_for_sources(st);
-    let batch: Vec<_> = {
-        let mut q = st.jobs().lock();
-        std::iter::from_fn(|| q.take_next(&blocked)).collect()
-    };
-    if !batch.is_empty() {
-        st.backend().start(st, batch);
+    if st.scheduler().is_some() {
+        return slurm::pump(st);
+    }
+    loop {
+        let blocked = waiting_for_sources(st);
+        let Some((job, slot)) = st.jobs().lock().take_next(&blocked) else {
+            return;
+        };
+        let gpus = st.jobs().gpus();
+        if let Err(err) = spawn_job(st, &job, &slot, gpus) {
+            tracing::error!(run = %job.run, cause = %err, kind = %job.kind.label(), "cannot start a job");
+            record_failure(st, &job, &err.to_string());
+            job_ended(st, &job.run);
+        }
     }
 }
 
@@ -122,8 +126,80 @@ fn record_failure(st: &AppState, job: &Job, why: &str) {
     }
 }
 
-/// A job's process is gone (or its run ended): free the slot, start what waits. Blocking.
-fn job_ended(st: &AppState, run: &RunId) {
+fn spawn_job(st: &AppState, job: &Job, slot: &Slot, gpus: usize) -> anyhow::Result<()> {
+    let dir = st.run_dir(&job.run);
+    // The last line before this process: a `finished` up to it is an earlier process's.
+    let history_seq = match job.kind {
+        JobKind::Evaluate(_) => None,
+        _ => fairtat_core::runs::reader::last_seq(&dir.events()),
+    };
+    let mut cmd = launch::command(&st.trainer(), &dir, job, slot, gpus)?;
+    let mut child = spawn_retrying(&mut cmd)?;
+    let pid = child.id();
+    st.jobs().lock().set_pid(&job.run, pid);
+    tracing::info!(run = %job.run, pid, slot = %slot.name, kind = %job.kind.label(), "job started");
+    let (tx, rx) = watch::channel(None);
+    let log_path = match &job.kind {
+        JobKind::Evaluate(key) => markers::eval_dir(&dir, key).join("eval.log"),
+        _ => dir.log(),
+    };
+    tokio::spawn(async move {
+        let msg = match child.wait().await {
+            Ok(st) => super::process::exit_description(st, &log_path),
+            Err(e) => format!("lost track of the process: {e}"),
+        };
+        let _ = tx.send(Some(msg));
+    });
+    match job.kind {
+        JobKind::Evaluate(_) => {
+            watch_eval(st.clone(), job.run.clone(), Liveness::Child(rx));
+        }
+        JobKind::Train | JobKind::Resume => {
+            let mut summary = st
+                .index()
+                .get(&job.run)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| RunSummary::empty(&dir));
+            summary.status = RunStatus::Running;
+            summary.message = None;
+            st.index_summary(&summary);
+            st.hub().status(&summary);
+            watch_trainer(st.clone(), dir, Liveness::Child(rx), history_seq);
+        }
+    }
+    Ok(())
+}
+
+/// Follow a trainer until its run ends, then free its slot.
+fn watch_trainer(st: AppState, dir: RunDir, live: Liveness, history_seq: Option<u64>) {
+    tokio::spawn(async move {
+        let Some(run) = dir.run_id() else { return };
+        if follow(&st, dir, live, history_seq).await {
+            job_ended(&st, &run);
+        }
+    });
+}
+
+/// Wait for an evaluation process to end, then free its slot and refresh the run's page.
+fn watch_eval(st: AppState, run: RunId, mut live: Liveness) {
+    tokio::spawn(async move {
+        while live.gone().is_none() {
+            tokio::select! {
+                _ = st.shutdown_token().cancelled() => return,
+                _ = live.changed(st.poll().max(Duration::from_millis(50))) => {}
+            }
+        }
+        tracing::info!(run = %run, "evaluation ended");
+        job_ended(&st, &run);
+        if let Ok(Some(summary)) = st.index().get(&run) {
+            st.hub().status(&summary);
+        }
+    });
+}
+
+/// A job's process is gone (or its run ended): free the slot, start what waits.
+pub fn job_ended(st: &AppState, run: &RunId) {
     if let Some(r) = st.jobs().lock().finish(run) {
         if let JobKind::Evaluate(key) = r.job.kind {
             markers::remove(&st.run_dir(run), &JobKind::Evaluate(key));
@@ -140,6 +216,28 @@ fn epochs_done(st: &AppState, run: &RunId) -> usize {
         .map_or(0, |s| s.epochs_done)
 }
 
+/// After a (re)start: adopt the processes that hold their run's lock, re-queue what has a queue
+/// marker, then start what fits.
+pub fn restore(st: &AppState, loaded: Vec<Loaded>) {
+    for l in loaded {
+        let Some(run) = l.dir.run_id() else { continue };
+        let device = device_of(&l.summary);
+        if let Some(owner) = &l.owner {
+            adopt(st, &l.dir, &run, owner, &device, l.summary.clone());
+        }
+        if let Some(kind) = l.queued {
+            push(st, run.clone(), kind, &device);
+        }
+        let running = l.owner.as_ref().map(|o| o.what.clone());
+        for key in markers::read_evals(&l.dir) {
+            if running.as_deref() != Some(&format!("eval {}", key.dir_name())) {
+                push(st, run.clone(), JobKind::Evaluate(key), &device);
+            }
+        }
+    }
+    pump(st);
+}
+
 /// Re-queue a job found on disk; one whose device is gone from this machine fails with the
 /// reason instead of waiting forever.
 fn push(st: &AppState, run: RunId, kind: JobKind, device: &str) {
@@ -151,7 +249,7 @@ fn push(st: &AppState, run: RunId, kind: JobKind, device: &str) {
         device: device.to_string(),
         needs_source,
     };
-    match st.backend().check_device(device) {
+    match super::admission::check_device_here(st, device) {
         Ok(()) => st.jobs().lock().push(job),
         Err(err) => record_failure(st, &job, &err.to_string()),
     }
@@ -166,7 +264,7 @@ fn device_of(s: &RunSummary) -> String {
 }
 
 /// Count and follow a process that a previous server started (or a shell: `fairtat train`).
-fn adopt(
+pub fn adopt(
     st: &AppState,
     dir: &RunDir,
     run: &RunId,
@@ -192,21 +290,17 @@ fn adopt(
     };
     st.jobs().lock().adopt(job, owner.pid);
     tracing::info!(run = %run, pid = owner.pid, what = %owner.what, "adopted a running process");
-    let live = super::follower::Liveness::Lock(dir.clone());
+    let live = Liveness::Lock(dir.clone());
     match kind {
-        JobKind::Evaluate(_) => watch::watch_eval(st.clone(), run.clone(), live),
+        JobKind::Evaluate(_) => watch_eval(st.clone(), run.clone(), live),
         _ => {
             st.index_summary(&summary);
-            watch::watch_trainer(st.clone(), dir.clone(), live, None)
+            watch_trainer(st.clone(), dir.clone(), live, None)
         }
     }
 }
 
 /// Whether the process recorded for a run still owns it (so a signal reaches the right one).
-fn owns(dir: &RunDir, pid: u32) -> bool {
+pub fn owns(dir: &RunDir, pid: u32) -> bool {
     lock::probe(dir).is_some_and(|o| o.pid == pid)
-}
-
-fn is_eval(kind: &JobKind) -> bool {
-    matches!(kind, JobKind::Evaluate(_))
 }

@@ -2,20 +2,21 @@
 //! for jobs that `squeue` no longer lists, where accounting is on), never one per request.
 //! It polls every `poll_secs` while states change, backs off to 30 s while nothing changes and
 //! to 60 s while the scheduler does not answer, and sleeps until woken while no job is active.
-//! Each poll, and what it records, runs on a blocking thread.
+//! Also here: the check before a submission and the automatic resubmission of runs that Slurm
+//! stopped at their time limit.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::files::history;
-use super::say;
+use super::slurm::say;
+use fairtat_core::runs::{RunId, RunStatus};
+use crate::error::ApiError;
 use crate::jobs::scheduler::Scheduler;
 use crate::jobs::JobKind;
 use crate::slurm::{cli, JobId, JobState, SlurmError};
 use crate::state::AppState;
-use fairtat_core::runs::{RunId, RunStatus};
 
 const IDLE_CHECK: Duration = Duration::from_secs(5);
 const MAX_QUIET: Duration = Duration::from_secs(30);
@@ -38,20 +39,22 @@ pub fn spawn_poller(st: &AppState, sched: Arc<Scheduler>) {
                 }
                 continue;
             }
-            let (acct, sched2) = (accounting.clone(), sched.clone());
-            let polled = st
-                .blocking(move |st| {
-                    let ids: Vec<JobId> = jobs.iter().map(|(_, id)| id.clone()).collect();
-                    poll_once(&ids, &acct).map(|states| apply(st, &sched2, &jobs, &states))
-                })
-                .await;
+            let acct = accounting.clone();
+            let ids: Vec<JobId> = jobs.iter().map(|(_, id)| id.clone()).collect();
+            let polled = tokio::task::spawn_blocking(move || poll_once(&ids, &acct)).await;
             wait = match polled {
-                Ok(true) => base,
-                Ok(false) => (wait.mul_f64(1.5)).min(MAX_QUIET).max(base),
-                Err(err) => {
+                Ok(Ok(states)) => {
+                    if apply(&st, &sched, &jobs, &states) {
+                        base
+                    } else {
+                        (wait.mul_f64(1.5)).min(MAX_QUIET).max(base)
+                    }
+                }
+                Ok(Err(err)) => {
                     tracing::warn!(cause = %err, "cannot read job states from Slurm");
                     (wait * 2).min(MAX_FAILING)
                 }
+                Err(_) => wait,
             };
             tokio::select! {
                 _ = st.shutdown_token().cancelled() => return,
@@ -91,7 +94,7 @@ fn poll_once(
 }
 
 /// Feed the states to the scheduler's table; say pending reasons and nodes on the run page
-/// until the trainer starts. Returns whether anything changed. Blocking.
+/// until the trainer starts. Returns whether anything changed.
 fn apply(
     st: &AppState,
     sched: &Scheduler,
@@ -109,8 +112,9 @@ fn apply(
         changed = true;
         tracing::info!(run = %run, job = %id, state = %state.describe(), "Slurm job state");
         if state.is_terminal() {
+            let dir = st.run_dir(run);
             let line = format!("ended: Slurm job {id} {}", state.describe());
-            history(&st.run_dir(run), &line);
+            tokio::task::spawn_blocking(move || super::slurm_files::history(&dir, &line));
         }
         if matches!(kind, JobKind::Evaluate(_)) {
             if let Ok(Some(s)) = st.index().get(run) {
@@ -130,4 +134,54 @@ fn apply(
         }
     }
     changed
+}
+
+/// After a training job ended: with `--slurm-requeue`, resubmit a run that Slurm stopped
+/// (time limit, preemption, node failure) as `train --resume`, at most `max_requeues` times.
+pub fn maybe_requeue(st: &AppState, run: &RunId) {
+    let Some(sched) = st.scheduler() else {
+        return;
+    };
+    if !sched.opts.requeue {
+        return;
+    }
+    let Ok(Some(s)) = st.index().get(run) else {
+        return;
+    };
+    if s.status != RunStatus::Interrupted {
+        return;
+    }
+    let dir = st.run_dir(run);
+    let done = std::fs::read_to_string(super::slurm_files::slurm_dir(&dir).join("history.log"))
+        .map(|t| t.lines().filter(|l| l.contains("automatic resume")).count())
+        .unwrap_or(0);
+    if done >= sched.opts.max_requeues {
+        tracing::warn!(run = %run, done, "not resubmitting again (--slurm-max-requeues)");
+        return;
+    }
+    super::slurm_files::history(
+        &dir,
+        &format!(
+            "automatic resume {} of {}",
+            done + 1,
+            sched.opts.max_requeues
+        ),
+    );
+    match super::resume_run(st, run) {
+        Ok(_) => tracing::info!(run = %run, "resubmitted after Slurm stopped it"),
+        Err(err) => tracing::warn!(run = %run, cause = %err, "cannot resubmit"),
+    }
+}
+
+/// Before creating runs: `sbatch --test-only` with the job options, so a wrong partition,
+/// account or gres (or no `sbatch` at all) is refused on the form with Slurm's own words.
+pub async fn preflight(st: &AppState, gpu: bool) -> Result<(), ApiError> {
+    let Some(sched) = st.scheduler().cloned() else {
+        return Ok(());
+    };
+    let args = sched.opts.sbatch_args(gpu);
+    let res = tokio::task::spawn_blocking(move || cli::test_submission(&args))
+        .await
+        .map_err(ApiError::internal)?;
+    res.map_err(|e| ApiError::BadRequest(format!("cannot submit to Slurm: {e}")))
 }

@@ -4,51 +4,45 @@
 //! (`fairtat:<run id>`) rather than submitted twice. Queued jobs with neither are submitted.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use super::files::{read_job_file, slurm_dir};
-use super::follow_job;
-use crate::jobs::scheduler::Scheduler;
+use super::slurm::follow_job;
+use super::slurm_files::read_job_file;
+use super::{adopt, device_of, pump, push};
+use fairtat_core::runs::RunId;
 use crate::jobs::{markers, Job, JobKind};
 use crate::scan::Loaded;
 use crate::slurm::{cli, JobId};
 use crate::state::AppState;
-use crate::supervisor::{adopt, device_of, is_eval, push};
-use fairtat_core::runs::RunId;
 
-/// Follow the jobs found again, re-queue the rest. Blocking (`squeue`).
-pub fn restore(st: &AppState, sched: &Arc<Scheduler>, loaded: Vec<Loaded>) {
+pub async fn restore(st: &AppState, loaded: Vec<Loaded>) {
     // Jobs by comment, for the ids never written; Slurm unreachable: submit nothing twice
     // that it may hold, the poller finds out later.
-    let by_comment = match cli::squeue() {
-        Ok(snap) => snap
+    let by_comment = match tokio::task::spawn_blocking(cli::squeue).await {
+        Ok(Ok(snap)) => snap
             .into_iter()
             .filter(|(_, (state, c))| !state.is_terminal() && c.starts_with("fairtat:"))
             .map(|(id, (_, c))| (c["fairtat:".len()..].to_string(), id))
             .collect::<HashMap<String, JobId>>(),
-        Err(err) => {
+        Ok(Err(err)) => {
             tracing::warn!(cause = %err, "Slurm did not answer at start-up");
             HashMap::new()
         }
+        Err(_) => HashMap::new(),
     };
     for l in loaded {
-        restore_run(st, sched, &l, &by_comment);
+        restore_run(st, &l, &by_comment);
     }
+    pump(st);
 }
 
-fn restore_run(
-    st: &AppState,
-    sched: &Arc<Scheduler>,
-    l: &Loaded,
-    by_comment: &HashMap<String, JobId>,
-) {
+fn restore_run(st: &AppState, l: &Loaded, by_comment: &HashMap<String, JobId>) {
     let Some(run) = l.dir.run_id() else { return };
     let device = device_of(&l.summary);
     let mut found: Vec<JobKind> = Vec::new();
     for path in job_files(&l.dir) {
         if let Some((id, kind, seq)) = read_job_file(&path) {
             found.push(kind);
-            follow_job(st, sched, &job(&run, kind, &device), id, seq, true);
+            follow_job(st, &job(&run, kind, &device), id, seq, true);
         }
     }
     let same = |a: &JobKind, b: &JobKind| a == b || (!is_eval(a) && !is_eval(b));
@@ -64,7 +58,7 @@ fn restore_run(
         }
         if let (false, Some(id)) = (is_eval(&kind), by_comment.get(run.as_str())) {
             let seq = fairtat_core::runs::reader::last_seq(&l.dir.events());
-            follow_job(st, sched, &job(&run, kind, &device), id.clone(), seq, true);
+            follow_job(st, &job(&run, kind, &device), id.clone(), seq, true);
             continue;
         }
         push(st, run.clone(), kind, &device);
@@ -77,13 +71,17 @@ fn restore_run(
 
 /// `slurm/*.job` of a run.
 fn job_files(dir: &fairtat_core::runs::RunDir) -> Vec<std::path::PathBuf> {
-    let Ok(rd) = std::fs::read_dir(slurm_dir(dir)) else {
+    let Ok(rd) = std::fs::read_dir(super::slurm_files::slurm_dir(dir)) else {
         return Vec::new();
     };
     rd.filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "job"))
         .collect()
+}
+
+fn is_eval(kind: &JobKind) -> bool {
+    matches!(kind, JobKind::Evaluate(_))
 }
 
 fn job(run: &RunId, kind: JobKind, device: &str) -> Job {

@@ -1,0 +1,387 @@
+//! `--executor slurm`: jobs leave the queue as `sbatch` submissions instead of child processes.
+//! Each job's batch script and id live in its run directory (`slurm/<job>.sh`,
+//! `slurm/<job>.job`; `slurm/history.log` keeps every submission and end), so a restarted
+//! server finds its jobs again (`slurm_boot`). The scheduler's state comes from the poller
+//! (`slurm_poll`); a run's progress comes from `events.jsonl` as with local jobs.
+//!
+//! Submission runs on a blocking thread (`sbatch` talks to the controller). Fresh training
+//! jobs taken from the queue together become one job array (a grid), with the configured
+//! concurrency limit.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::slurm_files::{history, job_file, job_label, slurm_dir, write_job_file};
+use super::{follow, job_ended, record_failure, waiting_for_sources};
+use fairtat_core::runs::{RunDir, RunId, RunStatus};
+use crate::follower::Liveness;
+use crate::jobs::scheduler::{Ended, Scheduler};
+use crate::jobs::{markers, Job, JobError, JobKind};
+use crate::process::append_finished;
+use crate::slurm::script::{Script, Task};
+use crate::slurm::{cli, JobId, SlurmError};
+use crate::state::AppState;
+
+/// Take every waiting job that may start and submit them, off the runtime.
+pub fn pump(st: &AppState) {
+    let blocked = waiting_for_sources(st);
+    let mut batch = Vec::new();
+    {
+        let mut q = st.jobs().lock();
+        while let Some((job, _)) = q.take_next(&blocked) {
+            batch.push(job);
+        }
+    }
+    if batch.is_empty() {
+        return;
+    }
+    let st = st.clone();
+    tokio::task::spawn_blocking(move || submit_batch(&st, batch));
+}
+
+fn sched(st: &AppState) -> &Arc<Scheduler> {
+    st.scheduler()
+        .expect("the Slurm executor has a scheduler")
+}
+
+/// Whether a job gets the configured gres: runs on `device = "cpu"` never do.
+fn wants_gpu(st: &AppState, job: &Job) -> bool {
+    !sched(st).opts.gres.is_empty() && job.device != "cpu"
+}
+
+fn submit_batch(st: &AppState, batch: Vec<Job>) {
+    let (fresh, other): (Vec<Job>, Vec<Job>) =
+        batch.into_iter().partition(|j| j.kind == JobKind::Train);
+    let (gpu, cpu): (Vec<Job>, Vec<Job>) = fresh.into_iter().partition(|j| wants_gpu(st, j));
+    for group in [gpu, cpu] {
+        match group.len() {
+            0 => {}
+            1 => submit_one(st, &group[0]),
+            _ => submit_array(st, &group),
+        }
+    }
+    for job in &other {
+        submit_one(st, job);
+    }
+}
+
+/// The last line of the run's events before this job (a `finished` up to it is an earlier
+/// job's), for training jobs.
+fn history_seq(dir: &RunDir, kind: &JobKind) -> Option<u64> {
+    match kind {
+        JobKind::Evaluate(_) => None,
+        _ => fairtat_core::runs::reader::last_seq(&dir.events()),
+    }
+}
+
+fn script_for(st: &AppState, job: &Job) -> std::io::Result<Script> {
+    let dir = st.run_dir(&job.run);
+    let (task, output) = match &job.kind {
+        JobKind::Train => (Task::Train(dir.root().to_path_buf()), dir.log()),
+        JobKind::Resume => (Task::Resume(dir.root().to_path_buf()), dir.log()),
+        JobKind::Evaluate(key) => {
+            let out = markers::eval_dir(&dir, key);
+            std::fs::create_dir_all(&out)?;
+            let task = Task::Eval {
+                dir: dir.root().to_path_buf(),
+                suite: key.suite.as_str().to_string(),
+                model: key.model.as_str().to_string(),
+            };
+            (task, out.join("eval.log"))
+        }
+    };
+    let name = st
+        .index()
+        .get(&job.run)
+        .ok()
+        .flatten()
+        .map_or_else(|| job.run.to_string(), |s| s.name);
+    Ok(Script {
+        task,
+        name,
+        comment: format!("fairtat:{}", job.run),
+        output,
+        gpu: wants_gpu(st, job),
+    })
+}
+
+/// Write the script and submit it; the scheduler's refusal fails the job with its message.
+fn submit_one(st: &AppState, job: &Job) {
+    let dir = st.run_dir(&job.run);
+    let label = job_label(&job.kind);
+    let script_path = slurm_dir(&dir).join(format!("{label}.sh"));
+    let result = script_for(st, job)
+        .map_err(|e| SlurmError::Io {
+            command: "sbatch",
+            cause: e,
+        })
+        .and_then(|s| {
+            std::fs::create_dir_all(slurm_dir(&dir))
+                .and_then(|_| std::fs::write(&script_path, s.render(&sched(st).opts, &st.trainer())))
+                .map_err(|e| SlurmError::Io {
+                    command: "sbatch",
+                    cause: e,
+                })?;
+            cli::sbatch(&script_path)
+        });
+    match result {
+        Ok(id) => submitted(st, job, id),
+        Err(err) => refused(st, job, &err),
+    }
+}
+
+/// A grid's fresh runs as one job array: task `i` trains `jobs[i]`.
+fn submit_array(st: &AppState, jobs: &[Job]) {
+    let folder = st.runs_dir().join(".slurm");
+    let first = &jobs[0].run;
+    let script = Script {
+        task: Task::Array(
+            jobs.iter()
+                .map(|j| st.run_dir(&j.run).root().to_path_buf())
+                .collect(),
+        ),
+        name: format!("fairtat-grid-{}", jobs.len()),
+        comment: "fairtat:array".into(),
+        output: folder.join(format!("grid-{first}-%a.out")),
+        gpu: wants_gpu(st, &jobs[0]),
+    };
+    let path = folder.join(format!("grid-{first}.sh"));
+    let result = std::fs::create_dir_all(&folder)
+        .and_then(|_| std::fs::write(&path, script.render(&sched(st).opts, &st.trainer())))
+        .map_err(|e| SlurmError::Io {
+            command: "sbatch",
+            cause: e,
+        })
+        .and_then(|_| cli::sbatch(&path));
+    match result {
+        Ok(base) => {
+            for (i, job) in jobs.iter().enumerate() {
+                submitted(st, job, format!("{base}_{i}"));
+            }
+        }
+        Err(err) => jobs.iter().for_each(|j| refused(st, j, &err)),
+    }
+}
+
+fn refused(st: &AppState, job: &Job, err: &SlurmError) {
+    tracing::error!(run = %job.run, cause = %err, "sbatch failed");
+    record_failure(st, job, &format!("sbatch: {err}"));
+    job_ended(st, &job.run);
+}
+
+/// Record job `id` in the run directory, follow it, and say so in the index.
+fn submitted(st: &AppState, job: &Job, id: JobId) {
+    let dir = st.run_dir(&job.run);
+    let seq = history_seq(&dir, &job.kind);
+    if let Err(err) = write_job_file(&dir, &job.kind, &id, seq) {
+        tracing::error!(run = %job.run, cause = %err, "cannot record the Slurm job id");
+    }
+    history(&dir, &format!("submitted {} job {id}", job.kind.label()));
+    tracing::info!(run = %job.run, job = %id, kind = %job.kind.label(), "submitted to Slurm");
+    follow_job(st, job, id, seq, false);
+}
+
+/// Track job `id` and start its watcher (a submission, or a job found again at start-up).
+pub fn follow_job(st: &AppState, job: &Job, id: JobId, seq: Option<u64>, adopted: bool) {
+    let rx = sched(st).track(&job.run, id.clone(), job.kind);
+    st.jobs().lock().start_scheduled(job.clone());
+    if !matches!(job.kind, JobKind::Evaluate(_)) {
+        say(
+            st,
+            &job.run,
+            RunStatus::Queued,
+            format!("Slurm job {id}: submitted"),
+            adopted,
+        );
+    }
+    let (st, job) = (st.clone(), job.clone());
+    let handle = tokio::runtime::Handle::current();
+    handle.spawn(async move {
+        match job.kind {
+            JobKind::Evaluate(_) => watch_eval(&st, &job, rx).await,
+            _ => watch_train(&st, &job, rx, seq).await,
+        }
+    });
+}
+
+/// Set the run's status and message in the index while its trainer has not started (the
+/// follower owns the summary once events arrive). `keep_running`: a found-again job whose
+/// run already trains keeps its status.
+pub fn say(st: &AppState, run: &RunId, status: RunStatus, msg: String, keep_running: bool) {
+    let Ok(Some(mut s)) = st.index().get(run) else {
+        return;
+    };
+    if keep_running && s.status == RunStatus::Running {
+        return;
+    }
+    if s.status.is_terminal() || s.status == RunStatus::Interrupted || s.status == RunStatus::Queued
+    {
+        s.status = status;
+        s.message = Some(msg);
+        st.index_summary(&s);
+        st.hub().status(&s);
+    }
+}
+
+async fn watch_train(
+    st: &AppState,
+    job: &Job,
+    rx: watch::Receiver<Option<Ended>>,
+    mut seq: Option<u64>,
+) {
+    let dir = st.run_dir(&job.run);
+    let end = loop {
+        if !follow(st, dir.clone(), Liveness::Scheduler(rx.clone()), seq).await {
+            return; // shutdown: the job goes on; the next server finds it again
+        }
+        // The run's final line. Slurm's verdict may come a poll later, or Slurm runs the job
+        // again (requeue): then its trainer starts anew and is followed again.
+        match end_or_restart(st, &job.run, &dir, rx.clone()).await {
+            Next::Ended(end) => break Some(end),
+            Next::Done => break None,
+            Next::Restarted(last) => seq = Some(last),
+            Next::Shutdown => return,
+        }
+    };
+    let st2 = st.clone();
+    let job2 = job.clone();
+    let _ = tokio::task::spawn_blocking(move || settle_train(&st2, &job2, end)).await;
+    job_ended(st, &job.run);
+    super::slurm_poll::maybe_requeue(st, &job.run);
+}
+
+enum Next {
+    Ended(Ended),
+    /// The run finished or failed: the job only exits now (the poller still records how).
+    Done,
+    /// A new `started` line after the one-time final line (seq of that final line).
+    Restarted(u64),
+    Shutdown,
+}
+
+async fn end_or_restart(
+    st: &AppState,
+    run: &RunId,
+    dir: &RunDir,
+    mut rx: watch::Receiver<Option<Ended>>,
+) -> Next {
+    let last = fairtat_core::runs::reader::last_seq(&dir.events()).unwrap_or(0);
+    // A finished or failed run is done (a Slurm requeue kills the trainer, which then ends
+    // `cancelled`); a cancelled or interrupted one waits for Slurm's word: time limit, requeue.
+    sched(st).wake.notify_one();
+    let status = st.index().get(run).ok().flatten().map(|s| s.status);
+    if matches!(status, Some(RunStatus::Finished | RunStatus::Failed)) {
+        return Next::Done;
+    }
+    loop {
+        if let Some(e) = rx.borrow().clone() {
+            return Next::Ended(e);
+        }
+        let now = fairtat_core::runs::reader::last_seq(&dir.events()).unwrap_or(0);
+        if now > last {
+            return Next::Restarted(last);
+        }
+        tokio::select! {
+            _ = st.shutdown_token().cancelled() => return Next::Shutdown,
+            _ = tokio::time::sleep(st.poll() * 5) => {}
+            r = rx.changed() => if r.is_err() {
+                return rx.borrow().clone().map_or(Next::Shutdown, Next::Ended);
+            },
+        }
+    }
+}
+
+/// After a training job: a trainer that Slurm stopped with SIGTERM at its time limit (no
+/// warning signal) wrote `cancelled`; the run is interrupted, not cancelled by its user.
+fn settle_train(st: &AppState, job: &Job, end: Option<Ended>) {
+    let dir = st.run_dir(&job.run);
+    let user_cancel = st
+        .jobs()
+        .lock()
+        .running(&job.run)
+        .is_some_and(|r| r.cancel_requested);
+    if let Some(end) = &end {
+        let summary = st.refresh(&job.run);
+        let cancelled = summary
+            .as_ref()
+            .is_some_and(|s| s.status == RunStatus::Cancelled);
+        if end.state.resumable() && cancelled && !user_cancel {
+            let done = summary.map_or(0, |s| s.epochs_done);
+            append_finished(
+                &dir,
+                RunStatus::Interrupted,
+                done,
+                format!("{}; resume continues from the last checkpoint", end.why),
+            );
+        }
+    }
+    markers::remove(&dir, &job.kind);
+    let _ = std::fs::remove_file(job_file(&dir, &job.kind));
+    st.refresh(&job.run);
+}
+
+async fn watch_eval(st: &AppState, job: &Job, mut rx: watch::Receiver<Option<Ended>>) {
+    let end = loop {
+        if let Some(e) = rx.borrow().clone() {
+            break e;
+        }
+        tokio::select! {
+            _ = st.shutdown_token().cancelled() => return,
+            r = rx.changed() => if r.is_err() { return },
+        }
+    };
+    let (st2, job2) = (st.clone(), job.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        let dir = st2.run_dir(&job2.run);
+        if let JobKind::Evaluate(key) = &job2.kind {
+            let out = markers::eval_dir(&dir, key);
+            let wrote = out.join("eval.json").exists() || out.join("error.txt").exists();
+            if !wrote && !out.join("cancelled").exists() {
+                let _ = std::fs::write(out.join("error.txt"), format!("{}\n", end.why));
+            }
+        }
+        markers::remove(&dir, &job2.kind);
+        let _ = std::fs::remove_file(job_file(&dir, &job2.kind));
+    })
+    .await;
+    tracing::info!(run = %job.run, "Slurm evaluation ended");
+    job_ended(st, &job.run);
+    if let Ok(Some(summary)) = st.index().get(&job.run) {
+        st.hub().status(&summary);
+    }
+}
+
+/// Cancel `run`'s Slurm job of the kinds `pred` accepts: `scancel` (a running trainer gets
+/// SIGTERM, checkpoints and writes its final line; a pending job is removed).
+pub fn cancel(
+    st: &AppState,
+    run: &RunId,
+    pred: impl Fn(&JobKind) -> bool,
+) -> Result<bool, JobError> {
+    let Some((id, kind)) = sched(st).active(run).filter(|(_, k)| pred(k)) else {
+        return Ok(false);
+    };
+    if let Some(r) = st.jobs().lock().running_mut(run) {
+        r.cancel_requested = true;
+    }
+    let _ = std::fs::write(st.run_dir(run).cancel_marker(), "cancel\n");
+    off_runtime(|| cli::scancel(&id))
+        .map_err(|e| JobError::Conflict(format!("scancel {id}: {e}")))?;
+    history(
+        &st.run_dir(run),
+        &format!("scancel {} job {id}", kind.label()),
+    );
+    sched(st).wake.notify_one();
+    tracing::info!(run = %run, job = %id, "cancelled the Slurm job");
+    Ok(true)
+}
+
+/// Run a blocking Slurm command from a request: the runtime's other tasks go on meanwhile
+/// (`block_in_place` on the multi-threaded runtime the server uses).
+fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
