@@ -304,3 +304,22 @@ pub fn adopt(
 pub fn owns(dir: &RunDir, pid: u32) -> bool {
     lock::probe(dir).is_some_and(|o| o.pid == pid)
 }
+
+/// Set the run's status and message in the index while its trainer has not started (the
+/// follower owns the summary once events arrive). `keep_running`: a found-again job whose
+/// run already trains keeps its status. Shared by the Slurm submitter and its poller.
+pub fn say(st: &AppState, run: &RunId, status: RunStatus, msg: String, keep_running: bool) {
+    let Ok(Some(mut s)) = st.index().get(run) else {
+        return;
+    };
+    if keep_running && s.status == RunStatus::Running {
+        return;
+    }
+    if s.status.is_terminal() || s.status == RunStatus::Interrupted || s.status == RunStatus::Queued
+    {
+        s.status = status;
+        s.message = Some(msg);
+        st.index_summary(&s);
+        st.hub().status(&s);
+    }
+}

@@ -187,7 +187,7 @@ pub fn follow_job(st: &AppState, job: &Job, id: JobId, seq: Option<u64>, adopted
     let rx = sched(st).track(&job.run, id.clone(), job.kind);
     st.jobs().lock().start_scheduled(job.clone());
     if !matches!(job.kind, JobKind::Evaluate(_)) {
-        say(
+        super::say(
             st,
             &job.run,
             RunStatus::Queued,
@@ -205,24 +205,6 @@ pub fn follow_job(st: &AppState, job: &Job, id: JobId, seq: Option<u64>, adopted
     });
 }
 
-/// Set the run's status and message in the index while its trainer has not started (the
-/// follower owns the summary once events arrive). `keep_running`: a found-again job whose
-/// run already trains keeps its status.
-pub fn say(st: &AppState, run: &RunId, status: RunStatus, msg: String, keep_running: bool) {
-    let Ok(Some(mut s)) = st.index().get(run) else {
-        return;
-    };
-    if keep_running && s.status == RunStatus::Running {
-        return;
-    }
-    if s.status.is_terminal() || s.status == RunStatus::Interrupted || s.status == RunStatus::Queued
-    {
-        s.status = status;
-        s.message = Some(msg);
-        st.index_summary(&s);
-        st.hub().status(&s);
-    }
-}
 
 async fn watch_train(
     st: &AppState,

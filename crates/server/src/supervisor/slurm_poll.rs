@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::slurm::say;
+use super::say;
 use fairtat_core::runs::{RunId, RunStatus};
 use crate::error::ApiError;
 use crate::jobs::scheduler::Scheduler;
