@@ -117,7 +117,10 @@ async fn a_queued_run_says_what_it_waits_for_and_the_runs_list_streams_changes()
     assert_eq!(s["message"], "cancelled by you while queued");
     wait_status(&st, &first, "cancelled", 10.0).await;
     assert!(
-        st.run_dir(&first.parse().unwrap()).root().join("cancel-requested").exists(),
+        st.run_dir(&first.parse().unwrap())
+            .root()
+            .join("cancel-requested")
+            .exists(),
         "Cancel leaves the marker the trainer reads"
     );
     st.shutdown();
@@ -132,7 +135,11 @@ async fn download_run_is_one_tar_gz_of_the_downloadable_files() {
     let id = create_quick(&st).await;
     wait_status(&st, &id, "finished", 20.0).await;
     // Not downloadable, so not archived.
-    std::fs::write(st.run_dir(&id.parse().unwrap()).root().join("secret.txt"), "x").unwrap();
+    std::fs::write(
+        st.run_dir(&id.parse().unwrap()).root().join("secret.txt"),
+        "x",
+    )
+    .unwrap();
 
     let req = axum::http::Request::get(format!("/runs/{id}/archive.tar.gz"))
         .body(axum::body::Body::empty())

@@ -7,10 +7,10 @@
 use serde::Serialize;
 
 use super::state::AppState;
+use crate::jobs::JobKind;
 use fairtat_core::runs::eval_key::EvalKey;
 use fairtat_core::runs::eval_report::{EvalProgress, EvalReport};
 use fairtat_core::runs::{RunDir, RunId};
-use crate::jobs::JobKind;
 
 /// One evaluation of a run as the page shows it.
 #[derive(Debug, Serialize)]

@@ -105,27 +105,14 @@ pub async fn follow(
         // The metrics store folds what was just read, so no request reads it again.
         state.store().append(&dir, &lines, tailer.offset());
         for (_, line) in lines {
-            summary.apply(&line);
-            if matches!(line.event, RunEvent::Finished { .. }) {
-                if history_seq.is_none_or(|h| line.seq > h) {
-                    finished = true;
-                } else {
-                    // An earlier process's end; this one is about to continue the run.
-                    summary.status = RunStatus::Running;
-                    summary.message = None;
-                }
-            } else if matches!(line.event, RunEvent::Started { .. }) {
-                finished = false;
-            }
+            apply_line(&mut summary, &line, history_seq, &mut finished);
             state.hub().line(&id, line);
         }
         if changed {
             if let (true, Some(spec)) = (summary.method.is_empty(), &spec) {
                 scan::fill_from_spec(&mut summary, spec);
             }
-            if let Err(err) = state.index().upsert(&summary) {
-                tracing::error!(run = %id, cause = %err, "index update failed");
-            }
+            state.index_summary(&summary);
             state.hub().status(&summary);
         }
         if tailer.more() {
@@ -141,23 +128,8 @@ pub async fn follow(
             return true;
         }
         if let Some(why) = gone {
-            if !wrote_final && cancel_requested(state, &dir) {
+            if !wrote_final && write_missing_final(state, &dir, &live, &summary, &why) {
                 wrote_final = true;
-                // Killed by our SIGTERM before it could write its final line; the process is
-                // gone, so the server may write it.
-                append_finished(
-                    &dir,
-                    RunStatus::Cancelled,
-                    summary.epochs_done,
-                    "cancelled before the trainer wrote its final event".into(),
-                );
-                continue;
-            }
-            if !wrote_final && live.gone_means_failed() {
-                wrote_final = true;
-                // Our own child died without its final line (a signal, a crash): the server
-                // saw it end, so the run failed, with the exit signal and the log's end.
-                append_finished(&dir, RunStatus::Failed, summary.epochs_done, why);
                 continue;
             }
             scan::mark_interrupted(&mut summary, Some(why));
@@ -170,6 +142,53 @@ pub async fn follow(
             _ = state.shutdown_token().cancelled() => return false,
             _ = live.changed(state.poll()) => {}
         }
+    }
+}
+
+/// The trainer is gone without its final line: write it when the server knows how the run
+/// ended (our SIGTERM after a cancel, or our own child's death); false when it does not.
+fn write_missing_final(
+    state: &AppState,
+    dir: &RunDir,
+    live: &Liveness,
+    summary: &RunSummary,
+    why: &str,
+) -> bool {
+    if cancel_requested(state, dir) {
+        // Killed by our SIGTERM before it could write its final line; the process is gone, so
+        // the server may write it.
+        let msg = "cancelled before the trainer wrote its final event".into();
+        append_finished(dir, RunStatus::Cancelled, summary.epochs_done, msg);
+        return true;
+    }
+    if live.gone_means_failed() {
+        // Our own child died without its final line (a signal, a crash): the server saw it
+        // end, so the run failed, with the exit signal and the log's end.
+        append_finished(dir, RunStatus::Failed, summary.epochs_done, why.to_string());
+        return true;
+    }
+    false
+}
+
+/// Fold one event line into the summary; a `finished` line ends the run unless it belongs to
+/// an earlier process (seq up to `history_seq`), and a `started` line reopens it.
+fn apply_line(
+    summary: &mut RunSummary,
+    line: &fairtat_core::runs::EventLine,
+    history_seq: Option<u64>,
+    finished: &mut bool,
+) {
+    summary.apply(line);
+    if matches!(line.event, RunEvent::Finished { .. }) {
+        if history_seq.is_none_or(|h| line.seq > h) {
+            *finished = true;
+        } else {
+            // An earlier process's end; this one is about to continue the run.
+            summary.status = RunStatus::Running;
+            summary.message = None;
+        }
+    } else if matches!(line.event, RunEvent::Started { .. }) {
+        *finished = false;
     }
 }
 

@@ -129,7 +129,11 @@ impl Index {
     pub fn get(&self, id: &RunId) -> anyhow::Result<Option<RunSummary>> {
         let json: Option<String> = self
             .lock()
-            .query_row("SELECT summary FROM runs WHERE id = ?1", [id.as_str()], |r| r.get(0))
+            .query_row(
+                "SELECT summary FROM runs WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(match json {
             Some(j) => Some(serde_json::from_str(&j)?),

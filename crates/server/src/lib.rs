@@ -4,6 +4,7 @@
 //! Never touches tensors: no tch, no models/attacks/train/methods/data here.
 
 pub mod admission;
+pub mod cli;
 pub mod error;
 pub mod evals;
 pub mod follower;
@@ -19,7 +20,6 @@ pub mod slurm;
 pub mod state;
 pub mod store;
 pub mod supervisor;
-pub mod cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use tch::Device;
 
-use fairtat_core::config::{from_toml_str, DatasetKind};
 use crate::data::{self, Dataset};
 use crate::models::{read_metadata, Model};
 use crate::train::{CheckpointInfo, TrainError};
+use fairtat_core::config::{from_toml_str, DatasetKind};
 
 /// A model ready for evaluation and its test set.
 pub struct Loaded {

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use crate::corruptions::{corrupt_dataset, load_cifar_c, CORRUPTIONS};
 use crate::data::Dataset;
-use fairtat_core::fairness::{ClassMetrics, ConfusionMatrix};
 use crate::models::Model;
-use fairtat_core::runs::eval_report::CorruptionResult;
 use crate::train::{evaluate, TrainError};
+use fairtat_core::fairness::{ClassMetrics, ConfusionMatrix};
+use fairtat_core::runs::eval_report::CorruptionResult;
 
 /// The 18 corruptions of FAIR-TAT's `corruptions.txt` (algorithms.md §1.7), in the order of the
 /// paper's Tables 3 and 4; the default list for a CIFAR-C directory.

@@ -12,10 +12,10 @@ use tch::Device;
 
 use crate::attacks::{AaStage, AutoAttack, AutoAttackConfig};
 use crate::data::{batch_indices, make_batch, Dataset};
-use fairtat_core::fairness::ConfusionMatrix;
 use crate::models::Model;
-use fairtat_core::runs::eval_report::StageRecord;
 use crate::train::{evaluate, EvalAttack, TrainError};
+use fairtat_core::fairness::ConfusionMatrix;
+use fairtat_core::runs::eval_report::StageRecord;
 
 /// One evaluation attack, parsed from its name.
 #[derive(Clone, Debug)]

@@ -11,10 +11,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{indexed_run, run_dir, RunPath};
-use fairtat_core::config::{self, RawConfig, RunSpec};
-use fairtat_core::runs::reports::summary_csv;
-use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::{is_valid_run_id, new_run_id, RunStatus};
 use crate::admission;
 use crate::error::ApiError;
 use crate::index::ListQuery;
@@ -22,6 +18,10 @@ use crate::jobs::{Job, JobKind};
 use crate::scan;
 use crate::state::AppState;
 use crate::supervisor;
+use fairtat_core::config::{self, RawConfig, RunSpec};
+use fairtat_core::runs::reports::summary_csv;
+use fairtat_core::runs::summary::RunSummary;
+use fairtat_core::runs::{is_valid_run_id, new_run_id, RunStatus};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -329,9 +329,10 @@ pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiE
 async fn prepare_run(st: &AppState, spec: RunSpec) -> Result<(Job, RunSummary), ApiError> {
     let runs_dir = st.runs_dir().to_path_buf();
     let spec2 = spec.clone();
-    let dir = tokio::task::spawn_blocking(move || fairtat_core::runs::create_run_dir(&runs_dir, &spec2))
-        .await
-        .map_err(ApiError::internal)??;
+    let dir =
+        tokio::task::spawn_blocking(move || fairtat_core::runs::create_run_dir(&runs_dir, &spec2))
+            .await
+            .map_err(ApiError::internal)??;
     let run = dir
         .run_id()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("created an invalid run id")))?;

@@ -18,9 +18,9 @@ use tokio::sync::mpsc;
 
 use super::files::{list_files, resolve};
 use super::{run_dir, RunPath};
-use fairtat_core::runs::RunDir;
 use crate::error::ApiError;
 use crate::state::AppState;
+use fairtat_core::runs::RunDir;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/runs/{id}/archive.tar.gz", get(archive))

@@ -2,12 +2,12 @@
 //! per-class selection (`?classes=worst5|all|3,7`: 100 per-class curves with the worst few
 //! highlighted and the rest faded) and the data version a chart depends on.
 
-use fairtat_charts::{
-    bar_chart_with, heatmap_with, line_chart, line_chart_faded, BarAxes, HeatmapAxes, Scale, Series,
-};
 use crate::metrics::Metrics;
 use crate::store::fold::dep;
 use crate::store::{EpochDetail, RunFold};
+use fairtat_charts::{
+    bar_chart_with, heatmap_with, line_chart, line_chart_faded, BarAxes, HeatmapAxes, Scale, Series,
+};
 
 /// Largest `worstN`.
 const MAX_WORST: usize = 50;
@@ -316,10 +316,20 @@ fn class_chart(name: &str, m: &Metrics, sel: &Classes) -> Option<String> {
             let s = per_class(m, &m.class_acc_clean);
             ("Per-class clean accuracy", "accuracy", s, unit)
         }
-        "class-acc-robust" => ("Per-class robust accuracy", "accuracy", per_class(m, robust), unit),
+        "class-acc-robust" => (
+            "Per-class robust accuracy",
+            "accuracy",
+            per_class(m, robust),
+            unit,
+        ),
         "class-eps" => {
             let s = per_class(m, &scale(&m.class_eps, 255.0));
-            ("Per-class training epsilon (x255)", "epsilon x 255", s, None)
+            (
+                "Per-class training epsilon (x255)",
+                "epsilon x 255",
+                s,
+                None,
+            )
         }
         "targets" => {
             let s = per_class(m, &m.target_probs);
@@ -328,7 +338,11 @@ fn class_chart(name: &str, m: &Metrics, sel: &Classes) -> Option<String> {
         _ => return None,
     };
     // "Worst" classes are ranked by clean accuracy on the clean chart, by robust elsewhere.
-    let rank = if name == "class-acc-clean" { &m.class_acc_clean } else { robust };
+    let rank = if name == "class-acc-clean" {
+        &m.class_acc_clean
+    } else {
+        robust
+    };
     Some(class_lines(title, y_label, series, sel, rank, range))
 }
 

@@ -18,10 +18,10 @@ use serde::Deserialize;
 
 use super::chart_views::{self, CfpsSource, ChartQuery, Classes};
 use super::{run_dir, RunPath};
-use fairtat_core::runs::RunId;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::RunFold;
+use fairtat_core::runs::RunId;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -20,12 +20,12 @@ use super::compare_tables::{
     corruption_table, eval_reports, robust_rows, seed_groups, GroupRow, RobustRow,
 };
 use super::views::{HtmlTemplate, RunRow};
-use fairtat_charts::{line_chart, Series};
-use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::{is_valid_run_id, RunDir, RunId};
 use crate::error::ApiError;
 use crate::index::ListQuery;
 use crate::state::AppState;
+use fairtat_charts::{line_chart, Series};
+use fairtat_core::runs::summary::RunSummary;
+use fairtat_core::runs::{is_valid_run_id, RunDir, RunId};
 
 /// Runs compared at most (bounded work per request).
 const MAX_RUNS: usize = 20;
@@ -273,16 +273,46 @@ async fn export(
     Ok(download(render(&d.export()), mime, file))
 }
 
-async fn export_csv(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    export(&st, q, csv, "text/csv; charset=utf-8", "fairtat-compare.csv").await
+async fn export_csv(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    export(
+        &st,
+        q,
+        csv,
+        "text/csv; charset=utf-8",
+        "fairtat-compare.csv",
+    )
+    .await
 }
 
-async fn export_md(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    export(&st, q, markdown, "text/markdown; charset=utf-8", "fairtat-compare.md").await
+async fn export_md(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    export(
+        &st,
+        q,
+        markdown,
+        "text/markdown; charset=utf-8",
+        "fairtat-compare.md",
+    )
+    .await
 }
 
-async fn export_tex(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    export(&st, q, latex, "application/x-tex; charset=utf-8", "fairtat-compare.tex").await
+async fn export_tex(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    export(
+        &st,
+        q,
+        latex,
+        "application/x-tex; charset=utf-8",
+        "fairtat-compare.tex",
+    )
+    .await
 }
 
 async fn chart(

@@ -6,9 +6,9 @@
 use super::compare_export::ExportTable;
 use super::compare_tables::{by_seed_group, mean_std};
 use super::views::pct;
+use crate::store::RunFold;
 use fairtat_charts::{bar_chart_with, BarAxes};
 use fairtat_core::runs::summary::RunSummary;
-use crate::store::RunFold;
 
 /// Per-class accuracy of one run at the last epoch that evaluated the test set.
 #[derive(Clone, Debug, Default)]

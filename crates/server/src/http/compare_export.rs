@@ -52,7 +52,16 @@ pub fn export_tables(
 fn runs_table(runs: &[RunRow]) -> ExportTable {
     ExportTable::new(
         "Table 1: test accuracy (%), clean and robust, overall and worst class",
-        &["run", "method", "dataset", "model", "clean", "clean worst", "robust", "robust worst"],
+        &[
+            "run",
+            "method",
+            "dataset",
+            "model",
+            "clean",
+            "clean worst",
+            "robust",
+            "robust worst",
+        ],
         runs.iter().map(|r| {
             strings(&[
                 &r.name,
@@ -71,7 +80,15 @@ fn runs_table(runs: &[RunRow]) -> ExportTable {
 fn seeds_table(groups: &[GroupRow]) -> ExportTable {
     ExportTable::new(
         "Mean ± standard deviation over seeds (%)",
-        &["runs", "method", "seeds", "clean", "clean worst", "robust", "robust worst"],
+        &[
+            "runs",
+            "method",
+            "seeds",
+            "clean",
+            "clean worst",
+            "robust",
+            "robust worst",
+        ],
         groups.iter().map(|g| {
             strings(&[
                 &g.name,
@@ -89,7 +106,13 @@ fn seeds_table(groups: &[GroupRow]) -> ExportTable {
 fn robust_table(robust: &[RobustRow]) -> ExportTable {
     ExportTable::new(
         "Table 2: AutoAttack and Square (%)",
-        &["run", "AutoAttack", "AutoAttack worst", "Square", "Square worst"],
+        &[
+            "run",
+            "AutoAttack",
+            "AutoAttack worst",
+            "Square",
+            "Square worst",
+        ],
         robust.iter().map(|r| {
             strings(&[
                 &r.label,
@@ -106,8 +129,11 @@ fn corruption_table(cols: &[String], rows: &[(String, Vec<String>)]) -> ExportTa
     let mut t = ExportTable::new(
         "Tables 3/4: minimum class accuracy on common corruptions",
         &["corruption"],
-        rows.iter()
-            .map(|(n, v)| std::iter::once(n.clone()).chain(v.iter().cloned()).collect()),
+        rows.iter().map(|(n, v)| {
+            std::iter::once(n.clone())
+                .chain(v.iter().cloned())
+                .collect()
+        }),
     );
     t.head.extend(cols.iter().cloned());
     t

@@ -11,15 +11,15 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 
 use super::files::{list_files, FileEntry};
-use super::{run_dir, RunPath};
 use super::views::pct;
-use fairtat_core::runs::eval_key::{EvalKey, EvalSuite};
-use fairtat_core::runs::eval_report::EvalReport;
-use fairtat_core::runs::{CheckpointKind, RunId};
+use super::{run_dir, RunPath};
 use crate::error::ApiError;
 use crate::evals::{eval_statuses, EvalStatus};
 use crate::state::AppState;
 use crate::supervisor;
+use fairtat_core::runs::eval_key::{EvalKey, EvalSuite};
+use fairtat_core::runs::eval_report::EvalReport;
+use fairtat_core::runs::{CheckpointKind, RunId};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -14,9 +14,9 @@ use axum::Router;
 use tower_http::services::ServeFile;
 
 use super::{run_dir, RunPath};
-use fairtat_core::runs::{RunDir, RunId};
 use crate::error::ApiError;
 use crate::state::AppState;
+use fairtat_core::runs::{RunDir, RunId};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/runs/{id}/files/{*name}", get(download))

@@ -12,12 +12,12 @@ use serde::Deserialize;
 use super::api::{create_grid, create_run, preset_names, read_preset};
 use super::pages::{options, Opt};
 use super::views::HtmlTemplate;
+use crate::error::ApiError;
+use crate::state::AppState;
 use fairtat_core::config::fields::{flatten, table_from_pairs, FieldKind, FIELDS, GROUPS};
 use fairtat_core::config::form_check::{all_errors, methods_using};
 use fairtat_core::config::{self, RawConfig};
 use fairtat_core::runs::{new_run_id, RunId};
-use crate::error::ApiError;
-use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

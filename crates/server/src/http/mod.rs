@@ -33,10 +33,10 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 mod auth;
-pub use auth::check_token_strength;
 use super::error::ApiError;
 use super::guard::{self, BODY_LIMIT};
 use super::state::AppState;
+pub use auth::check_token_strength;
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{RunDir, RunId};
 

@@ -11,9 +11,9 @@ use axum::Router;
 use super::api::ListParams;
 use super::charts::CHARTS;
 use super::files::list_files;
-use super::{indexed_run, run_dir, RunPath};
 use super::tables::{tables_html, TablesParams};
 use super::views::{HtmlTemplate, RunRow};
+use super::{indexed_run, run_dir, RunPath};
 use crate::error::ApiError;
 use crate::index::SORT_KEYS;
 use crate::state::AppState;
@@ -84,7 +84,12 @@ async fn runs_page(
     State(st): State<AppState>,
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let rows: Vec<RunRow> = st.index().list(&p.query())?.iter().map(RunRow::of).collect();
+    let rows: Vec<RunRow> = st
+        .index()
+        .list(&p.query())?
+        .iter()
+        .map(RunRow::of)
+        .collect();
     let sort = p
         .sort
         .clone()
@@ -153,7 +158,12 @@ async fn run_rows(
     State(st): State<AppState>,
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let rows = st.index().list(&p.query())?.iter().map(RunRow::of).collect();
+    let rows = st
+        .index()
+        .list(&p.query())?
+        .iter()
+        .map(RunRow::of)
+        .collect();
     Ok(HtmlTemplate(RunRows { rows }))
 }
 
@@ -197,10 +207,7 @@ struct RunPage {
 use super::run_live::{files_html, head_html, note_checkpoints, LOG_LINES};
 use crate::process::log_tail as tail;
 
-async fn run_page(
-    State(st): State<AppState>,
-    RunPath(id): RunPath,
-) -> Result<Response, ApiError> {
+async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Response, ApiError> {
     let (dir, summary) = indexed_run(&st, &id)?;
     let st2 = st.clone();
     let id2 = id.clone();

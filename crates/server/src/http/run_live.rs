@@ -11,14 +11,14 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use super::files::{list_files, FileEntry};
-use super::{indexed_run, RunPath};
 use super::views::{pct, RunRow};
-use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::{RunId, RunStatus};
+use super::{indexed_run, RunPath};
 use crate::error::ApiError;
 use crate::scan;
 use crate::state::AppState;
 use crate::store::RunFold;
+use fairtat_core::runs::summary::RunSummary;
+use fairtat_core::runs::{RunId, RunStatus};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/runs/{id}/live", get(live))

@@ -23,10 +23,10 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{run_dir, RunPath};
-use fairtat_core::runs::{EventLine, RunDir, RunEvent};
 use crate::error::ApiError;
 use crate::hub::HubMsg;
 use crate::state::AppState;
+use fairtat_core::runs::{EventLine, RunDir, RunEvent};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -7,8 +7,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::views::pct;
-use fairtat_core::fairness::ConfusionMatrix;
 use crate::store::{EpochDetail, RunFold};
+use fairtat_core::fairness::ConfusionMatrix;
 
 /// Rows of the worst-class table.
 const WORST_ROWS: usize = 5;

@@ -4,8 +4,8 @@
 use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
 
-use fairtat_core::runs::summary::{Headline, RunSummary};
 use crate::error::ApiError;
+use fairtat_core::runs::summary::{Headline, RunSummary};
 
 /// Render an askama template as an HTML response; a render error is a logged 500.
 pub struct HtmlTemplate<T>(pub T);

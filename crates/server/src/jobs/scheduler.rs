@@ -9,8 +9,8 @@ use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
 use super::JobKind;
-use fairtat_core::runs::RunId;
 use crate::slurm::{JobId, JobState, SlurmOptions};
+use fairtat_core::runs::RunId;
 
 /// How a scheduled job ended, for its watcher.
 #[derive(Clone, Debug)]

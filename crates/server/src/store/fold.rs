@@ -15,8 +15,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use fairtat_core::runs::{EpochRecord, EvalRecord, EventLine, RunEvent};
 use crate::metrics::{clean_eval, robust_eval, Metrics};
+use fairtat_core::runs::{EpochRecord, EvalRecord, EventLine, RunEvent};
 
 /// What the confusion charts and the tables need of one epoch.
 #[derive(Clone, Debug, PartialEq)]

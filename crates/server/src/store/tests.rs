@@ -7,10 +7,10 @@ use std::io::Write;
 use proptest::prelude::*;
 
 use super::*;
+use crate::metrics;
 use fairtat_core::fairness::{ClassMetrics, ConfusionMatrix};
 use fairtat_core::runs::reader::{read_events, Tailer};
 use fairtat_core::runs::{EpochRecord, EvalRecord, EventLine, RunEvent};
-use crate::metrics;
 
 fn eval(split: &str, attack: &str, k: usize, hit: u64) -> EvalRecord {
     let rows: Vec<Vec<u64>> = (0..k)

@@ -56,8 +56,12 @@ fn spawn_rescan(state: &AppState) {
                 _ = state.shutdown_token().cancelled() => return,
                 _ = tokio::time::sleep(RESCAN_EVERY) => {}
             }
-            let known: std::collections::HashSet<String> =
-                state.index().ids().unwrap_or_default().into_iter().collect();
+            let known: std::collections::HashSet<String> = state
+                .index()
+                .ids()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
             let runs_dir = state.runs_dir().to_path_buf();
             let found = tokio::task::spawn_blocking(move || {
                 scan::run_dirs(&runs_dir)

@@ -3,13 +3,13 @@
 //! leaves, outside the executor's lock.
 
 use super::{owns, pump};
-use fairtat_core::runs::eval_key::EvalKey;
-use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::{RunId, RunStatus};
 use crate::jobs::{markers, Job, JobError, JobKind};
 use crate::process::{append_finished, signal};
 use crate::scan;
 use crate::state::AppState;
+use fairtat_core::runs::eval_key::EvalKey;
+use fairtat_core::runs::summary::RunSummary;
+use fairtat_core::runs::{RunId, RunStatus};
 
 /// Queue a job (writing its durable marker first) and start it if a slot is free.
 pub fn submit(st: &AppState, job: Job) -> Result<(), JobError> {

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use fairtat_core::runs::RunDir;
 use crate::jobs::{markers, Job, JobKind, Slot};
+use fairtat_core::runs::RunDir;
 
 /// `<trainer> train|eval ...` for `job`, output appended to the run's (or evaluation's) log.
 pub fn command(

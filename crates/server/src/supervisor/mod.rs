@@ -79,7 +79,10 @@ fn waiting_for_sources(st: &AppState) -> HashSet<RunId> {
                 blocked.insert(job.run);
             }
             DependencyState::Failed(why) => {
-                let removed = st.jobs().lock().remove_waiting(&job.run, |k| *k == job.kind);
+                let removed = st
+                    .jobs()
+                    .lock()
+                    .remove_waiting(&job.run, |k| *k == job.kind);
                 if !removed.is_empty() {
                     record_failure(st, &job, &why);
                 }

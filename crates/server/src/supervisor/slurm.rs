@@ -14,7 +14,6 @@ use tokio::sync::watch;
 
 use super::slurm_files::{history, job_file, job_label, slurm_dir, write_job_file};
 use super::{follow, job_ended, record_failure, waiting_for_sources};
-use fairtat_core::runs::{RunDir, RunId, RunStatus};
 use crate::follower::Liveness;
 use crate::jobs::scheduler::{Ended, Scheduler};
 use crate::jobs::{markers, Job, JobError, JobKind};
@@ -22,6 +21,7 @@ use crate::process::append_finished;
 use crate::slurm::script::{Script, Task};
 use crate::slurm::{cli, JobId, SlurmError};
 use crate::state::AppState;
+use fairtat_core::runs::{RunDir, RunId, RunStatus};
 
 /// Take every waiting job that may start and submit them, off the runtime.
 pub fn pump(st: &AppState) {
@@ -41,8 +41,7 @@ pub fn pump(st: &AppState) {
 }
 
 fn sched(st: &AppState) -> &Arc<Scheduler> {
-    st.scheduler()
-        .expect("the Slurm executor has a scheduler")
+    st.scheduler().expect("the Slurm executor has a scheduler")
 }
 
 /// Whether a job gets the configured gres: runs on `device = "cpu"` never do.
@@ -118,7 +117,9 @@ fn submit_one(st: &AppState, job: &Job) {
         })
         .and_then(|s| {
             std::fs::create_dir_all(slurm_dir(&dir))
-                .and_then(|_| std::fs::write(&script_path, s.render(&sched(st).opts, &st.trainer())))
+                .and_then(|_| {
+                    std::fs::write(&script_path, s.render(&sched(st).opts, &st.trainer()))
+                })
                 .map_err(|e| SlurmError::Io {
                     command: "sbatch",
                     cause: e,
@@ -204,7 +205,6 @@ pub fn follow_job(st: &AppState, job: &Job, id: JobId, seq: Option<u64>, adopted
         }
     });
 }
-
 
 async fn watch_train(
     st: &AppState,

@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use super::slurm::follow_job;
 use super::slurm_files::read_job_file;
 use super::{adopt, device_of, pump, push};
-use fairtat_core::runs::RunId;
 use crate::jobs::{markers, Job, JobKind};
 use crate::scan::Loaded;
 use crate::slurm::{cli, JobId};
 use crate::state::AppState;
+use fairtat_core::runs::RunId;
 
 pub async fn restore(st: &AppState, loaded: Vec<Loaded>) {
     // Jobs by comment, for the ids never written; Slurm unreachable: submit nothing twice

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use fairtat_core::runs::RunDir;
 use crate::jobs::JobKind;
 use crate::slurm::JobId;
+use fairtat_core::runs::RunDir;
 
 /// The file name of a job's script and id in `slurm/`: `train`, `eval-<suite>-<model>`.
 pub fn job_label(kind: &JobKind) -> String {

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::say;
-use fairtat_core::runs::{RunId, RunStatus};
 use crate::error::ApiError;
 use crate::jobs::scheduler::Scheduler;
 use crate::jobs::JobKind;
 use crate::slurm::{cli, JobId, JobState, SlurmError};
 use crate::state::AppState;
+use fairtat_core::runs::{RunId, RunStatus};
 
 const IDLE_CHECK: Duration = Duration::from_secs(5);
 const MAX_QUIET: Duration = Duration::from_secs(30);
