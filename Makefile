@@ -57,6 +57,9 @@ train-quick: build
 
 test: deps-test
 	$(CARGO_ENV) cargo build --release
+	@# The debug programs too: tests start `fairtat`, whose `serve` becomes `fairtat-dashboard`
+	@# from another crate, which `cargo test` alone does not build.
+	$(CARGO_ENV) cargo build --bins
 	$(CARGO_ENV) FAIRTAT_REQUIRE_SLURM=1 cargo test --no-fail-fast -- --test-threads=2
 
 bench: deps-test
