@@ -19,8 +19,12 @@ mod bat;
 mod ccr;
 #[path = "methods/frl.rs"]
 mod frl;
+#[path = "methods/refs.rs"]
+mod refs;
 #[path = "methods/runs.rs"]
 mod runs;
+#[path = "methods/since.rs"]
+mod since;
 #[path = "methods/wat.rs"]
 mod wat;
 

@@ -57,7 +57,7 @@ fn table1_grids_cover_every_row_of_their_dataset() {
             // "cifar100-x" does not start with "cifar10-"; reference-recipe rows have their grid.
             .filter(|s| s.starts_with(&format!("{ds}-")) && !s.ends_with("-ref"))
             .collect();
-        assert_eq!(rows.len(), 13, "{ds}: {rows:?}");
+        assert_eq!(rows.len(), 16, "{ds}: {rows:?}");
         assert_eq!(specs.len(), rows.len() * 3, "{ds}: rows x 3 seeds");
         let mut names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         names.sort();
@@ -86,20 +86,24 @@ fn table1_grids_cover_every_row_of_their_dataset() {
 }
 
 /// What every Table 1 grid shares: FRL starts from the same seed's TRADES run (`trades_row`),
-/// which trains first; WAT and FRL validate on the last images of each class; the clean
-/// forwards follow each row's reference code.
+/// FAAL from its AT run, each trained first; WAT and FRL validate on the last images of each
+/// class; the clean forwards follow each row's reference code.
 fn check_table1_rows(ds: &str, specs: &[fairtat::config::RunSpec], base: &str, trades_row: &str) {
     use fairtat::config::{MethodKind, ValFrom};
     let order = fairtat::config::grid_init::dependency_order(specs).unwrap();
     for s in specs {
         let m = s.method.name;
         if m.def().needs_init_checkpoint {
-            let src = format!("{base}-{trades_row}-s{}", s.seed);
+            let (row, kind) = match m {
+                MethodKind::Faal => (format!("{ds}-at"), MethodKind::PgdAt),
+                _ => (trades_row.to_string(), MethodKind::Trades),
+            };
+            let src = format!("{base}-{row}-s{}", s.seed);
             assert_eq!(s.train.init_from_run, src, "{}", s.name);
             let at = |n: &str| order.iter().position(|&i| specs[i].name == n).unwrap();
             assert!(at(&src) < at(&s.name), "{} trains before {src}", s.name);
             let source = specs.iter().find(|x| x.name == src).unwrap();
-            assert_eq!(source.method.name, MethodKind::Trades);
+            assert_eq!(source.method.name, kind);
             assert_eq!(source.data.normalize, s.data.normalize, "{}", s.name);
         } else {
             assert!(s.train.init_from_run.is_empty(), "{}", s.name);
@@ -137,13 +141,13 @@ fn reference_recipe_grids_swap_in_the_baselines_own_recipes() {
         let text =
             std::fs::read_to_string(configs().join(format!("{ds}-table1-ref-grid.toml"))).unwrap();
         let specs = grid::expand_with(&text, &[], "g", &load).unwrap().unwrap();
-        assert_eq!(specs.len(), 13 * 3, "{ds}");
+        assert_eq!(specs.len(), 16 * 3, "{ds}");
         let refs: Vec<&str> = specs
             .iter()
             .filter(|s| s.tags.iter().any(|t| t == "reference-recipe"))
             .map(|s| s.method.name.as_str())
             .collect();
-        assert_eq!(refs.len(), 4 * 3, "{ds}: {refs:?}");
+        assert_eq!(refs.len(), 6 * 3, "{ds}: {refs:?}");
         for s in specs
             .iter()
             .filter(|s| matches!(s.method.name.as_str(), "trades" | "wat" | "bat"))

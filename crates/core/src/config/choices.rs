@@ -164,6 +164,13 @@ choices! {
         /// x0.1 from epoch 75, x0.01 from 90, x0.001 from 100 (1-based epochs, whatever the
         /// run's length): yaodongyu/TRADES `adjust_learning_rate`, used by WAT and BAT as well.
         Step75_90_100 = "step-75-90-100",
+        /// x0.1 for the last 11 epochs, x0.01 for the last 6 (1-based epochs from
+        /// `epochs - 10` and `epochs - 5`): DAFA's and TRIX's `bag_of_tricks` (lr drops at 100
+        /// and 105 of 110).
+        DropLast10_5 = "drop-last-10-5",
+        /// x0.1 from half the epochs on, per epoch: FAAL's `multistep` for its 2- and 4-epoch
+        /// fine-tuning (MultiStepLR with the milestone at `epochs / 2`).
+        StepHalf = "step-half",
     }
 }
 
@@ -192,6 +199,10 @@ choices! {
         Bat = "bat",
         FrlRw = "frl-rw",
         FrlRwrm = "frl-rwrm",
+        Dafa = "dafa",
+        DafaPgdAt = "dafa-pgd-at",
+        Trix = "trix",
+        Faal = "faal",
     }
 }
 

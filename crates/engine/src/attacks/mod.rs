@@ -10,6 +10,7 @@ mod fab;
 mod fab_projection;
 mod losses;
 mod pgd;
+mod signed;
 mod square;
 
 pub use apgd::{apgd, checkpoints as apgd_checkpoints, ApgdConfig, ApgdLoss};
@@ -21,4 +22,5 @@ pub use fab_projection::projection_linf;
 pub use losses::{ce_loss, ce_loss_targeted, dlr_loss, dlr_loss_targeted, margin};
 pub use pgd::{fgsm, per_sample_eps, pgd, try_per_sample_eps, PgdConfig};
 pub(crate) use pgd::{linf_bounds, start_delta};
+pub use signed::{signed_steps, trades_start, Ball};
 pub use square::{p_selection, square, window_side, SquareConfig};

@@ -12,13 +12,16 @@
 //!
 //! Files: `pgd_at` (PGD-AT, + CCM, FAIR-TAT), `trades` (TRADES, CFA and their FAIR-TAT
 //! combinations; CCR), `fat` (FAT, FAIR-TAT + FAT), `wat` (WAT), `bat` (BAT), `frl` +
-//! `frl_rule` (FRL-RW, FRL-RWRM); shared: `kl` (TRADES loss and KL attack), `calibration` +
+//! `frl_rule` (FRL-RW, FRL-RWRM), `dafa` (DAFA on TRADES or PGD-AT), `trix` (TRIX), `faal`
+//! (FAAL); shared: `kl` (TRADES loss and KL attack), `calibration` +
 //! `calibrated` (CCM/CCR/C_FPS per epoch, target draws, the wrapper that makes the first
 //! three families [`Method`]s), `sampler` (target distributions).
 
 mod bat;
 mod calibrated;
 pub mod calibration;
+pub mod dafa;
+pub mod faal;
 mod fat;
 mod frl;
 pub mod frl_rule;
@@ -26,13 +29,17 @@ pub mod kl;
 mod pgd_at;
 pub mod sampler;
 mod trades;
+pub mod trix;
 mod wat;
 
 pub use bat::{early_stopped_kl, kl_to_uniform, Bat, KlStop};
+pub use dafa::{dafa_step, dafa_weights, Dafa, DafaStep};
+pub use faal::{class_margins, dro_weights, faal_loss, Faal};
 pub use fat::{early_stopped_pgd, EarlyStop, Fat};
 pub use frl::{clean_and_boundary_errors, Frl};
 pub use pgd_at::PgdAt;
 pub use trades::{class_trades_weights, trades_adversarial, Trades};
+pub use trix::{batch_weights, trix_step, Trix, TrixOut, TrixStep};
 pub use wat::{hedge_weights, validation_costs, Wat};
 
 use std::collections::BTreeMap;
@@ -126,6 +133,9 @@ pub fn build(spec: &RunSpec) -> Box<dyn Method> {
         K::Wat => Box::new(Wat::new(spec)),
         K::Bat => Box::new(Bat::new(spec)),
         K::FrlRw | K::FrlRwrm => Box::new(Frl::new(spec)),
+        K::Dafa | K::DafaPgdAt => Box::new(Dafa::new(spec)),
+        K::Trix => Box::new(Trix::new(spec)),
+        K::Faal => Box::new(Faal::new(spec)),
     }
 }
 

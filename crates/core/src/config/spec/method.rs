@@ -67,6 +67,20 @@ section! {
         /// FRL: the reweighting multipliers are projected to sum at most this.
         frl_lim: f64 [0.0, 1.0] = |_| 0.5;
             "FRL: the reweighting multipliers sum to at most this (0 to 1); reference: 0.5",
+        /// DAFA, TRIX: lambda of the class weights W_i = 1 + lambda sum_j s_ij (rucy74/DAFA:
+        /// 1 on CIFAR-10, 1.5 on CIFAR-100 and STL-10).
+        dafa_lambda: f64 [0.0, 10.0] = |c| match c.dataset {
+            DatasetKind::Cifar100 => 1.5,
+            _ => 1.0,
+        };
+            "DAFA/TRIX: scale of the class weights W = 1 + lambda sum s (1 on CIFAR-10, 1.5 on CIFAR-100)",
+        /// DAFA, TRIX: epochs of plain training; the class weights come from the last of them
+        /// (reference: 70 of 110 epochs for DAFA, 70 of 150 for TRIX).
+        dafa_warmup: usize [1, 100_000] = |c| c.method.def().warmup(c.epochs);
+            "DAFA/TRIX: warm-up epochs; the class weights come from the last one",
+        /// FAAL: radius r of the KL ball around uniform class weights (`--scale`).
+        faal_r: f64 [0.0, 10.0] = |_| 0.5;
+            "FAAL: KL radius r of the class-weight DRO (0 to 10); reference: 0.5",
     }
 }
 
@@ -132,8 +146,10 @@ pub struct MethodDef {
     /// validation (WAT: 30 of each CIFAR-100 class; FRL has no CIFAR-100 code, so it gets WAT's
     /// 6% too), §3.4, §3.6; FAIR-TAT and CFA the first 50000/K/50.
     pub last_300_split: bool,
-    /// It fine-tunes a trained model and refuses random weights (FRL).
+    /// It fine-tunes a trained model and refuses random weights (FRL, FAAL).
     pub needs_init_checkpoint: bool,
+    /// `method.dafa_warmup` as a share of `train.epochs` (DAFA 70/110, TRIX 70/150).
+    pub warmup_share: f64,
 }
 
 impl MethodDef {
@@ -159,6 +175,11 @@ impl MethodDef {
         } else {
             ValFrom::First
         }
+    }
+
+    /// Default `method.dafa_warmup` for a run of `epochs` (at least 1).
+    pub fn warmup(&self, epochs: usize) -> usize {
+        ((epochs as f64 * self.warmup_share).round() as usize).max(1)
     }
 
     /// Default `method.calibration_start` for a run of `epochs`.
@@ -198,6 +219,7 @@ const BASE: MethodDef = MethodDef {
     bn_mode: BnMode::Train,
     last_300_split: false,
     needs_init_checkpoint: false,
+    warmup_share: 0.0,
 };
 /// FAIR-TAT's reference code (`target_train_new.py`).
 const FAIR: MethodDef = MethodDef {
@@ -225,8 +247,11 @@ const FRL_RW: MethodDef = MethodDef {
     ..KL
 };
 
+/// DAFA's class weights from a warm-up (rucy74/DAFA, `--dafa_lambda`, `--dafa_warmup`).
+const DAFA: &[K] = &[K::dafa_lambda, K::dafa_warmup];
+
 /// Every method, in [`MethodKind::ALL`] order.
-pub const METHODS: [MethodDef; 12] = [
+pub const METHODS: [MethodDef; 16] = [
     BASE,
     MethodDef {
         kind: MethodKind::FairTat,
@@ -291,6 +316,33 @@ pub const METHODS: [MethodDef; 12] = [
         frl_bound: 0.07,
         frl_rate2: 0.2,
         ..FRL_RW
+    },
+    // DAFA's `trades_loss` and `madry_loss`: attacks in eval mode, CE + beta KL unnormalised.
+    MethodDef {
+        kind: MethodKind::Dafa,
+        reads: &[&[K::beta], DAFA],
+        warmup_share: 70.0 / 110.0,
+        ..OWN
+    },
+    MethodDef {
+        kind: MethodKind::DafaPgdAt,
+        reads: &[DAFA],
+        warmup_share: 70.0 / 110.0,
+        ..KL
+    },
+    // TRIX's `mixed_trades_loss` after DAFA's warm-up of 70 of 150 epochs.
+    MethodDef {
+        kind: MethodKind::Trix,
+        reads: &[&[K::beta], DAFA],
+        warmup_share: 70.0 / 150.0,
+        ..OWN
+    },
+    // FAAL fine-tunes a PGD-AT or TRADES model; `ft_prn.py` attacks in eval mode.
+    MethodDef {
+        kind: MethodKind::Faal,
+        reads: &[&[K::faal_r]],
+        needs_init_checkpoint: true,
+        ..KL
     },
 ];
 

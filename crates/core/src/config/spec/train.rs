@@ -63,14 +63,15 @@ impl TrainSpec {
             .iter()
             .any(|s| !s.trim().is_empty());
         if m.def().needs_init_checkpoint && !given {
-            // FRL fine-tunes a trained model (hannxu123/fair_robust loads `hot_start.pt`, a
-            // TRADES model). A grid row may name its source row with `train.init_from`.
+            // FRL and FAAL fine-tune a trained model (hannxu123/fair_robust loads
+            // `hot_start.pt`, a TRADES model; TrustAI/FAAL a PGD-AT or TRADES one). A grid row
+            // may name its source row with `train.init_from`.
             return Err(ConfigError::invalid(
                 TrainKey::init_checkpoint.field().key,
                 format!(
                     "{m} fine-tunes a trained model and cannot start from random weights: set \
-                     train.init_checkpoint to a TRADES run's checkpoints/last.safetensors, or in a \
-                     grid train.init_from = \"{t}\" (the same seed's TRADES row)",
+                     train.init_checkpoint to a robust run's checkpoints/last.safetensors (e.g. \
+                     {t}), or in a grid train.init_from = \"{t}\" (the same seed's row)",
                     t = MethodKind::Trades
                 ),
             ));
