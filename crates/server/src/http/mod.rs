@@ -10,6 +10,7 @@ pub mod charts;
 pub mod compare;
 mod compare_classes;
 mod compare_export;
+mod compare_rho;
 pub mod compare_tables;
 pub mod evals;
 pub mod files;
