@@ -11,6 +11,8 @@ pub mod compare;
 mod compare_classes;
 mod compare_export;
 mod compare_rho;
+#[cfg(test)]
+mod compare_tests;
 pub mod compare_tables;
 pub mod evals;
 pub mod files;
