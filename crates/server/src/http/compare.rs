@@ -80,8 +80,9 @@ struct ComparePage {
     grid: String,
     groups: Vec<GroupRow>,
     show_groups: bool,
-    /// The group rho is measured against (index into `groups`).
+    /// The group rho is measured against (index into `groups`, and its name for the forms).
     base: usize,
+    base_name: String,
     robust: Vec<RobustRow>,
     corruption_cols: Vec<String>,
     corruption_rows: Vec<(String, Vec<String>)>,
@@ -243,6 +244,7 @@ async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Respo
         },
         show_groups: groups_shown(d.groups.len(), rows.len()),
         base: d.base.unwrap_or(0),
+        base_name: d.base_name().unwrap_or_default().to_string(),
         rows,
         any_cifar100: d.sums.iter().any(|s| s.dataset == "cifar100"),
         query: d.query(),

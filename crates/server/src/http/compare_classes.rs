@@ -152,7 +152,7 @@ pub fn per_class_tables(groups: &[GroupClassAcc]) -> Vec<ExportTable> {
     let checkpoint = checkpoint_label(groups);
     let table = |robust: bool| ExportTable {
         title: format!(
-            "Per-class {} test accuracy at the last epoch (%), checkpoint {checkpoint}",
+            "Per-class {} test accuracy at the last epoch (%): checkpoint {checkpoint}",
             if robust { "robust" } else { "clean" }
         ),
         head: head.clone(),
