@@ -11,9 +11,9 @@ pub mod compare;
 mod compare_classes;
 mod compare_export;
 mod compare_rho;
+pub mod compare_tables;
 #[cfg(test)]
 mod compare_tests;
-pub mod compare_tables;
 pub mod evals;
 pub mod files;
 pub mod forms;
