@@ -57,6 +57,12 @@ async fn an_old_run_directory_loads_and_renders() {
     let (code, list) = get(&st, "/").await;
     assert_eq!(code, StatusCode::OK);
     assert!(list.contains(ID), "the runs list lacks the old run");
+    // The old log's best-worst-robust announcement folds into the summary, and the compare
+    // page names the checkpoint of its numbers.
+    assert_eq!(s["best"]["epoch"], 0, "{s}");
+    let (code, html) = get(&st, &format!("/compare?ids={ID}")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(html.contains("<td>last (epoch 0)</td>"), "{html}");
 }
 
 #[test]

@@ -5,11 +5,15 @@
 //! - C_acc(k), eq. (7): (#{pred = k, y = k} + #{pred != k, y != k}) / N,
 //! - C_FPS(k), eq. (8): #{pred = k, y != k} / #{pred != y}; all zeros when there is no error,
 //! - worst-class accuracy (CIFAR-10 style) and the mean of the worst 10% classes (CIFAR-100 style,
-//!   at least one class).
+//!   at least one class);
+//! - DAFA's rho (Lee et al., ICLR 2024): worst-class gain minus average loss against a base
+//!   model ([`rho`]).
 
 mod confusion;
+pub mod rho;
 
 pub use confusion::ConfusionMatrix;
+pub use rho::{rho, WorstAndAverage};
 
 use serde::{Deserialize, Serialize};
 

@@ -22,6 +22,7 @@ pub mod eval_report;
 pub mod events;
 pub mod layout;
 pub mod lock;
+pub mod provenance;
 pub mod reader;
 pub mod reports;
 mod run_dir;

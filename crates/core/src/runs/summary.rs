@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::events::{EpochRecord, EvalRecord, EventLine, RunEvent, RunStatus};
-use super::layout::RunDir;
+use super::layout::{CheckpointKind, RunDir};
+use super::provenance::BestCheckpoint;
 
 /// Headline numbers of one evaluation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,6 +67,14 @@ pub struct RunSummary {
     /// Latest robust test evaluation of the live model: the strongest `pgd-<k>` (largest k) of
     /// the latest epoch, so the final PGD-20 wins over the per-epoch PGD-10 when both exist.
     pub robust: Option<Headline>,
+    /// Latest validation robust evaluation of the live model (the strongest `pgd-<k>`): the
+    /// figure that picks `best-worst-robust`. Absent from summaries of older builds.
+    #[serde(default)]
+    pub val_robust: Option<Headline>,
+    /// The latest `best-worst-robust` checkpoint the trainer announced (None: not saved yet,
+    /// no validation split, or an older summary).
+    #[serde(default)]
+    pub best: Option<BestCheckpoint>,
 }
 
 impl RunSummary {
@@ -91,6 +100,8 @@ impl RunSummary {
             last_seq: None,
             clean: None,
             robust: None,
+            val_robust: None,
+            best: None,
         }
     }
 
@@ -142,7 +153,8 @@ impl RunSummary {
                 self.eta_secs = eta_secs.is_finite().then_some(eta_secs.max(0.0));
             }
             RunEvent::Epoch(rec) => self.apply_epoch(rec),
-            RunEvent::Checkpoint { .. } | RunEvent::Log { .. } => {}
+            RunEvent::Checkpoint { epoch, kind, .. } => self.apply_checkpoint(*epoch, kind),
+            RunEvent::Log { .. } => {}
             RunEvent::Finished {
                 status,
                 epochs_done,
@@ -189,6 +201,26 @@ impl RunSummary {
         if let Some(e) = rec.strongest_pgd("test", "live") {
             self.robust = Some(Headline::of(rec.epoch, e));
         }
+        if let Some(e) = rec.strongest_pgd("val", "live") {
+            self.val_robust = Some(Headline::of(rec.epoch, e));
+        }
+    }
+
+    /// Remember the `best-worst-robust` checkpoint with the validation figure that chose it:
+    /// the trainer announces it right after the epoch's record, whose validation we hold.
+    fn apply_checkpoint(&mut self, epoch: usize, kind: &str) {
+        if CheckpointKind::parse(kind) != Some(CheckpointKind::BestWorstRobust) {
+            return;
+        }
+        let val_worst_robust = self
+            .val_robust
+            .as_ref()
+            .filter(|h| h.epoch == epoch && h.worst.is_finite())
+            .map(|h| h.worst);
+        self.best = Some(BestCheckpoint {
+            epoch,
+            val_worst_robust,
+        });
     }
 
     /// `epochs` = finished epochs plus the fraction of the current one.
@@ -207,5 +239,55 @@ fn value_text(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::synthetic::Synth;
+
+    fn line(seq: u64, event: RunEvent) -> EventLine {
+        EventLine {
+            v: 1,
+            seq,
+            time: 0.0,
+            event,
+        }
+    }
+
+    fn checkpoint(epoch: usize, kind: &str) -> RunEvent {
+        RunEvent::Checkpoint {
+            epoch,
+            kind: kind.into(),
+            file: format!("checkpoints/{kind}.safetensors"),
+        }
+    }
+
+    #[test]
+    fn the_best_checkpoint_keeps_its_epoch_and_the_validation_that_chose_it() {
+        let synth = Synth {
+            classes: 3,
+            epochs: 3,
+            progress: 0,
+            seed: 7,
+        };
+        let mut s = RunSummary::empty(&RunDir::new("runs/x"));
+        s.apply(&line(0, RunEvent::Epoch(Box::new(synth.epoch(0)))));
+        s.apply(&line(1, checkpoint(0, "best-worst-robust")));
+        s.apply(&line(2, RunEvent::Epoch(Box::new(synth.epoch(1)))));
+        s.apply(&line(3, checkpoint(1, "last")));
+        let best = s.best.clone().expect("best announced");
+        assert_eq!(best.epoch, 0, "a `last` checkpoint does not move the best");
+        let val = synth.epoch(0);
+        let want = val.strongest_pgd("val", "live").unwrap().metrics.worst;
+        assert_eq!(best.val_worst_robust, Some(want));
+        // An older summary (no `best`, no `val_robust`) still deserializes.
+        let mut json = serde_json::to_value(&s).unwrap();
+        let obj = json.as_object_mut().unwrap();
+        obj.remove("best");
+        obj.remove("val_robust");
+        let old: RunSummary = serde_json::from_value(json).unwrap();
+        assert_eq!(old.best, None);
     }
 }

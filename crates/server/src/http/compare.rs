@@ -2,7 +2,9 @@
 //! worst-10% for 100 classes) for chosen runs, mean ± std over seeds, Tables 2-4 from the runs'
 //! evaluations, per-class tables and the per-class difference of two groups (diverging bars),
 //! overlaid curves, and CSV / Markdown / LaTeX exports of every table. Runs are
-//! chosen with repeated `ids=` query parameters (the runs page checkboxes) or `grid=<id>`.
+//! chosen with repeated `ids=` query parameters (the runs page checkboxes) or `grid=<id>`;
+//! `base=<group>` picks the group DAFA's rho is measured against. Every table names the
+//! checkpoint its numbers come from and what chose it.
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -13,9 +15,11 @@ use axum::Router;
 
 use super::charts::svg_response;
 use super::compare_classes::{
-    class_acc, delta_chart, groups as class_groups, per_class_tables, GroupClassAcc,
+    checkpoint_label, class_acc, delta_caption, delta_chart, delta_pair, groups as class_groups,
+    per_class_tables, GroupClassAcc,
 };
-use super::compare_export::{csv, export_tables, latex, markdown, ExportTable};
+use super::compare_export::{csv, export_tables, groups_shown, latex, markdown, ExportTable};
+use super::compare_rho::{base_group, encode, fill_rho};
 use super::compare_tables::{
     corruption_table, eval_reports, robust_rows, seed_groups, GroupRow, RobustRow,
 };
@@ -75,6 +79,10 @@ struct ComparePage {
     charts: Vec<&'static str>,
     grid: String,
     groups: Vec<GroupRow>,
+    show_groups: bool,
+    /// The group rho is measured against (index into `groups`, and its name for the forms).
+    base: usize,
+    base_name: String,
     robust: Vec<RobustRow>,
     corruption_cols: Vec<String>,
     corruption_rows: Vec<(String, Vec<String>)>,
@@ -82,32 +90,8 @@ struct ComparePage {
     delta_groups: Vec<String>,
     da: usize,
     db: usize,
-}
-
-/// A `key=<number>` parameter of the query.
-fn param(q: Option<&str>, key: &str) -> Option<usize> {
-    q.unwrap_or("")
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
-}
-
-/// The two groups of the per-class difference: `da=`/`db=` of the query, else FAIR-TAT minus
-/// PGD-AT when both are there, else the first two.
-fn delta_pair(groups: &[GroupClassAcc], q: Option<&str>) -> Option<(usize, usize)> {
-    let n = groups.len();
-    if n < 2 {
-        return None;
-    }
-    let find = |m: &str| groups.iter().position(|g| g.name.contains(m));
-    let a = param(q, "da")
-        .filter(|i| *i < n)
-        .or(find("fair-tat"))
-        .unwrap_or(0);
-    let b = param(q, "db")
-        .filter(|i| *i < n)
-        .or(find("pgd-at").filter(|b| *b != a))
-        .unwrap_or(if a == 0 { 1 } else { 0 });
-    Some((a, b))
+    /// rho of the first chosen group against the second, and the rows' checkpoint.
+    delta_caption: String,
 }
 
 /// Each seed group's per-class accuracy, from the runs' folded state in the metrics store.
@@ -165,6 +149,8 @@ struct CompareData {
     ids: Vec<RunId>,
     sums: Vec<RunSummary>,
     groups: Vec<GroupRow>,
+    /// The group rho is measured against (`base=` or the first plain baseline).
+    base: Option<usize>,
     robust: Vec<RobustRow>,
     corruption_cols: Vec<String>,
     corruption_rows: Vec<(String, Vec<String>)>,
@@ -194,9 +180,15 @@ impl CompareData {
         .await
         .map_err(ApiError::internal)?;
         let (corruption_cols, corruption_rows) = corruption_table(&with_reports);
+        let mut groups = seed_groups(&sums);
+        let base = base_group(&groups, q);
+        if let Some(b) = base {
+            fill_rho(&mut groups, b);
+        }
         Ok(CompareData {
             grid,
-            groups: seed_groups(&sums),
+            groups,
+            base,
             robust: robust_rows(&with_reports),
             corruption_cols,
             corruption_rows,
@@ -210,17 +202,32 @@ impl CompareData {
         self.sums.iter().map(RunRow::of).collect()
     }
 
+    fn base_name(&self) -> Option<&str> {
+        Some(self.groups.get(self.base?)?.name.as_str())
+    }
+
     fn export(&self) -> Vec<ExportTable> {
         let corruption = (&self.corruption_cols[..], &self.corruption_rows[..]);
-        let mut tables = export_tables(&self.rows(), &self.groups, &self.robust, corruption);
+        let groups = (&self.groups[..], self.base_name());
+        let mut tables = export_tables(&self.rows(), groups, &self.robust, corruption);
         tables.extend(per_class_tables(&self.classes));
         tables
+    }
+
+    /// The query of the export links: the page's runs and its base group.
+    fn query(&self) -> String {
+        let mut parts: Vec<String> = self.ids.iter().map(|i| format!("ids={i}")).collect();
+        if let Some(b) = self.base_name() {
+            parts.push(format!("base={}", encode(b)));
+        }
+        parts.join("&")
     }
 }
 
 async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let d = CompareData::load(&st, q.as_deref()).await?;
     let (da, db) = delta_pair(&d.classes, q.as_deref()).unwrap_or((0, 0));
+    let rows = d.rows();
     Ok(HtmlTemplate(ComparePage {
         delta_groups: if da == db {
             vec![]
@@ -229,14 +236,18 @@ async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Respo
         },
         da,
         db,
-        rows: d.rows(),
+        delta_caption: match (d.classes.get(da), d.classes.get(db)) {
+            (Some(a), Some(b)) if da != db => {
+                delta_caption(a, b, &d.groups, &checkpoint_label(&d.classes))
+            }
+            _ => String::new(),
+        },
+        show_groups: groups_shown(d.groups.len(), rows.len()),
+        base: d.base.unwrap_or(0),
+        base_name: d.base_name().unwrap_or_default().to_string(),
+        rows,
         any_cifar100: d.sums.iter().any(|s| s.dataset == "cifar100"),
-        query: d
-            .ids
-            .iter()
-            .map(|i| format!("ids={i}"))
-            .collect::<Vec<_>>()
-            .join("&"),
+        query: d.query(),
         charts: CHARTS.to_vec(),
         grid: d.grid,
         groups: d.groups,

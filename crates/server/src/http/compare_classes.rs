@@ -4,7 +4,8 @@
 //! one group minus another (e.g. FAIR-TAT minus PGD-AT): the picture a fairness paper needs.
 
 use super::compare_export::ExportTable;
-use super::compare_tables::{by_seed_group, mean_std};
+use super::compare_rho::rho_cells;
+use super::compare_tables::{by_seed_group, last_label, mean_std, GroupRow};
 use super::views::pct;
 use crate::store::RunFold;
 use fairtat_charts::{bar_chart_with, BarAxes};
@@ -16,25 +17,28 @@ pub struct ClassAcc {
     pub names: Vec<String>,
     pub clean: Vec<f64>,
     pub robust: Vec<f64>,
+    /// 0-based epoch of the rows (the robust one's when both exist): the `last` checkpoint's.
+    pub epoch: Option<usize>,
 }
 
-/// The last non-empty row of `[epoch][class]` series.
-fn last_row(rows: &[Vec<f64>]) -> Vec<f64> {
+/// The last non-empty row of `[epoch][class]` series, with its epoch.
+fn last_row(epochs: &[usize], rows: &[Vec<f64>]) -> (Option<usize>, Vec<f64>) {
     rows.iter()
+        .enumerate()
         .rev()
-        .find(|r| !r.is_empty())
-        .cloned()
-        .unwrap_or_default()
+        .find(|(_, r)| !r.is_empty())
+        .map_or((None, vec![]), |(i, r)| (epochs.get(i).copied(), r.clone()))
 }
 
 pub fn class_acc(f: &RunFold) -> ClassAcc {
     let m = f.metrics();
-    let clean = last_row(&m.class_acc_clean);
-    let robust = last_row(&m.class_acc_robust);
+    let (clean_epoch, clean) = last_row(&m.epochs, &m.class_acc_clean);
+    let (robust_epoch, robust) = last_row(&m.epochs, &m.class_acc_robust);
     ClassAcc {
         names: f.class_names_for(clean.len().max(robust.len())),
         clean,
         robust,
+        epoch: robust_epoch.or(clean_epoch),
     }
 }
 
@@ -46,6 +50,8 @@ pub struct GroupClassAcc {
     pub names: Vec<String>,
     pub clean: Vec<f64>,
     pub robust: Vec<f64>,
+    /// The epochs its runs' rows come from (one per run that has any).
+    pub epochs: Vec<usize>,
 }
 
 /// The mean of each class over `rows`, from the runs that have a finite value for it.
@@ -79,10 +85,56 @@ pub fn groups(runs: &[(RunSummary, ClassAcc)]) -> Vec<GroupClassAcc> {
                 names: longest(accs.iter().map(|a| &a.names)),
                 clean: mean_rows(&accs.iter().map(|a| &a.clean).collect::<Vec<_>>()),
                 robust: mean_rows(&accs.iter().map(|a| &a.robust).collect::<Vec<_>>()),
+                epochs: accs.iter().filter_map(|a| a.epoch).collect(),
                 name,
             }
         })
         .collect()
+}
+
+/// A `key=<number>` parameter of the query.
+fn param(q: Option<&str>, key: &str) -> Option<usize> {
+    q.unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+/// The two groups of the per-class difference: `da=`/`db=` of the query, else FAIR-TAT minus
+/// PGD-AT when both are there, else the first two.
+pub fn delta_pair(groups: &[GroupClassAcc], q: Option<&str>) -> Option<(usize, usize)> {
+    let n = groups.len();
+    if n < 2 {
+        return None;
+    }
+    let find = |m: &str| groups.iter().position(|g| g.name.contains(m));
+    let a = param(q, "da")
+        .filter(|i| *i < n)
+        .or(find("fair-tat"))
+        .unwrap_or(0);
+    let b = param(q, "db")
+        .filter(|i| *i < n)
+        .or(find("pgd-at").filter(|b| *b != a))
+        .unwrap_or(if a == 0 { 1 } else { 0 });
+    Some((a, b))
+}
+
+/// The caption under the per-class difference of `a` minus `b`: rho of `a` with `b` as the
+/// base (from the seed-group means, as the seed table computes it) and the checkpoint.
+pub fn delta_caption(
+    a: &GroupClassAcc,
+    b: &GroupClassAcc,
+    groups: &[GroupRow],
+    checkpoint: &str,
+) -> String {
+    let means = |g: &GroupClassAcc| groups.iter().find(|r| r.name == g.name).map(|r| r.means);
+    let (nat, rob) = match (means(a), means(b)) {
+        (Some(ma), Some(mb)) => rho_cells(&ma, &mb),
+        _ => ("–".into(), "–".into()),
+    };
+    format!(
+        "rho_rob {rob}, rho_nat {nat} for {} with {} as the base; checkpoint {checkpoint}",
+        a.name, b.name
+    )
 }
 
 /// Two tables, robust then clean: a row per class, a column per group (mean over its seeds).
@@ -97,9 +149,10 @@ pub fn per_class_tables(groups: &[GroupClassAcc]) -> Vec<ExportTable> {
             n => format!("{} (mean of {n})", g.name),
         }))
         .collect();
+    let checkpoint = checkpoint_label(groups);
     let table = |robust: bool| ExportTable {
         title: format!(
-            "Per-class {} test accuracy at the last epoch (%)",
+            "Per-class {} test accuracy at the last epoch (%): checkpoint {checkpoint}",
             if robust { "robust" } else { "clean" }
         ),
         head: head.clone(),
@@ -117,6 +170,12 @@ pub fn per_class_tables(groups: &[GroupClassAcc]) -> Vec<ExportTable> {
             .collect(),
     };
     vec![table(true), table(false)]
+}
+
+/// The checkpoint of every group's per-class rows: `last (epoch 7)` (or several epochs).
+pub fn checkpoint_label(groups: &[GroupClassAcc]) -> String {
+    let epochs: Vec<usize> = groups.iter().flat_map(|g| g.epochs.clone()).collect();
+    last_label(&epochs)
 }
 
 /// The per-class difference `a - b` (robust or clean accuracy) as a diverging bar chart.
@@ -157,6 +216,7 @@ mod tests {
             names: vec!["cat".into(), "dog".into()],
             clean: clean.to_vec(),
             robust: robust.to_vec(),
+            epoch: Some(1),
         };
         (s, acc)
     }
@@ -177,6 +237,11 @@ mod tests {
         assert_eq!(t[0].rows.len(), 2, "one row per class");
         assert_eq!(t[0].head[1], "g-fair-tat (mean of 2)");
         assert_eq!(t[0].rows[1], ["dog", "30.00", "10.00"]);
+        assert!(
+            t[0].title.ends_with("checkpoint last (epoch 1)"),
+            "{}",
+            t[0].title
+        );
         let svg = delta_chart(&g[0], &g[1], true);
         // The worst class gains 20 points, the best loses 20: the hover titles say so.
         assert!(

@@ -1,6 +1,8 @@
 //! Compare exports: every table the compare page shows (Table 1 per run, mean ± std over seeds,
 //! the Table 2 layout from AutoAttack/Square evaluations, the Tables 3/4 corruption rows) as CSV,
-//! Markdown or LaTeX, so what a paper needs leaves the dashboard in one file.
+//! Markdown or LaTeX, so what a paper needs leaves the dashboard in one file. Each table names
+//! the checkpoint of its numbers (a `checkpoint` column); the seed table has DAFA's rho against
+//! the page's base group as plain numeric columns, so a spreadsheet can read them.
 
 use super::compare_tables::{GroupRow, RobustRow};
 use super::views::RunRow;
@@ -27,17 +29,23 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-/// The tables of the page, in page order; the seed table only when some run has several
-/// seeds, the others only when they have rows (as on the page).
+/// Whether the page and the exports show the seed table: when some group has several seeds,
+/// or when there are several groups to hold against the base (rho).
+pub fn groups_shown(groups: usize, runs: usize) -> bool {
+    groups < runs || groups > 1
+}
+
+/// The tables of the page, in page order; the seed table only when [`groups_shown`] (with rho
+/// against the group named `base`), the others only when they have rows (as on the page).
 pub fn export_tables(
     runs: &[RunRow],
-    groups: &[GroupRow],
+    (groups, base): (&[GroupRow], Option<&str>),
     robust: &[RobustRow],
     corruption: (&[String], &[(String, Vec<String>)]),
 ) -> Vec<ExportTable> {
     let mut out = vec![runs_table(runs)];
-    if groups.len() < runs.len() {
-        out.push(seeds_table(groups));
+    if groups_shown(groups.len(), runs.len()) {
+        out.push(seeds_table(groups, base.unwrap_or("–")));
     }
     if !robust.is_empty() {
         out.push(robust_table(robust));
@@ -61,6 +69,7 @@ fn runs_table(runs: &[RunRow]) -> ExportTable {
             "clean worst",
             "robust",
             "robust worst",
+            "checkpoint",
         ],
         runs.iter().map(|r| {
             strings(&[
@@ -72,13 +81,14 @@ fn runs_table(runs: &[RunRow]) -> ExportTable {
                 &r.clean_worst,
                 &r.robust_overall,
                 &r.robust_worst,
+                &r.checkpoint,
             ])
         }),
     )
 }
 
-fn seeds_table(groups: &[GroupRow]) -> ExportTable {
-    ExportTable::new(
+fn seeds_table(groups: &[GroupRow], base: &str) -> ExportTable {
+    let mut t = ExportTable::new(
         "Mean ± standard deviation over seeds (%)",
         &[
             "runs",
@@ -88,6 +98,7 @@ fn seeds_table(groups: &[GroupRow]) -> ExportTable {
             "clean worst",
             "robust",
             "robust worst",
+            "checkpoint",
         ],
         groups.iter().map(|g| {
             strings(&[
@@ -98,9 +109,18 @@ fn seeds_table(groups: &[GroupRow]) -> ExportTable {
                 &g.clean_worst,
                 &g.robust_overall,
                 &g.robust_worst,
+                &g.checkpoint,
+                &g.rho_nat,
+                &g.rho_rob,
             ])
         }),
-    )
+    );
+    // The header names the base: a rho column means nothing without it.
+    t.head.extend([
+        format!("rho_nat (base {base})"),
+        format!("rho_rob (base {base})"),
+    ]);
+    t
 }
 
 fn robust_table(robust: &[RobustRow]) -> ExportTable {
@@ -112,6 +132,7 @@ fn robust_table(robust: &[RobustRow]) -> ExportTable {
             "AutoAttack worst",
             "Square",
             "Square worst",
+            "checkpoint",
         ],
         robust.iter().map(|r| {
             strings(&[
@@ -120,6 +141,7 @@ fn robust_table(robust: &[RobustRow]) -> ExportTable {
                 &r.aa_worst,
                 &r.square_overall,
                 &r.square_worst,
+                &r.checkpoint,
             ])
         }),
     )

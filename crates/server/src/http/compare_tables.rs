@@ -3,14 +3,30 @@
 //! - the paper's Table 2 layout: AutoAttack and Square, overall and worst class, per run;
 //! - the paper's Tables 3/4 layout: minimum class accuracy per corruption (rows) and run
 //!   (columns), from the five severities pooled.
+//!
+//! Every row says which checkpoint its numbers come from and what chose it
+//! ([`Provenance`]): the per-epoch test figures are the `last` model's, an evaluation's are
+//! those of the checkpoint it loaded (`best-worst-robust` was chosen on validation).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use fairtat_core::config::grid::group_name;
+use fairtat_core::runs::eval_key::EvalKey;
 use fairtat_core::runs::eval_report::EvalReport;
+use fairtat_core::runs::provenance::Provenance;
 use fairtat_core::runs::summary::{Headline, RunSummary};
-use fairtat_core::runs::RunDir;
+use fairtat_core::runs::{CheckpointKind, RunDir};
+
+/// Mean over a group's seeds of each headline figure (fractions; None without any value):
+/// what rho is computed from.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GroupMeans {
+    pub clean_overall: Option<f64>,
+    pub clean_worst: Option<f64>,
+    pub robust_overall: Option<f64>,
+    pub robust_worst: Option<f64>,
+}
 
 /// One seed group of the compare page.
 pub struct GroupRow {
@@ -21,6 +37,28 @@ pub struct GroupRow {
     pub clean_worst: String,
     pub robust_overall: String,
     pub robust_worst: String,
+    pub means: GroupMeans,
+    /// Which checkpoint the figures come from (`last (epoch 1)`).
+    pub checkpoint: String,
+    /// rho against the page's base group (`–` until [`super::compare_rho::fill_rho`]).
+    pub rho_nat: String,
+    pub rho_rob: String,
+}
+
+/// `last (epoch 7)`, or `last (epochs 5, 7)` when the runs of a group stopped at different
+/// epochs; `–` when nothing was evaluated.
+pub fn last_label(epochs: &[usize]) -> String {
+    let mut e = epochs.to_vec();
+    e.sort_unstable();
+    e.dedup();
+    match e.as_slice() {
+        [] => "–".into(),
+        [one] => Provenance::last(Some(*one)).to_string(),
+        many => {
+            let list: Vec<String> = many.iter().map(|e| e.to_string()).collect();
+            format!("{} (epochs {})", CheckpointKind::Last, list.join(", "))
+        }
+    }
 }
 
 /// Mean and sample standard deviation (n - 1; 0 for a single value).
@@ -74,16 +112,36 @@ pub fn seed_groups(sums: &[RunSummary]) -> Vec<GroupRow> {
     by_seed_group(sums, |s| &s.name)
         .into_iter()
         .map(|(key, runs)| {
-            let col = |f: &dyn Fn(&RunSummary) -> Option<f64>| -> String {
-                pm(&runs.iter().filter_map(|s| f(s)).collect::<Vec<_>>())
+            let vals = |f: &dyn Fn(&RunSummary) -> Option<f64>| -> Vec<f64> {
+                runs.iter().filter_map(|s| f(s)).collect()
             };
+            let cols = [
+                vals(&|s| s.clean.as_ref().map(|h| h.overall)),
+                vals(&|s| s.clean.as_ref().map(|h| worst(h, &s.dataset))),
+                vals(&|s| s.robust.as_ref().map(|h| h.overall)),
+                vals(&|s| s.robust.as_ref().map(|h| worst(h, &s.dataset))),
+            ];
+            let mean = |v: &[f64]| mean_std(v).map(|(m, _)| m);
+            let epochs: Vec<usize> = runs
+                .iter()
+                .filter_map(|s| s.robust.as_ref().or(s.clean.as_ref()).map(|h| h.epoch))
+                .collect();
             GroupRow {
                 method: runs[0].method.clone(),
                 seeds: runs.len(),
-                clean_overall: col(&|s| s.clean.as_ref().map(|h| h.overall)),
-                clean_worst: col(&|s| s.clean.as_ref().map(|h| worst(h, &s.dataset))),
-                robust_overall: col(&|s| s.robust.as_ref().map(|h| h.overall)),
-                robust_worst: col(&|s| s.robust.as_ref().map(|h| worst(h, &s.dataset))),
+                clean_overall: pm(&cols[0]),
+                clean_worst: pm(&cols[1]),
+                robust_overall: pm(&cols[2]),
+                robust_worst: pm(&cols[3]),
+                means: GroupMeans {
+                    clean_overall: mean(&cols[0]),
+                    clean_worst: mean(&cols[1]),
+                    robust_overall: mean(&cols[2]),
+                    robust_worst: mean(&cols[3]),
+                },
+                checkpoint: last_label(&epochs),
+                rho_nat: "–".into(),
+                rho_rob: "–".into(),
                 name: key,
             }
         })
@@ -118,6 +176,24 @@ pub struct RobustRow {
     pub aa_worst: String,
     pub square_overall: String,
     pub square_worst: String,
+    pub checkpoint: String,
+}
+
+/// The checkpoint an evaluation loaded: the kind its report names (older reports: the one its
+/// directory names), the epoch the checkpoint recorded, and for `best-worst-robust` the
+/// validation figure the run's events say chose it.
+pub fn report_provenance(s: &RunSummary, dir_name: &str, r: &EvalReport) -> Provenance {
+    let kind = CheckpointKind::parse(&r.model)
+        .or_else(|| EvalKey::from_dir_name(dir_name).map(|k| k.model));
+    let mut p = Provenance::new(kind, Some(r.epoch));
+    if kind == Some(CheckpointKind::BestWorstRobust) {
+        p.val_worst_robust = s
+            .best
+            .as_ref()
+            .filter(|b| b.epoch == r.epoch)
+            .and_then(|b| b.val_worst_robust);
+    }
+    p
 }
 
 fn cell(r: &EvalReport, attack_prefix: &str, worst_of: bool) -> String {
@@ -142,16 +218,16 @@ pub fn robust_rows(runs: &[(RunSummary, Vec<(String, EvalReport)>)]) -> Vec<Robu
     let mut out = Vec::new();
     for (s, reports) in runs {
         // The newest report per checkpoint kind.
-        let mut by_model: BTreeMap<String, &EvalReport> = BTreeMap::new();
-        for (_, r) in reports {
+        let mut by_model: BTreeMap<String, (&str, &EvalReport)> = BTreeMap::new();
+        for (dir_name, r) in reports {
             if r.evals
                 .iter()
                 .any(|e| e.attack.starts_with("autoattack") || e.attack.starts_with("square"))
             {
-                by_model.insert(r.model.clone(), r);
+                by_model.insert(r.model.clone(), (dir_name, r));
             }
         }
-        for (model, r) in by_model {
+        for (model, (dir_name, r)) in by_model {
             let label = if model.is_empty() || model == "live" || model == "last" {
                 s.name.clone()
             } else {
@@ -164,24 +240,29 @@ pub fn robust_rows(runs: &[(RunSummary, Vec<(String, EvalReport)>)]) -> Vec<Robu
                 aa_worst: cell(r, "autoattack", true),
                 square_overall: cell(r, "square", false),
                 square_worst: cell(r, "square", true),
+                checkpoint: report_provenance(s, dir_name, r).to_string(),
             });
         }
     }
     out
 }
 
-/// Tables 3/4: column labels and, per corruption, the minimum class accuracy of each column.
+/// Tables 3/4: column labels and, per corruption, the minimum class accuracy of each column;
+/// a first `checkpoint` row names each column's checkpoint (only when there are rows, so an
+/// empty table stays empty).
 pub fn corruption_table(
     runs: &[(RunSummary, Vec<(String, EvalReport)>)],
 ) -> (Vec<String>, Vec<(String, Vec<String>)>) {
     let mut cols: Vec<(String, &EvalReport)> = Vec::new();
+    let mut checkpoints: Vec<String> = Vec::new();
     for (s, reports) in runs {
-        if let Some((_, r)) = reports
+        if let Some((dir_name, r)) = reports
             .iter()
             .rev()
             .find(|(_, r)| !r.corruption_summary.is_empty())
         {
             cols.push((s.name.clone(), r));
+            checkpoints.push(report_provenance(s, dir_name, r).to_string());
         }
     }
     let mut names: Vec<String> = Vec::new();
@@ -192,7 +273,7 @@ pub fn corruption_table(
             }
         }
     }
-    let rows = names
+    let mut rows: Vec<(String, Vec<String>)> = names
         .into_iter()
         .map(|n| {
             let vals = cols
@@ -208,6 +289,9 @@ pub fn corruption_table(
             (n, vals)
         })
         .collect();
+    if !rows.is_empty() {
+        rows.insert(0, ("checkpoint".into(), checkpoints));
+    }
     (cols.into_iter().map(|(n, _)| n).collect(), rows)
 }
 

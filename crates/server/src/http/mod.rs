@@ -10,7 +10,10 @@ pub mod charts;
 pub mod compare;
 mod compare_classes;
 mod compare_export;
+mod compare_rho;
 pub mod compare_tables;
+#[cfg(test)]
+mod compare_tests;
 pub mod evals;
 pub mod files;
 pub mod forms;

@@ -5,6 +5,7 @@ use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::error::ApiError;
+use fairtat_core::runs::provenance::Provenance;
 use fairtat_core::runs::summary::{Headline, RunSummary};
 
 /// Render an askama template as an HTML response; a render error is a logged 500.
@@ -80,6 +81,9 @@ pub struct RunRow {
     pub robust_worst: String,
     pub worst_label: String,
     pub message: String,
+    /// Which checkpoint the test figures come from: the live model at the latest evaluated
+    /// epoch, i.e. `last (epoch 7)`; `–` before any evaluation.
+    pub checkpoint: String,
 }
 
 impl RunRow {
@@ -108,6 +112,10 @@ impl RunRow {
             robust_worst: worst(&s.robust),
             worst_label: worst_label(&s.dataset).into(),
             message: s.message.clone().unwrap_or_default(),
+            checkpoint: s.robust.as_ref().or(s.clean.as_ref()).map_or_else(
+                || "–".into(),
+                |h| Provenance::last(Some(h.epoch)).to_string(),
+            ),
         }
     }
 }
