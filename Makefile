@@ -65,5 +65,6 @@ test: deps-test
 bench: deps-test
 	$(CARGO_ENV) cargo build --release
 	$(CARGO_ENV) cargo run --release --bin fairtat-bench -- --python $(PY) --reference bench/pytorch_reference.py
+	$(CARGO_ENV) cargo run --release --bin fairtat-bench-methods
 	$(CARGO_ENV) cargo run --release --bin fairtat-bench-server
 	$(CARGO_ENV) cargo test --test slurm_bench -- --ignored --nocapture

@@ -114,3 +114,48 @@ fn defaults_follow_the_references_and_bad_values_are_refused() {
     let s = spec(&["train.lr_schedule=drop-last-10-5"]).unwrap();
     assert_eq!(s.train.lr_schedule, LrSchedule::DropLast10_5);
 }
+
+/// CFOL's sampler moves the class draws with the classes' errors, whatever the loss.
+#[test]
+fn cfol_samples_classes_by_their_errors_under_every_loss() {
+    let _g = serial();
+    for method in ["pgd-at", "trades", "fair-tat", "dafa"] {
+        let sets = [
+            format!("method.name={method}"),
+            "train.class_sampler=cfol".into(),
+            "train.cfol_eta=0.01".into(),
+        ];
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        let recs = run_tiny(2, &sets);
+        let p = &recs[1].method_state["cfol_class_probs"];
+        assert_eq!(p.len(), 10);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{method}: {p:?}");
+        // gamma = 0.5 keeps half of the uniform distribution for every class.
+        assert!(p.iter().all(|&v| v >= 0.05 - 1e-12), "{method}: {p:?}");
+        let spread = p.iter().cloned().fold(0.0, f64::max) - p.iter().cloned().fold(1.0, f64::min);
+        assert!(spread > 1e-3, "{method}: uniform {p:?}");
+    }
+    // Shuffling records no sampler.
+    let plain = run_tiny(1, &["method.name=pgd-at"]);
+    assert!(!plain[0].method_state.contains_key("cfol_class_probs"));
+}
+
+#[test]
+fn cfol_resume_continues_the_samplers_weights() {
+    let _g = serial();
+    let sets = [
+        "method.name=pgd-at",
+        "train.class_sampler=cfol",
+        "train.cfol_eta=0.01",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = run_tiny_in(&tmp.path().join("a"), 3, &sets, false);
+    let b = tmp.path().join("b");
+    run_tiny_in(&b, 2, &sets, false);
+    let resumed = run_tiny_in(&b, 3, &sets, true);
+    assert_eq!(
+        resumed[0].method_state["cfol_class_probs"],
+        straight[2].method_state["cfol_class_probs"]
+    );
+    assert_eq!(resumed[0].train_loss, straight[2].train_loss);
+}

@@ -175,6 +175,17 @@ choices! {
 }
 
 choices! {
+    /// How an epoch's training batches are drawn.
+    pub enum ClassSampling {
+        /// Every image once, in an order fixed by seed and epoch.
+        Shuffle = "shuffle",
+        /// CFOL's class sampler: classes from `gamma u + (1 - gamma) q`, q by Exp3 on the
+        /// classes' adversarial errors, images with replacement.
+        Cfol = "cfol",
+    }
+}
+
+choices! {
     /// BatchNorm's mode while the training attack runs.
     pub enum BnMode {
         /// Batch statistics, running stats updated (FAIR-TAT, CFA, Rice et al.).

@@ -51,6 +51,9 @@ pub fn evaluate_epoch(
     test_live_and_ema(s, epoch, copies, &mut evals);
     let val_worst = validate(s, epoch, &mut evals);
     let mut method_state = s.method.method_state();
+    if let Some(c) = &s.sampler {
+        method_state.insert("cfol_class_probs".into(), c.probs());
+    }
     let fawa_was_initialized = s.state.fawa_initialized;
     method_state.extend(fawa::update(s, val_worst));
     copies.fawa = !fawa_was_initialized && s.state.fawa_initialized;

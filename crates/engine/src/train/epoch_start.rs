@@ -66,6 +66,15 @@ impl EpochStart {
         })
     }
 
+    /// The images of batch `b`: its share of the shuffled order, or as many as CFOL's class
+    /// sampler draws.
+    pub fn images(&self, s: &Session, epoch: usize, b: usize) -> Vec<usize> {
+        match &s.sampler {
+            Some(c) => c.batch(s.spec.seed, epoch, b, self.batches[b].len()),
+            None => self.batches[b].clone(),
+        }
+    }
+
     /// The epoch's record, after `secs_here` seconds of training in this process. The targets
     /// drawn are recorded when the method draws targets (`targeted`).
     pub fn record(

@@ -10,6 +10,7 @@
 //! book-keeping), `meter` (progress and ETA), `ema`, `epoch_eval` (evaluation, FAWA via `fawa`),
 //! `selection` (`best-worst-robust`) and `resume_point` (checkpoints, `state.json` via `commit`).
 
+pub mod class_sampler;
 mod commit;
 pub mod device;
 mod ema;

@@ -106,8 +106,9 @@ fn run_epoch(
     let mut start = EpochStart::begin(s, epoch)?;
     let n = start.batches.len();
     let meter = ProgressMeter::start(s, epoch, (start.first, n));
-    for (b, idx) in start.batches.iter().enumerate().skip(start.first) {
-        let batch = step::train_batch(s, epoch, (b, n), idx)?;
+    for b in start.first..n {
+        let idx = start.images(s, epoch, b);
+        let batch = step::train_batch(s, epoch, (b, n), &idx)?;
         start.tally.add(&batch);
         if let Some(progress) = meter.after_batch(b + 1, &start.tally) {
             sink.emit(&progress);

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use tch::Device;
 
+use super::class_sampler::ClassSampler;
 use super::metadata::CheckpointInfo;
 use super::sgd::Sgd;
 use super::state::ResumeState;
@@ -34,6 +35,8 @@ pub struct Session {
     pub fawa: Option<Ema>,
     pub opt: Sgd,
     pub method: Box<dyn Method>,
+    /// CFOL's class sampler, when `train.class_sampler = "cfol"`.
+    pub sampler: Option<ClassSampler>,
     pub state: ResumeState,
     pub records: Vec<EpochRecord>,
     pub info: CheckpointInfo,
@@ -101,10 +104,13 @@ impl Session {
             fawa,
             opt,
             method: methods::build(spec),
+            sampler: None,
             state: ResumeState::default(),
             records: vec![],
             info,
         };
+        let labels: Vec<i64> = s.splits.train.labels.iter().map(|&y| y as i64).collect();
+        s.sampler = ClassSampler::for_run(spec, &labels);
         if resume {
             s.restore()?;
         }
@@ -150,6 +156,15 @@ impl Session {
             }
         }
         self.method.restore_state(&self.state.method);
+        let k = self.spec.num_classes();
+        let saved = self
+            .state
+            .cfol_log_weights
+            .as_ref()
+            .filter(|w| w.len() == k);
+        if let (Some(c), Some(w)) = (self.sampler.as_mut(), saved) {
+            c.w = w.clone();
+        }
         let done = self.state.epochs_done;
         if self.run.events().exists() {
             let events =
@@ -221,6 +236,7 @@ impl Session {
         self.state.checkpoint_epoch = Some(epoch);
         let mut state = self.state.clone();
         state.method = self.method.resume_state();
+        state.cfol_log_weights = self.sampler.as_ref().map(|c| c.w.clone());
         state.save(&self.run.resume_state())?;
         super::commit::failpoint("after-commit", save_id);
         super::commit::publish(&self.run, save_id)?;

@@ -32,6 +32,9 @@ pub struct ResumeState {
     /// The method's cross-epoch state ([`crate::methods::Method::resume_state`]).
     #[serde(default)]
     pub method: BTreeMap<String, Vec<f64>>,
+    /// CFOL's log-weights (`train.class_sampler = "cfol"`).
+    #[serde(default)]
+    pub cfol_log_weights: Option<Vec<f64>>,
     /// Which save wrote the checkpoint files this state refers to (see `train::commit`).
     #[serde(default)]
     pub save_id: Option<u64>,

@@ -95,10 +95,14 @@ pub fn train_batch(
     }
     s.method.after_step(&s.model, &batch);
     let preds = out.logits.argmax(-1, false).to_device(Device::Cpu);
+    let predictions: Vec<i64> = Vec::try_from(&preds)?;
+    if let Some(c) = s.sampler.as_mut() {
+        c.update(&batch.labels, &predictions);
+    }
     Ok(BatchStep {
         loss,
         labels: batch.labels,
-        predictions: Vec::try_from(&preds)?,
+        predictions,
         targets: out.targets,
         lr,
     })

@@ -9,8 +9,8 @@ mod method;
 mod train;
 
 pub use super::choices::{
-    Arch, BnMode, DatasetKind, EvalModel, LrSchedule, MethodKind, PaddingMode, TargetWeighting,
-    ValFrom,
+    Arch, BnMode, ClassSampling, DatasetKind, EvalModel, LrSchedule, MethodKind, PaddingMode,
+    TargetWeighting, ValFrom,
 };
 pub use data::{DataKey, DataSpec, ModelKey, ModelSpec};
 pub use eval::{EvalKey, EvalSpec};

@@ -1,6 +1,6 @@
 //! The `[train]` and `[attack]` sections, and their checks.
 
-use crate::config::choices::{BnMode, LrSchedule, MethodKind};
+use crate::config::choices::{BnMode, ClassSampling, LrSchedule, MethodKind};
 use crate::config::error::ConfigError;
 use crate::config::schema::section;
 
@@ -47,6 +47,17 @@ section! {
             None => c.method.def().clean_forwards,
         };
             "Clean train-mode forwards per step (BN stats only): 0 Rice, 1 CFA, 2 FAIR-TAT code",
+        /// How an epoch's batches are drawn: a seeded shuffle, or CFOL's class sampler
+        /// (Pethick et al., TMLR 2023), which composes with every method.
+        class_sampler: ClassSampling = |_| ClassSampling::Shuffle;
+            "Batches: shuffle, or cfol (CFOL's class sampler; composes with every method)",
+        /// CFOL: share of the uniform distribution in `gamma u + (1 - gamma) q`.
+        cfol_gamma: f64 [0.0, 1.0] = |_| 0.5;
+            "CFOL: share of uniform classes in the sampler (0 to 1); reference: 0.5",
+        /// CFOL: Exp3 step per misclassified training adversarial example (`class_sampler_lr`,
+        /// 5e-6 in the reference's CIFAR commands).
+        cfol_eta: f64 [0.0, 1.0] = |_| 5e-6;
+            "CFOL: Exp3 step per misclassified adversarial example (0 to 1); reference: 5e-6",
         /// Emit a progress event every this many batches.
         log_every: usize [1, 1_000_000] = |_| 10; "Progress event every this many batches",
         /// libtorch intra-op threads; 0 = libtorch's default.
