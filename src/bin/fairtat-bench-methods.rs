@@ -99,6 +99,9 @@ fn main() {
         println!("| {m} | {s:.3} | {:.1} | {:.2} |", 128.0 / s, s / base);
     }
     for k in [10, 100] {
-        println!("CFOL sampler, {k} classes: {:.1} us per batch of 128", cfol_micros(k));
+        println!(
+            "CFOL sampler, {k} classes: {:.1} us per batch of 128",
+            cfol_micros(k)
+        );
     }
 }

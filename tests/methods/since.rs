@@ -129,7 +129,10 @@ fn cfol_samples_classes_by_their_errors_under_every_loss() {
         let recs = run_tiny(2, &sets);
         let p = &recs[1].method_state["cfol_class_probs"];
         assert_eq!(p.len(), 10);
-        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{method}: {p:?}");
+        assert!(
+            (p.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+            "{method}: {p:?}"
+        );
         // gamma = 0.5 keeps half of the uniform distribution for every class.
         assert!(p.iter().all(|&v| v >= 0.05 - 1e-12), "{method}: {p:?}");
         let spread = p.iter().cloned().fold(0.0, f64::max) - p.iter().cloned().fold(1.0, f64::min);

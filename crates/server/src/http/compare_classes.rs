@@ -9,6 +9,7 @@ use super::compare_tables::{by_seed_group, last_label, mean_std, GroupRow};
 use super::views::pct;
 use crate::store::RunFold;
 use fairtat_charts::{bar_chart_with, BarAxes};
+use fairtat_core::config::{MethodKey, MethodKind};
 use fairtat_core::runs::summary::RunSummary;
 
 /// Per-class accuracy of one run at the last epoch that evaluated the test set.
@@ -46,6 +47,8 @@ pub fn class_acc(f: &RunFold) -> ClassAcc {
 #[derive(Clone, Debug)]
 pub struct GroupClassAcc {
     pub name: String,
+    /// The method of its runs (`method.name`).
+    pub method: String,
     pub runs: usize,
     pub names: Vec<String>,
     pub clean: Vec<f64>,
@@ -81,6 +84,7 @@ pub fn groups(runs: &[(RunSummary, ClassAcc)]) -> Vec<GroupClassAcc> {
         .map(|(name, runs)| {
             let accs: Vec<&ClassAcc> = runs.iter().map(|(_, a)| a).collect();
             GroupClassAcc {
+                method: runs[0].0.method.clone(),
                 runs: accs.len(),
                 names: longest(accs.iter().map(|a| &a.names)),
                 clean: mean_rows(&accs.iter().map(|a| &a.clean).collect::<Vec<_>>()),
@@ -99,21 +103,28 @@ fn param(q: Option<&str>, key: &str) -> Option<usize> {
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
-/// The two groups of the per-class difference: `da=`/`db=` of the query, else FAIR-TAT minus
-/// PGD-AT when both are there, else the first two.
+/// The two groups of the per-class difference: `da=`/`db=` of the query, else a group whose
+/// method draws FAIR-TAT's targets minus one of a plain baseline (`pgd-at`, `trades`), chosen by
+/// the runs' `method.name`, not by their names; else the first two.
 pub fn delta_pair(groups: &[GroupClassAcc], q: Option<&str>) -> Option<(usize, usize)> {
     let n = groups.len();
     if n < 2 {
         return None;
     }
-    let find = |m: &str| groups.iter().position(|g| g.name.contains(m));
+    let find = |want: &dyn Fn(MethodKind) -> bool| {
+        groups
+            .iter()
+            .position(|g| MethodKind::parse(&g.method).is_some_and(want))
+    };
+    let fair_tat = |m: MethodKind| m.def().reads(MethodKey::targets);
+    let baseline = |m: MethodKind| matches!(m, MethodKind::PgdAt | MethodKind::Trades);
     let a = param(q, "da")
         .filter(|i| *i < n)
-        .or(find("fair-tat"))
+        .or_else(|| find(&fair_tat))
         .unwrap_or(0);
     let b = param(q, "db")
         .filter(|i| *i < n)
-        .or(find("pgd-at").filter(|b| *b != a))
+        .or_else(|| find(&baseline).filter(|b| *b != a))
         .unwrap_or(if a == 0 { 1 } else { 0 });
     Some((a, b))
 }
@@ -219,6 +230,26 @@ mod tests {
             epoch: Some(1),
         };
         (s, acc)
+    }
+
+    /// The default difference is chosen by the runs' methods, whatever their names say.
+    #[test]
+    fn the_default_pair_is_fair_tat_minus_a_baseline_by_method() {
+        let with = |name: &str, method: &str| {
+            let (mut s, a) = run(name, &[0.5, 0.5], &[0.2, 0.2]);
+            s.method = method.into();
+            (s, a)
+        };
+        let runs = [
+            with("x-pgd-at-like-s0", "trades"),
+            with("x-other-s0", "dafa"),
+            with("x-mine-s0", "fair-tat-trades"),
+        ];
+        let g = groups(&runs);
+        assert_eq!(delta_pair(&g, None), Some((2, 0)));
+        assert_eq!(delta_pair(&g, Some("da=1&db=2")), Some((1, 2)));
+        let none = [with("a-s0", "dafa"), with("b-s0", "trix")];
+        assert_eq!(delta_pair(&groups(&none), None), Some((0, 1)));
     }
 
     #[test]
