@@ -268,8 +268,14 @@ async fn cfps_sources_sinks_and_per_class_comparisons() {
     let trainer = fake_trainer(tmp.path(), 2, 0.05);
     let st = start(options(tmp.path(), Some(trainer), 2)).await;
     let mut ids = Vec::new();
-    for name in ["pgd-at-s0", "fair-tat-s0", "fair-tat-s1"] {
-        let body = format!(r#"{{"preset":"quick","set":{{"name":"{name}"}}}}"#);
+    // The difference is chosen by method: the PGD-AT run says so in its config, not only its name.
+    for (name, method) in [
+        ("pgd-at-s0", "pgd-at"),
+        ("fair-tat-s0", "fair-tat"),
+        ("fair-tat-s1", "fair-tat"),
+    ] {
+        let body =
+            format!(r#"{{"preset":"quick","set":{{"name":"{name}","method.name":"{method}"}}}}"#);
         let (code, b) = post_json(&st, "/api/runs", &body).await;
         assert_eq!(code, StatusCode::CREATED, "{b}");
         ids.push(json(&b)["id"].as_str().unwrap().to_string());

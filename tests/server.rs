@@ -652,3 +652,37 @@ async fn charts_come_from_the_store_and_carry_versions() {
     assert!(html.contains("data-after=\""));
     st.shutdown();
 }
+
+/// The form resolves like the command line: the FAIR-TAT preset's form switched to `pgd-at`,
+/// everything else as the form showed it, trains plain PGD-AT (no class-wise epsilon, no FAWA,
+/// no extra clean forwards), while a value the user changed is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_the_method_in_the_form_rederives_its_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trainer = fake_trainer(tmp.path(), 1, 0.01);
+    let st = start(options(tmp.path(), Some(trainer), 1)).await;
+    // What /runs/new?preset=quick shows for FAIR-TAT, with the method switched and lr edited.
+    let (_, html) = get(&st, "/runs/new?preset=quick").await;
+    assert!(html.contains("name=\"_preset\" value=\"quick\""), "{html}");
+    let body = "_preset=quick&name=quick&device=cpu&train.epochs=3&method.name=pgd-at\
+                &method.class_eps=true&train.fawa_decay=0.85&train.clean_forwards=2\
+                &method.softmax_scale=2&train.lr=0.05";
+    let (code, headers, html) = send(&st, form("/runs/new", body)).await;
+    assert_eq!(code, StatusCode::SEE_OTHER, "{html}");
+    let id = headers["location"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("/runs/")
+        .unwrap()
+        .to_string();
+    let text =
+        std::fs::read_to_string(tmp.path().join("runs").join(&id).join("config.toml")).unwrap();
+    let spec = fairtat::config::from_toml_str(&text, &[]).unwrap();
+    assert_eq!(spec.method.name.as_str(), "pgd-at");
+    assert!(!spec.method.class_eps, "{text}");
+    assert_eq!(spec.train.fawa_decay, 0.0, "{text}");
+    assert_eq!(spec.train.clean_forwards, 0, "{text}");
+    assert_eq!(spec.train.lr, 0.05, "the edited value stays");
+    assert_eq!(spec.train.epochs, 3, "the preset's value stays");
+    st.shutdown();
+}

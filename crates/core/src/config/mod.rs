@@ -10,6 +10,7 @@ mod ctx;
 mod error;
 pub mod fields;
 pub mod form_check;
+pub mod form_resolve;
 pub mod grid;
 pub mod grid_init;
 pub mod keys;

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use fairtat_core::config::fields::{flatten, table_from_pairs, FieldKind, FIELDS, GROUPS};
 use fairtat_core::config::form_check::{all_errors, methods_using};
+use fairtat_core::config::form_resolve::as_cli;
 use fairtat_core::config::{self, RawConfig};
 use fairtat_core::runs::{new_run_id, RunId};
 
@@ -103,7 +104,9 @@ async fn launch_grid(
     match result.await {
         Ok(Ok(_)) => Ok(Redirect::to(&format!("/compare?grid={gid}")).into_response()),
         Ok(Err(confirm)) => Ok(HtmlTemplate(confirm).into_response()),
-        Err(err) if err.status().is_client_error() => Ok(error_page(&st, &[], &[err], "")),
+        Err(err) if err.status().is_client_error() => {
+            Ok(error_page(&st, &[], &[err], &NewParams::default()))
+        }
         Err(err) => Err(err),
     }
 }
@@ -130,8 +133,10 @@ struct NewRunPage {
     presets: Vec<Opt>,
     grids: Vec<String>,
     source: String,
-    /// The preset the values came from, kept through a failed submit.
+    /// The preset or the cloned run the values came from, kept through a failed submit: the
+    /// submit reads the config as the command line would over it.
     preset: String,
+    clone: String,
     /// Every error of the last submit, each naming its field.
     errors: Vec<String>,
     groups: Vec<GroupView>,
@@ -220,20 +225,28 @@ fn grid_table(pairs: &[(String, String)]) -> toml::Table {
     t
 }
 
+/// Where the form's values come from (a cloned run or a preset; empty for the defaults) and its
+/// config text.
+fn source_text(st: &AppState, p: &NewParams) -> Result<(String, String), ApiError> {
+    Ok(
+        if let Some(id) = p.clone.as_deref().filter(|s| !s.is_empty()) {
+            let Ok(run) = id.parse::<RunId>() else {
+                return Err(ApiError::NotFound(format!("run {id:?}")));
+            };
+            let text = std::fs::read_to_string(st.run_dir(&run).config_toml())
+                .map_err(|_| ApiError::NotFound(format!("config of run {id}")))?;
+            (format!("run {id}"), text)
+        } else if let Some(name) = p.preset.as_deref().filter(|s| !s.is_empty()) {
+            (format!("preset {name}"), read_preset(st, name)?)
+        } else {
+            (String::new(), String::new())
+        },
+    )
+}
+
 /// Values of the form: the resolved spec of a preset or a cloned run, else the defaults.
 fn initial(st: &AppState, p: &NewParams) -> Result<(String, Vec<(String, String)>), ApiError> {
-    let (source, text) = if let Some(id) = p.clone.as_deref().filter(|s| !s.is_empty()) {
-        let Ok(run) = id.parse::<RunId>() else {
-            return Err(ApiError::NotFound(format!("run {id:?}")));
-        };
-        let text = std::fs::read_to_string(st.run_dir(&run).config_toml())
-            .map_err(|_| ApiError::NotFound(format!("config of run {id}")))?;
-        (format!("run {id}"), text)
-    } else if let Some(name) = p.preset.as_deref().filter(|s| !s.is_empty()) {
-        (format!("preset {name}"), read_preset(st, name)?)
-    } else {
-        (String::new(), String::new())
-    };
+    let (source, text) = source_text(st, p)?;
     let spec = config::from_toml_str(&text, &[])?;
     let table: toml::Table = spec.to_toml().parse().map_err(ApiError::internal)?;
     Ok((source, flatten(&table)))
@@ -249,6 +262,7 @@ async fn new_form(
         grids: grid_presets(&st),
         source,
         preset: p.preset.clone().unwrap_or_default(),
+        clone: p.clone.clone().unwrap_or_default(),
         errors: vec![],
         groups: groups(&values, &[]),
     })
@@ -259,24 +273,40 @@ async fn submit(
     State(st): State<AppState>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let preset = pairs
-        .iter()
-        .find(|(k, _)| k == "_preset")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    let hidden = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    // The form's source: as the command line reads it, what it sets and what the user changed.
+    let params = NewParams {
+        preset: hidden("_preset"),
+        clone: hidden("_clone"),
+    };
     let pairs: Vec<(String, String)> = pairs
         .into_iter()
         .filter(|(k, _)| k != "token" && !k.starts_with('_'))
         .collect();
     let (grid, pairs): (Vec<_>, Vec<_>) =
         pairs.into_iter().partition(|(k, _)| k.starts_with("grid_"));
-    let mut table = table_from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    // A grid over methods keeps the fields of every method.
+    let one_method = !grid
+        .iter()
+        .any(|(k, v)| k == "grid_methods" && !v.trim().is_empty());
+    let kept = source_text(&st, &params)
+        .and_then(|(_, text)| as_cli(&pairs, &text, one_method).map_err(ApiError::Invalid));
+    let kept = match kept {
+        Ok(kept) => kept,
+        Err(err) => return Ok(error_page(&st, &pairs, &[err], &params)),
+    };
+    let mut table = table_from_pairs(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let errors: Vec<ApiError> = all_errors(&table)
         .into_iter()
         .map(ApiError::Invalid)
         .collect();
     if !errors.is_empty() {
-        return Ok(error_page(&st, &pairs, &errors, &preset));
+        return Ok(error_page(&st, &pairs, &errors, &params));
     }
     let grid = grid_table(&grid);
     let gid = new_run_id("grid");
@@ -302,7 +332,7 @@ async fn submit(
     match created {
         Ok(to) => Ok(Redirect::to(&to).into_response()),
         // The API's message (config, data files, device, queue cap), shown next to its field.
-        Err(err) if err.status().is_client_error() => Ok(error_page(&st, &pairs, &[err], &preset)),
+        Err(err) if err.status().is_client_error() => Ok(error_page(&st, &pairs, &[err], &params)),
         Err(err) => Err(err),
     }
 }
@@ -312,8 +342,9 @@ fn error_page(
     st: &AppState,
     pairs: &[(String, String)],
     errors: &[ApiError],
-    preset: &str,
+    src: &NewParams,
 ) -> Response {
+    let preset = src.preset.as_deref().unwrap_or_default();
     let status = errors.first().map_or(
         axum::http::StatusCode::UNPROCESSABLE_ENTITY,
         ApiError::status,
@@ -327,6 +358,7 @@ fn error_page(
             format!("preset {preset} (with your changes)")
         },
         preset: preset.to_string(),
+        clone: src.clone.clone().unwrap_or_default(),
         errors: errors.iter().map(ApiError::public_message).collect(),
         groups: groups(pairs, errors),
     };
