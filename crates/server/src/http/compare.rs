@@ -19,7 +19,7 @@ use super::compare_classes::{
     per_class_tables, GroupClassAcc,
 };
 use super::compare_export::{csv, export_tables, groups_shown, latex, markdown, ExportTable};
-use super::compare_rho::{base_group, encode, fill_rho};
+use super::compare_rho::{base_group, encode, fill_rho, query_value};
 use super::compare_tables::{
     corruption_table, eval_reports, robust_rows, seed_groups, GroupRow, RobustRow,
 };
@@ -83,6 +83,8 @@ struct ComparePage {
     /// The group rho is measured against (index into `groups`, and its name for the forms).
     base: usize,
     base_name: String,
+    /// Whether runs that did not finish count in the seed means (`unfinished=1`).
+    unfinished: bool,
     robust: Vec<RobustRow>,
     corruption_cols: Vec<String>,
     corruption_rows: Vec<(String, Vec<String>)>,
@@ -151,6 +153,8 @@ struct CompareData {
     groups: Vec<GroupRow>,
     /// The group rho is measured against (`base=` or the first plain baseline).
     base: Option<usize>,
+    /// `unfinished=1`: runs that did not finish count in the seed means.
+    unfinished: bool,
     robust: Vec<RobustRow>,
     corruption_cols: Vec<String>,
     corruption_rows: Vec<(String, Vec<String>)>,
@@ -180,13 +184,15 @@ impl CompareData {
         .await
         .map_err(ApiError::internal)?;
         let (corruption_cols, corruption_rows) = corruption_table(&with_reports);
-        let mut groups = seed_groups(&sums);
+        let unfinished = query_value(q, "unfinished").is_some_and(|v| v == "1");
+        let mut groups = seed_groups(&sums, unfinished);
         let base = base_group(&groups, q);
         if let Some(b) = base {
             fill_rho(&mut groups, b);
         }
         Ok(CompareData {
             grid,
+            unfinished,
             groups,
             base,
             robust: robust_rows(&with_reports),
@@ -220,6 +226,9 @@ impl CompareData {
         if let Some(b) = self.base_name() {
             parts.push(format!("base={}", encode(b)));
         }
+        if self.unfinished {
+            parts.push("unfinished=1".into());
+        }
         parts.join("&")
     }
 }
@@ -245,6 +254,7 @@ async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Respo
         show_groups: groups_shown(d.groups.len(), rows.len()),
         base: d.base.unwrap_or(0),
         base_name: d.base_name().unwrap_or_default().to_string(),
+        unfinished: d.unfinished,
         rows,
         any_cifar100: d.sums.iter().any(|s| s.dataset == "cifar100"),
         query: d.query(),

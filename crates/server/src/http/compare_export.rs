@@ -99,6 +99,7 @@ fn seeds_table(groups: &[GroupRow], base: &str) -> ExportTable {
             "robust",
             "robust worst",
             "checkpoint",
+            "inputs",
         ],
         groups.iter().map(|g| {
             strings(&[
@@ -110,6 +111,7 @@ fn seeds_table(groups: &[GroupRow], base: &str) -> ExportTable {
                 &g.robust_overall,
                 &g.robust_worst,
                 &g.checkpoint,
+                &g.inputs,
                 &g.rho_nat,
                 &g.rho_rob,
             ])

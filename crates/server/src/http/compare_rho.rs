@@ -119,6 +119,7 @@ mod tests {
             checkpoint: String::new(),
             rho_nat: String::new(),
             rho_rob: String::new(),
+            inputs: String::new(),
         }
     }
 

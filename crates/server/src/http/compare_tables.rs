@@ -16,7 +16,7 @@ use fairtat_core::runs::eval_key::EvalKey;
 use fairtat_core::runs::eval_report::EvalReport;
 use fairtat_core::runs::provenance::Provenance;
 use fairtat_core::runs::summary::{Headline, RunSummary};
-use fairtat_core::runs::{CheckpointKind, RunDir};
+use fairtat_core::runs::{CheckpointKind, RunDir, RunStatus};
 
 /// Mean over a group's seeds of each headline figure (fractions; None without any value):
 /// what rho is computed from.
@@ -43,6 +43,9 @@ pub struct GroupRow {
     /// rho against the page's base group (`–` until [`super::compare_rho::fill_rho`]).
     pub rho_nat: String,
     pub rho_rob: String,
+    /// What went into the means: each run's seed, status, epochs and robust attack, and the
+    /// runs left out ([`seed_groups`]).
+    pub inputs: String,
 }
 
 /// `last (epoch 7)`, or `last (epochs 5, 7)` when the runs of a group stopped at different
@@ -107,11 +110,43 @@ pub fn by_seed_group<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<(String, 
     out
 }
 
-/// Group runs by name without the `-s<seed>` suffix, in first-appearance order.
-pub fn seed_groups(sums: &[RunSummary]) -> Vec<GroupRow> {
+/// One run as an input of its group's means: `s0 finished 5/5 pgd-20`.
+fn input_label(key: &str, s: &RunSummary) -> String {
+    let seed = s
+        .name
+        .strip_prefix(key)
+        .map_or(s.name.as_str(), |r| r.trim_start_matches('-'));
+    let attack = s
+        .robust
+        .as_ref()
+        .map_or("no robust evaluation", |h| h.attack.as_str());
+    let status = s.status.as_str();
+    format!(
+        "{seed} {status} {}/{} {attack}",
+        s.epochs_done, s.epochs_total
+    )
+}
+
+/// What went into a group's means and what was left out.
+fn inputs(key: &str, used: &[&RunSummary], left: &[&RunSummary]) -> String {
+    let list = |v: &[&RunSummary]| v.iter().map(|s| input_label(key, s)).collect::<Vec<_>>();
+    let mut out = list(used).join("; ");
+    if !left.is_empty() {
+        out.push_str(&format!("; left out: {}", list(left).join("; ")));
+    }
+    out
+}
+
+/// Group runs by name without the `-s<seed>` suffix, in first-appearance order. Runs that did
+/// not finish (cancelled, failed, still running) are left out of the means unless
+/// `unfinished`; every row says which runs went in and which did not.
+pub fn seed_groups(sums: &[RunSummary], unfinished: bool) -> Vec<GroupRow> {
     by_seed_group(sums, |s| &s.name)
         .into_iter()
-        .map(|(key, runs)| {
+        .map(|(key, all)| {
+            let (runs, left): (Vec<&RunSummary>, Vec<&RunSummary>) = all
+                .iter()
+                .partition(|s| unfinished || s.status == RunStatus::Finished);
             let vals = |f: &dyn Fn(&RunSummary) -> Option<f64>| -> Vec<f64> {
                 runs.iter().filter_map(|s| f(s)).collect()
             };
@@ -127,7 +162,7 @@ pub fn seed_groups(sums: &[RunSummary]) -> Vec<GroupRow> {
                 .filter_map(|s| s.robust.as_ref().or(s.clean.as_ref()).map(|h| h.epoch))
                 .collect();
             GroupRow {
-                method: runs[0].method.clone(),
+                method: all[0].method.clone(),
                 seeds: runs.len(),
                 clean_overall: pm(&cols[0]),
                 clean_worst: pm(&cols[1]),
@@ -142,6 +177,7 @@ pub fn seed_groups(sums: &[RunSummary]) -> Vec<GroupRow> {
                 checkpoint: last_label(&epochs),
                 rho_nat: "–".into(),
                 rho_rob: "–".into(),
+                inputs: inputs(&key, &runs, &left),
                 name: key,
             }
         })
@@ -298,6 +334,47 @@ pub fn corruption_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(name: &str, status: RunStatus, done: usize, robust: f64) -> RunSummary {
+        let h = |v: f64, attack: &str| Headline {
+            epoch: done.saturating_sub(1),
+            attack: attack.into(),
+            overall: v,
+            worst: v / 2.0,
+            worst10: v / 2.0,
+        };
+        RunSummary {
+            name: name.into(),
+            method: "pgd-at".into(),
+            status,
+            epochs_done: done,
+            epochs_total: 5,
+            clean: Some(h(0.8, "clean")),
+            robust: Some(h(robust, if done == 5 { "pgd-20" } else { "pgd-10" })),
+            ..RunSummary::empty(&RunDir::new("runs/x"))
+        }
+    }
+
+    /// A run cancelled after one epoch stays out of the means unless asked for, and the row
+    /// says which runs went in, with their status, epochs and attack.
+    #[test]
+    fn unfinished_runs_are_left_out_of_the_means_and_named() {
+        let sums = [
+            run("g-s0", RunStatus::Finished, 5, 0.4),
+            run("g-s1", RunStatus::Cancelled, 1, 0.1),
+        ];
+        let g = &seed_groups(&sums, false)[0];
+        assert_eq!(g.seeds, 1);
+        assert_eq!(g.robust_overall, "40.0");
+        assert_eq!(
+            g.inputs,
+            "s0 finished 5/5 pgd-20; left out: s1 cancelled 1/5 pgd-10"
+        );
+        let all = &seed_groups(&sums, true)[0];
+        assert_eq!(all.seeds, 2);
+        assert_eq!(all.robust_overall, "25.0 ± 21.2");
+        assert!(!all.inputs.contains("left out"), "{}", all.inputs);
+    }
 
     #[test]
     fn mean_and_sample_std() {

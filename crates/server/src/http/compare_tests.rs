@@ -183,18 +183,23 @@ async fn compare_shows_rho_against_the_base_and_the_checkpoint_of_every_number()
         html.contains("/compare.csv?") && html.contains("base=g-trades"),
         "{html}"
     );
+    assert!(
+        html.contains("s0 finished 2/2 pgd-10")
+            && html.contains("Only finished runs count in these means"),
+        "the seed table says what went into it: {html}"
+    );
 
     let csv = get(&st, &format!("/compare.csv?{q}")).await;
     assert!(
-        csv.contains(",checkpoint,rho_nat (base g-trades),rho_rob (base g-trades)\n"),
+        csv.contains(",checkpoint,inputs,rho_nat (base g-trades),rho_rob (base g-trades)\n"),
         "{csv}"
     );
     assert!(
-        csv.contains(",last (epoch 1),0.17,0.40\n"),
+        csv.contains(",last (epoch 1),s0 finished 2/2 pgd-10,0.17,0.40\n"),
         "numeric rho columns: {csv}"
     );
     assert!(
-        csv.contains(",last (epoch 1),0.00,0.00\n"),
+        csv.contains(",last (epoch 1),s0 finished 2/2 pgd-10; s1 finished 2/2 pgd-10,0.00,0.00\n"),
         "the base against itself: {csv}"
     );
     assert!(
