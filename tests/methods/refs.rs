@@ -196,7 +196,7 @@ fn dafa_case(trades: bool) {
     ];
     let case = if trades { "dafa_trades" } else { "dafa_pgd_at" };
     let r = reference(case, Some(&f.ck), &inputs);
-    let (loss, logits, x_adv) = dafa_step(&f.model, &f.b.x, &f.b.y, &f.start, &w, &s);
+    let (loss, logits, x_adv) = dafa_step(&f.model, &f.b.x, &f.b.y, Some(&f.start), &w, &s);
     close(loss.double_value(&[]), r["loss"].double_value(&[]), "loss");
     let moved = pixels_apart(&x_adv, &r["x_adv"]);
     assert!(
@@ -264,7 +264,7 @@ fn trix_step_matches_the_reference() {
         bn_train: false,
         beta: 6.0,
     };
-    let out = trix_step(&f.model, &f.b, &f.start, &w, &wrong, &s);
+    let out = trix_step(&f.model, &f.b, Some(&f.start), &w, &wrong, &s);
     let theirs = Vec::<f64>::try_from(&r["tar_weights"]).unwrap();
     for (a, b) in out.batch_weights.iter().zip(&theirs) {
         assert!(

@@ -51,7 +51,6 @@ Cases (inputs -> outputs; params):
   faal_dro      margin [K] f64, counts [K] f64; params [r] -> weights [K] f64
 """
 import copy
-import importlib.util
 import json
 import os
 import sys
@@ -66,26 +65,12 @@ from torch.autograd import Variable
 
 
 # ---------------------------------------------------------------------------------------------
-# Model loading (the same as check_checkpoint.py) and the dropout-draw replacement
+# Model loading (check_checkpoint.py's) and the dropout-draw replacement
 
 
-def load_models_module(models_dir):
-    spec = importlib.util.spec_from_file_location("reference_models", os.path.join(models_dir, "models.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def build(models, meta):
-    arch = meta["arch"]
-    c, k = int(meta["in_channels"]), int(meta["num_classes"])
-    if arch == "smallcnn":
-        return models.SmallCNN(in_channels=c, num_classes=k, image_size=int(meta["image_size"]))
-    if arch == "preact-resnet18":
-        return models.PreActResNet18(in_channels=c, num_classes=k)
-    if arch == "wrn-34-10":
-        return models.WideResNet(depth=34, width=10, in_channels=c, num_classes=k)
-    raise SystemExit(f"unknown arch {arch!r} in checkpoint metadata")
+# The checkpoint loading of check_checkpoint.py, beside this file.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_checkpoint import build, load_models_module  # noqa: E402
 
 
 class MaskDropout(nn.Module):

@@ -170,7 +170,8 @@ pub struct DafaStep {
     pub beta: Option<f64>,
 }
 
-/// One DAFA step from `start` with per-sample weights `w` [B]: the adversarial batch in
+/// One DAFA step from `start` (`None`: TRADES' `x + 0.001 N(0, 1)` inside the ball, as the
+/// reference) with per-sample weights `w` [B]: the adversarial batch in
 /// `[x - eps w, x + eps w]` by steps of `alpha w`, then the weighted loss. Returns the loss, the
 /// train-mode logits on the adversarial batch and the batch. The same operations in the same
 /// order as rucy74/DAFA `trades_loss` / `madry_loss` (without the latter's second step).
@@ -178,11 +179,13 @@ pub fn dafa_step(
     model: &Model,
     x: &Tensor,
     y: &Tensor,
-    start: &Tensor,
+    start: Option<&Tensor>,
     w: &Tensor,
     s: &DafaStep,
 ) -> (Tensor, Tensor, Tensor) {
     let ball = tch::no_grad(|| Ball::new(x, &(w * s.eps)));
+    let start = start.map_or_else(|| trades_start(x, &ball), Tensor::shallow_clone);
+    let start = &start;
     let step = w * s.alpha;
     match s.beta {
         Some(beta) => {
@@ -249,9 +252,7 @@ impl Method for Dafa {
 
     fn step(&mut self, model: &Model, b: &Batch, _rng: &mut Rng) -> StepResult {
         let w = self.weights.per_sample(&b.y);
-        let ball = tch::no_grad(|| Ball::new(&b.x, &(&w * self.step.eps)));
-        let start = trades_start(&b.x, &ball);
-        let (loss, logits, _) = dafa_step(model, &b.x, &b.y, &start, &w, &self.step);
+        let (loss, logits, _) = dafa_step(model, &b.x, &b.y, None, &w, &self.step);
         self.weights.observe(&logits, &b.y);
         Ok(StepOutput {
             loss,

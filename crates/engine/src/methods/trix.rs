@@ -64,13 +64,14 @@ pub struct TrixOut {
     pub targeted: Vec<bool>,
 }
 
-/// One TRIX step from `start` with DAFA weights `w` [B] and a wrong class per sample in
+/// One TRIX step from `start` (`None`: TRADES' `x + 0.001 N(0, 1)` inside the ball) with DAFA
+/// weights `w` [B] and a wrong class per sample in
 /// `wrong` [B] (used where the sample is attacked targeted). The same operations in the same
 /// order as `mixed_trades_loss`.
 pub fn trix_step(
     model: &Model,
     b: &Batch,
-    start: &Tensor,
+    start: Option<&Tensor>,
     w: &Tensor,
     wrong: &Tensor,
     s: &TrixStep,
@@ -97,6 +98,7 @@ pub fn trix_step(
             .collect::<Vec<_>>(),
     );
     let ball = tch::no_grad(|| Ball::new(&b.x, &(w * s.eps)));
+    let start = start.map_or_else(|| trades_start(&b.x, &ball), Tensor::shallow_clone);
     let step = w * s.alpha * sign.to_device(b.x.device());
     let maskf = mask.to_kind(Kind::Float);
     let mixed = |l: &Tensor| {
@@ -104,7 +106,7 @@ pub fn trix_step(
         let kl = clamped_kl(&nat, l);
         (&ce * &maskf + kl * (maskf.ones_like() - &maskf)).mean(Kind::Float)
     };
-    let x_adv = signed_steps(model, start, &ball, &step, s.steps, s.bn_train, mixed);
+    let x_adv = signed_steps(model, &start, &ball, &step, s.steps, s.bn_train, mixed);
     let adv = model.forward_t(&x_adv, true);
     let nat = model.forward_t(&b.x, true);
     let natural = (per_sample_ce(&nat, &b.y) * w).mean(Kind::Float);
@@ -177,11 +179,9 @@ impl Method for Trix {
 
     fn step(&mut self, model: &Model, b: &Batch, rng: &mut Rng) -> StepResult {
         let w = self.weights.per_sample(&b.y);
-        let ball = tch::no_grad(|| Ball::new(&b.x, &(&w * self.step.eps)));
-        let start = trades_start(&b.x, &ball);
         let wrong = wrong_classes(&b.labels, self.eps.len(), rng);
         let wrong = Tensor::f_from_slice(&wrong)?.f_to_device(b.y.device())?;
-        let out = trix_step(model, b, &start, &w, &wrong, &self.step);
+        let out = trix_step(model, b, None, &w, &wrong, &self.step);
         self.weights.observe(&out.logits, &b.y);
         self.targeted.0 += out.targeted.iter().filter(|&&t| t).count();
         self.targeted.1 += out.targeted.len();
