@@ -20,10 +20,15 @@ LIBTORCH = $(shell $(PY) -c 'import torch,os; print(os.path.dirname(torch.__file
 CARGO_ENV = LIBTORCH=$(LIBTORCH) LIBTORCH_BYPASS_VERSION_CHECK=0 FAIRTAT_PYTHON=$(PY)
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: run test bench build deps deps-test venv apt apt-test train-quick clean-index
+.PHONY: run test bench build deps deps-test venv venv-test apt apt-test train-quick clean-index
 
 deps: apt venv
-deps-test: deps apt-test
+deps-test: deps apt-test venv-test
+
+# pandas for tests/py/check_compare_csv.py (the compare page's tidy CSV); checked on every run
+# so a venv made before it was needed gets it too.
+venv-test: venv
+	@$(PY) -c 'import pandas' 2>/dev/null || $(PY) -m pip install -q pandas
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -43,7 +48,7 @@ $(VENV_STAMP):
 	@echo "creating libtorch venv in $(FAIRTAT_VENV) (torch $(TORCH_VERSION), about 4.7 GB, once per machine)"
 	python3 -m venv $(FAIRTAT_VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==$(TORCH_VERSION) safetensors numpy
+	$(PY) -m pip install -q torch==$(TORCH_VERSION) safetensors numpy pandas
 	touch $(VENV_STAMP)
 
 build: deps

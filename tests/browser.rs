@@ -82,6 +82,7 @@ async fn new_run_form_live_chart_and_csv_download_in_chromium() {
         trainer: Some(PathBuf::from(env!("CARGO_BIN_EXE_fairtat"))),
         poll_ms: 100,
         slurm: None,
+        limits: Default::default(),
     };
     let st = start(opts).await;
     let mut guard = RunGuard {

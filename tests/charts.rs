@@ -2,7 +2,8 @@
 //! and series names, and no input (empty, NaN, infinite, huge, 100 classes) makes them panic.
 
 use fairtat::charts::{
-    bar_chart, heatmap, line_chart, palette_color, Series, FALLBACK_MARKER, PALETTE,
+    band_chart, bar_chart, bar_chart_with_errors, heatmap, line_chart, palette_color, Band,
+    BarAxes, Series, FALLBACK_MARKER, PALETTE,
 };
 use fairtat::fairness::{ClassMetrics, ConfusionMatrix};
 use proptest::prelude::*;
@@ -245,6 +246,24 @@ proptest! {
     }
 
     #[test]
+    fn band_and_error_bar_charts_never_fail(
+        title in label(),
+        groups in proptest::collection::vec(
+            (label(), proptest::collection::vec((any_f64(), any_f64(), any_f64()), 0..30)), 0..6),
+        range in proptest::option::of((any_f64(), any_f64())),
+        errors in proptest::collection::vec(any_f64(), 0..20),
+    ) {
+        let bands: Vec<Band> = groups
+            .into_iter()
+            .map(|(name, points)| Band { runs: vec![name.clone()], name, points })
+            .collect();
+        assert_chart(&band_chart((&title, "epoch", "accuracy"), &bands, range, range));
+        let labels: Vec<String> = (0..errors.len()).map(|i| i.to_string()).collect();
+        let svg = bar_chart_with_errors(&title, &labels, &errors, &errors, BarAxes::default());
+        assert_chart(&svg);
+    }
+
+    #[test]
     fn heatmap_never_fails(
         title in label(),
         labels in proptest::collection::vec(label(), 0..12),
@@ -327,4 +346,40 @@ fn class_selection_parses_and_names_its_errors() {
     }
     assert_eq!(Classes::default_for(10), Classes::All);
     assert_eq!(Classes::default_for(100), Classes::Worst(5));
+}
+
+#[test]
+fn the_cfps_test_sources_keep_one_scale_over_all_epochs() {
+    use fairtat::runs::synthetic::Synth;
+    use fairtat::runs::{EventLine, RunEvent};
+    use fairtat::server::metrics::{clean_eval, finite_max, metrics, robust_eval};
+
+    let synth = Synth::cifar100();
+    let line = |seq: u64, event: RunEvent| EventLine {
+        v: 1,
+        seq,
+        time: 0.0,
+        event,
+    };
+    let records: Vec<_> = (0..20).map(|e| synth.epoch(e)).collect();
+    let mut events = vec![line(0, synth.started("r"))];
+    for (e, r) in records.iter().enumerate() {
+        events.push(line(e as u64 + 1, RunEvent::Epoch(Box::new(r.clone()))));
+    }
+    let m = metrics(&events);
+    let most = |pick: fn(&fairtat::runs::EpochRecord) -> Option<&fairtat::runs::EvalRecord>| {
+        records
+            .iter()
+            .filter_map(|r| pick(r).map(|e| finite_max(&e.metrics.cfps)))
+            .fold(0.0, f64::max)
+    };
+    let (clean, robust) = (most(clean_eval), most(robust_eval));
+    assert!(
+        clean > 0.0 && robust > 0.0,
+        "the fixture records test C_FPS"
+    );
+    assert_eq!(m.cfps_test_scale(), [clean, robust]);
+    // Per epoch the values move; the scale does not.
+    let last = records.last().and_then(robust_eval).unwrap();
+    assert!(finite_max(&last.metrics.cfps) <= m.cfps_test_scale()[1]);
 }

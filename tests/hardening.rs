@@ -213,6 +213,61 @@ async fn off_loopback_every_read_needs_the_token() {
         .unwrap();
     let (code, _, b) = send(&st, req).await;
     assert_eq!(code, StatusCode::OK, "{b}");
+    // The session expires (Max-Age, and the server checks its issue time), and logging out
+    // ends it for good: the same cookie, replayed, no longer opens anything.
+    let max_age: u64 = cookie
+        .split(';')
+        .find_map(|a| a.trim().strip_prefix("Max-Age="))
+        .expect("Max-Age")
+        .parse()
+        .unwrap();
+    assert!((3600..=86_400).contains(&max_age), "{cookie}");
+    let (code, headers, _) = post_with(&st, "/logout", "", &[("cookie", &pair)]).await;
+    assert_eq!(
+        (code, &headers["location"]),
+        (StatusCode::SEE_OTHER, &"/login".parse().unwrap())
+    );
+    assert!(headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let req = Request::get("/api/runs")
+        .header("cookie", &pair)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&st, req).await.0, StatusCode::UNAUTHORIZED);
+    // Guessing is throttled: after a few wrong tokens, 429 with Retry-After, while the right
+    // bearer token still works.
+    let mut throttled = None;
+    for _ in 0..=fairtat::server::sessions::MAX_FAILURES {
+        let req = Request::get("/api/runs")
+            .header("authorization", "Bearer guess-0123456789")
+            .body(Body::empty())
+            .unwrap();
+        let (code, headers, b) = send(&st, req).await;
+        if code == StatusCode::TOO_MANY_REQUESTS {
+            throttled = Some((headers, b));
+            break;
+        }
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+    }
+    let (headers, b) = throttled.expect("wrong tokens are throttled");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(
+        json(&b)["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many wrong tokens"),
+        "{b}"
+    );
+    let (code, _, b) = post_with(&st, "/login", "token=wrong-again", &form).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{b}");
+    let req = Request::get("/api/runs")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&st, req).await.0, StatusCode::OK);
     // Foreign host names are refused off loopback too; the bound address is fine.
     let req = Request::get("/static/app.js")
         .header("host", "evil:8080")
@@ -269,7 +324,7 @@ async fn unknown_device_grid_overflow_long_numbers_and_wrong_methods() {
     assert!(b.len() < 200, "no 309 digits: {b}");
     for (method, uri) in [
         ("PUT", "/api/runs"),
-        ("DELETE", "/api/runs/r1"),
+        ("DELETE", "/api/runs/r1/metrics"),
         ("PATCH", "/"),
     ] {
         let req = Request::builder()

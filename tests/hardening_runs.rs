@@ -150,3 +150,80 @@ fn serve_takes_the_token_from_a_file_or_the_environment_never_argv() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_grids_cannot_pass_the_queue_cap_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = options(tmp.path(), Some(fake_trainer(tmp.path(), 50, 1.0)), 1);
+    opts.max_queued = 10;
+    let st = start(opts).await;
+    let body = serde_json::json!({"preset": "quick", "set": {"grid.seed": [0, 1, 2]}}).to_string();
+    let posts: Vec<_> = (0..8)
+        .map(|_| {
+            let (st, body) = (st.clone(), body.clone());
+            tokio::spawn(async move { post_json(&st, "/api/runs", &body).await })
+        })
+        .collect();
+    let mut created = 0;
+    let mut refused = 0;
+    for p in posts {
+        let (code, b) = p.await.unwrap();
+        match code {
+            axum::http::StatusCode::CREATED => created += 3,
+            axum::http::StatusCode::TOO_MANY_REQUESTS => {
+                assert!(b.contains("the queue is full"), "{b}");
+                refused += 1;
+            }
+            other => panic!("{other}: {b}"),
+        }
+    }
+    // One run may have left the queue for the only CPU slot meanwhile.
+    assert!(created <= 11, "{created} runs created against a cap of 10");
+    assert!(refused >= 4, "{refused} refused");
+    let waiting = st.jobs().lock().waiting_len();
+    assert!(waiting <= 10, "{waiting} runs waiting");
+    st.shutdown();
+}
+
+#[tokio::test]
+async fn init_checkpoint_must_be_a_checkpoint_in_the_runs_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = start(options(tmp.path(), Some("/bin/false".into()), 1)).await;
+    let runs = tmp.path().join("runs");
+    let ck_dir = runs.join("20261205-000000-src").join("checkpoints");
+    std::fs::create_dir_all(&ck_dir).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", ck_dir.join("evil.safetensors")).unwrap();
+    let body = |path: &str| {
+        serde_json::json!({"preset": "quick", "set": {"train.init_checkpoint": path}}).to_string()
+    };
+    let mut messages = Vec::new();
+    for bad in [
+        "/etc/passwd".to_string(),
+        "/nonexistent/x.safetensors".to_string(),
+        format!("{}/../../etc/passwd", runs.display()),
+        ck_dir.join("evil.safetensors").display().to_string(),
+    ] {
+        let (code, b) = post_json(&st, "/api/runs", &body(&bad)).await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {b}");
+        let v = json(&b);
+        assert_eq!(v["field"], "train.init_checkpoint", "{b}");
+        // The path as echoed (shortened when long) aside, every answer must read the same.
+        let full = v["error"].as_str().unwrap();
+        let msg = full
+            .split_once(" is not")
+            .map_or(full, |(_, rest)| rest)
+            .to_string();
+        assert!(
+            msg.contains(" a checkpoint of a run in this server's runs folder"),
+            "{msg}"
+        );
+        messages.push(msg);
+    }
+    // The answer is the same whether the file exists, is readable or not: it tells nothing.
+    assert!(messages.windows(2).all(|w| w[0] == w[1]), "{messages:?}");
+    // A checkpoint of a run in the folder is accepted (whether it exists yet is the trainer's).
+    let good = ck_dir.join("last.safetensors").display().to_string();
+    let (code, b) = post_json(&st, "/api/runs", &body(&good)).await;
+    assert_eq!(code, StatusCode::CREATED, "{b}");
+    st.shutdown();
+}

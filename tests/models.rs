@@ -577,3 +577,37 @@ fn preact_resnet18_logits_match_pytorch_with_trained_bn_and_normalisation() {
     let norm = format!("{{\"mean\": {mean:?}, \"std\": {std:?}}}");
     cross_check(&m, Some(&norm), &x, &y, false);
 }
+
+#[test]
+fn xcit_s12_logits_match_pytorch_after_training_steps() {
+    tch::manual_seed(9);
+    let m = model(Arch::XcitS12, 3, 10, 32);
+    // XCiT-S12's 26 M trainable parameters (models.py's `XCiT()`, timm's xcit_small_12_p16).
+    let params: i64 =
+        m.vs.trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
+    assert_eq!(params, 25_872_154);
+    let x = Tensor::rand([8, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let y = Tensor::arange(8, (Kind::Int64, Device::Cpu));
+    // Training moves BN stats, layer scales and temperatures off their init of 1.
+    cross_check(&m, None, &x, &y, true);
+    let state: BTreeMap<String, Tensor> = m.named_state().into_iter().collect();
+    let gamma = &state["blocks.0.gamma1"];
+    assert!(
+        max_abs_diff(gamma, &gamma.ones_like()) > 0.0,
+        "gamma1 never moved"
+    );
+}
+
+#[test]
+fn xcit_takes_other_image_sizes_and_grayscale() {
+    tch::manual_seed(10);
+    // Fashion-MNIST's 28x28x1: a 7x7 token grid.
+    let m = model(Arch::XcitS12, 1, 10, 28);
+    let x = Tensor::rand([2, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let logits = m.f_forward_t(&x, false).unwrap();
+    assert_eq!(logits.size(), vec![2, 10]);
+    assert!(logits.isfinite().all().int64_value(&[]) == 1);
+}

@@ -189,3 +189,27 @@ fn resume_refuses_a_checkpoint_from_another_epoch_than_the_state() {
         "{msg}"
     );
 }
+
+#[test]
+fn resume_refuses_a_checkpoint_whose_bytes_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = train(tmp.path(), Some("after-commit@2"));
+    assert!(!o.status.success());
+    let dir = only_run_dir(tmp.path());
+    let state = std::fs::read_to_string(dir.join("checkpoints/state.json")).unwrap();
+    assert!(state.contains("\"last.safetensors\""), "{state}");
+    // One bit of a weight flips in the committed (still pending) `last`: the header parses,
+    // the shapes match, only the checksum can tell.
+    let last = dir.join("checkpoints/pending-2/last.safetensors");
+    let mut bytes = std::fs::read(&last).unwrap();
+    let at = bytes.len() - 7;
+    bytes[at] ^= 0x10;
+    std::fs::write(&last, bytes).unwrap();
+    let o = resume(&dir);
+    assert!(!o.status.success(), "a damaged checkpoint was resumed");
+    let msg = text(&o);
+    assert!(
+        msg.contains("last.safetensors") && msg.contains("SHA-256 mismatch"),
+        "{msg}"
+    );
+}

@@ -168,7 +168,12 @@ fn reference_recipe_grids_swap_in_the_baselines_own_recipes() {
 
 #[test]
 fn rice_recipe_pgd_at_presets_run_no_clean_forward() {
-    for name in ["cifar10-prn18-at", "fmnist-at", "fmnist-quick-at"] {
+    for name in [
+        "cifar10-prn18-at",
+        "cifar10-xcit-at",
+        "fmnist-at",
+        "fmnist-quick-at",
+    ] {
         let text = std::fs::read_to_string(configs().join(format!("{name}.toml"))).unwrap();
         let spec = config::from_toml_str(&text, &[]).unwrap();
         assert_eq!(spec.method.name.as_str(), "pgd-at");

@@ -97,6 +97,8 @@ fn every_variant() -> Vec<RunEvent> {
             loss: 2.0,
             images_per_sec: 800.0,
             eta_secs: 120.0,
+            step_loss: None,
+            epoch_eta_secs: None,
         },
         RunEvent::Epoch(Box::new(epoch(0, false))),
         RunEvent::Checkpoint {
@@ -325,6 +327,8 @@ fn summary_tracks_status_progress_and_latest_metrics() {
                 loss: 2.0,
                 images_per_sec: 1.0,
                 eta_secs: 300.0,
+                step_loss: None,
+                epoch_eta_secs: None,
             },
         ),
     ];
@@ -361,6 +365,8 @@ fn summary_tracks_status_progress_and_latest_metrics() {
             loss: 1.0,
             images_per_sec: 1.0,
             eta_secs: 50.0,
+            step_loss: None,
+            epoch_eta_secs: None,
         },
     ));
     events.push(line(4, 140.0, RunEvent::Epoch(Box::new(epoch(1, true)))));

@@ -140,10 +140,28 @@ async fn invalid_configs_name_the_field() {
         assert_eq!(v["field"], field, "{body}: {b}");
         assert!(v["error"].as_str().unwrap().contains(hint), "{body}: {b}");
     }
-    for body in ["not json", "[1,2]", r#"{"set":{"a=b":1}}"#] {
+    for body in [
+        "not json",
+        "[1,2]",
+        r#"{"preset":"quick","set":{"a=b":1}}"#,
+        r#"{"preset":"quick","preset":"other"}"#,
+    ] {
         let (code, b) = post_json(&st, "/api/runs", body).await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "{body}: {b}");
         assert!(json(&b)["error"].is_string());
+    }
+    // A request that names nothing to run would start the 200-epoch defaults: refused.
+    for body in ["{}", r#"{"set":{"train.epochs":1}}"#, r#"{"tags":["x"]}"#] {
+        let (code, b) = post_json(&st, "/api/runs", body).await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {b}");
+        assert_eq!(json(&b)["field"], "preset", "{body}: {b}");
+        assert!(
+            json(&b)["error"]
+                .as_str()
+                .unwrap()
+                .contains("names nothing to run"),
+            "{b}"
+        );
     }
     let (_, b) = get(&st, "/api/runs").await;
     assert_eq!(json(&b).as_array().unwrap().len(), 0, "nothing created");

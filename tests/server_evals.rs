@@ -67,8 +67,8 @@ async fn grid_launch_queues_one_run_per_combination_and_compare_groups_seeds() {
     let (_, csv) = get(&st, &format!("/compare.csv?grid={gid}")).await;
     assert_eq!(
         csv.split("\n\n").count(),
-        4,
-        "Table 1, the seed table and the per-class robust and clean tables: {csv}"
+        5,
+        "Table 1, the seed table, the per-class robust and clean tables and their difference: {csv}"
     );
     assert!(
         csv.contains("table,class,g-fair-tat (mean of 2),g-pgd-at (mean of 2)"),
@@ -103,14 +103,22 @@ async fn grid_launch_queues_one_run_per_combination_and_compare_groups_seeds() {
     let (_, b) = get(&st, "/api/runs").await;
     assert_eq!(json(&b).as_array().unwrap().len(), 4);
 
-    // The form's grid fields do the same and land on the grid's compare page.
-    let req = Request::post("/runs/new")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(
-            "name=f&device=cpu&train.epochs=1&grid_methods=pgd-at%2C+trades&grid_seeds=3%2C4",
-        ))
-        .unwrap();
-    let (code, headers, body) = send(&st, req).await;
+    // The form's grid fields do the same (after a confirmation naming the number of runs) and
+    // land on the grid's compare page.
+    let fields = "name=f&device=cpu&train.epochs=1&grid_methods=pgd-at%2C+trades&grid_seeds=3%2C4";
+    let post = |body: String| {
+        Request::post("/runs/new")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (code, _, body) = send(&st, post(fields.to_string())).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("This queues <strong>4 runs</strong>"),
+        "{body}"
+    );
+    let (code, headers, body) = send(&st, post(format!("{fields}&_confirm=yes"))).await;
     assert_eq!(code, StatusCode::SEE_OTHER, "{body}");
     let loc = headers["location"].to_str().unwrap();
     assert!(loc.starts_with("/compare?grid="), "{loc}");
@@ -321,16 +329,20 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
     // Compare: the Table 2 layout from the evaluation; Table 3/4 from corruption summaries.
     let (_, html) = get(&st, &format!("/compare?ids={id}")).await;
     assert!(html.contains("AutoAttack and Square"), "{html}");
-    let row = html.find("id=\"robust-table\"").unwrap();
+    let row = html.find("id=\"robust-table-standard-last\"").unwrap();
     let t = &html[row..];
     assert!(t.contains("<td class=\"num\">50.0</td><td class=\"num\">12.5</td><td class=\"num\">50.0</td><td class=\"num\">37.5</td>"), "{t}");
     // ... and the exports carry Table 2 and the corruption rows.
     let (_, csv) = get(&st, &format!("/compare.csv?ids={id}")).await;
     assert!(
-        csv.contains("Table 2: AutoAttack and Square (%),") && csv.contains(",50.0,12.5,50.0,37.5"),
+        csv.contains("\"Table 2: AutoAttack and Square (%): standard suite, last checkpoint\",")
+            && csv.contains(",standard,50.0,12.5,50.0,37.5,"),
         "{csv}"
     );
-    assert!(csv.contains("common corruptions,fog,0.25"), "{csv}");
+    assert!(
+        csv.contains("common corruptions: standard suite, last checkpoint\",fog,0.25"),
+        "{csv}"
+    );
     let (_, md) = get(&st, &format!("/compare.md?ids={id}")).await;
     assert!(
         md.contains("### Table 2") && md.contains("| 50.0 | 12.5 | 50.0 | 37.5 |"),

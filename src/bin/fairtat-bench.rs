@@ -1,5 +1,5 @@
 //! `make bench`: images per second of one PGD-10 adversarial-training step (batch 128) for
-//! SmallCNN on 1x28x28 and PreAct ResNet-18 on 3x32x32, next to the PyTorch reference
+//! SmallCNN on 1x28x28, PreAct ResNet-18 and XCiT-S12 on 3x32x32, next to the PyTorch reference
 //! (`bench/pytorch_reference.py`) run with the same libtorch in the same invocation, and
 //! the cost of the per-step fairness bookkeeping (confusion counts from the step's own logits)
 //! as a fraction of the step time.
@@ -24,7 +24,7 @@ struct Args {
     /// Path to pytorch_reference.py.
     #[arg(long, default_value = "bench/pytorch_reference.py")]
     reference: String,
-    /// Only this model: small or prn18.
+    /// Only this model: small, prn18 or xcit.
     #[arg(long)]
     only: Option<String>,
 }
@@ -103,6 +103,7 @@ fn main() {
             32,
             2,
         ),
+        ("xcit", "xcit-s12-32x32x3", Arch::XcitS12, 3, 32, 1),
     ];
     for (key, name, arch, c, hw, iters) in cases {
         if a.only.as_deref().is_some_and(|o| o != key) {

@@ -1,8 +1,13 @@
 //! `fairtat eval`: evaluate a checkpoint (or a run's checkpoint) under attacks and corruptions,
 //! print a class-wise table, write JSON and CSV reports (format: `runs::eval_report`).
+//!
+//! SIGINT, SIGTERM and the scheduler's SIGUSR1 stop the evaluation before its next batch: it
+//! leaves `error.txt` saying so and exits 130 (75 after SIGUSR1, resumable: run it again).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,20 +49,43 @@ pub fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Failure> {
     }
     std::fs::create_dir_all(&out)?;
     let _ = std::fs::remove_file(out.join("error.txt"));
-    let result = run_with_progress(&opts, &out);
+    let stop = Arc::new(AtomicBool::new(false));
+    let scheduler_stop = super::train::install_signals(&stop)?;
+    let result = run_with_progress(&opts, &stop, &out);
     let _ = std::fs::remove_file(out.join("progress.json"));
     let report = match result {
         Ok(r) => r,
         Err(e) => {
+            let failure = stopped(e, scheduler_stop.load(Ordering::SeqCst));
             // Leave the reason where the dashboard looks for it.
-            let _ = std::fs::write(out.join("error.txt"), e.to_string());
-            return Err(e.into());
+            let _ = std::fs::write(out.join("error.txt"), failure.error.to_string());
+            return Err(failure);
         }
     };
     print_table(&report);
     eval_report::write(&out, &report)?;
     println!("reports: {}", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The failure of an evaluation; a stop request's says who stopped it and exits 130 (75 after
+/// the scheduler's SIGUSR1: the job may be run again).
+fn stopped(e: train::TrainError, scheduler: bool) -> Failure {
+    if !matches!(e, train::TrainError::Stopped) {
+        return e.into();
+    }
+    let (who, code) = if scheduler {
+        (
+            "the scheduler's time-limit warning (SIGUSR1)",
+            super::train::EXIT_RESUMABLE,
+        )
+    } else {
+        ("SIGINT/SIGTERM (Cancel, Ctrl-C, kill or scancel)", 130)
+    };
+    Failure {
+        code,
+        error: anyhow::anyhow!("evaluation stopped by {who} before it finished; run it again"),
+    }
 }
 
 /// What to evaluate: the checkpoint, the run's config (defaults, when a run directory is
@@ -147,6 +175,7 @@ fn eval_options(
 /// Evaluate with a terminal progress bar and `progress.json` (at most once a second).
 fn run_with_progress(
     opts: &EvalOptions,
+    stop: &AtomicBool,
     out: &std::path::Path,
 ) -> Result<EvalReport, train::TrainError> {
     let bar = ProgressBar::new(0);
@@ -156,7 +185,7 @@ fn run_with_progress(
             .progress_chars("=> "),
     );
     let mut last_write: Option<Instant> = None;
-    let report = evaluation::eval_checkpoint(opts, |stage, done, total| {
+    let report = evaluation::eval_checkpoint(opts, stop, |stage, done, total| {
         bar.set_prefix(stage.to_string());
         bar.set_length(total as u64);
         bar.set_position(done as u64);

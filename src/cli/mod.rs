@@ -1,6 +1,8 @@
 //! Command-line interface: flag definitions (clap) and the commands behind them. `main.rs` only
 //! parses, sets up tracing and maps errors to exit codes.
 
+mod data;
+mod download;
 mod eval;
 mod train;
 // `serve` and its executor options belong to the server crate, which `fairtat-dashboard` is
@@ -36,6 +38,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Start the dashboard.
     Serve(ServeArgs),
+    /// Download the data sets that do not ship with fairtat (CIFAR-10, CIFAR-100, CIFAR-10-C).
+    Data(data::DataArgs),
     /// Validate a config and print the resolved values.
     Check {
         #[arg(long)]
@@ -131,6 +135,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Train(a) => train::cmd_train(a),
         Command::Eval(a) => eval::cmd_eval(a),
         Command::Serve(a) => serve::cmd_serve(a),
+        Command::Data(a) => data::cmd_data(a),
         Command::Check { config, set } => {
             if let Some(specs) = train::grid_specs(&config, &set)? {
                 println!("# grid: {} runs", specs.len());

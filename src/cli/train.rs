@@ -134,7 +134,7 @@ fn load_run_config(run: &RunDir, sets: &[String]) -> Result<RunSpec, Failure> {
 }
 
 /// Exit status of a run stopped by SIGUSR1 (EX_TEMPFAIL: resumable).
-const EXIT_RESUMABLE: u8 = 75;
+pub(super) const EXIT_RESUMABLE: u8 = 75;
 
 /// Run the trainer with signal handling, the JSONL writer and the progress bar; always end the
 /// event log with a `finished` event.
@@ -172,7 +172,7 @@ fn train_in(
 /// SIGINT and SIGTERM set `stop` (a second one exits at once); SIGUSR1, a scheduler's warning
 /// before its time limit (Slurm `--signal=B:USR1@N`), stops the same way but as an interruption
 /// to resume, not a cancel: the flag returned says that it came.
-fn install_signals(stop: &Arc<AtomicBool>) -> Result<Arc<AtomicBool>, Failure> {
+pub(super) fn install_signals(stop: &Arc<AtomicBool>) -> Result<Arc<AtomicBool>, Failure> {
     use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
     for sig in [SIGINT, SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;

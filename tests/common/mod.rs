@@ -129,6 +129,7 @@ pub fn options(root: &Path, trainer: Option<PathBuf>, max_cpu_runs: usize) -> Se
         trainer,
         poll_ms: 50,
         slurm: None,
+        limits: Default::default(),
     }
 }
 
@@ -238,11 +239,9 @@ pub async fn serve_loopback(state: AppState) -> (String, tokio::task::JoinHandle
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = state.shutdown_token().clone();
+    let limits = state.guard().limits.clone();
     let handle = tokio::spawn(async move {
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .unwrap();
+        fairtat::server::listen::serve(listener, router(state), limits, shutdown).await;
     });
     (format!("http://{addr}"), handle)
 }

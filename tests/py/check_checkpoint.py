@@ -37,6 +37,8 @@ def build(models, meta):
         return models.PreActResNet18(in_channels=c, num_classes=k)
     if arch == "wrn-34-10":
         return models.WideResNet(depth=34, width=10, in_channels=c, num_classes=k)
+    if arch == "xcit-s12":
+        return models.XCiT(in_channels=c, num_classes=k)
     raise SystemExit(f"unknown arch {arch!r} in checkpoint metadata")
 
 

@@ -5,8 +5,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::common::{
-    axis_range, category, draw_x_categories, finite, fmt_num, palette_color, render, short,
-    valid_range, with_hovers, Chart, DrawResult, Hover,
+    axis_range, category, draw_x_categories, finite, fmt_num, overlay, palette_color, render,
+    short, valid_range, with_hovers, Chart, DrawResult, Hover,
 };
 
 const W: u32 = 720;
@@ -39,6 +39,18 @@ pub fn bar_chart(title: &str, labels: &[String], values: &[f64]) -> String {
 /// [`bar_chart`] with axis titles and an optional fixed range; each bar carries its category
 /// and value as a hover title.
 pub fn bar_chart_with(title: &str, labels: &[String], values: &[f64], axes: BarAxes) -> String {
+    bar_chart_with_errors(title, labels, values, &[], axes)
+}
+
+/// [`bar_chart_with`] with a +- error per bar (e.g. the seeds' standard deviation), drawn as a
+/// whisker and named in the hover title; a missing or non-finite error draws none.
+pub fn bar_chart_with_errors(
+    title: &str,
+    labels: &[String],
+    values: &[f64],
+    errors: &[f64],
+    axes: BarAxes,
+) -> String {
     let values: Vec<Option<f64>> = values.iter().take(MAX_BARS).map(|v| finite(*v)).collect();
     let n = values.len();
     let (y0, y1) = match valid_range(axes.y_range) {
@@ -52,6 +64,7 @@ pub fn bar_chart_with(title: &str, labels: &[String], values: &[f64], axes: BarA
     let title = short(title, 120);
     let rotate = n > 12;
     let mut hovers = vec![];
+    let mut whiskers = String::new();
     let svg = render(W, H, &title, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(&title, ("sans-serif", 18))
@@ -69,7 +82,8 @@ pub fn bar_chart_with(title: &str, labels: &[String], values: &[f64], axes: BarA
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
         draw_bars(&mut chart, &values, &axes)?;
-        hovers = bar_hovers(&chart, &raw, labels, &axes, (y0, y1));
+        hovers = bar_hovers(&chart, &raw, labels, (&axes, errors), (y0, y1));
+        whiskers = error_bars(&chart, &raw, errors, (y0, y1));
         let anchors: Vec<(i32, i32)> = (0..n)
             .map(|i| chart.backend_coord(&(i as f64, y0)))
             .collect();
@@ -84,7 +98,34 @@ pub fn bar_chart_with(title: &str, labels: &[String], values: &[f64], axes: BarA
         }
         Ok(())
     });
-    with_hovers(svg, &hovers)
+    with_hovers(overlay(svg, &whiskers), &hovers)
+}
+
+/// The error of bar `i`, when it has a finite one.
+fn error_at(errors: &[f64], i: usize) -> Option<f64> {
+    errors.get(i).copied().filter(|e| e.is_finite() && *e > 0.0)
+}
+
+/// A whisker (value +- error, with caps) per bar that has an error, as one SVG path.
+fn error_bars(chart: &Chart, raw: &[Option<f64>], errors: &[f64], (y0, y1): (f64, f64)) -> String {
+    let mut d = String::new();
+    for (i, v) in raw.iter().enumerate() {
+        let (Some(v), Some(e)) = (v, error_at(errors, i)) else {
+            continue;
+        };
+        let x = i as f64;
+        let (px, top) = chart.backend_coord(&(x, (v + e).clamp(y0, y1)));
+        let (_, bottom) = chart.backend_coord(&(x, (v - e).clamp(y0, y1)));
+        d += &format!(
+            "M{px} {top}V{bottom}M{} {top}h8M{} {bottom}h8",
+            px - 4,
+            px - 4
+        );
+    }
+    if d.is_empty() {
+        return d;
+    }
+    format!("<path class=\"error-bar\" d=\"{d}\" stroke=\"#333\" stroke-width=\"1.5\" fill=\"none\"/>\n")
 }
 
 /// Half the width of a bar, in category units.
@@ -122,7 +163,7 @@ fn bar_hovers(
     chart: &Chart,
     raw: &[Option<f64>],
     labels: &[String],
-    axes: &BarAxes,
+    (axes, errors): (&BarAxes, &[f64]),
     (y0, y1): (f64, f64),
 ) -> Vec<Hover> {
     raw.iter()
@@ -132,6 +173,9 @@ fn bar_hovers(
             let (xb, yb) = chart.backend_coord(&(i as f64 + HALF, y0));
             let v = v.map_or("missing".into(), fmt_num);
             let mut text = format!("{}: {v}", category(labels, i));
+            if let Some(e) = error_at(errors, i) {
+                text += &format!(" ± {}", fmt_num(e));
+            }
             if let Some(r) = axes.highlight.iter().position(|h| *h == i) {
                 text += &format!(" ({} #{})", axes.highlight_note, r + 1);
             }

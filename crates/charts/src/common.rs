@@ -45,6 +45,42 @@ pub type Chart<'a, 'b> = ChartContext<
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
 
+/// The axes of a curve chart: titles, x ticks and their labels.
+pub struct PlotAxes<'f> {
+    pub labels: (&'f str, &'f str),
+    pub x_ticks: usize,
+    pub x_fmt: &'f dyn Fn(&f64) -> String,
+}
+
+/// A curve chart's plot on `root`: caption, `legend_w` pixels kept right for the legend, the
+/// ranges, light grid and axis labels (shared by the line and band charts).
+pub fn plot<'a, 'b>(
+    root: &'a Area<'b>,
+    title: &str,
+    legend_w: u32,
+    ((x0, x1), (y0, y1)): ((f64, f64), (f64, f64)),
+    axes: PlotAxes,
+) -> Result<Chart<'a, 'b>, Box<dyn std::error::Error>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .margin_right(12 + legend_w)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    chart
+        .configure_mesh()
+        .x_desc(short(axes.labels.0, 80))
+        .y_desc(short(axes.labels.1, 80))
+        .x_labels(axes.x_ticks)
+        .y_labels(8)
+        .x_label_formatter(axes.x_fmt)
+        .y_label_formatter(&|y| fmt_num(*y))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    Ok(chart)
+}
+
 /// Render with `draw` on a white `w x h` canvas. Any error or panic yields [`fallback`].
 pub fn render(w: u32, h: u32, title: &str, draw: impl FnOnce(&Area) -> DrawResult) -> String {
     let result = catch_unwind(AssertUnwindSafe(|| {
@@ -258,16 +294,27 @@ pub struct Hover {
 /// Hover targets per chart at most (bounded SVG size); charts with more get none for the rest.
 pub const MAX_HOVERS: usize = 3000;
 
-/// `svg` with the `hovers` appended on top (transparent, so the picture does not change).
-pub fn with_hovers(svg: String, hovers: &[Hover]) -> String {
-    if hovers.is_empty() || svg.contains(FALLBACK_MARKER) {
+/// `svg` with `fragment` (SVG elements) appended on top; a placeholder stays as it is.
+pub fn overlay(svg: String, fragment: &str) -> String {
+    if fragment.is_empty() || svg.contains(FALLBACK_MARKER) {
         return svg;
     }
     let Some(end) = svg.rfind("</svg>") else {
         return svg;
     };
-    let mut out = String::with_capacity(svg.len() + hovers.len() * 80);
+    let mut out = String::with_capacity(svg.len() + fragment.len());
     out.push_str(&svg[..end]);
+    out.push_str(fragment);
+    out.push_str(&svg[end..]);
+    out
+}
+
+/// `svg` with the `hovers` appended on top (transparent, so the picture does not change).
+pub fn with_hovers(svg: String, hovers: &[Hover]) -> String {
+    if hovers.is_empty() {
+        return svg;
+    }
+    let mut out = String::with_capacity(hovers.len() * 80);
     out.push_str("<g class=\"hover\" fill=\"transparent\">\n");
     for h in hovers.iter().take(MAX_HOVERS) {
         let t = escape_xml(&h.text);
@@ -286,8 +333,7 @@ pub fn with_hovers(svg: String, hovers: &[Hover]) -> String {
         }
     }
     out.push_str("</g>\n");
-    out.push_str(&svg[end..]);
-    out
+    overlay(svg, &out)
 }
 
 /// Tick label of an integer axis (epochs): the integer, or nothing for a tick between two

@@ -7,13 +7,15 @@
 //! catches a panic inside plotters and returns a placeholder SVG: a chart must never take down
 //! a page handler.
 
+mod band;
 mod bar;
 mod common;
 mod heatmap;
 mod line;
 pub mod png;
 
-pub use bar::{bar_chart, bar_chart_with, BarAxes};
+pub use band::{band_chart, Band};
+pub use bar::{bar_chart, bar_chart_with, bar_chart_with_errors, BarAxes};
 pub use common::{
     diverging, fmt_int_tick, int_axis, palette_color, ColorScale, Scale, FALLBACK_MARKER, PALETTE,
 };

@@ -3,8 +3,8 @@
 use plotters::prelude::*;
 
 use super::common::{
-    axis_range, finite, fmt_int_tick, fmt_num, int_axis, palette_color, render, short, valid_range,
-    with_hovers, Area, Chart, DrawResult, Hover,
+    axis_range, finite, fmt_int_tick, fmt_num, int_axis, palette_color, plot, render, short,
+    valid_range, with_hovers, Area, Chart, DrawResult, Hover, PlotAxes,
 };
 use super::Series;
 
@@ -115,23 +115,12 @@ pub fn line_chart_faded(
     let hover = legend.len() <= MAX_LEGEND;
     let mut hovers = vec![];
     let svg = render(W + legend_w, H, &title, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(&title, ("sans-serif", 18))
-            .margin(12)
-            .margin_right(12 + legend_w)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart
-            .configure_mesh()
-            .x_desc(short(x_label, 80))
-            .y_desc(short(y_label, 80))
-            .x_labels(x.ticks)
-            .y_labels(8)
-            .x_label_formatter(&|v| x.fmt(v))
-            .y_label_formatter(&|y| fmt_num(*y))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()?;
+        let axes = PlotAxes {
+            labels: (x_label, y_label),
+            x_ticks: x.ticks,
+            x_fmt: &|v| x.fmt(v),
+        };
+        let mut chart = plot(root, &title, legend_w, ((x0, x1), (y0, y1)), axes)?;
         for (_, segs) in segments.iter().enumerate().filter(|(i, _)| is_faded(*i)) {
             for seg in segs {
                 chart.draw_series(LineSeries::new(seg.iter().copied(), FADED.stroke_width(1)))?;

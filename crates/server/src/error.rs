@@ -29,6 +29,12 @@ pub enum ApiError {
     /// The queue is full (`--max-queued`).
     #[error("{0}")]
     TooMany(String),
+    /// A limit of the server is reached for now (event streams): 503, retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The disk holding the runs folder is full: 507, nothing was created.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// A config that failed validation: 422 with the key it is about.
     #[error("{0}")]
     Invalid(#[from] ConfigError),
@@ -52,6 +58,8 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -76,6 +84,13 @@ impl ApiError {
 
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            return ApiError::InsufficientStorage(
+                "the disk holding the runs folder is full (no space left on device); nothing \
+                 was created: free some space (delete old runs or checkpoints) and try again"
+                    .into(),
+            );
+        }
         ApiError::Internal(e.into())
     }
 }
@@ -102,10 +117,24 @@ impl From<rusqlite::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(cause = %self, "request failed");
         }
         let body = json!({ "error": self.public_message(), "field": self.field() });
         (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_507_saying_so_and_other_io_errors_stay_internal() {
+        let full = ApiError::from(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert!(full.public_message().contains("no space left"), "{full}");
+        let other = ApiError::from(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

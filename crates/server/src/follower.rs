@@ -11,9 +11,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::jobs::scheduler::Ended;
-use super::process::append_finished;
+use super::process::append_missing_final;
 use super::scan;
 use super::state::AppState;
+use fairtat_core::config::RunSpec;
 use fairtat_core::runs::lock;
 use fairtat_core::runs::reader::Tailer;
 use fairtat_core::runs::summary::RunSummary;
@@ -84,11 +85,7 @@ pub async fn follow(
     let mut tailer = Tailer::new(dir.events());
     // Start from the spec and fold every line: the same result as a rebuild.
     let spec = scan::read_spec(&dir);
-    let mut summary = match &spec {
-        Some(spec) => scan::summary_from_spec(&dir, spec),
-        None => RunSummary::empty(&dir),
-    };
-    summary.status = RunStatus::Running;
+    let mut summary = running_summary(&dir, spec.as_ref());
     let mut finished = false;
     let mut wrote_final = false;
     loop {
@@ -101,6 +98,13 @@ pub async fn follow(
                 vec![]
             }
         };
+        if tailer.take_reset() {
+            // The log was replaced or truncated: what was folded is no longer its history.
+            tracing::warn!(run = %id, "events.jsonl was replaced; folding it again");
+            state.store().remove(&id);
+            summary = running_summary(&dir, spec.as_ref());
+            finished = false;
+        }
         let changed = !lines.is_empty();
         // The metrics store folds what was just read, so no request reads it again.
         state.store().append(&dir, &lines, tailer.offset());
@@ -145,6 +149,16 @@ pub async fn follow(
     }
 }
 
+/// The summary of a run whose log is about to be folded from its first line.
+fn running_summary(dir: &RunDir, spec: Option<&RunSpec>) -> RunSummary {
+    let mut summary = match spec {
+        Some(spec) => scan::summary_from_spec(dir, spec),
+        None => RunSummary::empty(dir),
+    };
+    summary.status = RunStatus::Running;
+    summary
+}
+
 /// The trainer is gone without its final line: write it when the server knows how the run
 /// ended (our SIGTERM after a cancel, or our own child's death); false when it does not.
 fn write_missing_final(
@@ -158,13 +172,13 @@ fn write_missing_final(
         // Killed by our SIGTERM before it could write its final line; the process is gone, so
         // the server may write it.
         let msg = "cancelled before the trainer wrote its final event".into();
-        append_finished(dir, RunStatus::Cancelled, summary.epochs_done, msg);
+        append_missing_final(dir, RunStatus::Cancelled, summary.epochs_done, msg);
         return true;
     }
     if live.gone_means_failed() {
         // Our own child died without its final line (a signal, a crash): the server saw it
         // end, so the run failed, with the exit signal and the log's end.
-        append_finished(dir, RunStatus::Failed, summary.epochs_done, why.to_string());
+        append_missing_final(dir, RunStatus::Failed, summary.epochs_done, why.to_string());
         return true;
     }
     false

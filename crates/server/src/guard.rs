@@ -13,6 +13,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderMap, Method};
 
 use super::error::ApiError;
+use super::listen::Limits;
 use super::ServeOptions;
 use fairtat_core::config::keys::shorten;
 
@@ -29,6 +30,8 @@ pub struct Guard {
     pub public_hosts: Vec<String>,
     /// Most runs waiting in the queue (`--max-queued`).
     pub max_queued: usize,
+    /// Connection, stream and timeout limits (`--max-connections` etc.).
+    pub limits: Limits,
 }
 
 impl Guard {
@@ -42,6 +45,7 @@ impl Guard {
                 .filter(|h| !h.is_empty())
                 .collect(),
             max_queued: opts.max_queued,
+            limits: opts.limits.clone(),
         }
     }
 
@@ -99,15 +103,31 @@ fn split_host(h: &str) -> Option<(&str, Option<u16>)> {
     }
 }
 
-fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    h.get(name).and_then(|v| v.to_str().ok())
+/// A header the checks rely on: absent, or exactly one value of visible ASCII. Anything else
+/// (two `Host` headers, bytes that do not decode) is refused rather than skipped, so a check
+/// never passes because its header could not be read.
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Result<Option<&str>, ApiError> {
+    let mut values = h.get_all(&name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(format!(
+            "more than one {name} header; send exactly one"
+        )));
+    }
+    first.to_str().map(Some).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "the {name} header is not visible ASCII; send it as plain text"
+        ))
+    })
 }
 
 /// The request's host: the `Host` header, else the URI's authority (HTTP/2).
-fn request_host(req: &Request) -> Option<String> {
-    header_str(req.headers(), header::HOST)
+fn request_host(req: &Request) -> Result<Option<String>, ApiError> {
+    Ok(header_str(req.headers(), header::HOST)?
         .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .or_else(|| req.uri().authority().map(|a| a.to_string())))
 }
 
 fn is_state_change(m: &Method) -> bool {
@@ -116,7 +136,7 @@ fn is_state_change(m: &Method) -> bool {
 
 /// Every check of this module for one request; the error says which one failed.
 pub fn check(guard: &Guard, req: &Request) -> Result<(), ApiError> {
-    let host = request_host(req);
+    let host = request_host(req)?;
     if let Some(h) = &host {
         if !guard.host_allowed(h) {
             return Err(ApiError::Forbidden(format!(
@@ -131,14 +151,14 @@ pub fn check(guard: &Guard, req: &Request) -> Result<(), ApiError> {
         return Ok(());
     }
     let h = req.headers();
-    if let Some(site) = header_str(h, header::HeaderName::from_static("sec-fetch-site")) {
+    if let Some(site) = header_str(h, header::HeaderName::from_static("sec-fetch-site"))? {
         if !matches!(site, "same-origin" | "none") {
             return Err(ApiError::Forbidden(format!(
                 "cross-site request refused (Sec-Fetch-Site: {site})"
             )));
         }
     }
-    if let Some(origin) = header_str(h, header::ORIGIN) {
+    if let Some(origin) = header_str(h, header::ORIGIN)? {
         let authority = origin
             .strip_prefix("http://")
             .or_else(|| origin.strip_prefix("https://"));
@@ -158,7 +178,7 @@ pub fn check(guard: &Guard, req: &Request) -> Result<(), ApiError> {
     }
     // Every state-changing API route is a POST; other methods get their 405 from the router.
     if req.method() == Method::POST && req.uri().path().starts_with("/api/") {
-        let ct = header_str(h, header::CONTENT_TYPE).unwrap_or("");
+        let ct = header_str(h, header::CONTENT_TYPE)?.unwrap_or("");
         let essence = ct.split(';').next().unwrap_or("").trim();
         if !essence.eq_ignore_ascii_case("application/json") {
             return Err(ApiError::UnsupportedMedia(format!(
@@ -179,6 +199,7 @@ mod tests {
             bound: addr.parse().unwrap(),
             public_hosts: public.iter().map(|s| s.to_string()).collect(),
             max_queued: 1,
+            limits: Limits::default(),
         }
     }
 
@@ -208,5 +229,43 @@ mod tests {
         let g = guard("0.0.0.0:8080", &["h:8080"]);
         assert!(g.host_allowed("192.168.1.9:8080") && g.host_allowed("h:8080"));
         assert!(!g.host_allowed("h:9") && !g.host_allowed("rebind.example:8080"));
+    }
+
+    fn post(headers: &[(&str, &[u8])]) -> Request {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri("/api/runs")
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            b = b.header(*k, axum::http::HeaderValue::from_bytes(v).unwrap());
+        }
+        b.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn unreadable_or_repeated_headers_fail_closed() {
+        let g = guard("127.0.0.1:8080", &[]);
+        assert!(check(&g, &post(&[("host", b"127.0.0.1:8080")])).is_ok());
+        // The first Host is ours, the second a rebinding name: refused, whichever comes first.
+        let two = post(&[("host", b"127.0.0.1:8080"), ("host", b"evil.example:8080")]);
+        let err = check(&g, &two).unwrap_err().to_string();
+        assert!(err.contains("more than one host header"), "{err}");
+        for (name, value) in [
+            ("host", &b"127.0.0.1:8080\xff"[..]),
+            ("origin", &b"http://evil\xe9.example"[..]),
+            ("sec-fetch-site", &b"cross-site\xff"[..]),
+        ] {
+            let req = post(&[("host", b"127.0.0.1:8080"), (name, value)]);
+            let req = if name == "host" {
+                post(&[(name, value)])
+            } else {
+                req
+            };
+            let err = check(&g, &req).unwrap_err().to_string();
+            assert!(
+                err.contains(name) && err.contains("visible ASCII"),
+                "{name}: {err}"
+            );
+        }
     }
 }

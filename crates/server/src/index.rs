@@ -2,13 +2,16 @@
 //! and sorts on, plus the full [`RunSummary`] as JSON.
 //!
 //! It is a cache: [`Index::rebuild`] recomputes every row from the run directories at start-up,
-//! so deleting the database file loses nothing.
+//! so deleting the database file loses nothing. The user's edits of a run (`meta.json`: display
+//! name, tags) are kept in a second table and laid over every summary stored, so a trainer's
+//! `started` line cannot undo a rename.
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use fairtat_core::runs::meta::RunMeta;
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::RunId;
 
@@ -89,7 +92,8 @@ impl Index {
                 robust_worst REAL,
                 summary TEXT NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS runs_status ON runs(status);",
+            CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+            CREATE TABLE IF NOT EXISTS meta (id TEXT PRIMARY KEY, meta TEXT NOT NULL);",
         )
     }
 
@@ -98,12 +102,46 @@ impl Index {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Insert or replace the row of `s.id`.
+    /// Insert or replace the row of `s.id`, with the run's edits ([`Index::set_meta`]) applied.
     pub fn upsert(&self, s: &RunSummary) -> anyhow::Result<()> {
+        let conn = self.lock();
+        let meta: Option<String> = conn
+            .query_row("SELECT meta FROM meta WHERE id = ?1", [&s.id], |r| r.get(0))
+            .optional()?;
+        let mut s = s.clone();
+        if let Some(m) = meta.and_then(|j| serde_json::from_str::<RunMeta>(&j).ok()) {
+            m.apply(&mut s);
+        }
+        Self::put(&conn, &s)
+    }
+
+    /// Record a run's edits (as its `meta.json` says) and apply them to its row.
+    pub fn set_meta(&self, id: &str, meta: &RunMeta) -> anyhow::Result<()> {
+        let conn = self.lock();
+        if *meta == RunMeta::default() {
+            conn.execute("DELETE FROM meta WHERE id = ?1", [id])?;
+            return Ok(());
+        }
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (id, meta) VALUES (?1, ?2)",
+            params![id, serde_json::to_string(meta)?],
+        )?;
+        let json: Option<String> = conn
+            .query_row("SELECT summary FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        if let Some(j) = json {
+            let mut s: RunSummary = serde_json::from_str(&j)?;
+            meta.apply(&mut s);
+            Self::put(&conn, &s)?;
+        }
+        Ok(())
+    }
+
+    fn put(conn: &Connection, s: &RunSummary) -> anyhow::Result<()> {
         let json = serde_json::to_string(s)?;
         // Tags stored as ",a,b," so `LIKE '%,tag,%'` matches whole tags only.
         let tags = format!(",{},", s.tags.join(","));
-        self.lock().execute(
+        conn.execute(
             "INSERT OR REPLACE INTO runs (id, name, status, method, dataset, arch, tags, progress,
                clean_overall, clean_worst, robust_overall, robust_worst, summary)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
@@ -141,10 +179,12 @@ impl Index {
         })
     }
 
-    /// Drop a row; by its raw id, as [`Index::ids`] lists them (a stale row may hold any text).
+    /// Drop a row and its edits; by its raw id, as [`Index::ids`] lists them (a stale row may
+    /// hold any text).
     pub fn remove(&self, id: &str) -> anyhow::Result<()> {
-        self.lock()
-            .execute("DELETE FROM runs WHERE id = ?1", [id])?;
+        let conn = self.lock();
+        conn.execute("DELETE FROM runs WHERE id = ?1", [id])?;
+        conn.execute("DELETE FROM meta WHERE id = ?1", [id])?;
         Ok(())
     }
 

@@ -7,15 +7,18 @@ pub mod admission;
 pub mod cli;
 pub mod error;
 pub mod evals;
+pub mod folder_lock;
 pub mod follower;
 pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod index;
 pub mod jobs;
+pub mod listen;
 pub mod metrics;
 pub mod process;
 pub mod scan;
+pub mod sessions;
 pub mod slurm;
 pub mod state;
 pub mod store;
@@ -53,6 +56,8 @@ pub struct ServeOptions {
     pub poll_ms: u64,
     /// `--executor slurm`: submit jobs to Slurm instead of starting child processes.
     pub slurm: Option<slurm::SlurmOptions>,
+    /// Connection, stream and timeout limits.
+    pub limits: listen::Limits,
 }
 
 impl Default for ServeOptions {
@@ -68,6 +73,7 @@ impl Default for ServeOptions {
             trainer: None,
             poll_ms: 200,
             slurm: None,
+            limits: listen::Limits::default(),
         }
     }
 }
@@ -136,10 +142,9 @@ pub fn run_serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             token.cancel();
         });
         let shutdown = state.shutdown_token().clone();
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .context("server error")
+        let limits = opts.limits.clone();
+        listen::serve(listener, router(state), limits, shutdown).await;
+        Ok(())
     })
 }
 

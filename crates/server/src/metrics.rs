@@ -33,6 +33,40 @@ pub struct Metrics {
     /// Each method's own state (CFA's class-wise beta, FRL's multipliers, FAWA decisions ...):
     /// key -> `[epoch][entry]`, an empty row where an epoch did not record the key.
     pub method_state: BTreeMap<String, Vec<Vec<f64>>>,
+    /// The evaluations the series above leave out: the averaged models (EMA, FAWA) on the test
+    /// set and the live model on the validation split, keyed
+    /// `<split> <model> <clean|robust> <overall|worst>` (robust: the strongest PGD of that
+    /// split and model); `[epoch]`, None where an epoch did not record it.
+    pub more: BTreeMap<String, Vec<Option<f64>>>,
+    /// The largest test-set C_FPS of each epoch, clean and under the epoch's strongest PGD:
+    /// their maximum is the C_FPS chart's y range for those sources, the same at every epoch of
+    /// the slider (see [`Metrics::cfps_test_scale`]).
+    pub cfps_test_top: Vec<[f64; 2]>,
+}
+
+/// The [`Metrics::more`] entries of one epoch.
+pub fn more_of(rec: &EpochRecord) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for e in &rec.evals {
+        let split = e.split.as_str();
+        if !matches!(split, "test" | "val") || (split == "test" && e.model == "live") {
+            continue;
+        }
+        let kind = if e.attack == "clean" {
+            "clean"
+        } else if rec
+            .strongest_pgd(split, &e.model)
+            .is_some_and(|s| std::ptr::eq(s, e))
+        {
+            "robust"
+        } else {
+            continue;
+        };
+        let key = format!("{split} {} {kind}", e.model);
+        out.push((format!("{key} overall"), e.metrics.overall));
+        out.push((format!("{key} worst"), e.metrics.worst));
+    }
+    out
 }
 
 /// The epoch records of a run in order; after a resume a re-done epoch replaces the earlier one.
@@ -78,6 +112,14 @@ pub fn cfps_of(rec: &EpochRecord) -> Option<&[f64]> {
         .map(|e| e.metrics.cfps.as_slice())
 }
 
+/// The largest finite value (0 for none).
+pub fn finite_max(v: &[f64]) -> f64 {
+    v.iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .fold(0.0, f64::max)
+}
+
 pub fn metrics(events: &[EventLine]) -> Metrics {
     let recs = epoch_records(events);
     let k = recs
@@ -97,6 +139,13 @@ pub fn metrics(events: &[EventLine]) -> Metrics {
 }
 
 impl Metrics {
+    /// The y range of the test-set C_FPS sources over every epoch: [clean, robust].
+    pub fn cfps_test_scale(&self) -> [f64; 2] {
+        self.cfps_test_top
+            .iter()
+            .fold([0.0, 0.0], |a, b| [a[0].max(b[0]), a[1].max(b[1])])
+    }
+
     /// Append one epoch to every series; a method-state key first seen now gets empty rows
     /// for the epochs before it.
     pub fn push_epoch(&mut self, rec: &EpochRecord) {
@@ -117,6 +166,8 @@ impl Metrics {
         self.class_acc_robust.push(acc(robust).unwrap_or_default());
         self.cfps
             .push(cfps_of(rec).map(<[f64]>::to_vec).unwrap_or_default());
+        let most = |e: Option<&EvalRecord>| e.map_or(0.0, |e| finite_max(&e.metrics.cfps));
+        self.cfps_test_top.push([most(clean), most(robust)]);
         self.class_eps.push(rec.class_eps.clone());
         self.target_probs
             .push(rec.target_probs.clone().unwrap_or_default());
@@ -129,6 +180,17 @@ impl Metrics {
                 rows.push(vals.clone());
                 self.method_state.insert(key.clone(), rows);
             }
+        }
+        let more = more_of(rec);
+        for (key, rows) in self.more.iter_mut() {
+            rows.push(more.iter().find(|(k, _)| k == key).map(|(_, v)| *v));
+        }
+        for (key, v) in more {
+            self.more.entry(key).or_insert_with(|| {
+                let mut rows = vec![None; n];
+                rows.push(Some(v));
+                rows
+            });
         }
     }
 }

@@ -114,6 +114,23 @@ fn signal_name(sig: i32) -> &'static str {
 /// Append the final line of a run whose trainer is not running (never started, or gone),
 /// holding the run's lock meanwhile: never beside a live trainer.
 pub fn append_finished(dir: &RunDir, status: RunStatus, epochs_done: usize, message: String) {
+    write_final(dir, status, epochs_done, message, false)
+}
+
+/// [`append_finished`] for a trainer that ended without its final line, unless the log ends
+/// with one after all (the trainer wrote it just before exiting, or another process already
+/// recorded the end): a run's end is never contradicted by a second final line.
+pub fn append_missing_final(dir: &RunDir, status: RunStatus, epochs_done: usize, message: String) {
+    write_final(dir, status, epochs_done, message, true)
+}
+
+fn write_final(
+    dir: &RunDir,
+    status: RunStatus,
+    epochs_done: usize,
+    message: String,
+    only_if_missing: bool,
+) {
     let _lock = match RunLock::acquire(dir, "server: final event") {
         Ok(l) => l,
         Err(err) => {
@@ -122,6 +139,10 @@ pub fn append_finished(dir: &RunDir, status: RunStatus, epochs_done: usize, mess
         }
     };
     let res = EventWriter::open(dir).and_then(|mut w| {
+        if only_if_missing && w.ends_finished() {
+            tracing::warn!(run = %dir.id(), "the run already ended; not writing a second final event");
+            return Ok(0);
+        }
         w.append(&RunEvent::Finished {
             status,
             epochs_done,
@@ -130,5 +151,53 @@ pub fn append_finished(dir: &RunDir, status: RunStatus, epochs_done: usize, mess
     });
     if let Err(err) = res {
         tracing::error!(run = %dir.id(), cause = %err, "cannot write the final event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fairtat_core::runs::reader::read_events;
+
+    fn finals(dir: &RunDir) -> Vec<RunStatus> {
+        read_events(&dir.events())
+            .unwrap()
+            .into_iter()
+            .filter_map(|l| match l.event {
+                RunEvent::Finished { status, .. } => Some(status),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_final_line_is_never_written_after_a_final_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        let log = |w: &mut EventWriter| {
+            w.append(&RunEvent::Log {
+                level: "info".into(),
+                message: "epoch".into(),
+            })
+            .unwrap();
+        };
+        let mut w = EventWriter::open(&dir).unwrap();
+        log(&mut w);
+        drop(w);
+        // No final line yet: the trainer died without one, so it is written.
+        append_missing_final(&dir, RunStatus::Failed, 1, "killed".into());
+        assert_eq!(finals(&dir), [RunStatus::Failed]);
+        // It already ended: a second end is not recorded...
+        append_missing_final(&dir, RunStatus::Cancelled, 1, "late".into());
+        assert_eq!(finals(&dir), [RunStatus::Failed]);
+        // ...while a new attempt's end (a resume that could not start) is.
+        append_finished(&dir, RunStatus::Failed, 1, "cannot start".into());
+        assert_eq!(finals(&dir), [RunStatus::Failed, RunStatus::Failed]);
+        // A resumed attempt that logged again and then died gets its own final line.
+        let mut w = EventWriter::open(&dir).unwrap();
+        log(&mut w);
+        drop(w);
+        append_missing_final(&dir, RunStatus::Cancelled, 2, "killed".into());
+        assert_eq!(finals(&dir).len(), 3);
     }
 }

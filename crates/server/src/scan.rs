@@ -8,6 +8,7 @@ use std::path::Path;
 use super::jobs::{markers, JobKind};
 use fairtat_core::config::RunSpec;
 use fairtat_core::runs::lock::{self, LockOwner};
+use fairtat_core::runs::meta::RunMeta;
 use fairtat_core::runs::reader::Tailer;
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{is_valid_run_id, EventLine, RunDir, RunStatus};
@@ -21,6 +22,8 @@ pub struct Loaded {
     pub queued: Option<JobKind>,
     /// The process holding the run's lock right now (a trainer or an evaluation).
     pub owner: Option<LockOwner>,
+    /// The user's edits (`meta.json`), already applied to `summary`.
+    pub meta: RunMeta,
 }
 
 /// Every directory under `runs_dir` whose name is a valid run id, sorted by id (oldest first,
@@ -110,11 +113,14 @@ pub fn load(dir: &RunDir) -> Loaded {
     } else if !summary.status.is_terminal() && owner.as_ref().is_none_or(|o| o.what != "train") {
         mark_interrupted(&mut summary, None);
     }
+    let meta = RunMeta::read(dir);
+    meta.apply(&mut summary);
     Loaded {
         dir: dir.clone(),
         summary,
         queued,
         owner,
+        meta,
     }
 }
 

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::folder_lock::FolderLock;
 use super::guard::Guard;
 use super::hub::Hub;
 use super::index::{Index, INDEX_FILE};
 use super::jobs::scheduler::Scheduler;
 use super::jobs::Executor;
+use super::sessions::Sessions;
 use super::store::MetricsStore;
 use super::{scan, ServeOptions};
 use fairtat_core::runs::summary::RunSummary;
@@ -43,6 +45,14 @@ struct Inner {
     scheduler: Option<Arc<Scheduler>>,
     /// Fires on Ctrl-C / SIGTERM: followers stop, SSE streams end, the server drains.
     shutdown: CancellationToken,
+    /// This server's exclusive hold on the runs folder, released on shutdown.
+    folder_lock: FolderLock,
+    /// Login sessions and wrong-token counts (in memory; see `http::sessions`).
+    sessions: Sessions,
+    /// Permits for open event streams (`http::streams`).
+    streams: Arc<tokio::sync::Semaphore>,
+    /// Runs admitted to the queue whose directories are still being written (`admission`).
+    admitting: std::sync::atomic::AtomicUsize,
 }
 
 impl AppState {
@@ -50,6 +60,7 @@ impl AppState {
     /// the run directories and adopts what is running.
     pub fn new(opts: &ServeOptions) -> anyhow::Result<AppState> {
         std::fs::create_dir_all(&opts.runs_dir)?;
+        let folder_lock = FolderLock::acquire(&opts.runs_dir, &opts.addr.to_string())?;
         let index = Index::open(&opts.runs_dir.join(INDEX_FILE))?;
         let trainer = match &opts.trainer {
             Some(p) => p.clone(),
@@ -73,8 +84,24 @@ impl AppState {
                 },
                 scheduler: opts.slurm.clone().map(|o| Arc::new(Scheduler::new(o))),
                 shutdown: CancellationToken::new(),
+                folder_lock,
+                sessions: Sessions::default(),
+                admitting: Default::default(),
+                streams: Arc::new(tokio::sync::Semaphore::new(opts.limits.max_streams.max(1))),
             }),
         })
+    }
+
+    pub fn admitting(&self) -> &std::sync::atomic::AtomicUsize {
+        &self.inner.admitting
+    }
+
+    pub fn streams(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.inner.streams
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
     }
 
     pub fn runs_dir(&self) -> &Path {
@@ -142,6 +169,7 @@ impl AppState {
     /// process groups) and are adopted by the next server start.
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();
+        self.inner.folder_lock.release();
     }
 
     /// Store a summary in the index. The index is a cache rebuilt from the run directories, so

@@ -25,6 +25,7 @@
       var epochQ = slider && !follow ? "&epoch=" + slider.value : "";
       var classQ = classSel && classSel.value !== "worst5" ? "&classes=" + classSel.value : "";
       fetch("/runs/" + id + "/charts.json?x=1" + epochQ + classQ).then(function (r) { return r.json(); }).then(function (m) {
+        if (window.fairtatRun) { window.fairtatRun.charts(m); } // run.js: charts new to this run
         // Charts are <object>s (an <img> would hide their hover titles); a new `data` reloads one.
         document.querySelectorAll("object.chart[data-chart]").forEach(function (img) {
           var name = img.getAttribute("data-chart");
@@ -82,6 +83,8 @@
         var log = document.getElementById("log");
         if (log && log.textContent !== v.log) { log.textContent = v.log; }
         root.setAttribute("data-status", v.status);
+        // The trainer stopped but its job has not left the queue yet: ask again (Resume comes).
+        if (v.controls && v.controls.ending) { setTimeout(liveSoon, 1000); }
         if (v.evals_active && !evalPoll) {
           evalPoll = setInterval(liveSoon, 2000);
         } else if (!v.evals_active && evalPoll) {
@@ -100,6 +103,7 @@
     es.onmessage = function (m) {
       var line;
       try { line = JSON.parse(m.data); } catch (e) { return; }
+      if (window.fairtatRun) { window.fairtatRun.line(line); } // run.js: the step panel
       if (line.type === "epoch" && slider) {
         slider.max = line.epoch;
         if (follow) { slider.value = line.epoch; if (sliderOut) { sliderOut.textContent = line.epoch; } }

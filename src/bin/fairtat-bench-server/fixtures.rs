@@ -14,11 +14,13 @@ pub async fn serve(opts: ServeOptions) -> Result<(AppState, String)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
     let (st, shutdown) = (state.clone(), state.shutdown_token().clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router(st))
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-    });
+    let limits = st.guard().limits.clone();
+    tokio::spawn(fairtat::server::listen::serve(
+        listener,
+        router(st),
+        limits,
+        shutdown,
+    ));
     Ok((state, addr))
 }
 

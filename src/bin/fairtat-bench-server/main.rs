@@ -65,6 +65,9 @@ struct Args {
     /// Skip the paper-scale figures.
     #[arg(long)]
     skip_scale: bool,
+    /// Run only the idle-server figures (its RSS empty and with 1,000 idle event streams).
+    #[arg(long)]
+    only_idle: bool,
 }
 
 fn main() -> Result<()> {
@@ -73,6 +76,9 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        if args.only_idle {
+            return scale::idle_rss().await;
+        }
         if !args.only_scale {
             sse_latency(args.clients, args.events, args.poll_ms).await?;
             runs_page(args.runs).await?;
@@ -139,6 +145,8 @@ async fn sse_latency(clients: usize, events: usize, poll_ms: Option<u64>) -> Res
             loss: 1.0,
             images_per_sec: 100.0,
             eta_secs: 1.0,
+            step_loss: None,
+            epoch_eta_secs: None,
         })?;
         written.insert(seq, Instant::now());
     }

@@ -150,6 +150,8 @@ choices! {
         Smallcnn = "smallcnn",
         PreactResnet18 = "preact-resnet18",
         Wrn34_10 = "wrn-34-10",
+        /// XCiT-S12 with patch size 4 (timm names; the robust-ViT adaptation to 32x32).
+        XcitS12 = "xcit-s12",
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::error::ConfigError;
 use super::raw::RawConfig;
-use super::spec::{MethodKey, MethodKind, MethodSpec};
+use super::spec::{MethodKey, MethodKind, MethodSpec, RunSpec};
 
 /// The methods that read `method.<key>` (as their [`super::MethodDef`] declares); `None` for
 /// keys every method reads (and `name`).
@@ -28,11 +28,22 @@ const MAX_PASSES: usize = 64;
 /// key the table sets, drop that key (its default stands in) and validate again. An error about
 /// a key the table does not set (a cross-field check) ends the search.
 pub fn all_errors(table: &toml::Table) -> Vec<ConfigError> {
+    check_all(table).0
+}
+
+/// [`all_errors`], and the spec that validates once the offending keys are set aside (`None`
+/// when a cross-field error remains): what the checks beyond the config (the dashboard's
+/// learning-rate rule, the data files) read, so they report in the same round.
+pub fn check_all(table: &toml::Table) -> (Vec<ConfigError>, Option<RunSpec>) {
     let mut t = table.clone();
     let mut errors: Vec<ConfigError> = Vec::new();
+    let mut spec = None;
     for _ in 0..MAX_PASSES {
         let err = match RawConfig::from_table(t.clone()).and_then(|r| r.validate()) {
-            Ok(_) => break,
+            Ok(s) => {
+                spec = Some(s);
+                break;
+            }
             Err(e) => e,
         };
         let removed = err.key().is_some_and(|k| remove_key(&mut t, k));
@@ -46,7 +57,7 @@ pub fn all_errors(table: &toml::Table) -> Vec<ConfigError> {
             break;
         }
     }
-    errors
+    (errors, spec)
 }
 
 /// Remove the dotted `key` from `t`; whether it was there.
@@ -111,5 +122,73 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every numeric key with a range: its bounds pass, and just past them the message states
+    /// exactly that range, so what the form says is what the validator does.
+    #[test]
+    fn every_range_message_matches_its_validator_at_the_bounds() {
+        use crate::config::fields::FieldKind;
+        use crate::config::short_number;
+        // A PreAct ResNet base: SmallCNN narrows crop_padding by a rule of its own (named so).
+        let base = [("model.arch", "preact-resnet18")];
+        let check = |key: &str, v: String| {
+            let mut pairs: Vec<(&str, &str)> = base.to_vec();
+            pairs.retain(|(k, _)| *k != key);
+            pairs.push((key, v.as_str()));
+            all_errors(&table_from_pairs(pairs))
+        };
+        let mut checked = 0;
+        for f in crate::config::fields::FIELDS {
+            let (Some((lo, hi)), FieldKind::Number) = (f.bounds, f.kind) else {
+                continue;
+            };
+            let whole = lo.fract() == 0.0 && hi.fract() == 0.0 && f.help.find("8/255").is_none();
+            let text = |v: f64| {
+                if whole {
+                    format!("{}", v as i128)
+                } else {
+                    format!("{v}")
+                }
+            };
+            for v in [lo, hi] {
+                if v >= u32::MAX as f64 && f.key != "seed" {
+                    continue; // "no limit"
+                }
+                let errs = check(f.key, text(v));
+                assert!(
+                    errs.iter().all(|e| e.key() != Some(f.key)),
+                    "{} = {v}: {errs:?}",
+                    f.key
+                );
+            }
+            let step = if whole {
+                1.0
+            } else {
+                (hi - lo).abs().max(1.0) * 1e-3
+            };
+            let hi_text = if hi >= usize::MAX as f64 {
+                "no limit".to_string()
+            } else {
+                short_number(hi)
+            };
+            let want = format!("allowed: {} to {hi_text}", short_number(lo));
+            let mut outside = vec![lo - step];
+            if hi < u32::MAX as f64 || f.key == "seed" {
+                outside.push(hi + step);
+            }
+            for v in outside {
+                let errs = check(f.key, text(v));
+                let e = errs.iter().find(|e| e.key() == Some(f.key));
+                let msg = e.map(|e| e.to_string()).unwrap_or_default();
+                assert!(
+                    msg.contains(&want),
+                    "{} = {v}: {msg:?} should say {want:?}",
+                    f.key
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked > 30, "only {checked} ranged keys");
     }
 }

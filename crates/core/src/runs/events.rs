@@ -91,7 +91,8 @@ pub enum RunEvent {
         start_epoch: usize,
         pid: u32,
     },
-    /// Batch progress, every `log_every` batches.
+    /// Batch progress: after the first batch, every `log_every` batches, after the last and
+    /// at least every couple of seconds (see the trainer's `meter`).
     Progress {
         epoch: usize,
         batch: usize,
@@ -103,6 +104,13 @@ pub enum RunEvent {
         /// Estimated seconds until the run finishes.
         #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
         eta_secs: f64,
+        /// Mean loss over the batches since the previous progress event (the step-level
+        /// curve; `loss` is the epoch's running mean). Absent in older logs.
+        #[serde(default)]
+        step_loss: Option<f64>,
+        /// Estimated seconds until this epoch's training part ends. Absent in older logs.
+        #[serde(default)]
+        epoch_eta_secs: Option<f64>,
     },
     /// One finished epoch with every metric.
     Epoch(Box<EpochRecord>),

@@ -104,6 +104,11 @@ impl RunDir {
         self.root.join("spec.json")
     }
 
+    /// The user's edits (display name, tags, notes): [`super::meta::RunMeta`].
+    pub fn meta_json(&self) -> PathBuf {
+        self.root.join("meta.json")
+    }
+
     pub fn events(&self) -> PathBuf {
         self.root.join("events.jsonl")
     }

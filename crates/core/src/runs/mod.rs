@@ -4,6 +4,7 @@
 //! runs/<id>/
 //!   config.toml          the resolved, validated config (re-runnable as is)
 //!   spec.json            the same, as JSON (what the dashboard reads)
+//!   meta.json            the user's edits: display name, tags, notes (never the config)
 //!   events.jsonl         append-only; one `EventLine` per line, schema version `v`
 //!   lock                 flock-ed by the process that owns the directory (pid, what it does)
 //!   train.log            the trainer's stderr (when started by the server)
@@ -22,6 +23,7 @@ pub mod eval_report;
 pub mod events;
 pub mod layout;
 pub mod lock;
+pub mod meta;
 pub mod provenance;
 pub mod reader;
 pub mod reports;

@@ -94,6 +94,11 @@ pub struct Tailer {
     last_seq: Option<u64>,
     /// The last poll stopped at [`MAX_POLL_BYTES`] with more complete data behind it.
     more: bool,
+    /// The file's identity (device, inode) when last read.
+    identity: Option<(u64, u64)>,
+    /// The file was replaced or truncated since the last poll: what was read before no longer
+    /// describes it (see [`Tailer::take_reset`]).
+    reset: bool,
 }
 
 impl Tailer {
@@ -110,7 +115,16 @@ impl Tailer {
             lines: 0,
             last_seq,
             more: false,
+            identity: None,
+            reset: false,
         }
+    }
+
+    /// True once after the file was replaced (another inode) or truncated below what was read:
+    /// the reader then starts again from the first line, and whoever folded the earlier lines
+    /// must fold again from scratch rather than keep a history the file no longer has.
+    pub fn take_reset(&mut self) -> bool {
+        std::mem::take(&mut self.reset)
     }
 
     pub fn path(&self) -> &Path {
@@ -142,11 +156,17 @@ impl Tailer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(io_err(&self.path)(e)),
         };
-        let len = file.metadata().map_err(io_err(&self.path))?.len();
-        if len < self.offset {
-            tracing::warn!(path = %self.path.display(), "events.jsonl shrank; re-reading from the start");
+        let meta = file.metadata().map_err(io_err(&self.path))?;
+        let len = meta.len();
+        let identity = file_identity(&meta);
+        let replaced = self.identity.is_some_and(|id| Some(id) != identity);
+        self.identity = identity;
+        if replaced || len < self.offset {
+            tracing::warn!(path = %self.path.display(), replaced, "events.jsonl was replaced or shrank; re-reading from the start");
             self.offset = 0;
             self.lines = 0;
+            self.last_seq = None;
+            self.reset = true;
         }
         if len == self.offset {
             return Ok(vec![]);
@@ -187,6 +207,17 @@ impl Tailer {
         }
         Ok(out)
     }
+}
+
+#[cfg(unix)]
+fn file_identity(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(_: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
 }
 
 /// Bytes from `from` up to at most [`MAX_POLL_BYTES`] (more when a single line is longer),
@@ -310,5 +341,66 @@ pub fn last_seq(path: &Path) -> Option<u64> {
             None if from == 0 => return None,
             None => back *= 4,
         }
+    }
+}
+
+#[cfg(test)]
+mod tailer_tests {
+    use super::*;
+    use crate::runs::writer::EventWriter;
+    use crate::runs::{RunDir, RunEvent};
+
+    fn log(w: &mut EventWriter, m: &str) {
+        w.append(&RunEvent::Log {
+            level: "info".into(),
+            message: m.into(),
+        })
+        .unwrap();
+    }
+
+    fn messages(lines: &[EventLine]) -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| match &l.event {
+                RunEvent::Log { message, .. } => Some(message.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_replaced_log_is_read_again_from_its_first_line_and_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        let mut w = EventWriter::open(&dir).unwrap();
+        for m in ["a", "b", "c"] {
+            log(&mut w, m);
+        }
+        drop(w);
+        let mut t = Tailer::new(dir.events());
+        assert_eq!(messages(&t.poll().unwrap()), ["a", "b", "c"]);
+        assert!(!t.take_reset());
+        // Another file in its place, longer than what was read: same seqs, new content.
+        let other = RunDir::new(tmp.path().join("other"));
+        let mut w = EventWriter::open(&other).unwrap();
+        for m in ["x-long-message", "y-long-message", "z-long-message", "w"] {
+            log(&mut w, m);
+        }
+        drop(w);
+        std::fs::rename(other.events(), dir.events()).unwrap();
+        let lines = t.poll().unwrap();
+        assert!(t.take_reset(), "the replacement is reported");
+        assert!(!t.take_reset(), "once");
+        assert_eq!(
+            messages(&lines),
+            ["x-long-message", "y-long-message", "z-long-message", "w"]
+        );
+        // Truncated below what was read: the same.
+        std::fs::write(dir.events(), "").unwrap();
+        let mut w = EventWriter::open(&dir).unwrap();
+        log(&mut w, "fresh");
+        drop(w);
+        assert_eq!(messages(&t.poll().unwrap()), ["fresh"]);
+        assert!(t.take_reset());
     }
 }

@@ -226,13 +226,22 @@ pub fn num(x: f64) -> String {
     }
 }
 
-/// RFC 4180 quoting: fields with a comma, quote, CR or LF (or edge spaces) are quoted, quotes doubled.
+/// RFC 4180 quoting: fields with a comma, quote, CR or LF (or edge spaces) are quoted, quotes
+/// doubled. A text that a spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`,
+/// a tab or CR; a run name or tag is user input) gets a leading `'`, as OWASP advises against
+/// CSV injection; numbers (`-0.5`) stay numbers.
 pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err();
+    let s: std::borrow::Cow<'_, str> = if formula {
+        format!("'{s}").into()
+    } else {
+        s.into()
+    };
     let needs = s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ');
     if needs {
         format!("\"{}\"", s.replace('"', "\"\"")).into()
     } else {
-        s.into()
+        s
     }
 }
 
@@ -309,4 +318,23 @@ pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
         rows.push(row);
     }
     rows
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::csv_field;
+
+    #[test]
+    fn formulas_are_defused_numbers_and_text_kept() {
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("+cmd"), "'+cmd");
+        assert_eq!(csv_field("-x"), "'-x");
+        assert_eq!(csv_field("-0.5"), "-0.5");
+        assert_eq!(csv_field("+3"), "+3");
+        assert_eq!(csv_field("1e-3"), "1e-3");
+        assert_eq!(csv_field("fair-tat"), "fair-tat");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
 }

@@ -26,7 +26,11 @@ pub fn create_run_dir(parent: &Path, spec: &RunSpec) -> std::io::Result<RunDir> 
         }
     }
     let dir = RunDir::new(parent.join(&id));
-    write_config(&dir, spec)?;
+    if let Err(e) = write_config(&dir, spec) {
+        // A full disk must not leave a run directory with an empty config behind.
+        let _ = std::fs::remove_dir_all(dir.root());
+        return Err(e);
+    }
     Ok(dir)
 }
 

@@ -61,6 +61,8 @@ impl Synth {
             loss: 2.0 / (e + 1) as f64,
             images_per_sec: 1500.0,
             eta_secs: 60.0 * (self.epochs - e) as f64,
+            step_loss: Some(2.0 / (e + 1) as f64),
+            epoch_eta_secs: Some(0.15 * (391 - batch.min(391)) as f64),
         }
     }
 

@@ -21,6 +21,8 @@ pub struct EventWriter {
     path: PathBuf,
     file: File,
     next_seq: u64,
+    /// Start of the last complete line when opened (None: the log was empty).
+    last_line: Option<u64>,
 }
 
 impl EventWriter {
@@ -56,7 +58,21 @@ impl EventWriter {
             path,
             file,
             next_seq,
+            last_line: (scan.complete_len > 0).then_some(scan.last_line_start),
         })
+    }
+
+    /// Whether the log ended with a `finished` line when opened: a run's end is recorded once,
+    /// so whoever finds one there (another server, a trainer that finished after all) must not
+    /// append a second, contradicting one.
+    pub fn ends_finished(&self) -> bool {
+        let Some(at) = self.last_line else {
+            return false;
+        };
+        matches!(
+            super::reader::read_line_at(&self.path, at),
+            Ok(Some(line)) if matches!(line.event, RunEvent::Finished { .. })
+        )
     }
 
     pub fn path(&self) -> &Path {

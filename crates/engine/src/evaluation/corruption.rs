@@ -8,6 +8,7 @@
 //! severities pooled, which is how the FAIR-TAT code evaluates a whole `.npy` file at once.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use crate::corruptions::{corrupt_dataset, load_cifar_c, CORRUPTIONS};
 use crate::data::Dataset;
@@ -111,6 +112,7 @@ pub fn evaluate_corruptions(
     names: &[String],
     severities: &[u8],
     batch_size: usize,
+    stop: &AtomicBool,
     on_progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<Vec<CorruptionResult>, TrainError> {
     let k = test.num_classes();
@@ -140,7 +142,7 @@ pub fn evaluate_corruptions(
             check_shape(test, &ds, name)?;
             let label = format!("{name} s{severity}");
             on_progress(&label, done, total);
-            let cm = evaluate(model, &ds, None, batch_size, |_, _| {});
+            let cm = evaluate(model, &ds, None, batch_size, stop, |_, _| {})?;
             pooled.merge(&cm);
             out.push(result(name, severity, &cm));
             done += 1;

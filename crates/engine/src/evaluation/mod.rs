@@ -16,6 +16,7 @@ pub mod corruption;
 mod robust;
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -147,9 +148,11 @@ impl Plan {
     }
 }
 
-/// Evaluate; `on_progress(stage, done, total)` as work completes.
+/// Evaluate; `on_progress(stage, done, total)` as work completes. `stop` is checked before
+/// every batch of every attack and corruption: [`TrainError::Stopped`] within one batch.
 pub fn eval_checkpoint(
     opts: &EvalOptions,
+    stop: &AtomicBool,
     mut on_progress: impl FnMut(&str, usize, usize),
 ) -> Result<EvalReport, TrainError> {
     let t0 = Instant::now();
@@ -162,7 +165,7 @@ pub fn eval_checkpoint(
         opts.device,
     )?;
     let progress = &mut |stage: &str, d, t| on_progress(stage, d, t);
-    let (evals, stages) = run_attacks(&l, &plan.attacks, opts, progress)?;
+    let (evals, stages) = run_attacks(&l, &plan.attacks, opts, stop, progress)?;
     let results = match &plan.corruptions {
         Some((src, names, severities)) => corruption::evaluate_corruptions(
             &l.model,
@@ -171,6 +174,7 @@ pub fn eval_checkpoint(
             names,
             severities,
             opts.batch_size.max(1),
+            stop,
             progress,
         )?,
         None => vec![],
@@ -200,6 +204,7 @@ fn run_attacks(
     l: &Loaded,
     attacks: &[RobustAttack],
     opts: &EvalOptions,
+    stop: &AtomicBool,
     on_progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<(Vec<EvalRecord>, Vec<StageRecord>), TrainError> {
     let mut evals = vec![];
@@ -207,7 +212,8 @@ fn run_attacks(
     for a in attacks {
         let name = a.name();
         let batch_size = opts.batch_size.max(1);
-        let out = robust::run(&l.model, &l.test, a, batch_size, opts.seed, on_progress)?;
+        let sizes = (batch_size, opts.seed);
+        let out = robust::run(&l.model, &l.test, a, sizes, stop, on_progress)?;
         evals.push(eval_record("test", &name, &l.info.kind, &out.confusion));
         if name.starts_with("autoattack") {
             stages = out.stages;

@@ -6,6 +6,7 @@
 //! it took (summed over batches).
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use tch::Device;
@@ -13,7 +14,7 @@ use tch::Device;
 use crate::attacks::{AaStage, AutoAttack, AutoAttackConfig};
 use crate::data::{batch_indices, make_batch, Dataset};
 use crate::models::Model;
-use crate::train::{evaluate, EvalAttack, TrainError};
+use crate::train::{check_stop, evaluate, EvalAttack, TrainError};
 use fairtat_core::fairness::ConfusionMatrix;
 use fairtat_core::runs::eval_report::StageRecord;
 
@@ -85,13 +86,14 @@ pub struct RobustOutcome {
     pub stages: Vec<StageRecord>,
 }
 
-/// Run `attack` over `ds` in batches; `on_progress(label, done_images, total_images)`.
+/// Run `attack` over `ds` in batches; `on_progress(label, done_images, total_images)`;
+/// [`TrainError::Stopped`] when `stop` is set before a batch.
 pub fn run(
     model: &Model,
     ds: &Dataset,
     attack: &RobustAttack,
-    batch_size: usize,
-    seed: u64,
+    (batch_size, seed): (usize, u64),
+    stop: &AtomicBool,
     on_progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<RobustOutcome, TrainError> {
     let name = attack.name();
@@ -102,7 +104,8 @@ pub fn run(
                 _ => None,
             };
             tch::manual_seed(seed as i64);
-            let confusion = evaluate(model, ds, pgd, batch_size, |d, t| on_progress(&name, d, t));
+            let progress = |d, t| on_progress(&name, d, t);
+            let confusion = evaluate(model, ds, pgd, batch_size, stop, progress)?;
             Ok(RobustOutcome {
                 confusion,
                 stages: vec![],
@@ -114,7 +117,7 @@ pub fn run(
                 stages: stages.clone(),
                 seed,
             });
-            ensemble(model, ds, &aa, &name, batch_size, on_progress)
+            ensemble(model, ds, (&aa, &name), batch_size, stop, on_progress)
         }
     }
 }
@@ -122,9 +125,9 @@ pub fn run(
 fn ensemble(
     model: &Model,
     ds: &Dataset,
-    aa: &AutoAttack,
-    name: &str,
+    (aa, name): (&AutoAttack, &str),
     batch_size: usize,
+    stop: &AtomicBool,
     on_progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<RobustOutcome, TrainError> {
     let device: Device = model.device();
@@ -134,6 +137,7 @@ fn ensemble(
     let n = ds.len();
     on_progress(name, 0, n);
     for idx in batch_indices(n, batch_size, None) {
+        check_stop(stop)?;
         let (x, y) = make_batch(ds, &idx, None);
         let (x, y) = (x.to_device(device), y.to_device(device));
         // Time each stage: the driver reports a stage's start; the next report ends it.

@@ -75,7 +75,11 @@ pub(crate) fn save_named(
         .collect();
     let tmp = tmp_path(path);
     let written = safetensors::serialize_to_file(views, &Some(meta), &tmp)
-        .map_err(|e| format_err(&tmp, e))
+        .map_err(|e| match e {
+            // A full disk is an I/O error ("No space left on device"), not a format problem.
+            safetensors::SafeTensorError::IoError(io) => io_err(&tmp)(io),
+            other => format_err(&tmp, other),
+        })
         // fsync before the rename so that a power loss cannot leave a renamed but empty file.
         .and_then(|()| {
             fs::File::open(&tmp)

@@ -41,11 +41,39 @@ pub(crate) fn conv2d(
         stride,
         padding,
         bias,
-        ws_init: TORCH_WEIGHT_INIT,
-        bs_init: torch_bias_init(c_in * k * k),
-        ..Default::default()
+        ..conv_config(c_in, k, 1)
     };
     nn::conv2d(p, c_in, c_out, k, cfg)
+}
+
+/// `nn.Conv2d(c_in, c_out, k, stride, padding, groups=groups)` with bias (depthwise when
+/// `groups == c_in`).
+pub(crate) fn conv2d_grouped(
+    p: nn::Path,
+    c_in: i64,
+    c_out: i64,
+    k: i64,
+    stride: i64,
+    padding: i64,
+    groups: i64,
+) -> nn::Conv2D {
+    let cfg = nn::ConvConfig {
+        stride,
+        padding,
+        bias: true,
+        ..conv_config(c_in, k, groups)
+    };
+    nn::conv2d(p, c_in, c_out, k, cfg)
+}
+
+/// PyTorch's conv initialisation; the fan-in of the bias bound counts one group's inputs.
+fn conv_config(c_in: i64, k: i64, groups: i64) -> nn::ConvConfig {
+    nn::ConvConfig {
+        groups,
+        ws_init: TORCH_WEIGHT_INIT,
+        bs_init: torch_bias_init(c_in / groups.max(1) * k * k),
+        ..Default::default()
+    }
 }
 
 /// `nn.Linear(d_in, d_out)` (with bias).

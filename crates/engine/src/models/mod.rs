@@ -1,6 +1,6 @@
 //! Models with the parameter names of `tests/py/models.py` (SmallCNN, PreAct ResNet-18,
-//! WRN-34-10), an optional per-channel input normalisation inside the forward, checkpoints and
-//! weight averaging (EMA / FAWA).
+//! WRN-34-10, XCiT-S12), an optional per-channel input normalisation inside the forward,
+//! checkpoints and weight averaging (EMA / FAWA).
 //!
 //! Inputs are NCHW images in [0,1]; attacks work in that space and the normalisation is applied
 //! inside [`Model::forward_t`] (algorithms.md §9). The normalisation is deliberately not a
@@ -14,6 +14,7 @@ mod layers;
 mod preact_resnet;
 mod smallcnn;
 mod wide_resnet;
+mod xcit;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,6 +32,7 @@ enum Net {
     Small(Box<smallcnn::SmallCnn>),
     PreAct(preact_resnet::PreActResNet18),
     Wide(wide_resnet::WideResNet),
+    Xcit(Box<xcit::Xcit>),
 }
 
 /// A network, its variables and what it was built for.
@@ -105,6 +107,7 @@ impl Model {
             }
             Arch::PreactResnet18 => Net::PreAct(preact_resnet::PreActResNet18::new(&root, c, k)),
             Arch::Wrn34_10 => Net::Wide(wide_resnet::WideResNet::new(&root, 34, 10, c, k)),
+            Arch::XcitS12 => Net::Xcit(Box::new(xcit::Xcit::new(&root, c, k, xcit::S12))),
         };
         Ok(Model {
             vs,
@@ -133,6 +136,7 @@ impl Model {
             Net::Small(n) => n.forward_t(input, train),
             Net::PreAct(n) => n.forward_t(input, train),
             Net::Wide(n) => n.forward_t(input, train),
+            Net::Xcit(n) => n.forward_t(input, train),
         }
     }
 

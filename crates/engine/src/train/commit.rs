@@ -10,7 +10,11 @@
 //! deletes a pending folder that was never committed. A kill before step 2 thus resumes from the
 //! previous point, after it from the new one; `state.json` is always written last.
 
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use super::state::ResumeState;
 use fairtat_core::runs::RunDir;
@@ -81,5 +85,55 @@ pub fn write_atomically(
     let tmp = path.with_extension("tmp");
     write(&tmp)?;
     std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// SHA-256 (hex) of a file, streamed.
+fn sha256(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// The checksum of every file of a pending save, by file name (recorded in `state.json`).
+pub fn checksums(pending: &Path) -> std::io::Result<BTreeMap<String, String>> {
+    let mut sums = BTreeMap::new();
+    for entry in std::fs::read_dir(pending)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        sums.insert(name, sha256(&entry.path())?);
+    }
+    Ok(sums)
+}
+
+/// Before a resume loads anything: every file the committed save recorded is still the file it
+/// wrote. A missing one is left to the loaders (their messages name it).
+pub fn verify(run: &RunDir, sums: &BTreeMap<String, String>) -> Result<(), super::TrainError> {
+    for (name, want) in sums {
+        let path = run.checkpoints().join(name);
+        if !path.exists() {
+            continue;
+        }
+        if &sha256(&path)? != want {
+            return Err(super::TrainError::Resume(format!(
+                "{} differs from the file the last checkpoint wrote (SHA-256 mismatch): it was \
+                 damaged or replaced since. Restore it from a copy of the run, or start a new \
+                 run from another checkpoint (train.init_checkpoint)",
+                path.display()
+            )));
+        }
+    }
     Ok(())
 }

@@ -8,13 +8,20 @@
 //! - A model that is an exact copy of another this epoch (the EMA at its first update, FAWA on
 //!   the epoch it starts: both copy the whole live state, BN buffers included) is not evaluated
 //!   again: its records are the live model's, relabelled.
+//! - A stop request is checked before every evaluation batch. The epoch's training, its EMA
+//!   update and (once applied) FAWA's update are kept with the records finished so far
+//!   ([`PendingEval`] in `state.json`); resume trains nothing again, repeats no update, and
+//!   redoes only the evaluation the stop cut short.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use super::eval::{eval_record, evaluate, EvalAttack};
 use super::fawa;
 use super::session::Session;
+use super::state::PendingEval;
+use super::TrainError;
 use crate::data::Dataset;
 use crate::models::Model;
 use fairtat_core::config::{EvalModel, RunSpec};
@@ -29,48 +36,53 @@ pub struct EpochEvals {
     pub val_worst: Option<f64>,
     /// The method's state and FAWA's decision.
     pub method_state: BTreeMap<String, Vec<f64>>,
-    /// Seconds the evaluation (and FAWA's update) took.
+    /// Seconds the evaluation (and FAWA's update) took, in this and any stopped process.
     pub secs: f64,
 }
 
-/// Evaluate epoch `epoch` after training (and the EMA update: `ema_is_copy` when the EMA now
-/// equals the live model), update FAWA from the validation, and collect the records after
-/// `train`, the epoch's training record.
+/// Evaluate epoch `epoch` after training (and the EMA update, recorded in `done`), update FAWA
+/// from the validation, and collect the records after `train`, the epoch's training record.
+///
+/// `done` holds what an earlier, stopped process finished of this evaluation (its records and
+/// FAWA's update are reused, not redone) and collects what this one finishes: on
+/// [`TrainError::Stopped`] (`stop` set before an evaluation batch) the caller saves it.
 pub fn evaluate_epoch(
     s: &mut Session,
     epoch: usize,
     train: EvalRecord,
-    ema_is_copy: bool,
-) -> EpochEvals {
-    let t0 = Instant::now();
-    let mut copies = Copies {
-        ema: ema_is_copy,
-        fawa: false,
-    };
-    let mut evals = vec![train];
-    test_live_and_ema(s, epoch, copies, &mut evals);
-    let val_worst = validate(s, epoch, &mut evals);
+    done: &mut PendingEval,
+    stop: &AtomicBool,
+) -> Result<EpochEvals, TrainError> {
+    let mut ev = Evaluator { done, stop };
+    test_live_and_ema(s, epoch, &mut ev)?;
+    let val_worst = validate(s, epoch, &mut ev)?;
     let mut method_state = s.method.method_state();
     if let Some(c) = &s.sampler {
         method_state.insert("cfol_class_probs".into(), c.probs());
     }
-    let fawa_was_initialized = s.state.fawa_initialized;
-    method_state.extend(fawa::update(s, val_worst));
-    copies.fawa = !fawa_was_initialized && s.state.fawa_initialized;
-    test_fawa(s, epoch, copies, &mut evals);
-    EpochEvals {
+    if ev.done.fawa.is_none() {
+        let (t1, fawa_was_initialized) = (Instant::now(), s.state.fawa_initialized);
+        ev.done.fawa = Some(fawa::update(s, val_worst));
+        ev.done.fawa_is_copy = !fawa_was_initialized && s.state.fawa_initialized;
+        ev.done.secs += t1.elapsed().as_secs_f64();
+    }
+    method_state.extend(ev.done.fawa.clone().unwrap_or_default());
+    test_fawa(s, epoch, &mut ev)?;
+    let mut evals = vec![train];
+    evals.extend(done.evals.iter().cloned());
+    Ok(EpochEvals {
         evals,
         val_worst,
         method_state,
-        secs: t0.elapsed().as_secs_f64(),
-    }
+        secs: done.secs,
+    })
 }
 
-/// Which averaged models hold an exact copy of the live model after this epoch's updates.
-#[derive(Clone, Copy, Debug, Default)]
-struct Copies {
-    pub ema: bool,
-    pub fawa: bool,
+/// The evaluation in progress: the records finished (by this process or a stopped one) and
+/// the stop flag checked between batches.
+struct Evaluator<'a> {
+    done: &'a mut PendingEval,
+    stop: &'a AtomicBool,
 }
 
 /// Whether epoch `epoch` (0-based) evaluates the test set: every `eval.every` epochs, counting
@@ -94,91 +106,105 @@ pub fn eval_attacks(spec: &RunSpec, epoch: usize) -> Vec<Option<EvalAttack>> {
     attacks
 }
 
-/// Evaluate one model on one split under one attack and record it.
+/// Evaluate one model on one split under one attack and record it (a record a stopped
+/// process finished is reused).
 fn eval_into(
-    evals: &mut Vec<EvalRecord>,
+    ev: &mut Evaluator,
     spec: &RunSpec,
-    split: &str,
-    model_name: &str,
+    (split, model_name): (&str, &str),
     model: &Model,
     ds: &Dataset,
     attack: &Option<EvalAttack>,
-) -> ClassMetrics {
-    let cm = evaluate(model, ds, attack.as_ref(), spec.eval.batch_size, |_, _| {});
+) -> Result<ClassMetrics, TrainError> {
     let name = attack.as_ref().map_or("clean", |a| a.name.as_str());
+    if let Some(r) = ev.done.find(split, name, model_name) {
+        return Ok(r.metrics.clone());
+    }
+    let t0 = Instant::now();
+    let batch = spec.eval.batch_size;
+    let cm = evaluate(model, ds, attack.as_ref(), batch, ev.stop, |_, _| {});
+    // Time spent on an evaluation a stop cut short is lost with it.
+    let cm = cm?;
     let record = eval_record(split, name, model_name, &cm);
     let metrics = record.metrics.clone();
-    evals.push(record);
-    metrics
+    ev.done.evals.push(record);
+    ev.done.secs += t0.elapsed().as_secs_f64();
+    Ok(metrics)
 }
 
 /// Test records of `model_name`: the live model's test records relabelled when it is a copy
 /// of the live model (and those were computed), else a fresh evaluation.
 fn test_model(
-    evals: &mut Vec<EvalRecord>,
+    ev: &mut Evaluator,
     s: &Session,
     epoch: usize,
-    model_name: &str,
-    model: &Model,
+    (model_name, model): (&str, &Model),
     is_copy: bool,
-) {
+) -> Result<(), TrainError> {
     let spec = &s.spec;
-    let live: Vec<EvalRecord> = evals
-        .iter()
+    let live: Vec<EvalRecord> = (ev.done.evals.iter())
         .filter(|r| r.split == "test" && r.model == "live")
         .cloned()
         .collect();
     if is_copy && !live.is_empty() {
-        for mut r in live {
-            r.model = model_name.into();
-            evals.push(r);
+        // Relabelled all at once: a stopped process left all of them or none.
+        if !ev.done.evals.iter().any(|r| r.model == model_name) {
+            for mut r in live {
+                r.model = model_name.into();
+                ev.done.evals.push(r);
+            }
         }
-        return;
+        return Ok(());
     }
     for a in &eval_attacks(spec, epoch) {
-        eval_into(evals, spec, "test", model_name, model, &s.splits.test, a);
+        eval_into(ev, spec, ("test", model_name), model, &s.splits.test, a)?;
     }
+    Ok(())
 }
 
 /// Test records of the live model and the EMA, when due and asked for.
-fn test_live_and_ema(s: &Session, epoch: usize, copies: Copies, evals: &mut Vec<EvalRecord>) {
+fn test_live_and_ema(s: &Session, epoch: usize, ev: &mut Evaluator) -> Result<(), TrainError> {
     if !test_due(&s.spec, epoch) {
-        return;
+        return Ok(());
     }
     let wanted = |m: EvalModel| s.spec.eval.models.contains(&m);
     if wanted(EvalModel::Live) {
-        test_model(evals, s, epoch, "live", &s.model, false);
+        test_model(ev, s, epoch, ("live", &s.model), false)?;
     }
     if let Some(ema) = s.ema.as_ref().filter(|_| wanted(EvalModel::Ema)) {
-        test_model(evals, s, epoch, "ema", &ema.model, copies.ema);
+        let copy = ev.done.ema_is_copy;
+        test_model(ev, s, epoch, ("ema", &ema.model), copy)?;
     }
+    Ok(())
 }
 
 /// Test records of FAWA once it holds a model, when due and asked for.
-fn test_fawa(s: &Session, epoch: usize, copies: Copies, evals: &mut Vec<EvalRecord>) {
+fn test_fawa(s: &Session, epoch: usize, ev: &mut Evaluator) -> Result<(), TrainError> {
     let wanted = s.spec.eval.models.contains(&EvalModel::Fawa);
     if !test_due(&s.spec, epoch) || !wanted || !s.state.fawa_initialized {
-        return;
+        return Ok(());
     }
     if let Some(f) = &s.fawa {
-        test_model(evals, s, epoch, "fawa", &f.model, copies.fawa);
+        let copy = ev.done.fawa_is_copy;
+        test_model(ev, s, epoch, ("fawa", &f.model), copy)?;
     }
+    Ok(())
 }
 
 /// Validation of the live model (clean and PGD-k); the worst class's PGD-k accuracy, which
 /// drives FAWA and picks `best-worst-robust`. `None` without a validation split.
-fn validate(s: &Session, epoch: usize, evals: &mut Vec<EvalRecord>) -> Option<f64> {
+fn validate(s: &Session, epoch: usize, ev: &mut Evaluator) -> Result<Option<f64>, TrainError> {
     if s.splits.val.is_empty() {
-        return None;
+        return Ok(None);
     }
     let mut val_worst = None;
     for a in eval_attacks(&s.spec, epoch).iter().take(2) {
-        let m = eval_into(evals, &s.spec, "val", "live", &s.model, &s.splits.val, a);
+        let m = eval_into(ev, &s.spec, ("val", "live"), &s.model, &s.splits.val, a)?;
         if a.is_some() {
             val_worst = Some(m.worst);
         }
     }
-    val_worst
+    Ok(val_worst)
 }
 
 #[cfg(test)]

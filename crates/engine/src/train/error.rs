@@ -18,4 +18,8 @@ pub enum TrainError {
     Resume(String),
     #[error("{0}")]
     Invalid(String),
+    /// A stop request (SIGTERM, the scheduler's SIGUSR1, a cancel) arrived between two
+    /// evaluation batches: the caller saves what it can and stops resumably.
+    #[error("stopped by a stop request before the evaluation finished")]
+    Stopped,
 }

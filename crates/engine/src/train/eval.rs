@@ -1,5 +1,10 @@
 //! Evaluation of a model on a dataset, clean or under untargeted PGD, in eval mode (BatchNorm
 //! running statistics), as the reference evaluates every epoch (algorithms.md §1.7).
+//!
+//! An evaluation checks the stop flag before every batch: a PGD evaluation of a CIFAR test set
+//! takes minutes, and a scheduler's warning signal leaves seconds (issue 21).
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tch::{Device, Tensor};
 
@@ -9,6 +14,11 @@ use crate::models::Model;
 use fairtat_core::fairness::{ClassMetrics, ConfusionMatrix};
 use fairtat_core::runs::eval_names::AttackName;
 use fairtat_core::runs::EvalRecord;
+
+use super::TrainError;
+
+/// A stop flag that is never set, for evaluations nothing can stop.
+pub static NO_STOP: AtomicBool = AtomicBool::new(false);
 
 /// An untargeted L-inf PGD evaluation attack with one epsilon for every class.
 #[derive(Clone, Debug)]
@@ -60,18 +70,21 @@ impl EvalAttack {
 }
 
 /// Confusion matrix of `model` on `ds`, clean (`attack = None`) or attacked. `on_batch` is called
-/// with (done, total) images for progress reporting.
+/// with (done, total) images for progress reporting. [`TrainError::Stopped`] when `stop` is set
+/// before a batch.
 pub fn evaluate(
     model: &Model,
     ds: &Dataset,
     attack: Option<&EvalAttack>,
     batch_size: usize,
+    stop: &AtomicBool,
     mut on_batch: impl FnMut(usize, usize),
-) -> ConfusionMatrix {
+) -> Result<ConfusionMatrix, TrainError> {
     let device: Device = model.device();
     let mut cm = ConfusionMatrix::new(ds.num_classes());
     let mut done = 0;
     for idx in batch_indices(ds.len(), batch_size, None) {
+        check_stop(stop)?;
         let (x, y) = make_batch(ds, &idx, None);
         let (x, y) = (x.to_device(device), y.to_device(device));
         let input = match attack {
@@ -88,7 +101,15 @@ pub fn evaluate(
         done += idx.len();
         on_batch(done, ds.len());
     }
-    cm
+    Ok(cm)
+}
+
+/// [`TrainError::Stopped`] once `stop` is set.
+pub fn check_stop(stop: &AtomicBool) -> Result<(), TrainError> {
+    if stop.load(Ordering::SeqCst) {
+        return Err(TrainError::Stopped);
+    }
+    Ok(())
 }
 
 /// The record of one evaluation (split, attack, model) from its confusion matrix.

@@ -1,8 +1,15 @@
-//! Progress and the time left, during an epoch: a `progress` event every `train.log_every`
-//! batches and after the last, with the mean loss so far, this process's throughput and the
-//! ETA (planned once per epoch by [`Eta::plan`], priced at each line from the time per batch).
+//! Progress and the time left, during an epoch: a `progress` event after the first batch this
+//! process trains (so a page shows something within seconds of a start), every
+//! `train.log_every` batches, after the last, and whenever [`MAX_GAP_SECS`] passed without one
+//! (slow batches), with the mean loss so far, the mean loss since the previous event (the
+//! step-level curve), this process's throughput and the ETAs of the epoch and of the run
+//! (planned once per epoch by [`Eta::plan`], priced at each line from the time per batch).
+//! Deciding costs a clock read per batch; the events themselves stay at the rate above.
 
 use std::time::Instant;
+
+/// Longest time without a progress event while batches finish.
+pub const MAX_GAP_SECS: f64 = 2.0;
 
 use super::eta::{Eta, EvalSizes};
 use super::session::Session;
@@ -18,6 +25,16 @@ pub struct ProgressMeter {
     batches: usize,
     log_every: usize,
     t0: Instant,
+    /// The tally and time at the previous event (the step loss is the mean since then).
+    last: Mark,
+}
+
+/// Where the previous progress event left the tally.
+#[derive(Clone, Copy, Debug, Default)]
+struct Mark {
+    loss_sum: f64,
+    images: usize,
+    secs: f64,
 }
 
 impl ProgressMeter {
@@ -36,6 +53,7 @@ impl ProgressMeter {
             batches,
             log_every: log_every.max(1),
             t0: Instant::now(),
+            last: Mark::default(),
         }
     }
 
@@ -45,15 +63,32 @@ impl ProgressMeter {
     }
 
     /// The progress event due after batch `done` (1-based), if one is.
-    pub fn after_batch(&self, done: usize, tally: &EpochTally) -> Option<RunEvent> {
-        self.event_at(done, tally, self.elapsed())
+    pub fn after_batch(&mut self, done: usize, tally: &EpochTally) -> Option<RunEvent> {
+        let elapsed = self.elapsed();
+        let event = self.event_at(done, tally, elapsed)?;
+        self.last = Mark {
+            loss_sum: tally.loss_sum,
+            images: tally.images,
+            secs: elapsed,
+        };
+        Some(event)
+    }
+
+    fn due(&self, done: usize, elapsed: f64) -> bool {
+        done.is_multiple_of(self.log_every)
+            || done == self.batches
+            || done == self.first + 1
+            || elapsed - self.last.secs >= MAX_GAP_SECS
     }
 
     fn event_at(&self, done: usize, tally: &EpochTally, elapsed: f64) -> Option<RunEvent> {
-        if !done.is_multiple_of(self.log_every) && done != self.batches {
+        if !self.due(done, elapsed) {
             return None;
         }
         let per_batch = elapsed / done.saturating_sub(self.first).max(1) as f64;
+        let new_images = tally.images.saturating_sub(self.last.images);
+        let step_loss = (tally.loss_sum - self.last.loss_sum) / new_images.max(1) as f64;
+        let epoch_eta = self.batches.saturating_sub(done) as f64 * per_batch;
         Some(RunEvent::Progress {
             epoch: self.epoch,
             batch: done,
@@ -61,6 +96,8 @@ impl ProgressMeter {
             loss: tally.mean_loss(),
             images_per_sec: tally.images_per_sec(elapsed),
             eta_secs: self.eta.secs((done, self.batches), per_batch),
+            step_loss: (new_images > 0 && step_loss.is_finite()).then_some(step_loss),
+            epoch_eta_secs: epoch_eta.is_finite().then_some(epoch_eta),
         })
     }
 }
@@ -84,8 +121,8 @@ mod tests {
     use super::*;
     use crate::train::step::BatchStep;
 
-    #[test]
-    fn reports_every_log_every_batches_and_after_the_last() {
+    /// The meter of a one-epoch run with nothing to evaluate: training `first..batches`.
+    fn meter(first: usize, batches: usize, log_every: usize) -> ProgressMeter {
         let mut spec = fairtat_core::config::from_toml_str("", &[]).unwrap();
         spec.train.epochs = 1;
         let sizes = EvalSizes {
@@ -93,8 +130,18 @@ mod tests {
             test: 0,
             test_models: 0,
         };
+        ProgressMeter::new(
+            Eta::plan(&spec, 0, None, sizes),
+            0,
+            (first, batches),
+            log_every,
+        )
+    }
+
+    #[test]
+    fn reports_the_first_batch_every_log_every_batches_and_the_last() {
         // A resumed epoch: this process starts at batch 2 of 5.
-        let meter = ProgressMeter::new(Eta::plan(&spec, 0, None, sizes), 0, (2, 5), 2);
+        let meter = meter(2, 5, 2);
         let mut tally = EpochTally::resume(None, 2, 0.1);
         tally.add(&BatchStep {
             loss: 0.5,
@@ -106,19 +153,51 @@ mod tests {
         let due: Vec<usize> = (3..=5)
             .filter(|&b| meter.event_at(b, &tally, 1.0).is_some())
             .collect();
-        assert_eq!(due, vec![4, 5]);
+        assert_eq!(
+            due,
+            vec![3, 4, 5],
+            "the first batch here, then every 2nd and the last"
+        );
         let Some(RunEvent::Progress {
             batch,
             loss,
             images_per_sec,
             eta_secs,
+            step_loss,
+            epoch_eta_secs,
             ..
         }) = meter.event_at(4, &tally, 1.0)
         else {
             panic!("no progress event");
         };
         assert_eq!((batch, loss, images_per_sec), (4, 0.5, 2.0));
+        assert_eq!(step_loss, Some(0.5));
         // Two batches in 1 s: one batch left at 0.5 s, nothing to evaluate.
         assert!((eta_secs - 0.5).abs() < 1e-12, "{eta_secs}");
+        assert_eq!(epoch_eta_secs, Some(0.5));
+        // A slow batch is reported even off the log_every grid.
+        assert!(meter.event_at(3, &tally, MAX_GAP_SECS + 0.1).is_some());
+    }
+
+    #[test]
+    fn the_step_loss_is_the_mean_since_the_previous_event() {
+        let mut meter = meter(0, 4, 2);
+        let mut tally = EpochTally::resume(None, 2, 0.1);
+        let step = |loss: f64| BatchStep {
+            loss,
+            labels: vec![0, 1],
+            predictions: vec![0, 0],
+            targets: None,
+            lr: 0.1,
+        };
+        let mut steps = vec![];
+        for (b, loss) in [4.0, 2.0, 1.0, 3.0].into_iter().enumerate() {
+            tally.add(&step(loss));
+            if let Some(RunEvent::Progress { step_loss, .. }) = meter.after_batch(b + 1, &tally) {
+                steps.push(step_loss);
+            }
+        }
+        // Events after batches 1, 2 and 4: each step loss covers the batches since the last.
+        assert_eq!(steps, vec![Some(4.0), Some(2.0), Some(2.0)]);
     }
 }

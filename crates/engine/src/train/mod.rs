@@ -35,7 +35,7 @@ mod step;
 mod tally;
 
 pub use error::TrainError;
-pub use eval::{eval_record, evaluate, EvalAttack};
+pub use eval::{check_stop, eval_record, evaluate, EvalAttack, NO_STOP};
 pub use metadata::CheckpointInfo;
 pub use progress::ProgressSink;
 pub use runner::{train, train_on, Outcome, TrainOptions};

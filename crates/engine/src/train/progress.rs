@@ -79,6 +79,7 @@ impl EventSink for ProgressSink {
                 loss,
                 images_per_sec,
                 eta_secs,
+                ..
             } => {
                 let bar = self.bar(*epoch, *batches);
                 bar.set_position(*batch as u64);

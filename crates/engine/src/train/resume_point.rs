@@ -16,8 +16,9 @@ pub fn save(s: &mut Session, epoch: usize, sink: &mut dyn EventSink) -> Result<(
     Ok(())
 }
 
-/// A stop after batch `done` of `n` (1-based, before the last): keep the epoch's counts so far,
-/// save a resume point and say where the run stopped.
+/// A stop after batch `done` of `n` (1-based; `done == n`: during the epoch's evaluation, whose
+/// progress `s.state.pending_eval` holds): keep the epoch's counts so far, save a resume point
+/// and say where the run stopped.
 pub fn pause(
     s: &mut Session,
     epoch: usize,
@@ -27,9 +28,14 @@ pub fn pause(
 ) -> Result<(), TrainError> {
     s.state.pause_at(done, partial);
     save(s, epoch, sink)?;
+    let message = if done < n {
+        format!("cancelled in epoch {epoch} after batch {done}/{n}")
+    } else {
+        format!("cancelled in epoch {epoch} during its evaluation (training kept)")
+    };
     sink.emit(&RunEvent::Log {
         level: "info".into(),
-        message: format!("cancelled in epoch {epoch} after batch {done}/{n}"),
+        message,
     });
     Ok(())
 }

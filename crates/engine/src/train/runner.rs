@@ -12,6 +12,7 @@ use tch::Device;
 use super::epoch_start::EpochStart;
 use super::meter::ProgressMeter;
 use super::session::Session;
+use super::state::PendingEval;
 use super::{ema, epoch_eval, resume_point, selection, step, TrainError};
 use crate::data::Splits;
 use fairtat_core::config::RunSpec;
@@ -19,7 +20,8 @@ use fairtat_core::runs::{reports, EventSink, RunDir, RunEvent};
 
 pub struct TrainOptions {
     pub device: Device,
-    /// Set by the signal handler; checked after every batch.
+    /// Set by the signal handler; checked after every training batch and before every
+    /// evaluation batch.
     pub stop: Arc<AtomicBool>,
     /// Continue from `checkpoints/state.json`.
     pub resume: bool,
@@ -79,8 +81,8 @@ pub fn train_on(
         });
     }
     for epoch in s.state.epochs_done..spec.train.epochs {
-        // A stop during an epoch's last batch (or its evaluation) ends here: that epoch's
-        // state is already saved.
+        // A stop during an epoch's last batch ends here: that epoch's state is already saved
+        // (a stop during its evaluation saves it from there).
         let stopped = opts.stop.load(Ordering::SeqCst);
         if stopped || !run_epoch(&mut s, epoch, &opts.stop, sink)? {
             return Ok(Outcome::Cancelled {
@@ -105,7 +107,7 @@ fn run_epoch(
 ) -> Result<bool, TrainError> {
     let mut start = EpochStart::begin(s, epoch)?;
     let n = start.batches.len();
-    let meter = ProgressMeter::start(s, epoch, (start.first, n));
+    let mut meter = ProgressMeter::start(s, epoch, (start.first, n));
     for b in start.first..n {
         let idx = start.images(s, epoch, b);
         let batch = step::train_batch(s, epoch, (b, n), &idx)?;
@@ -120,9 +122,23 @@ fn run_epoch(
         }
     }
     let secs_here = meter.elapsed();
+    // A resumed evaluation continues what the stopped process left (its EMA update included).
+    let mut done = match s.state.pending_eval.take() {
+        Some(p) => p,
+        None => PendingEval::new(ema::update(s)),
+    };
+    let train_record = start.tally.train_record();
+    let evals = match epoch_eval::evaluate_epoch(s, epoch, train_record, &mut done, stop) {
+        Err(TrainError::Stopped) => {
+            // The epoch is trained: keep it, with the evaluation done so far.
+            let partial = start.tally.pause(secs_here);
+            s.state.pending_eval = Some(done);
+            resume_point::pause(s, epoch, (n, n), partial, sink)?;
+            return Ok(false);
+        }
+        other => other?,
+    };
     let train_metrics = start.tally.metrics();
-    let ema_is_copy = ema::update(s);
-    let evals = epoch_eval::evaluate_epoch(s, epoch, start.tally.train_record(), ema_is_copy);
     let val_worst = evals.val_worst;
     let targeted = s.method.target_probs().is_some();
     let record = start.record((epoch, s.spec.train.epochs), secs_here, targeted, evals);

@@ -131,7 +131,9 @@ impl Session {
         };
         self.state = state;
         let last = self.run.checkpoint(CheckpointKind::Last);
+        // The epoch first: a whole file from another save says more than its checksum would.
         check_checkpoint_epoch(&last, self.state.checkpoint_epoch)?;
+        super::commit::verify(&self.run, &self.state.checksums)?;
         self.model.load(&last)?;
         let opt_path = self.run.checkpoints().join("optimizer.safetensors");
         if opt_path.exists() {
@@ -231,6 +233,7 @@ impl Session {
                 written.push(kind);
             }
         }
+        self.state.checksums = super::commit::checksums(&pending)?;
         super::commit::failpoint("before-commit", save_id);
         self.state.save_id = Some(save_id);
         self.state.checkpoint_epoch = Some(epoch);

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use fairtat_core::fairness::ClassMetrics;
+use fairtat_core::runs::EvalRecord;
 
 /// Loop state at a batch boundary.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -41,6 +42,48 @@ pub struct ResumeState {
     /// The epoch stamped into `last.safetensors` by that save: resume refuses a mismatch.
     #[serde(default)]
     pub checkpoint_epoch: Option<usize>,
+    /// SHA-256 (hex) of each file of that save, by file name: a resume refuses a file that
+    /// changed since (a flipped bit would otherwise train on silently). Empty in older states.
+    #[serde(default)]
+    pub checksums: BTreeMap<String, String>,
+    /// Set when a stop interrupted epoch `epochs_done`'s evaluation: the epoch is trained
+    /// (`batches_done` = all its batches) and its EMA (and FAWA, if recorded here) updated in
+    /// the saved checkpoints; resume trains nothing and continues the evaluation.
+    #[serde(default)]
+    pub pending_eval: Option<PendingEval>,
+}
+
+/// An epoch's evaluation so far: what a stop in the middle of it keeps, so resume neither
+/// trains the epoch again nor repeats its EMA or FAWA update nor an evaluation it finished.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PendingEval {
+    /// The EMA became an exact copy of the live model in this epoch's update.
+    pub ema_is_copy: bool,
+    /// FAWA's `method_state` entries once its update was applied (`None`: not yet applied).
+    pub fawa: Option<BTreeMap<String, Vec<f64>>>,
+    /// FAWA became a copy of the live model in that update.
+    pub fawa_is_copy: bool,
+    /// The records finished so far (the training record excluded), in evaluation order.
+    pub evals: Vec<EvalRecord>,
+    /// Seconds spent evaluating before the stop.
+    pub secs: f64,
+}
+
+impl PendingEval {
+    /// A fresh evaluation after this epoch's EMA update.
+    pub fn new(ema_is_copy: bool) -> Self {
+        PendingEval {
+            ema_is_copy,
+            ..PendingEval::default()
+        }
+    }
+
+    /// The finished record of (split, attack, model), if any.
+    pub fn find(&self, split: &str, attack: &str, model: &str) -> Option<&EvalRecord> {
+        self.evals
+            .iter()
+            .find(|r| r.split == split && r.attack == attack && r.model == model)
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -64,6 +107,7 @@ impl ResumeState {
         self.epochs_done = epoch + 1;
         self.batches_done = 0;
         self.partial = None;
+        self.pending_eval = None;
         self.prev_train = Some(train);
     }
 

@@ -68,8 +68,12 @@ impl EpochTally {
         self.loss_sum / self.images.max(1) as f64
     }
 
-    /// Images per second of this process's share of the epoch, trained in `secs_here`.
+    /// Images per second of this process's share of the epoch, trained in `secs_here`; the
+    /// earlier processes' rate when this one trained nothing (it resumed the evaluation).
     pub fn images_per_sec(&self, secs_here: f64) -> f64 {
+        if self.images_here == 0 {
+            return self.images as f64 / self.secs_before.max(1e-9);
+        }
         self.images_here as f64 / secs_here.max(1e-9)
     }
 

@@ -38,8 +38,9 @@ pub struct ExecutorArgs {
     pub slurm_time: Option<String>,
     #[arg(long)]
     pub slurm_account: Option<String>,
-    /// More sbatch options, e.g. "--qos=high --constraint=a100".
-    #[arg(long)]
+    /// More sbatch options, e.g. "--qos=high --constraint=a100" (a value starting with `-`
+    /// is taken as the value, not as another flag).
+    #[arg(long, allow_hyphen_values = true)]
     pub slurm_extra: Option<String>,
     /// Most tasks of a grid's job array running at once (`--array=0-N%M`; 0: no limit).
     #[arg(long)]
@@ -217,5 +218,35 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(err.to_string().contains("partition, gres"), "{err}");
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        exec: ExecutorArgs,
+    }
+
+    #[test]
+    fn slurm_extra_takes_a_value_that_starts_with_a_hyphen() {
+        use clap::Parser;
+        // The README's example, as a shell passes it.
+        let argvs: [&[&str]; 2] = [
+            &[
+                "x",
+                "--executor=slurm",
+                "--slurm-extra",
+                "--qos=normal --exclusive",
+            ],
+            &[
+                "x",
+                "--slurm-extra=--qos=normal --exclusive",
+                "--executor=slurm",
+            ],
+        ];
+        for argv in argvs {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let o = cli.exec.resolve().unwrap().unwrap();
+            assert_eq!(o.extra, ["--qos=normal", "--exclusive"], "{argv:?}");
+        }
     }
 }

@@ -7,7 +7,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use clap::Args;
+
+use crate::listen::Limits;
 
 use super::Failure;
 
@@ -40,6 +44,42 @@ pub struct ServeArgs {
     pub trainer: Option<PathBuf>,
     #[command(flatten)]
     pub executor: super::executor::ExecutorArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Connection limits and timeouts (`crate::listen`); the defaults suit the common
+/// `ulimit -n` of 1024.
+#[derive(Args, Debug)]
+pub struct LimitArgs {
+    /// Most open connections; more wait until one closes.
+    #[arg(long, default_value_t = Limits::default().max_connections as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// Most open connections from one client address; more are closed at once.
+    #[arg(long, default_value_t = Limits::default().max_per_client as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_client: u32,
+    /// Most open event streams (live pages); more are answered 503 with Retry-After.
+    #[arg(long, default_value_t = Limits::default().max_streams as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_streams: u32,
+    /// Seconds a client has to send a request's headers (also how long an idle connection
+    /// stays open).
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().header_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().body_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout: u64,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections as usize,
+            max_per_client: self.max_connections_per_client as usize,
+            max_streams: self.max_streams as usize,
+            header_timeout: Duration::from_secs(self.header_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+        }
+    }
 }
 
 /// Serve the dashboard in this process until Ctrl-C or SIGTERM.
@@ -73,6 +113,7 @@ pub fn serve_here(a: ServeArgs) -> Result<ExitCode, Failure> {
         trainer: a.trainer,
         poll_ms: 100,
         slurm,
+        limits: a.limits.limits(),
     })?;
     Ok(ExitCode::SUCCESS)
 }

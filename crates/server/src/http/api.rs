@@ -1,5 +1,5 @@
-//! JSON API: list, get, create (validated like the form), cancel, resume, metrics, and the
-//! all-runs CSV. Errors are `{error, field}` with 4xx codes.
+//! JSON API: list, get, create (validated like the form), cancel, resume, edit and delete
+//! (`manage`), metrics, and the all-runs CSV. Errors are `{error, field}` with 4xx codes.
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -18,7 +18,7 @@ use crate::jobs::{Job, JobKind};
 use crate::scan;
 use crate::state::AppState;
 use crate::supervisor;
-use fairtat_core::config::{self, RawConfig, RunSpec};
+use fairtat_core::config::{self, ConfigError, RawConfig, RunSpec};
 use fairtat_core::runs::reports::summary_csv;
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{is_valid_run_id, new_run_id, RunStatus};
@@ -29,7 +29,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/runs.csv", get(runs_csv))
         .route("/api/jobs", get(jobs))
         .route("/api/scheduler", get(scheduler))
-        .route("/api/runs/{id}", get(get_run))
+        .route(
+            "/api/runs/{id}",
+            get(get_run)
+                .patch(super::manage::patch_api)
+                .delete(super::manage::delete_api),
+        )
         .route("/api/runs/{id}/cancel", post(cancel))
         .route("/api/runs/{id}/resume", post(resume))
         .route("/api/runs/{id}/metrics", get(get_metrics))
@@ -46,6 +51,8 @@ pub struct ListParams {
     pub sort: Option<String>,
     /// `asc` or `desc`.
     pub order: Option<String>,
+    /// Config keys shown as extra columns on the runs page (`run_cols`), comma-separated.
+    pub cols: Option<String>,
 }
 
 impl ListParams {
@@ -166,8 +173,10 @@ async fn presets(State(st): State<AppState>) -> Json<Vec<String>> {
 /// A config with a `[grid]` table creates one run per combination and answers
 /// `{"grid": ID, "runs": [...]}`.
 async fn create(State(st): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let v = super::strict_json::parse(&body)?;
+    // Deep nesting first: its message says more than "nothing named" about a bad body.
+    config::keys::check_json_depth(&v)?;
+    refuse_unnamed(&v)?;
     let gid = new_run_id("grid");
     if let Some(specs) = grid_from_json(&st, &v, &gid)? {
         let runs = create_grid(&st, specs).await?;
@@ -177,6 +186,24 @@ async fn create(State(st): State<AppState>, body: Bytes) -> Result<Response, Api
     let spec = spec_from_json(&st, v)?;
     let summary = create_run(&st, spec).await?;
     Ok((StatusCode::CREATED, Json(summary)).into_response())
+}
+
+/// A create request must say what to run: a preset, a TOML config, or config sections. An
+/// empty object (or only `set`/`tags`) would start the defaults, a 200-epoch FAIR-TAT run on
+/// the whole training set, which nobody asks for by sending nothing.
+fn refuse_unnamed(v: &Value) -> Result<(), ApiError> {
+    let Value::Object(obj) = v else {
+        return Ok(());
+    };
+    let names_something = obj.keys().any(|k| !matches!(k.as_str(), "set" | "tags"));
+    if names_something {
+        return Ok(());
+    }
+    Err(ApiError::Invalid(ConfigError::invalid(
+        "preset",
+        "the request names nothing to run: give `preset` (a name from GET /api/presets), \
+         `toml` (a config) or config sections such as {\"data\": ..., \"train\": ...}",
+    )))
 }
 
 /// The runs of a grid body (a `toml`/`preset` with a `[grid]` table, or an object with a
@@ -210,7 +237,7 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
 /// directory exists before the first is queued, so a row that starts from another row
 /// (`train.init_from`) finds its source whatever the grid's order.
 pub async fn create_grid(st: &AppState, specs: Vec<RunSpec>) -> Result<Vec<RunSummary>, ApiError> {
-    admission::admit(st, &specs)?;
+    let _places = admission::admit(st, &specs)?;
     supervisor::preflight(st, specs.iter().any(|s| s.device != "cpu")).await?;
     let mut made = Vec::with_capacity(specs.len());
     for spec in specs {
@@ -285,21 +312,38 @@ fn sets_from_json(set: Option<&Value>) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-/// Names of the `*.toml` presets in the configs directory.
+/// Names of the `*.toml` presets in the configs directory and one level of sub-directories
+/// (`table1/cifar10-at`), as `--config` and a grid's `preset` axis name them.
 pub fn preset_names(st: &AppState) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(&st.configs_dir())
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    name.strip_suffix(".toml").map(str::to_string)
-                })
-                .filter(|n| is_valid_run_id(n))
-                .collect()
-        })
-        .unwrap_or_default();
+    let dir = st.configs_dir();
+    let mut v = tomls_in(dir, "");
+    let subdirs = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok);
+    for e in subdirs.filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+        let sub = e.file_name().to_string_lossy().into_owned();
+        if is_valid_run_id(&sub) {
+            v.extend(tomls_in(&e.path(), &format!("{sub}/")));
+        }
+    }
     v.sort();
     v
+}
+
+/// `prefix` + the stem of each `*.toml` in `dir` whose stem is a plain name.
+fn tomls_in(dir: &std::path::Path, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".toml").map(str::to_string)
+        })
+        .filter(|n| is_valid_run_id(n))
+        .map(|n| format!("{prefix}{n}"))
+        .collect()
 }
 
 pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
@@ -317,7 +361,7 @@ pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
 
 /// Write a new run directory (config.toml, spec.json, queued marker), index it and queue it.
 pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiError> {
-    admission::admit(st, std::slice::from_ref(&spec))?;
+    let _places = admission::admit(st, std::slice::from_ref(&spec))?;
     supervisor::preflight(st, spec.device != "cpu").await?;
     let (job, summary) = prepare_run(st, spec).await?;
     let run = job.run.clone();

@@ -2,7 +2,8 @@
 //! per-class selection (`?classes=worst5|all|3,7`: 100 per-class curves with the worst few
 //! highlighted and the rest faded) and the data version a chart depends on.
 
-use crate::metrics::Metrics;
+use super::chart_more::points;
+use crate::metrics::{finite_max, Metrics};
 use crate::store::fold::dep;
 use crate::store::{EpochDetail, RunFold};
 use fairtat_charts::{
@@ -140,6 +141,9 @@ fn per_class_chart(name: &str) -> bool {
 
 /// The data version of chart `name`: it changes exactly when the chart's data did.
 pub fn version(name: &str, f: &RunFold, q: &ChartQuery) -> u64 {
+    if super::chart_more::is_chart(name) {
+        return f.version(super::chart_more::deps(name));
+    }
     let own = match name {
         "cfps" | "confusion-clean" | "confusion-robust" | "confusion-diff" => {
             return f.epoch_version(q.epoch)
@@ -164,15 +168,6 @@ pub fn version(name: &str, f: &RunFold, q: &ChartQuery) -> u64 {
     } else {
         f.version(&[own])
     }
-}
-
-/// `(epoch, value)` points, skipping missing values.
-fn points(m: &Metrics, ys: &[Option<f64>]) -> Vec<(f64, f64)> {
-    m.epochs
-        .iter()
-        .zip(ys)
-        .filter_map(|(e, y)| y.map(|y| (*e as f64, y)))
-        .collect()
 }
 
 /// One line per class from `[epoch][class]` rows.
@@ -271,7 +266,10 @@ fn scale(rows: &[Vec<f64>], f: f64) -> Vec<Vec<f64>> {
 pub fn render(name: &str, f: &RunFold, detail: Option<&EpochDetail>, q: &ChartQuery) -> String {
     let m = f.metrics();
     let sel = q.classes(m);
-    if let Some(svg) = class_chart(name, m, &sel).or_else(|| heatmap_chart(name, m)) {
+    if let Some(svg) = class_chart(name, m, &sel)
+        .or_else(|| heatmap_chart(name, m))
+        .or_else(|| super::chart_more::render(name, m))
+    {
         return svg;
     }
     match name {
@@ -372,8 +370,8 @@ fn heatmap_chart(name: &str, m: &Metrics) -> Option<String> {
 /// False-positive sinks highlighted in the C_FPS bars.
 const SINKS: usize = 3;
 
-/// The C_FPS bars of one epoch from `source`, on a y range that covers every epoch of the
-/// training C_FPS (so moving the epoch slider compares like with like), with the top
+/// The C_FPS bars of one epoch from `source`, on a y range that covers every epoch of that
+/// source (so moving the epoch slider compares like with like), with the top
 /// false-positive sinks (the classes predicted most often wrongly) highlighted.
 fn cfps_bars(
     m: &Metrics,
@@ -418,14 +416,13 @@ fn cfps_bars(
         ),
         None => "C_FPS per class (no epoch yet)".into(),
     };
-    let top = m
-        .cfps
-        .iter()
-        .flatten()
-        .chain(&vals)
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(0.0_f64, f64::max);
+    // One y range per source over every epoch, so the slider compares like with like.
+    let source_top = match source {
+        CfpsSource::Train => m.cfps.iter().map(|r| finite_max(r)).fold(0.0, f64::max),
+        CfpsSource::TestClean => m.cfps_test_scale()[0],
+        CfpsSource::TestRobust => m.cfps_test_scale()[1],
+    };
+    let top = source_top.max(finite_max(&vals));
     let mut order: Vec<usize> = (0..vals.len()).filter(|&c| vals[c] > 0.0).collect();
     order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
     order.truncate(SINKS);

@@ -16,6 +16,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::chart_more;
 use super::chart_views::{self, CfpsSource, ChartQuery, Classes};
 use super::{run_dir, RunPath};
 use crate::error::ApiError;
@@ -98,7 +99,7 @@ fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
 
 fn chart_name(file: &str) -> Result<String, ApiError> {
     file.strip_suffix(".svg")
-        .filter(|n| CHARTS.contains(n) || state_key(n).is_some())
+        .filter(|n| CHARTS.contains(n) || chart_more::is_chart(n) || state_key(n).is_some())
         .map(str::to_string)
         .ok_or_else(|| ApiError::NotFound(format!("chart {file:?}")))
 }
@@ -176,6 +177,7 @@ pub fn chart_versions(f: &RunFold, q: &ChartQuery) -> BTreeMap<String, u64> {
     CHARTS
         .iter()
         .map(|c| c.to_string())
+        .chain(chart_more::present(f))
         .chain(state_charts(f))
         .map(|c| {
             let v = chart_views::version(&c, f, q);

@@ -14,60 +14,34 @@ use axum::routing::get;
 use axum::Router;
 
 use super::charts::svg_response;
+use super::compare_charts::{epoch_range, group_chart, CHARTS};
 use super::compare_classes::{
-    checkpoint_label, class_acc, delta_caption, delta_chart, delta_pair, groups as class_groups,
-    per_class_tables, GroupClassAcc,
+    checkpoint_label, class_acc, groups as class_groups, per_class_tables, GroupClassAcc,
+};
+use super::compare_delta::{delta_caption, delta_chart, delta_pair, delta_table};
+use super::compare_evals::{
+    corruption_tables, eval_reports, mix_note, robust_tables, CorruptionTable, RobustTable,
+    RunReports,
 };
 use super::compare_export::{csv, export_tables, groups_shown, latex, markdown, ExportTable};
+use super::compare_query::{grid_ids, ids, summaries};
 use super::compare_rho::{base_group, encode, fill_rho, query_value};
-use super::compare_tables::{
-    corruption_table, eval_reports, robust_rows, seed_groups, GroupRow, RobustRow,
-};
+use super::compare_tables::{seed_groups, GroupRow};
+use super::compare_tidy::tidy_csv;
 use super::views::{HtmlTemplate, RunRow};
 use crate::error::ApiError;
-use crate::index::ListQuery;
 use crate::state::AppState;
-use fairtat_charts::{line_chart, Series};
 use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::{is_valid_run_id, RunDir, RunId};
-
-/// Runs compared at most (bounded work per request).
-const MAX_RUNS: usize = 20;
+use fairtat_core::runs::{RunDir, RunId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/compare", get(page))
         .route("/compare.csv", get(export_csv))
+        .route("/compare.long.csv", get(export_long_csv))
         .route("/compare.md", get(export_md))
         .route("/compare.tex", get(export_tex))
         .route("/compare/charts/{file}", get(chart))
-}
-
-/// Valid ids from `ids=a&ids=b` (also `ids=a,b`), in order, without duplicates.
-fn ids(q: Option<&str>) -> Vec<RunId> {
-    let mut out: Vec<RunId> = Vec::new();
-    for kv in q.unwrap_or("").split('&') {
-        if let Some(v) = kv.strip_prefix("ids=") {
-            for id in v.split("%2C").flat_map(|s| s.split(',')) {
-                match id.parse::<RunId>() {
-                    Ok(id) if !out.contains(&id) => out.push(id),
-                    _ => {}
-                }
-            }
-        }
-    }
-    out.truncate(MAX_RUNS);
-    out
-}
-
-fn summaries(st: &AppState, ids: &[RunId]) -> Result<Vec<RunSummary>, ApiError> {
-    let mut v = Vec::new();
-    for id in ids {
-        if let Some(s) = st.index().get(id)? {
-            v.push(s);
-        }
-    }
-    Ok(v)
 }
 
 #[derive(Template)]
@@ -85,9 +59,12 @@ struct ComparePage {
     base_name: String,
     /// Whether runs that did not finish count in the seed means (`unfinished=1`).
     unfinished: bool,
-    robust: Vec<RobustRow>,
-    corruption_cols: Vec<String>,
-    corruption_rows: Vec<(String, Vec<String>)>,
+    /// Table 2s and Tables 3/4, one per suite and checkpoint, and the sentence saying why
+    /// when there are several of a kind.
+    robust: Vec<RobustTable>,
+    robust_mix: String,
+    corruption: Vec<CorruptionTable>,
+    corruption_mix: String,
     /// Seed groups the per-class difference can be drawn between, and the two chosen.
     delta_groups: Vec<String>,
     da: usize,
@@ -116,35 +93,6 @@ async fn load_class_groups(
     .map_err(ApiError::internal)
 }
 
-/// `grid=<id>` of the query: every run tagged `grid:<id>`, oldest first.
-fn grid_ids(st: &AppState, q: Option<&str>) -> Result<(String, Vec<RunId>), ApiError> {
-    let Some(gid) = q
-        .unwrap_or("")
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("grid="))
-        .filter(|g| is_valid_run_id(g))
-    else {
-        return Ok((String::new(), vec![]));
-    };
-    let tag = format!("grid:{gid}");
-    let mut runs = st.index().list(&ListQuery {
-        tag: Some(tag.clone()),
-        ..ListQuery::default()
-    })?;
-    runs.retain(|s| s.tags.contains(&tag));
-    runs.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut ids: Vec<RunId> = runs.into_iter().filter_map(|s| s.id.parse().ok()).collect();
-    ids.truncate(MAX_RUNS * 3);
-    Ok((gid.to_string(), ids))
-}
-
-const CHARTS: [&str; 4] = [
-    "robust_worst",
-    "robust_overall",
-    "clean_worst",
-    "clean_overall",
-];
-
 /// What the page and the exports show: the chosen runs (`ids=` and `grid=`) and their tables.
 struct CompareData {
     grid: String,
@@ -155,11 +103,14 @@ struct CompareData {
     base: Option<usize>,
     /// `unfinished=1`: runs that did not finish count in the seed means.
     unfinished: bool,
-    robust: Vec<RobustRow>,
-    corruption_cols: Vec<String>,
-    corruption_rows: Vec<(String, Vec<String>)>,
-    /// Per-class accuracy of each seed group (mean over its runs).
+    /// Every run with its evaluation reports.
+    reports: Vec<RunReports>,
+    robust: Vec<RobustTable>,
+    corruption: Vec<CorruptionTable>,
+    /// Per-class accuracy of each seed group (over the runs that count in its means).
     classes: Vec<GroupClassAcc>,
+    /// The per-class difference shown (`da=`/`db=` or the default by method).
+    delta: Option<(usize, usize)>,
 }
 
 impl CompareData {
@@ -183,22 +134,23 @@ impl CompareData {
         })
         .await
         .map_err(ApiError::internal)?;
-        let (corruption_cols, corruption_rows) = corruption_table(&with_reports);
         let unfinished = query_value(q, "unfinished").is_some_and(|v| v == "1");
         let mut groups = seed_groups(&sums, unfinished);
         let base = base_group(&groups, q);
         if let Some(b) = base {
             fill_rho(&mut groups, b);
         }
+        let classes = load_class_groups(st, &counted(&sums, &groups)).await?;
         Ok(CompareData {
             grid,
             unfinished,
-            groups,
             base,
-            robust: robust_rows(&with_reports),
-            corruption_cols,
-            corruption_rows,
-            classes: load_class_groups(st, &sums).await?,
+            robust: robust_tables(&with_reports),
+            corruption: corruption_tables(&with_reports),
+            reports: with_reports,
+            delta: delta_pair(&classes, q),
+            classes,
+            groups,
             ids,
             sums,
         })
@@ -213,11 +165,19 @@ impl CompareData {
     }
 
     fn export(&self) -> Vec<ExportTable> {
-        let corruption = (&self.corruption_cols[..], &self.corruption_rows[..]);
         let groups = (&self.groups[..], self.base_name());
-        let mut tables = export_tables(&self.rows(), groups, &self.robust, corruption);
+        let mut tables = export_tables(&self.rows(), groups, &self.robust, &self.corruption);
         tables.extend(per_class_tables(&self.classes));
+        if let Some((a, b)) = self.delta_groups() {
+            tables.push(delta_table(a, b));
+        }
         tables
+    }
+
+    /// The two groups of the per-class difference, when there are two.
+    fn delta_groups(&self) -> Option<(&GroupClassAcc, &GroupClassAcc)> {
+        let (a, b) = self.delta.filter(|(a, b)| a != b)?;
+        Some((self.classes.get(a)?, self.classes.get(b)?))
     }
 
     /// The query of the export links: the page's runs and its base group.
@@ -235,7 +195,7 @@ impl CompareData {
 
 async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let d = CompareData::load(&st, q.as_deref()).await?;
-    let (da, db) = delta_pair(&d.classes, q.as_deref()).unwrap_or((0, 0));
+    let (da, db) = d.delta.unwrap_or((0, 0));
     let rows = d.rows();
     Ok(HtmlTemplate(ComparePage {
         delta_groups: if da == db {
@@ -245,12 +205,9 @@ async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Respo
         },
         da,
         db,
-        delta_caption: match (d.classes.get(da), d.classes.get(db)) {
-            (Some(a), Some(b)) if da != db => {
-                delta_caption(a, b, &d.groups, &checkpoint_label(&d.classes))
-            }
-            _ => String::new(),
-        },
+        delta_caption: d.delta_groups().map_or_else(String::new, |(a, b)| {
+            delta_caption(a, b, &d.groups, &checkpoint_label(&d.classes))
+        }),
         show_groups: groups_shown(d.groups.len(), rows.len()),
         base: d.base.unwrap_or(0),
         base_name: d.base_name().unwrap_or_default().to_string(),
@@ -261,11 +218,28 @@ async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Respo
         charts: CHARTS.to_vec(),
         grid: d.grid,
         groups: d.groups,
+        robust_mix: mix_note(
+            d.robust
+                .iter()
+                .map(|t| (&t.label, t.rows.iter().map(|r| r.label.as_str()).collect())),
+        ),
+        corruption_mix: mix_note(
+            d.corruption
+                .iter()
+                .map(|t| (&t.label, t.cols.iter().map(String::as_str).collect())),
+        ),
         robust: d.robust,
-        corruption_cols: d.corruption_cols,
-        corruption_rows: d.corruption_rows,
+        corruption: d.corruption,
     })
     .into_response())
+}
+
+/// The runs that count in their group's means (all of them with `unfinished=1`).
+fn counted(sums: &[RunSummary], groups: &[GroupRow]) -> Vec<RunSummary> {
+    sums.iter()
+        .filter(|s| groups.iter().any(|g| g.run_ids.contains(&s.id)))
+        .cloned()
+        .collect()
 }
 
 fn download(body: String, mime: &str, file: &str) -> Response {
@@ -306,6 +280,19 @@ async fn export_csv(
         "fairtat-compare.csv",
     )
     .await
+}
+
+async fn export_long_csv(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let d = CompareData::load(&st, q.as_deref()).await?;
+    let body = tidy_csv(&d.groups, &d.reports, &d.classes, d.delta);
+    Ok(download(
+        body,
+        "text/csv; charset=utf-8",
+        "fairtat-compare-long.csv",
+    ))
 }
 
 async fn export_md(
@@ -352,49 +339,19 @@ async fn chart(
             "clean" => false,
             _ => return Err(ApiError::NotFound(format!("chart {file:?}"))),
         };
-        // The page's chart URLs name every run with `ids=` (a grid already expanded).
-        let groups = load_class_groups(&st, &summaries(&st, &ids(q.as_deref()))?).await?;
-        let (a, b) = delta_pair(&groups, q.as_deref()).ok_or_else(|| {
+        // The page's chart URLs name every run with `ids=` (a grid already expanded) and
+        // carry `unfinished=`, so the bars average the runs the page's means do.
+        let d = CompareData::load(&st, q.as_deref()).await?;
+        let (a, b) = d.delta_groups().ok_or_else(|| {
             ApiError::BadRequest("a per-class difference needs two groups of runs".into())
         })?;
-        return Ok(svg_response(delta_chart(&groups[a], &groups[b], robust)));
+        return Ok(svg_response(delta_chart(a, b, robust)));
     }
-    let sums = summaries(&st, &ids(q.as_deref()))?;
-    let dirs: Vec<_> = sums
-        .iter()
-        .map(|s| (s.name.clone(), st.summary_dir(s)))
-        .collect();
-    let svg = tokio::task::spawn_blocking(move || {
-        let series: Vec<Series> = dirs
-            .iter()
-            .map(|(label, dir)| {
-                let entry = st.store().run(dir);
-                let f = entry.fold();
-                let m = f.metrics();
-                let ys = match name.as_str() {
-                    "robust_worst" => &m.robust_worst,
-                    "robust_overall" => &m.robust_overall,
-                    "clean_worst" => &m.clean_worst,
-                    _ => &m.clean_overall,
-                };
-                let pts = m
-                    .epochs
-                    .iter()
-                    .zip(ys)
-                    .filter_map(|(e, y)| y.map(|y| (*e as f64, y)))
-                    .collect();
-                Series::new(label.clone(), pts)
-            })
-            .collect();
-        line_chart(
-            &name.replace('_', " "),
-            "epoch",
-            "accuracy",
-            &series,
-            Some((0.0, 1.0)),
-        )
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let d = CompareData::load(&st, q.as_deref()).await?;
+    let range = epoch_range(q.as_deref());
+    let svg =
+        tokio::task::spawn_blocking(move || group_chart(&st, (&d.groups, &d.sums), &name, range))
+            .await
+            .map_err(ApiError::internal)?;
     Ok(svg_response(svg))
 }

@@ -1,10 +1,12 @@
 //! Compare exports: every table the compare page shows (Table 1 per run, mean ± std over seeds,
 //! the Table 2 layout from AutoAttack/Square evaluations, the Tables 3/4 corruption rows) as CSV,
 //! Markdown or LaTeX, so what a paper needs leaves the dashboard in one file. Each table names
-//! the checkpoint of its numbers (a `checkpoint` column); the seed table has DAFA's rho against
+//! the checkpoint of its numbers (a `checkpoint` column; Tables 2-4 also the suite and the
+//! checkpoint kind in their title, one table each); the seed table has DAFA's rho against
 //! the page's base group as plain numeric columns, so a spreadsheet can read them.
 
-use super::compare_tables::{GroupRow, RobustRow};
+use super::compare_evals::{CorruptionTable, RobustTable};
+use super::compare_tables::GroupRow;
 use super::views::RunRow;
 use fairtat_core::runs::reports::csv_field;
 
@@ -40,20 +42,15 @@ pub fn groups_shown(groups: usize, runs: usize) -> bool {
 pub fn export_tables(
     runs: &[RunRow],
     (groups, base): (&[GroupRow], Option<&str>),
-    robust: &[RobustRow],
-    corruption: (&[String], &[(String, Vec<String>)]),
+    robust: &[RobustTable],
+    corruption: &[CorruptionTable],
 ) -> Vec<ExportTable> {
     let mut out = vec![runs_table(runs)];
     if groups_shown(groups.len(), runs.len()) {
         out.push(seeds_table(groups, base.unwrap_or("–")));
     }
-    if !robust.is_empty() {
-        out.push(robust_table(robust));
-    }
-    let (cols, rows) = corruption;
-    if !rows.is_empty() {
-        out.push(corruption_table(cols, rows));
-    }
+    out.extend(robust.iter().map(robust_table));
+    out.extend(corruption.iter().map(corruption_table));
     out
 }
 
@@ -125,42 +122,57 @@ fn seeds_table(groups: &[GroupRow], base: &str) -> ExportTable {
     t
 }
 
-fn robust_table(robust: &[RobustRow]) -> ExportTable {
-    ExportTable::new(
-        "Table 2: AutoAttack and Square (%)",
-        &[
-            "run",
-            "AutoAttack",
-            "AutoAttack worst",
-            "Square",
-            "Square worst",
-            "checkpoint",
-        ],
-        robust.iter().map(|r| {
-            strings(&[
-                &r.label,
-                &r.aa_overall,
-                &r.aa_worst,
-                &r.square_overall,
-                &r.square_worst,
-                &r.checkpoint,
-            ])
-        }),
-    )
+/// One Table 2: its title names the suite and the checkpoint kind, its header the attacks,
+/// every row the suite again (a row pasted alone keeps its label) and its checkpoint's epoch.
+fn robust_table(t: &RobustTable) -> ExportTable {
+    let head = [
+        "run".to_string(),
+        "suite".into(),
+        t.aa.clone(),
+        format!("{} worst", t.aa),
+        t.square.clone(),
+        format!("{} worst", t.square),
+        "images".into(),
+        "checkpoint".into(),
+    ];
+    ExportTable {
+        title: format!("Table 2: AutoAttack and Square (%): {}", t.label),
+        head: head.to_vec(),
+        rows: t
+            .rows
+            .iter()
+            .map(|r| {
+                let images = r.images.to_string();
+                strings(&[
+                    &r.label,
+                    &t.label.suite,
+                    &r.aa_overall,
+                    &r.aa_worst,
+                    &r.square_overall,
+                    &r.square_worst,
+                    &images,
+                    &r.checkpoint,
+                ])
+            })
+            .collect(),
+    }
 }
 
-fn corruption_table(cols: &[String], rows: &[(String, Vec<String>)]) -> ExportTable {
-    let mut t = ExportTable::new(
-        "Tables 3/4: minimum class accuracy on common corruptions",
+fn corruption_table(t: &CorruptionTable) -> ExportTable {
+    let mut out = ExportTable::new(
+        &format!(
+            "Tables 3/4: minimum class accuracy on common corruptions: {}",
+            t.label
+        ),
         &["corruption"],
-        rows.iter().map(|(n, v)| {
+        t.rows.iter().map(|(n, v)| {
             std::iter::once(n.clone())
                 .chain(v.iter().cloned())
                 .collect()
         }),
     );
-    t.head.extend(cols.iter().cloned());
-    t
+    out.head.extend(t.cols.iter().cloned());
+    out
 }
 
 /// CSV: one section per table, each with a `table` column naming it, separated by a blank line.

@@ -120,6 +120,8 @@ mod tests {
             rho_nat: String::new(),
             rho_rob: String::new(),
             inputs: String::new(),
+            run_ids: vec![],
+            values: Default::default(),
         }
     }
 

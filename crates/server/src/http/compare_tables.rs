@@ -1,22 +1,14 @@
-//! The compare page's derived tables, as pure functions of run summaries and evaluation reports:
-//! - seed groups: runs of one grid that differ only in seed, as mean ± standard deviation;
-//! - the paper's Table 2 layout: AutoAttack and Square, overall and worst class, per run;
-//! - the paper's Tables 3/4 layout: minimum class accuracy per corruption (rows) and run
-//!   (columns), from the five severities pooled.
+//! The compare page's seed groups, as pure functions of run summaries: runs of one grid that
+//! differ only in seed, as mean ± standard deviation, with what went into each mean (Tables
+//! 2-4 from the evaluations are in `compare_evals`).
 //!
-//! Every row says which checkpoint its numbers come from and what chose it
-//! ([`Provenance`]): the per-epoch test figures are the `last` model's, an evaluation's are
-//! those of the checkpoint it loaded (`best-worst-robust` was chosen on validation).
-
-use std::collections::BTreeMap;
-use std::path::Path;
+//! Every row says which checkpoint its numbers come from ([`Provenance`]): the per-epoch test
+//! figures are the `last` model's.
 
 use fairtat_core::config::grid::group_name;
-use fairtat_core::runs::eval_key::EvalKey;
-use fairtat_core::runs::eval_report::EvalReport;
 use fairtat_core::runs::provenance::Provenance;
 use fairtat_core::runs::summary::{Headline, RunSummary};
-use fairtat_core::runs::{CheckpointKind, RunDir, RunStatus};
+use fairtat_core::runs::{CheckpointKind, RunStatus};
 
 /// Mean over a group's seeds of each headline figure (fractions; None without any value):
 /// what rho is computed from.
@@ -46,7 +38,20 @@ pub struct GroupRow {
     /// What went into the means: each run's seed, status, epochs and robust attack, and the
     /// runs left out ([`seed_groups`]).
     pub inputs: String,
+    /// The ids of the runs that went into the means.
+    pub run_ids: Vec<String>,
+    /// Each headline figure of those runs (fractions), in [`HEADLINES`] order: the tidy
+    /// export's mean, std and n come from these.
+    pub values: [Vec<f64>; 4],
 }
+
+/// The headline figures of a seed group, as the tidy export names them.
+pub const HEADLINES: [&str; 4] = [
+    "clean_overall",
+    "clean_worst",
+    "robust_overall",
+    "robust_worst",
+];
 
 /// `last (epoch 7)`, or `last (epochs 5, 7)` when the runs of a group stopped at different
 /// epochs; `–` when nothing was evaluated.
@@ -144,6 +149,7 @@ pub fn seed_groups(sums: &[RunSummary], unfinished: bool) -> Vec<GroupRow> {
     by_seed_group(sums, |s| &s.name)
         .into_iter()
         .map(|(key, all)| {
+            // Partitioned so a run that did not finish is named, never silently averaged.
             let (runs, left): (Vec<&RunSummary>, Vec<&RunSummary>) = all
                 .iter()
                 .partition(|s| unfinished || s.status == RunStatus::Finished);
@@ -178,157 +184,12 @@ pub fn seed_groups(sums: &[RunSummary], unfinished: bool) -> Vec<GroupRow> {
                 rho_nat: "–".into(),
                 rho_rob: "–".into(),
                 inputs: inputs(&key, &runs, &left),
+                run_ids: runs.iter().map(|s| s.id.clone()).collect(),
+                values: cols,
                 name: key,
             }
         })
         .collect()
-}
-
-/// Every evaluation report of a run directory (`evals/*/eval.json`), newest directory last.
-pub fn eval_reports(dir: &RunDir) -> Vec<(String, EvalReport)> {
-    let Ok(rd) = std::fs::read_dir(dir.root().join("evals")) else {
-        return vec![];
-    };
-    let mut v: Vec<(String, EvalReport)> = rd
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            read_report(&e.path().join("eval.json")).map(|r| (name, r))
-        })
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
-fn read_report(p: &Path) -> Option<EvalReport> {
-    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
-}
-
-/// One row of the Table 2 layout.
-pub struct RobustRow {
-    pub run_id: String,
-    pub label: String,
-    pub aa_overall: String,
-    pub aa_worst: String,
-    pub square_overall: String,
-    pub square_worst: String,
-    pub checkpoint: String,
-}
-
-/// The checkpoint an evaluation loaded: the kind its report names (older reports: the one its
-/// directory names), the epoch the checkpoint recorded, and for `best-worst-robust` the
-/// validation figure the run's events say chose it.
-pub fn report_provenance(s: &RunSummary, dir_name: &str, r: &EvalReport) -> Provenance {
-    let kind = CheckpointKind::parse(&r.model)
-        .or_else(|| EvalKey::from_dir_name(dir_name).map(|k| k.model));
-    let mut p = Provenance::new(kind, Some(r.epoch));
-    if kind == Some(CheckpointKind::BestWorstRobust) {
-        p.val_worst_robust = s
-            .best
-            .as_ref()
-            .filter(|b| b.epoch == r.epoch)
-            .and_then(|b| b.val_worst_robust);
-    }
-    p
-}
-
-fn cell(r: &EvalReport, attack_prefix: &str, worst_of: bool) -> String {
-    r.evals
-        .iter()
-        .rev()
-        .find(|e| e.attack.starts_with(attack_prefix))
-        .map(|e| {
-            let m = &e.metrics;
-            let v = match (worst_of, m.class_acc.len() > 10) {
-                (false, _) => m.overall,
-                (true, true) => m.worst10,
-                (true, false) => m.worst,
-            };
-            format!("{:.1}", 100.0 * v)
-        })
-        .unwrap_or_else(|| "–".into())
-}
-
-/// Table 2 rows: one per (run, evaluated checkpoint) that ran AutoAttack or Square.
-pub fn robust_rows(runs: &[(RunSummary, Vec<(String, EvalReport)>)]) -> Vec<RobustRow> {
-    let mut out = Vec::new();
-    for (s, reports) in runs {
-        // The newest report per checkpoint kind.
-        let mut by_model: BTreeMap<String, (&str, &EvalReport)> = BTreeMap::new();
-        for (dir_name, r) in reports {
-            if r.evals
-                .iter()
-                .any(|e| e.attack.starts_with("autoattack") || e.attack.starts_with("square"))
-            {
-                by_model.insert(r.model.clone(), (dir_name, r));
-            }
-        }
-        for (model, (dir_name, r)) in by_model {
-            let label = if model.is_empty() || model == "live" || model == "last" {
-                s.name.clone()
-            } else {
-                format!("{} ({model})", s.name)
-            };
-            out.push(RobustRow {
-                run_id: s.id.clone(),
-                label,
-                aa_overall: cell(r, "autoattack", false),
-                aa_worst: cell(r, "autoattack", true),
-                square_overall: cell(r, "square", false),
-                square_worst: cell(r, "square", true),
-                checkpoint: report_provenance(s, dir_name, r).to_string(),
-            });
-        }
-    }
-    out
-}
-
-/// Tables 3/4: column labels and, per corruption, the minimum class accuracy of each column;
-/// a first `checkpoint` row names each column's checkpoint (only when there are rows, so an
-/// empty table stays empty).
-pub fn corruption_table(
-    runs: &[(RunSummary, Vec<(String, EvalReport)>)],
-) -> (Vec<String>, Vec<(String, Vec<String>)>) {
-    let mut cols: Vec<(String, &EvalReport)> = Vec::new();
-    let mut checkpoints: Vec<String> = Vec::new();
-    for (s, reports) in runs {
-        if let Some((dir_name, r)) = reports
-            .iter()
-            .rev()
-            .find(|(_, r)| !r.corruption_summary.is_empty())
-        {
-            cols.push((s.name.clone(), r));
-            checkpoints.push(report_provenance(s, dir_name, r).to_string());
-        }
-    }
-    let mut names: Vec<String> = Vec::new();
-    for (_, r) in &cols {
-        for c in &r.corruption_summary {
-            if !names.contains(&c.corruption) {
-                names.push(c.corruption.clone());
-            }
-        }
-    }
-    let mut rows: Vec<(String, Vec<String>)> = names
-        .into_iter()
-        .map(|n| {
-            let vals = cols
-                .iter()
-                .map(|(_, r)| {
-                    r.corruption_summary
-                        .iter()
-                        .find(|c| c.corruption == n)
-                        .map(|c| format!("{:.2}", c.worst))
-                        .unwrap_or_else(|| "–".into())
-                })
-                .collect();
-            (n, vals)
-        })
-        .collect();
-    if !rows.is_empty() {
-        rows.insert(0, ("checkpoint".into(), checkpoints));
-    }
-    (cols.into_iter().map(|(n, _)| n).collect(), rows)
 }
 
 #[cfg(test)]
@@ -351,7 +212,7 @@ mod tests {
             epochs_total: 5,
             clean: Some(h(0.8, "clean")),
             robust: Some(h(robust, if done == 5 { "pgd-20" } else { "pgd-10" })),
-            ..RunSummary::empty(&RunDir::new("runs/x"))
+            ..RunSummary::empty(&fairtat_core::runs::RunDir::new("runs/x"))
         }
     }
 

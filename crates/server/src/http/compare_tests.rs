@@ -89,7 +89,12 @@ fn write_run(
             file: "checkpoints/best-worst-robust.safetensors".into(),
         })
         .unwrap();
-        write_best_eval(&dir, acc.1);
+        write_eval(
+            &dir,
+            ("standard", "best-worst-robust", 0),
+            "autoattack",
+            acc.1,
+        );
     }
     w.append(&epoch(1, acc.0, acc.1)).unwrap();
     w.append(&RunEvent::Finished {
@@ -100,26 +105,32 @@ fn write_run(
     .unwrap();
 }
 
-/// `fairtat eval` of the `best-worst-robust` checkpoint (epoch 0) with AutoAttack.
-fn write_best_eval(dir: &RunDir, robust: [i64; 2]) {
+/// `fairtat eval --suite <suite>` of checkpoint `model` (saved at `epoch`) with one attack,
+/// written where a dashboard evaluation job writes it (`evals/<suite>-<model>/`).
+fn write_eval(
+    dir: &RunDir,
+    (suite, model, epoch): (&str, &str, usize),
+    attack: &str,
+    robust: [i64; 2],
+) {
     let report = EvalReport {
-        checkpoint: "checkpoints/best-worst-robust.safetensors".into(),
+        checkpoint: format!("checkpoints/{model}.safetensors"),
         arch: "smallcnn".into(),
         dataset: "cifar10".into(),
-        epoch: 0,
-        model: "best-worst-robust".into(),
-        suite: Some("standard".into()),
+        epoch,
+        model: model.into(),
+        suite: Some(suite.into()),
         eps: 8.0 / 255.0,
         seed: 0,
         images: 20,
         class_names: vec!["cat".into(), "dog".into()],
-        evals: vec![eval("test", "autoattack", "best-worst-robust", robust)],
+        evals: vec![eval("test", attack, model, robust)],
         autoattack: vec![],
         corruptions: vec![],
         corruption_summary: vec![],
         seconds: 1.0,
     };
-    let out = dir.root().join("evals/standard-best-worst-robust");
+    let out = dir.root().join(format!("evals/{suite}-{model}"));
     eval_report::write(&out, &report).unwrap();
 }
 

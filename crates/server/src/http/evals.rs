@@ -15,6 +15,7 @@ use super::views::pct;
 use super::{run_dir, RunPath};
 use crate::error::ApiError;
 use crate::evals::{eval_statuses, EvalStatus};
+use crate::jobs::Priority;
 use crate::state::AppState;
 use crate::supervisor;
 use fairtat_core::runs::eval_key::{EvalKey, EvalSuite};
@@ -36,6 +37,22 @@ pub struct EvalRequest {
     pub suite: String,
     #[serde(default = "default_model")]
     pub model: String,
+    /// `urgent` (default: before queued training runs) or `normal` (at the end of the queue).
+    #[serde(default)]
+    pub priority: Option<String>,
+}
+
+/// The queue priority a request asks for; evaluations are urgent unless it says `normal`.
+fn priority_of(p: Option<&str>) -> Result<Priority, ApiError> {
+    match p.filter(|s| !s.is_empty()) {
+        None => Ok(Priority::Urgent),
+        Some(s) => Priority::parse(s).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "priority {s:?} is not known; allowed: {}",
+                Priority::NAMES.join(", ")
+            ))
+        }),
+    }
 }
 
 fn default_model() -> String {
@@ -88,13 +105,21 @@ async fn evaluate_form(
             EvalSuite::NAMES.join(", ")
         )));
     }
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let priority = priority_of(field("priority"))?;
     let (mut queued, mut refused) = (Vec::new(), Vec::new());
     for suite in suites {
         let r = EvalRequest {
             suite: suite.clone(),
             model: model.clone(),
+            priority: None,
         };
-        match key_of(&r).and_then(|k| Ok(supervisor::enqueue_eval(&st, &id, k)?)) {
+        match key_of(&r).and_then(|k| Ok(supervisor::enqueue_eval(&st, &id, k, priority)?)) {
             Ok(()) => queued.push(suite.clone()),
             Err(e) => refused.push(e),
         }
@@ -117,7 +142,8 @@ async fn evaluate_api(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     run_dir(&st, &id)?;
     let key = key_of(&r)?;
-    supervisor::enqueue_eval(&st, &id, key)?;
+    let priority = priority_of(r.priority.as_deref())?;
+    supervisor::enqueue_eval(&st, &id, key, priority)?;
     let body = serde_json::json!({
         "run_id": id,
         "suite": key.suite.as_str(),
@@ -194,6 +220,8 @@ struct EvalFile {
 struct EvalsFragment {
     id: String,
     active: bool,
+    /// Whether the form may start an evaluation now (not while the run trains).
+    evaluate: bool,
     suites: Vec<&'static str>,
     models: Vec<&'static str>,
     evals: Vec<EvalView>,
@@ -276,12 +304,18 @@ fn describe(r: &EvalReport) -> String {
 
 /// The run page's evaluation section.
 fn fragment_html(st: &AppState, id: &RunId) -> String {
-    fragment_with(st, id, &list_files(&st.run_dir(id))).0
+    let evaluate = super::controls::for_run(st, id).evaluate;
+    fragment_with(st, id, &list_files(&st.run_dir(id)), evaluate).0
 }
 
 /// The evaluation section with the run's downloadable `files` already listed, and whether an
-/// evaluation is queued or running.
-pub fn fragment_with(st: &AppState, id: &RunId, files: &[FileEntry]) -> (String, bool) {
+/// evaluation is queued or running. `evaluate`: the run's controls offer Evaluate now.
+pub fn fragment_with(
+    st: &AppState,
+    id: &RunId,
+    files: &[FileEntry],
+    evaluate: bool,
+) -> (String, bool) {
     let statuses = eval_statuses(st, id);
     // What the run's first waiting job waits for (a queued evaluation shows it).
     let waiting = st.jobs().lock().wait_reason(id).unwrap_or_default();
@@ -291,6 +325,7 @@ pub fn fragment_with(st: &AppState, id: &RunId, files: &[FileEntry]) -> (String,
     let html = EvalsFragment {
         id: id.to_string(),
         active,
+        evaluate,
         suites: EvalSuite::NAMES.to_vec(),
         models: CheckpointKind::ALL
             .into_iter()

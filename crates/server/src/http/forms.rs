@@ -10,105 +10,66 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::api::{create_grid, create_run, preset_names, read_preset};
+use super::form_grid::{
+    grid_presets, grid_table, is_grid, launch_grid, tags_as_list, GridConfirm, GridParams,
+};
 use super::pages::{options, Opt};
 use super::views::HtmlTemplate;
+use crate::admission;
 use crate::error::ApiError;
 use crate::state::AppState;
 use fairtat_core::config::fields::{flatten, table_from_pairs, FieldKind, FIELDS, GROUPS};
-use fairtat_core::config::form_check::{all_errors, methods_using};
+use fairtat_core::config::form_check::{check_all, methods_using};
 use fairtat_core::config::form_resolve::as_cli;
-use fairtat_core::config::{self, RawConfig};
+use fairtat_core::config::{self, RawConfig, RunSpec};
+use fairtat_core::runs::meta::check_name;
 use fairtat_core::runs::{new_run_id, RunId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/runs/new", get(new_form).post(submit))
-        .route("/grids/new", post(launch_grid))
+        .route("/grids/new", post(grid_form))
 }
 
-fn is_grid(st: &AppState, name: &str) -> bool {
-    read_preset(st, name)
-        .map(|t| t.lines().any(|l| l.trim() == "[grid]"))
-        .unwrap_or(false)
-}
-
-/// Presets the form can load (single runs).
-fn single_presets(st: &AppState) -> Vec<String> {
-    preset_names(st)
-        .into_iter()
-        .filter(|n| !is_grid(st, n))
-        .collect()
-}
-
-/// Grid presets (a `[grid]` table), launched as a whole.
-fn grid_presets(st: &AppState) -> Vec<String> {
-    preset_names(st)
-        .into_iter()
-        .filter(|n| is_grid(st, n))
-        .collect()
-}
-
-#[derive(Deserialize)]
-struct GridParams {
-    preset: String,
-    /// `yes` once the user has seen how many runs the grid queues.
-    #[serde(default)]
-    confirm: String,
-}
-
-#[derive(Template)]
-#[template(path = "grid_confirm.html")]
-struct GridConfirm {
-    preset: String,
-    runs: usize,
-    names: Vec<String>,
-    more: usize,
-}
-
-/// Names listed on the confirmation page (the rest are counted).
-const CONFIRM_NAMES: usize = 40;
-
-/// `POST /grids/new` (`preset=<grid preset>`): first a page naming how many runs the grid
-/// queues, then (`confirm=yes`) create and queue every one of them.
-async fn launch_grid(
+/// `POST /grids/new`: [`launch_grid`], its client errors on the form's error page.
+async fn grid_form(
     State(st): State<AppState>,
     Form(p): Form<GridParams>,
 ) -> Result<Response, ApiError> {
-    let gid = new_run_id("grid");
-    let result = async {
-        if p.preset.is_empty() {
-            return Err(ApiError::Invalid(config::ConfigError::invalid(
-                "preset",
-                format!(
-                    "choose a grid preset; allowed: {}",
-                    grid_presets(&st).join(", ")
-                ),
-            )));
-        }
-        let text = read_preset(&st, &p.preset)?;
-        let loader = config::grid::presets_in(&st.configs_dir());
-        let specs = config::grid::expand_with(&text, &[], &gid, &loader)?.ok_or_else(|| {
-            ApiError::BadRequest(format!("preset {:?} has no [grid] table", p.preset))
-        })?;
-        if p.confirm != "yes" {
-            let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-            return Ok(Err(GridConfirm {
-                preset: p.preset.clone(),
-                runs: names.len(),
-                more: names.len().saturating_sub(CONFIRM_NAMES),
-                names: names.into_iter().take(CONFIRM_NAMES).collect(),
-            }));
-        }
-        create_grid(&st, specs).await.map(Ok)
-    };
-    match result.await {
-        Ok(Ok(_)) => Ok(Redirect::to(&format!("/compare?grid={gid}")).into_response()),
-        Ok(Err(confirm)) => Ok(HtmlTemplate(confirm).into_response()),
-        Err(err) if err.status().is_client_error() => {
-            Ok(error_page(&st, &[], &[err], &NewParams::default()))
-        }
-        Err(err) => Err(err),
+    match launch_grid(&st, p).await? {
+        Ok(page) => Ok(page),
+        Err(err) => Ok(error_page(&st, &[], &[err], &NewParams::default())),
     }
+}
+
+/// A group of the preset picker: the top-level presets, then one group per sub-directory
+/// (`table1/`: a preset per row of the paper's Table 1).
+pub struct PresetGroup {
+    pub label: String,
+    pub options: Vec<Opt>,
+}
+
+/// Presets the form can load (single runs), grouped by directory.
+fn preset_groups(st: &AppState, current: Option<&str>) -> Vec<PresetGroup> {
+    let mut groups: Vec<PresetGroup> = Vec::new();
+    for name in preset_names(st).into_iter().filter(|n| !is_grid(st, n)) {
+        let label = name
+            .rsplit_once('/')
+            .map_or("presets", |(dir, _)| dir)
+            .to_string();
+        let opt = Opt {
+            selected: current == Some(name.as_str()),
+            value: name,
+        };
+        match groups.iter_mut().find(|g| g.label == label) {
+            Some(g) => g.options.push(opt),
+            None => groups.push(PresetGroup {
+                label,
+                options: vec![opt],
+            }),
+        }
+    }
+    groups
 }
 
 pub struct FieldView {
@@ -130,7 +91,7 @@ pub struct GroupView {
 #[derive(Template)]
 #[template(path = "new_run.html")]
 struct NewRunPage {
-    presets: Vec<Opt>,
+    presets: Vec<PresetGroup>,
     grids: Vec<String>,
     source: String,
     /// The preset or the cloned run the values came from, kept through a failed submit: the
@@ -146,6 +107,20 @@ struct NewRunPage {
 pub struct NewParams {
     preset: Option<String>,
     clone: Option<String>,
+}
+
+/// A cloned run's values without its grid membership: a variant of a grid's run is not one of
+/// that grid's seeds (its `grid:` tag would put it in the grid's mean).
+fn without_grid_tag(values: &mut [(String, String)]) {
+    for (k, v) in values.iter_mut().filter(|(k, _)| k == "tags") {
+        let kept: Vec<&str> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.starts_with("grid:"))
+            .collect();
+        *v = kept.join(", ");
+        let _ = k;
+    }
 }
 
 /// The form's groups with `values` filled in and each error next to the field it names.
@@ -198,33 +173,6 @@ fn groups(values: &[(String, String)], errors: &[ApiError]) -> Vec<GroupView> {
         .collect()
 }
 
-/// The form's grid fields: `grid_methods` and `grid_seeds`, comma-separated lists that become
-/// `"method.name"` and `seed` axes of a `[grid]` table (empty fields add nothing).
-fn grid_table(pairs: &[(String, String)]) -> toml::Table {
-    let mut t = toml::Table::new();
-    for (field, key) in [("grid_methods", "method.name"), ("grid_seeds", "seed")] {
-        let values: Vec<toml::Value> = pairs
-            .iter()
-            .filter(|(k, _)| k == field)
-            .flat_map(|(_, v)| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .map(|v| match v.parse::<i64>() {
-                Ok(n) if key == "seed" => toml::Value::Integer(n),
-                _ => toml::Value::String(v),
-            })
-            .collect();
-        if !values.is_empty() {
-            t.insert(key.into(), toml::Value::Array(values));
-        }
-    }
-    t
-}
-
 /// Where the form's values come from (a cloned run or a preset; empty for the defaults) and its
 /// config text.
 fn source_text(st: &AppState, p: &NewParams) -> Result<(String, String), ApiError> {
@@ -249,7 +197,11 @@ fn initial(st: &AppState, p: &NewParams) -> Result<(String, Vec<(String, String)
     let (source, text) = source_text(st, p)?;
     let spec = config::from_toml_str(&text, &[])?;
     let table: toml::Table = spec.to_toml().parse().map_err(ApiError::internal)?;
-    Ok((source, flatten(&table)))
+    let mut values = flatten(&table);
+    if p.clone.as_deref().is_some_and(|c| !c.is_empty()) {
+        without_grid_tag(&mut values);
+    }
+    Ok((source, values))
 }
 
 async fn new_form(
@@ -258,7 +210,7 @@ async fn new_form(
 ) -> Result<Response, ApiError> {
     let (source, values) = initial(&st, &p)?;
     Ok(HtmlTemplate(NewRunPage {
-        presets: options(single_presets(&st), p.preset.as_deref()),
+        presets: preset_groups(&st, p.preset.as_deref()),
         grids: grid_presets(&st),
         source,
         preset: p.preset.clone().unwrap_or_default(),
@@ -271,22 +223,24 @@ async fn new_form(
 
 async fn submit(
     State(st): State<AppState>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    Form(posted): Form<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let hidden = |name: &str| {
-        pairs
+    let field = |name: &str| {
+        posted
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
     // The form's source: as the command line reads it, what it sets and what the user changed.
     let params = NewParams {
-        preset: hidden("_preset"),
-        clone: hidden("_clone"),
+        preset: field("_preset"),
+        clone: field("_clone"),
     };
-    let pairs: Vec<(String, String)> = pairs
-        .into_iter()
+    let confirmed = field("_confirm").as_deref() == Some("yes");
+    let pairs: Vec<(String, String)> = posted
+        .iter()
         .filter(|(k, _)| k != "token" && !k.starts_with('_'))
+        .cloned()
         .collect();
     let (grid, pairs): (Vec<_>, Vec<_>) =
         pairs.into_iter().partition(|(k, _)| k.starts_with("grid_"));
@@ -294,51 +248,96 @@ async fn submit(
     let one_method = !grid
         .iter()
         .any(|(k, v)| k == "grid_methods" && !v.trim().is_empty());
-    let kept = source_text(&st, &params)
-        .and_then(|(_, text)| as_cli(&pairs, &text, one_method).map_err(ApiError::Invalid));
-    let kept = match kept {
-        Ok(kept) => kept,
-        Err(err) => return Ok(error_page(&st, &pairs, &[err], &params)),
-    };
-    let mut table = table_from_pairs(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let errors: Vec<ApiError> = all_errors(&table)
-        .into_iter()
-        .map(ApiError::Invalid)
-        .collect();
+    let (table, errors) = checked_table(&st, &pairs, &params, one_method);
     if !errors.is_empty() {
         return Ok(error_page(&st, &pairs, &errors, &params));
     }
-    let grid = grid_table(&grid);
     let gid = new_run_id("grid");
-    let result = if grid.is_empty() {
-        RawConfig::from_table(table)
-            .and_then(|r| r.validate())
-            .map(|s| vec![s])
-    } else {
-        table.insert("grid".into(), toml::Value::Table(grid));
-        config::grid::expand_table(table, &gid).map(Option::unwrap_or_default)
+    let specs = match expand(table, grid_table(&grid), &gid) {
+        Ok(specs) => specs,
+        Err(err) => return Ok(error_page(&st, &pairs, &[err], &params)),
     };
-    let created = match result {
-        Ok(specs) if specs.len() == 1 => {
-            create_run(&st, specs.into_iter().next().expect("one spec"))
-                .await
-                .map(|s| format!("/runs/{}", s.id))
-        }
-        Ok(specs) => create_grid(&st, specs)
+    if specs.len() > 1 && !confirmed {
+        let preset = params.preset.as_deref().unwrap_or_default();
+        let page = GridConfirm::of_form(&specs, &posted, preset);
+        return Ok(HtmlTemplate(page).into_response());
+    }
+    let created = if specs.len() == 1 {
+        let spec = specs.into_iter().next().expect("one spec");
+        create_run(&st, spec)
             .await
-            .map(|_| format!("/compare?grid={gid}")),
-        Err(err) => Err(ApiError::Invalid(err)),
+            .map(|s| format!("/runs/{}", s.id))
+    } else {
+        create_grid(&st, specs)
+            .await
+            .map(|_| format!("/compare?grid={gid}"))
     };
     match created {
         Ok(to) => Ok(Redirect::to(&to).into_response()),
-        // The API's message (config, data files, device, queue cap), shown next to its field.
+        // The API's message (device, queue cap), shown next to its field.
         Err(err) if err.status().is_client_error() => Ok(error_page(&st, &pairs, &[err], &params)),
         Err(err) => Err(err),
     }
 }
 
+/// The form's config table as the command line reads it, with every error in one round: the
+/// config's own (one per field), an empty name, and what a queued run must pass beyond the
+/// config (the dashboard's learning-rate rule, the data files), read from the config with the
+/// offending fields set aside.
+fn checked_table(
+    st: &AppState,
+    pairs: &[(String, String)],
+    params: &NewParams,
+    one_method: bool,
+) -> (toml::Table, Vec<ApiError>) {
+    let kept = source_text(st, params)
+        .and_then(|(_, text)| as_cli(pairs, &text, one_method).map_err(ApiError::Invalid));
+    let kept = match kept {
+        Ok(kept) => kept,
+        Err(err) => return (toml::Table::new(), vec![err]),
+    };
+    let table = table_from_pairs(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let (config_errors, spec) = check_all(&table);
+    let value_of = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim());
+    let mut errors: Vec<ApiError> = config_errors
+        .into_iter()
+        .map(|e| match (e.key(), value_of("train.lr")) {
+            // The dashboard's range for the learning rate, in the dashboard's words.
+            (Some("train.lr"), Some(v)) if e.to_string().contains("out of range") => {
+                admission::lr_error(v)
+            }
+            _ => e,
+        })
+        .map(ApiError::Invalid)
+        .collect();
+    if let Some(Err(e)) = value_of("name").map(check_name) {
+        errors.insert(0, ApiError::Invalid(e));
+    }
+    let has = |errors: &[ApiError], key: &str| errors.iter().any(|e| e.field() == Some(key));
+    if let Some(spec) = spec {
+        if !has(&errors, "train.lr") {
+            errors.extend(admission::check_lr(&spec).err());
+        }
+        // Under a scheduler the data lives on the nodes, which this server may not see.
+        if st.scheduler().is_none() && !has(&errors, "data.dir") && !has(&errors, "data.dataset") {
+            errors.extend(admission::check_data(&spec).err());
+        }
+    }
+    (table, errors)
+}
+
+/// The runs of the form: one, or with grid axes one per combination (typed tags kept).
+fn expand(mut table: toml::Table, grid: toml::Table, gid: &str) -> Result<Vec<RunSpec>, ApiError> {
+    if grid.is_empty() {
+        return Ok(vec![RawConfig::from_table(table)?.validate()?]);
+    }
+    tags_as_list(&mut table)?;
+    table.insert("grid".into(), toml::Value::Table(grid));
+    Ok(config::grid::expand_table(table, gid)?.unwrap_or_default())
+}
+
 /// The form again, values kept, with every error above it and next to the field it names.
-fn error_page(
+pub fn error_page(
     st: &AppState,
     pairs: &[(String, String)],
     errors: &[ApiError],
@@ -350,7 +349,7 @@ fn error_page(
         ApiError::status,
     );
     let page = NewRunPage {
-        presets: options(single_presets(st), Some(preset)),
+        presets: preset_groups(st, Some(preset)),
         grids: grid_presets(st),
         source: if preset.is_empty() {
             String::new()

@@ -5,22 +5,33 @@
 
 pub mod api;
 mod archive;
+pub mod chart_more;
 pub mod chart_views;
 pub mod charts;
 pub mod compare;
+mod compare_charts;
 mod compare_classes;
+mod compare_delta;
+mod compare_evals;
 mod compare_export;
+mod compare_query;
 mod compare_rho;
 pub mod compare_tables;
 #[cfg(test)]
 mod compare_tests;
+mod compare_tidy;
+pub mod controls;
 pub mod evals;
 pub mod files;
+mod form_grid;
 pub mod forms;
+pub mod manage;
 pub mod pages;
 pub mod rejections;
+pub mod run_cols;
 pub mod run_live;
 pub mod sse;
+mod strict_json;
 pub mod tables;
 pub mod views;
 
@@ -33,9 +44,11 @@ use axum::routing::get;
 use axum::Router;
 use serde::de::DeserializeOwned;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 mod auth;
+pub mod streams;
 use super::error::ApiError;
 use super::guard::{self, BODY_LIMIT};
 use super::state::AppState;
@@ -53,12 +66,17 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .merge(run_live::router())
         .merge(forms::router())
+        .merge(manage::router())
         .merge(compare::router())
         .merge(evals::router())
         .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", axum::routing::post(auth::logout))
         .route("/static/app.js", get(app_js))
+        .route("/static/run.js", get(run_js))
+        .route("/static/compare.js", get(compare_js))
         .route("/static/style.css", get(style_css))
         .fallback(|| async { ApiError::NotFound("page".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), streams::cap))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -69,16 +87,34 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // A body promised but trickled or never sent: 408 instead of a task held for ever.
+        .layer(RequestBodyTimeoutLayer::new(
+            state.guard().limits.body_timeout,
+        ))
         .layer(middleware::from_fn(rejections::json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 // Embedded, so the binary serves its assets from any working directory (no CDN, no files).
+async fn compare_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/compare.js"),
+    )
+}
+
 async fn app_js() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         include_str!("../../static/app.js"),
+    )
+}
+
+async fn run_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/run.js"),
     )
 }
 

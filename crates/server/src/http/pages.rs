@@ -11,6 +11,7 @@ use axum::Router;
 use super::api::ListParams;
 use super::charts::CHARTS;
 use super::files::list_files;
+use super::run_cols;
 use super::tables::{tables_html, TablesParams};
 use super::views::{HtmlTemplate, RunRow};
 use super::{indexed_run, run_dir, RunPath};
@@ -60,6 +61,10 @@ pub struct Header {
 struct RunsPage {
     filters: Vec<Filter>,
     tag: String,
+    /// The hyper-parameter columns (`?cols=`), as typed back into the picker, and their keys.
+    cols: String,
+    col_keys: Vec<&'static str>,
+    all_keys: Vec<&'static str>,
     sort: String,
     order: String,
     headers: Vec<Header>,
@@ -80,16 +85,30 @@ const COLUMNS: [(&str, &str); 10] = [
     ("name", "name"),
 ];
 
+/// The list's rows with their hyper-parameter columns (`?cols=`).
+async fn rows_of(
+    st: &AppState,
+    p: &ListParams,
+) -> Result<(Vec<RunRow>, Vec<&'static str>), ApiError> {
+    let cols = run_cols::parse_cols(p.cols.as_deref())?;
+    let summaries = st.index().list(&p.query())?;
+    let extra = run_cols::values(st, &summaries, &cols).await?;
+    let rows = summaries
+        .iter()
+        .zip(extra)
+        .map(|(s, extra)| RunRow {
+            extra,
+            ..RunRow::of(s)
+        })
+        .collect();
+    Ok((rows, cols))
+}
+
 async fn runs_page(
     State(st): State<AppState>,
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let rows: Vec<RunRow> = st
-        .index()
-        .list(&p.query())?
-        .iter()
-        .map(RunRow::of)
-        .collect();
+    let (rows, col_keys) = rows_of(&st, &p).await?;
     let sort = p
         .sort
         .clone()
@@ -108,7 +127,7 @@ async fn runs_page(
         keep("method", &p.method),
         keep("dataset", &p.dataset),
         keep("tag", &p.tag)
-    );
+    ) + &keep("cols", &p.cols);
     let headers = COLUMNS[..9]
         .iter()
         .map(|(label, key)| {
@@ -139,6 +158,12 @@ async fn runs_page(
     Ok(HtmlTemplate(RunsPage {
         filters,
         tag: p.tag.clone().unwrap_or_default(),
+        cols: col_keys.join(", "),
+        col_keys,
+        all_keys: fairtat_core::config::fields::FIELDS
+            .iter()
+            .map(|f| f.key)
+            .collect(),
         sort,
         order: if desc { "desc".into() } else { "asc".into() },
         headers,
@@ -158,12 +183,7 @@ async fn run_rows(
     State(st): State<AppState>,
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let rows = st
-        .index()
-        .list(&p.query())?
-        .iter()
-        .map(RunRow::of)
-        .collect();
+    let (rows, _) = rows_of(&st, &p).await?;
     Ok(HtmlTemplate(RunRows { rows }))
 }
 
@@ -202,6 +222,11 @@ struct RunPage {
     after: String,
     /// Whether per-class charts need the class selector (more than ten classes).
     many_classes: bool,
+    /// The current epoch's progress as JSON (`store::step`), drawn by `run.js`; empty before
+    /// the first batch.
+    step: String,
+    /// Rename, tags, notes and delete (`manage`).
+    manage: String,
 }
 
 use super::run_live::{files_html, head_html, note_checkpoints, LOG_LINES};
@@ -211,7 +236,9 @@ async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Re
     let (dir, summary) = indexed_run(&st, &id)?;
     let st2 = st.clone();
     let id2 = id.clone();
+    let summary2 = summary.clone();
     let (files, config, log_tail, page) = tokio::task::spawn_blocking(move || {
+        let controls = super::controls::for_summary(&st2, &summary2);
         let entry = st2.store().run(&dir);
         let detail = entry.detail(None, &st2.store().stats);
         let f = entry.fold();
@@ -219,11 +246,21 @@ async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Re
         let mut files = list_files(&dir);
         let page = PageData {
             tables: tables_html(&f, detail.as_deref()),
-            state_charts: super::charts::state_charts(&f),
+            state_charts: super::chart_more::present(&f)
+                .into_iter()
+                .chain(super::charts::state_charts(&f))
+                .collect(),
             versions,
             after: f.last_seq().map(|s| s.to_string()).unwrap_or_default(),
             many_classes: f.metrics().class_names.len() > 10,
-            evals: super::evals::fragment_with(&st2, &id2, &files).0,
+            step: f
+                .step()
+                .seen()
+                .then(|| serde_json::to_string(f.step()).unwrap_or_default())
+                .unwrap_or_default(),
+            evals: super::evals::fragment_with(&st2, &id2, &files, controls.evaluate).0,
+            controls,
+            meta: fairtat_core::runs::meta::RunMeta::read(&dir),
         };
         note_checkpoints(&mut files, &f);
         drop(f);
@@ -238,7 +275,7 @@ async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Re
     .map_err(ApiError::internal)?;
     let version = |c: &str| page.versions.get(c).copied().unwrap_or(0);
     Ok(HtmlTemplate(RunPage {
-        head: head_html(&st, &summary),
+        head: head_html(&st, &summary, page.controls),
         last_epoch: summary.epochs_done.saturating_sub(1),
         row: RunRow::of(&summary),
         charts: CHARTS
@@ -261,6 +298,14 @@ async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Re
         log_tail,
         after: page.after,
         many_classes: page.many_classes,
+        step: page.step,
+        manage: super::manage::panel_html(
+            id.as_str(),
+            &summary.name,
+            &summary.tags,
+            summary.status,
+            &page.meta,
+        ),
     })
     .into_response())
 }
@@ -268,11 +313,17 @@ async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Re
 /// What the run page takes from the metrics store.
 struct PageData {
     tables: String,
+    /// The charts a run has only when it recorded their series (averaged models, validation,
+    /// method state), after the fixed ones.
     state_charts: Vec<String>,
     versions: std::collections::BTreeMap<String, u64>,
     after: String,
     many_classes: bool,
     evals: String,
+    controls: super::controls::Controls,
+    step: String,
+    /// The user's edits (`meta.json`) for the Manage block.
+    meta: fairtat_core::runs::meta::RunMeta,
 }
 
 async fn tables_fragment(

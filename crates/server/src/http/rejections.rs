@@ -12,6 +12,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+/// How tower-http's body timeout error reads inside axum's rejection text.
+const BODY_TIMEOUT_TEXT: &str = "data was not received within the designated timeout";
+
 /// Error bodies this layer reads are short; a longer one is cut.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 
@@ -56,7 +59,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         .await
         .unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes).trim().to_string();
-    let (message, field) = if is_json {
+    let (mut message, field) = if is_json {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         (
             v["error"].as_str().unwrap_or(&text).to_string(),
@@ -64,6 +67,14 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         )
     } else {
         (describe(status, &method, &text, allow.as_ref()), None)
+    };
+    // The body timeout (`RequestBodyTimeoutLayer`) surfaces as a failed body read inside an
+    // extractor: it is the client's slowness, so 408, said plainly.
+    let status = if message.contains(BODY_TIMEOUT_TEXT) {
+        message = "the request body did not arrive in time (--body-timeout)".into();
+        StatusCode::REQUEST_TIMEOUT
+    } else {
+        status
     };
     let mut out = if wants_html {
         let field_line = field

@@ -1,8 +1,8 @@
 //! The run page's live parts: the header (status, epochs, ETA, what a queued run waits for,
 //! the actions its state allows), the downloads (each checkpoint with the epoch it holds and
 //! the rule that chose it), the evaluations and the log tail. `GET /runs/{id}/live` renders
-//! them all as one JSON object of HTML fragments; `app.js` fetches it on the run's SSE events,
-//! so the page never reloads itself.
+//! them all as one JSON object of HTML fragments (and the run's [`Controls`] as data); `app.js`
+//! fetches it on the run's SSE events, so the page never reloads itself.
 
 use askama::Template;
 use axum::extract::State;
@@ -10,11 +10,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use super::controls::{self, Controls};
 use super::files::{list_files, FileEntry};
 use super::views::{pct, RunRow};
 use super::{indexed_run, RunPath};
 use crate::error::ApiError;
-use crate::scan;
 use crate::state::AppState;
 use crate::store::RunFold;
 use fairtat_core::runs::summary::RunSummary;
@@ -31,19 +31,16 @@ pub const LOG_LINES: usize = 60;
 #[template(path = "partials/run_head.html")]
 struct Head {
     row: RunRow,
-    cancellable: bool,
-    resumable: bool,
+    controls: Controls,
     waiting: String,
     scheduler: String,
 }
 
-/// The header of the run page for `summary` as the executor sees it now.
-pub fn head_html(st: &AppState, summary: &RunSummary) -> String {
+/// The header of the run page for `summary` as the executor sees it now, with the buttons of
+/// `controls` (from [`controls::for_summary`]).
+pub fn head_html(st: &AppState, summary: &RunSummary, controls: Controls) -> String {
     let run = summary.id.parse::<RunId>().ok();
-    let (active, waiting) = run.as_ref().map_or((false, None), |r| {
-        let q = st.jobs().lock();
-        (q.training(r), q.wait_reason(r))
-    });
+    let waiting = run.as_ref().and_then(|r| st.jobs().lock().wait_reason(r));
     let scheduler = run
         .as_ref()
         .and_then(|r| st.scheduler()?.view(r))
@@ -54,8 +51,7 @@ pub fn head_html(st: &AppState, summary: &RunSummary) -> String {
         .unwrap_or_default();
     Head {
         row: RunRow::of(summary),
-        cancellable: active,
-        resumable: !active && scan::can_resume(&st.summary_dir(summary), summary),
+        controls,
         waiting,
         scheduler,
     }
@@ -110,6 +106,8 @@ struct Live {
     status: String,
     epochs_done: usize,
     head: String,
+    /// The buttons `head` shows, as data (tests, and the page's "ask again while ending").
+    controls: Controls,
     files: String,
     evals: String,
     /// Whether an evaluation is queued or running (the page keeps polling while one is).
@@ -122,12 +120,15 @@ async fn live(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Json<L
     let st2 = st.clone();
     let out = tokio::task::spawn_blocking(move || {
         let mut files = list_files(&dir);
-        let (evals, evals_active) = super::evals::fragment_with(&st2, &id, &files);
+        let controls = controls::for_summary(&st2, &summary);
+        let (evals, evals_active) =
+            super::evals::fragment_with(&st2, &id, &files, controls.evaluate);
         note_checkpoints(&mut files, &st2.store().run(&dir).fold());
         Live {
             status: summary.status.as_str().to_string(),
             epochs_done: summary.epochs_done,
-            head: head_html(&st2, &summary),
+            head: head_html(&st2, &summary, controls),
+            controls,
             files: files_html(&id, &files),
             evals_active,
             evals,

@@ -6,7 +6,8 @@
 //! and a reconnect loses nothing. The snapshot comes from the metrics store: it knows where each
 //! line starts, so only the lines asked for are read, as raw JSON in bounded chunks, and never
 //! parsed again. A lagging receiver gets a `resync` event and the missed lines the same way. Named events:
-//! `status` (summary JSON, no id), `resync`, `end` (the run is over; the client closes).
+//! `status` (summary JSON, no id), `resync`, `end` (the run is over and its job has left the
+//! queue; the client closes).
 //! `GET /api/events` streams every run's summary changes for the runs list.
 //! Every stream ends when the shutdown token fires, so graceful shutdown does not hang.
 
@@ -136,8 +137,10 @@ async fn events(
                         if last.is_none_or(|l| line.seq > l) {
                             last = Some(line.seq);
                             yield Ok(line_event(&line));
+                            // The stream ends once the job left the queue too (the status
+                            // published then), so the page's last refresh shows Resume.
                             if matches!(line.event, RunEvent::Finished { .. }) {
-                                done = true;
+                                done = !st.is_active(&id);
                             }
                         }
                     }

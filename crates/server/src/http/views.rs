@@ -84,6 +84,8 @@ pub struct RunRow {
     /// Which checkpoint the test figures come from: the live model at the latest evaluated
     /// epoch, i.e. `last (epoch 7)`; `–` before any evaluation.
     pub checkpoint: String,
+    /// The runs page's hyper-parameter columns (`run_cols`), in the order asked for.
+    pub extra: Vec<String>,
 }
 
 impl RunRow {
@@ -116,6 +118,7 @@ impl RunRow {
                 || "–".into(),
                 |h| Provenance::last(Some(h.epoch)).to_string(),
             ),
+            extra: Vec::new(),
         }
     }
 }

@@ -40,6 +40,37 @@ impl JobKind {
     }
 }
 
+/// Where a job enters the queue. An evaluation is short beside a training run and its result is
+/// awaited now, so by default it starts before queued training runs (which keep their order);
+/// the user may queue it as [`Priority::Normal`] instead (`priority=normal`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// Ahead of every normal job, after the urgent ones already waiting.
+    Urgent,
+    /// At the end of the queue.
+    Normal,
+}
+
+impl Priority {
+    pub const NAMES: [&'static str; 2] = ["urgent", "normal"];
+
+    /// The default of a job kind: evaluations urgent, training normal.
+    pub fn of(kind: &JobKind) -> Priority {
+        match kind {
+            JobKind::Evaluate(_) => Priority::Urgent,
+            JobKind::Train | JobKind::Resume => Priority::Normal,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Priority> {
+        match s {
+            "urgent" | "high" => Some(Priority::Urgent),
+            "normal" => Some(Priority::Normal),
+            _ => None,
+        }
+    }
+}
+
 /// A job: a run, what to do with it, and the device it asked for when it was queued.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {

@@ -1,10 +1,11 @@
-//! The executor's bookkeeping, pure and synchronous: waiting jobs in arrival order, the job each
-//! run is running, and device slots (N concurrent jobs per GPU, a configurable number on CPU).
+//! The executor's bookkeeping, pure and synchronous: waiting jobs in arrival order (urgent ones,
+//! by default evaluations, ahead of the others), the job each run is running, and device slots
+//! (N concurrent jobs per GPU, a configurable number on CPU).
 //! No I/O here: the caller does file and process work outside the lock that guards this.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use super::{Job, JobKind};
+use super::{Job, JobKind, Priority};
 use fairtat_core::runs::RunId;
 
 /// Where jobs execute.
@@ -34,7 +35,9 @@ pub struct Running {
 
 #[derive(Debug)]
 pub struct Queue {
+    /// Urgent jobs first (the first `urgent` entries, in arrival order), then the others.
     waiting: VecDeque<Job>,
+    urgent: usize,
     /// At most one job per run: a run directory has one owner at a time (its lock).
     running: HashMap<RunId, Running>,
     slots: Vec<Slot>,
@@ -63,6 +66,7 @@ impl Queue {
         });
         Queue {
             waiting: VecDeque::new(),
+            urgent: 0,
             running: HashMap::new(),
             slots,
             gpus,
@@ -106,10 +110,34 @@ impl Queue {
         }
     }
 
+    /// Queue `job` with its kind's default priority ([`Priority::of`]).
     pub fn push(&mut self, job: Job) {
-        if !self.waiting.contains(&job) {
-            self.waiting.push_back(job);
+        let p = Priority::of(&job.kind);
+        self.push_with(job, p);
+    }
+
+    /// Queue `job`: an urgent one after the urgent jobs already waiting and before every
+    /// normal one; a normal one at the end. A job already waiting is not queued twice.
+    pub fn push_with(&mut self, job: Job, priority: Priority) {
+        if self.waiting.contains(&job) {
+            return;
         }
+        match priority {
+            Priority::Urgent => {
+                self.waiting.insert(self.urgent, job);
+                self.urgent += 1;
+            }
+            Priority::Normal => self.waiting.push_back(job),
+        }
+    }
+
+    /// Remove the waiting job at `i`, keeping the urgent count.
+    fn remove_at(&mut self, i: usize) -> Option<Job> {
+        let job = self.waiting.remove(i)?;
+        if i < self.urgent {
+            self.urgent -= 1;
+        }
+        Some(job)
     }
 
     /// Take the first waiting job whose run is idle, not `blocked` (waiting for its source
@@ -120,7 +148,7 @@ impl Queue {
                 && !blocked.contains(&j.run)
                 && self.free_slot(&j.device).is_some()
         })?;
-        let job = self.waiting.remove(i)?;
+        let job = self.remove_at(i)?;
         let slot = self.free_slot(&job.device)?;
         self.slots[slot].running += 1;
         self.running.insert(
@@ -186,11 +214,16 @@ impl Queue {
 
     /// Remove waiting jobs of `run` that match `pred`; returns them.
     pub fn remove_waiting(&mut self, run: &RunId, pred: impl Fn(&JobKind) -> bool) -> Vec<Job> {
-        let (gone, kept): (Vec<Job>, Vec<Job>) = self
-            .waiting
-            .drain(..)
-            .partition(|j| &j.run == run && pred(&j.kind));
-        self.waiting = kept.into();
+        let mut gone = Vec::new();
+        let mut i = 0;
+        while i < self.waiting.len() {
+            let j = &self.waiting[i];
+            if &j.run == run && pred(&j.kind) {
+                gone.extend(self.remove_at(i));
+            } else {
+                i += 1;
+            }
+        }
         gone
     }
 
@@ -340,7 +373,7 @@ mod tests {
     fn one_pump_serves_every_kind_in_order_within_slots() {
         let mut q = Queue::new(0, 1);
         q.push(job("a", JobKind::Train, "auto"));
-        q.push(job("b", eval(), "cpu"));
+        q.push_with(job("b", eval(), "cpu"), Priority::Normal);
         let (first, slot) = q.take_next(&HashSet::new()).unwrap();
         assert_eq!(first.run.as_str(), "a");
         assert_eq!(slot.name, "cpu");
@@ -350,6 +383,48 @@ mod tests {
         );
         q.finish(&"a".parse().unwrap());
         assert_eq!(q.take_next(&HashSet::new()).unwrap().0.kind, eval());
+    }
+
+    fn order(q: &Queue) -> Vec<String> {
+        q.waiting()
+            .map(|j| format!("{}:{}", j.run, j.kind.label()))
+            .collect()
+    }
+
+    #[test]
+    fn evaluations_pass_queued_training_unless_queued_as_normal() {
+        let mut q = Queue::new(0, 1);
+        q.push(job("busy", JobKind::Train, "cpu"));
+        q.take_next(&HashSet::new()).unwrap();
+        q.push(job("t1", JobKind::Train, "cpu"));
+        q.push(job("t2", JobKind::Resume, "cpu"));
+        q.push(job("e1", eval(), "cpu"));
+        q.push_with(job("e2", eval(), "cpu"), Priority::Normal);
+        q.push(job("e3", eval(), "cpu"));
+        assert_eq!(
+            order(&q),
+            [
+                "e1:eval quick-last",
+                "e3:eval quick-last",
+                "t1:train",
+                "t2:resume",
+                "e2:eval quick-last"
+            ]
+        );
+        // A removed urgent job keeps the others' places: a new one goes after e3, before t1.
+        assert_eq!(q.remove_waiting(&"e1".parse().unwrap(), |_| true).len(), 1);
+        q.push(job("e4", eval(), "cpu"));
+        assert_eq!(
+            order(&q)[..3],
+            ["e3:eval quick-last", "e4:eval quick-last", "t1:train"]
+        );
+        q.finish(&"busy".parse().unwrap());
+        let started = q.take_next(&HashSet::new()).unwrap().0;
+        assert_eq!(started.run.as_str(), "e3", "the evaluation starts first");
+        q.push(job("e5", eval(), "cpu"));
+        assert_eq!(order(&q)[..2], ["e4:eval quick-last", "e5:eval quick-last"]);
+        assert_eq!(Priority::parse("normal"), Some(Priority::Normal));
+        assert_eq!(Priority::parse("later"), None);
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub type Snapshot = HashMap<JobId, (JobState, String)>;
 fn run(program: &'static str, args: &[String]) -> Result<String, SlurmError> {
     let mut child = Command::new(program)
         .args(args)
+        // sbatch exports its environment into the job by default: keep the token out of it.
+        .env_remove("FAIRTAT_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -31,7 +31,7 @@ pub enum Task {
 #[derive(Clone, Debug)]
 pub struct Script {
     pub task: Task,
-    /// `--job-name` (the run's name; cleaned of characters Slurm or shells mind).
+    /// `--job-name` (`fairtat-<kind>-<run id>`; cleaned of characters Slurm or shells mind).
     pub name: String,
     /// `--comment`: `fairtat:<run id>`, so a restarted server finds the job of a run.
     pub comment: String,
@@ -48,6 +48,28 @@ pub fn quote(text: &str) -> String {
 
 fn q(p: &Path) -> String {
     quote(&p.to_string_lossy())
+}
+
+/// A value for an `#SBATCH` line: sbatch reads these lines itself, not a shell, and splits
+/// them at blanks outside double quotes, `\` escapes the next character and an unescaped `#`
+/// starts a comment.
+pub fn directive_value(text: &str) -> String {
+    let escaped = (text.replace('\\', r"\\").replace('"', r#"\""#)).replace('#', r"\#");
+    format!("\"{escaped}\"")
+}
+
+/// `--output`'s value: `%` is Slurm's pattern character, so every `%` of the path is doubled,
+/// except in an array's file name, whose `%A_%a` are meant.
+fn output_pattern(output: &Path, array: bool) -> String {
+    let esc = |p: &Path| p.to_string_lossy().replace('%', "%%");
+    let (Some(dir), Some(file), true) = (output.parent(), output.file_name(), array) else {
+        return esc(output);
+    };
+    format!(
+        "{}/{}",
+        esc(dir).trim_end_matches('/'),
+        file.to_string_lossy()
+    )
 }
 
 /// A job name Slurm and `squeue` print cleanly: letters, digits, `.`, `_`, `-`; at most 64.
@@ -83,8 +105,11 @@ impl Script {
             s.push('\n');
         };
         directive(format!("--job-name={}", job_name(&self.name)));
+        // The comment is `fairtat:<run id>` (ids are validated): nothing to quote.
         directive(format!("--comment={}", self.comment));
-        directive(format!("--output={}", self.output.display()));
+        let array = matches!(self.task, Task::Array(_));
+        let output = output_pattern(&self.output, array);
+        directive(format!("--output={}", directive_value(&output)));
         directive("--open-mode=append".into());
         if let Task::Array(dirs) = &self.task {
             let limit = match opts.array_limit {
@@ -161,6 +186,7 @@ mod tests {
         for line in [
             "#SBATCH --job-name=fair_tat_1",
             "#SBATCH --comment=fairtat:r1",
+            "#SBATCH --output=\"/runs/a b/train.log\"",
             "#SBATCH --partition=gpu",
             "#SBATCH --gres=gpu:1",
             "#SBATCH --time=1-00:00:00",
@@ -188,6 +214,24 @@ mod tests {
         assert!(!s.contains("--gres"));
         assert!(s.contains("  '/r/y'\n"));
         assert!(s.contains("dir=\"${dirs[$SLURM_ARRAY_TASK_ID]}\""));
+    }
+
+    #[test]
+    fn paths_with_blanks_and_percent_signs_are_quoted_and_escaped() {
+        let dir = PathBuf::from("/my runs/100% \"x\"/r1");
+        let s = Script {
+            task: Task::Train(dir.clone()),
+            name: "r1".into(),
+            comment: "fairtat:r1".into(),
+            output: dir.join("train.log"),
+            gpu: false,
+        }
+        .render(&opts(), Path::new("/opt/fair tat"));
+        let want = r#"#SBATCH --output="/my runs/100%% \"x\"/r1/train.log""#;
+        assert!(s.contains(want), "{want} missing from\n{s}");
+        assert!(s.contains(r#"exec '/opt/fair tat' train --run-dir '/my runs/100% "x"/r1'"#));
+        let array = output_pattern(Path::new("/r%/.slurm/grid-%A_%a.out"), true);
+        assert_eq!(array, "/r%%/.slurm/grid-%A_%a.out");
     }
 
     #[test]

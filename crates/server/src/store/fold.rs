@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::step::StepProgress;
 use crate::metrics::{clean_eval, robust_eval, Metrics};
 use fairtat_core::runs::{EpochRecord, EvalRecord, EventLine, RunEvent};
 
@@ -66,6 +67,8 @@ pub mod dep {
     pub const CFPS: &str = "cfps";
     pub const CLASS_EPS: &str = "class_eps";
     pub const TARGETS: &str = "target_probs";
+    /// Any series of [`Metrics::more`](crate::metrics::Metrics::more).
+    pub const MORE: &str = "more";
 }
 
 #[derive(Clone, Debug, Default)]
@@ -87,6 +90,8 @@ pub struct RunFold {
     /// Epoch -> validation worst-class accuracy under the PGD-k attack (what picks
     /// `best-worst-robust`).
     val_worst: BTreeMap<usize, f64>,
+    /// Progress inside the current epoch (the run page's step panel).
+    step: StepProgress,
 }
 
 impl RunFold {
@@ -98,6 +103,7 @@ impl RunFold {
         }
         self.last_seq = Some(line.seq);
         self.lines.push((line.seq, offset));
+        self.step.apply(&line.event);
         match &line.event {
             RunEvent::Started { class_names, .. } if !class_names.is_empty() => {
                 self.started_names = Some(class_names.clone());
@@ -134,6 +140,11 @@ impl RunFold {
 
     pub fn last_seq(&self) -> Option<u64> {
         self.last_seq
+    }
+
+    /// Progress inside the current epoch.
+    pub fn step(&self) -> &StepProgress {
+        &self.step
     }
 
     /// The latest epoch's detail.
@@ -193,12 +204,14 @@ impl RunFold {
             + rows(&m.cfps)
             + rows(&m.class_eps)
             + rows(&m.target_probs)
-            + m.method_state.values().map(rows).sum::<usize>();
+            + m.method_state.values().map(rows).sum::<usize>()
+            + m.more.values().map(|v| v.len() * 16 + 48).sum::<usize>();
         series
             + m.epochs.len() * (9 * 16 + 64)
             + self.lines.len() * 16
             + m.class_names.iter().map(|n| n.len() + 24).sum::<usize>()
             + self.last.as_ref().map_or(0, |d| d.bytes())
+            + self.step.bytes()
             + 1024
     }
 
@@ -260,6 +273,9 @@ impl RunFold {
         for key in rec.method_state.keys() {
             self.mark(&format!("state-{key}"), seq);
         }
+        if !crate::metrics::more_of(rec).is_empty() {
+            self.mark(dep::MORE, seq);
+        }
     }
 
     /// Drop rows `keep..` (a resumed run re-does them).
@@ -287,6 +303,7 @@ impl RunFold {
         ] {
             v.truncate(keep);
         }
+        m.cfps_test_top.truncate(keep);
         self.rows.truncate(keep);
         let alive: std::collections::BTreeSet<&String> =
             self.rows.iter().flat_map(|r| &r.state_keys).collect();
@@ -294,6 +311,10 @@ impl RunFold {
         for rows in m.method_state.values_mut() {
             rows.truncate(keep);
         }
+        for rows in m.more.values_mut() {
+            rows.truncate(keep);
+        }
+        m.more.retain(|_, rows| rows.iter().any(Option::is_some));
     }
 
     fn refresh_names(&mut self, seq: u64) {

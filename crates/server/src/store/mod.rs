@@ -15,6 +15,7 @@
 
 pub mod charts;
 pub mod fold;
+pub mod step;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

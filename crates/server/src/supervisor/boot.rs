@@ -32,6 +32,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<AppState> {
         }
     }
     for l in &loaded {
+        state.index().set_meta(&l.summary.id, &l.meta)?;
         state.index().upsert(&l.summary)?;
     }
     tracing::info!(runs = loaded.len(), "index rebuilt from run directories");
@@ -80,6 +81,9 @@ fn spawn_rescan(state: &AppState) {
                     continue;
                 }
                 tracing::info!(run = %run, "found a run started outside the server");
+                if let Err(e) = state.index().set_meta(&l.summary.id, &l.meta) {
+                    tracing::warn!(cause = %e, run = %run, "index update failed");
+                }
                 state.index_summary(&l.summary);
                 if let Some(owner) = &l.owner {
                     let device = l.summary.device.clone();

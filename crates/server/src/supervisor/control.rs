@@ -3,7 +3,7 @@
 //! leaves, outside the executor's lock.
 
 use super::{owns, pump};
-use crate::jobs::{markers, Job, JobError, JobKind};
+use crate::jobs::{markers, Job, JobError, JobKind, Priority};
 use crate::process::{append_finished, signal};
 use crate::scan;
 use crate::state::AppState;
@@ -19,13 +19,22 @@ pub fn submit(st: &AppState, job: Job) -> Result<(), JobError> {
 /// Queue several jobs, then pump once: under Slurm, a grid's runs leave the queue together
 /// and become one job array.
 pub fn submit_all(st: &AppState, jobs: Vec<Job>) -> Result<(), JobError> {
-    for job in &jobs {
+    let jobs = jobs.into_iter().map(|j| {
+        let p = Priority::of(&j.kind);
+        (j, p)
+    });
+    submit_with(st, jobs.collect())
+}
+
+/// [`submit_all`] with each job's place in the queue chosen by the caller.
+fn submit_with(st: &AppState, jobs: Vec<(Job, Priority)>) -> Result<(), JobError> {
+    for (job, _) in &jobs {
         markers::write(&st.run_dir(&job.run), &job.kind)?;
     }
     {
         let mut q = st.jobs().lock();
-        for job in jobs {
-            q.push(job);
+        for (job, priority) in jobs {
+            q.push_with(job, priority);
         }
     }
     pump(st);
@@ -136,7 +145,13 @@ pub fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
 }
 
 /// Queue an evaluation of a run's checkpoint; several may wait per run, one runs at a time.
-pub fn enqueue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> {
+/// `priority`: [`Priority::Urgent`] starts it before queued training runs.
+pub fn enqueue_eval(
+    st: &AppState,
+    run: &RunId,
+    key: EvalKey,
+    priority: Priority,
+) -> Result<(), JobError> {
     let dir = st.run_dir(run);
     if !dir.checkpoint(key.model).exists() {
         return Err(JobError::Conflict(format!(
@@ -168,15 +183,13 @@ pub fn enqueue_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobE
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| "auto".into())
     };
-    submit(
-        st,
-        Job {
-            run: run.clone(),
-            kind: JobKind::Evaluate(key),
-            device,
-            needs_source: false,
-        },
-    )
+    let job = Job {
+        run: run.clone(),
+        kind: JobKind::Evaluate(key),
+        device,
+        needs_source: false,
+    };
+    submit_with(st, vec![(job, priority)])
 }
 
 /// Cancel a queued evaluation (at once) or a running one (SIGTERM to the `fairtat eval` that

@@ -16,6 +16,9 @@ pub fn command(
     gpus: usize,
 ) -> std::io::Result<tokio::process::Command> {
     let mut cmd = tokio::process::Command::new(trainer);
+    // The trainer never talks to the server; a token in its environment would only leak to
+    // whatever it runs and to /proc readers of the same user.
+    cmd.env_remove("FAIRTAT_TOKEN");
     let log_path = match &job.kind {
         JobKind::Train => {
             cmd.arg("train").arg("--run-dir").arg(dir.root());

@@ -195,18 +195,19 @@ fn watch_eval(st: AppState, run: RunId, mut live: Liveness) {
         }
         tracing::info!(run = %run, "evaluation ended");
         job_ended(&st, &run);
-        if let Ok(Some(summary)) = st.index().get(&run) {
-            st.hub().status(&summary);
-        }
     });
 }
 
-/// A job's process is gone (or its run ended): free the slot, start what waits.
+/// A job's process is gone (or its run ended): free the slot, tell the run's pages (its
+/// controls change now: Resume, Evaluate; its event stream ends only then), start what waits.
 pub fn job_ended(st: &AppState, run: &RunId) {
     if let Some(r) = st.jobs().lock().finish(run) {
         if let JobKind::Evaluate(key) = r.job.kind {
             markers::remove(&st.run_dir(run), &JobKind::Evaluate(key));
         }
+    }
+    if let Ok(Some(summary)) = st.index().get(run) {
+        st.hub().status(&summary);
     }
     pump(st);
 }

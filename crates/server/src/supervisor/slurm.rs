@@ -74,6 +74,16 @@ fn history_seq(dir: &RunDir, kind: &JobKind) -> Option<u64> {
     }
 }
 
+/// `fairtat-<kind>-<run id>`: one prefix for every job of fairtat in `squeue`, and the kind
+/// (`train` for training and resumes, `eval` for evaluations) beside the run it works on.
+fn job_name(kind: &JobKind, run: &str) -> String {
+    let kind = match kind {
+        JobKind::Train | JobKind::Resume => "train",
+        JobKind::Evaluate(_) => "eval",
+    };
+    format!("fairtat-{kind}-{run}")
+}
+
 fn script_for(st: &AppState, job: &Job) -> std::io::Result<Script> {
     let dir = st.run_dir(&job.run);
     let (task, output) = match &job.kind {
@@ -90,15 +100,9 @@ fn script_for(st: &AppState, job: &Job) -> std::io::Result<Script> {
             (task, out.join("eval.log"))
         }
     };
-    let name = st
-        .index()
-        .get(&job.run)
-        .ok()
-        .flatten()
-        .map_or_else(|| job.run.to_string(), |s| s.name);
     Ok(Script {
         task,
-        name,
+        name: job_name(&job.kind, &job.run.to_string()),
         comment: format!("fairtat:{}", job.run),
         output,
         gpu: wants_gpu(st, job),
@@ -365,5 +369,18 @@ fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_say_fairtat_the_kind_and_the_run() {
+        assert_eq!(job_name(&JobKind::Train, "r1"), "fairtat-train-r1");
+        assert_eq!(job_name(&JobKind::Resume, "r1"), "fairtat-train-r1");
+        let key = fairtat_core::runs::eval_key::EvalKey::from_dir_name("quick-last").unwrap();
+        assert_eq!(job_name(&JobKind::Evaluate(key), "r1"), "fairtat-eval-r1");
     }
 }

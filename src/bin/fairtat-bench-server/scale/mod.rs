@@ -82,7 +82,7 @@ impl Drop for Server {
     }
 }
 
-async fn start_server(root: &Path) -> Result<(Server, f64)> {
+async fn start_server(root: &Path, extra: &[&str]) -> Result<(Server, f64)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -93,6 +93,7 @@ async fn start_server(root: &Path) -> Result<(Server, f64)> {
         .arg(root.join("runs"))
         .arg("--configs")
         .arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs"))
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -176,7 +177,7 @@ pub async fn paper_scale(s: Scale) -> Result<()> {
     let root = scratch("scale")?;
     let (ids, mut seq) = write_all(&root, s).await?;
     idle_rss().await?;
-    let (server, startup) = start_server(&root).await?;
+    let (server, startup) = start_server(&root, &[]).await?;
     println!(
         "  start-up (index rebuilt from every log): {startup:.1} s, server RSS {}",
         server.rss()
@@ -216,13 +217,39 @@ async fn write_all(root: &Path, s: Scale) -> Result<(Vec<String>, u64)> {
     Ok((ids, seq))
 }
 
-/// The RSS of a server with nothing to serve: the floor the other figures stand on.
-async fn idle_rss() -> Result<()> {
+/// Idle event streams held open (the flood of issue 20, below the stream cap).
+const IDLE_STREAMS: usize = 1000;
+
+/// The RSS of a server with nothing to serve: the floor the other figures stand on; then the
+/// same server holding [`IDLE_STREAMS`] idle event streams, and after they closed.
+pub async fn idle_rss() -> Result<()> {
     let empty = scratch("scale-empty")?;
     std::fs::create_dir_all(empty.join("runs"))?;
-    let (idle, _) = start_server(&empty).await?;
+    let cap = (IDLE_STREAMS + 100).to_string();
+    let flags = ["--max-streams", &cap, "--max-connections", &cap];
+    let (idle, _) = start_server(
+        &empty,
+        &[&flags[..], &["--max-connections-per-client", &cap]].concat(),
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let floor = idle.rss_mb();
     println!("  idle server on an empty runs folder: RSS {}", idle.rss());
+    let mut streams = Vec::with_capacity(IDLE_STREAMS);
+    for _ in 0..IDLE_STREAMS {
+        streams.push(open_stream(&idle.addr, "/api/events").await?);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = idle.rss_mb();
+    drop(streams);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "  {IDLE_STREAMS} idle event streams: RSS {held:.0} MB ({:+.1} MB, {:.0} KB per stream; \
+         target < +100 MB); after they closed: {:.0} MB",
+        held - floor,
+        (held - floor) * 1024.0 / IDLE_STREAMS as f64,
+        idle.rss_mb()
+    );
     drop(idle);
     let _ = std::fs::remove_dir_all(&empty);
     Ok(())
@@ -359,4 +386,21 @@ async fn sse_on_live(server: &Server, live: &RunDir, seq: u64, rss: f64, s: Scal
         t.abort();
     }
     Ok(())
+}
+
+/// An event stream whose response head has arrived, held open without reading further.
+async fn open_stream(addr: &str, path: &str) -> Result<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut head = [0u8; 512];
+    let n = s.read(&mut head).await?;
+    if !head[..n].starts_with(b"HTTP/1.1 200") {
+        bail!(
+            "event stream refused: {}",
+            String::from_utf8_lossy(&head[..n])
+        );
+    }
+    Ok(s)
 }

@@ -174,12 +174,23 @@ fn axes(grid: toml::Value) -> Result<Vec<(String, Vec<toml::Value>)>, ConfigErro
         ));
     };
     let mut axes: Vec<(String, Vec<toml::Value>)> = Vec::new();
-    for (k, v) in grid {
+    for (raw, v) in grid {
         // Before any combination is built: an axis is a known key (no deep nesting).
-        if k != PRESET_KEY {
-            keys::check_key(&k).map_err(|e| e.in_context("grid axis"))?;
+        if raw != PRESET_KEY {
+            keys::check_key(&raw).map_err(|e| e.in_context("grid axis"))?;
         }
+        // Keys are read with their parts trimmed, so `" seed"` is `seed`: one axis per key.
+        let k = raw.split('.').map(str::trim).collect::<Vec<_>>().join(".");
         let key = format!("grid.{}", keys::shorten(&k));
+        if axes.iter().any(|(a, _)| *a == k) {
+            return Err(ConfigError::invalid(
+                &key,
+                format!(
+                    "is given twice (also as {:?}); give each axis once",
+                    keys::shorten(&raw)
+                ),
+            ));
+        }
         let toml::Value::Array(values) = v else {
             return Err(ConfigError::invalid(&key, "must be a list of values"));
         };

@@ -122,3 +122,16 @@ fn preset_names_cannot_escape_the_directory() {
         assert!(e.contains("grid.preset"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn an_axis_given_twice_under_spellings_that_read_alike_is_refused() {
+    let text = "name = \"g\"\n[grid]\nseed = [0, 1]\n\" seed\" = [2]\n";
+    let e = expand(text, &[], "x").unwrap_err().to_string();
+    assert!(e.contains("grid.seed") && e.contains("given twice"), "{e}");
+    let text = "name = \"g\"\n[grid]\n\"train.epochs\" = [1]\n\"train . epochs\" = [2]\n";
+    let e = expand(text, &[], "x").unwrap_err().to_string();
+    assert!(
+        e.contains("grid.train.epochs") && e.contains("given twice"),
+        "{e}"
+    );
+}

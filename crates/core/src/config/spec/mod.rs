@@ -36,15 +36,26 @@ section! {
     }
 }
 
+/// Longest run name, in characters.
+pub const MAX_RUN_NAME: usize = 80;
+
+/// The rule for a run's name, wherever it is set (config, rename): 1 to 80 printable
+/// characters. Control characters (NUL, CR, ESC) would corrupt logs, CSV rows and terminals.
+pub fn check_run_name(name: &str) -> Result<(), ConfigError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > MAX_RUN_NAME || n.chars().any(char::is_control) {
+        return Err(ConfigError::invalid(
+            RunKey::name.name(),
+            format!("must be 1 to {MAX_RUN_NAME} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
 impl RunKeys {
     /// The checks beyond one key: the name's length, the device's form.
     pub(crate) fn check(self) -> Result<Self, ConfigError> {
-        if self.name.trim().is_empty() || self.name.len() > 80 {
-            return Err(ConfigError::invalid(
-                RunKey::name.name(),
-                "must be 1 to 80 characters",
-            ));
-        }
+        check_run_name(&self.name)?;
         let d = self.device.as_str();
         let cuda = d
             .strip_prefix("cuda:")

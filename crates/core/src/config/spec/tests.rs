@@ -206,3 +206,26 @@ fn method_names_are_spelled_once() {
         );
     }
 }
+
+#[test]
+fn names_are_1_to_80_printable_characters() {
+    for bad in [
+        "",
+        "   ",
+        "a\u{0}b",
+        "line\rbreak",
+        "esc\u{1b}[31m",
+        &"x".repeat(81),
+    ] {
+        let e = crate::config::check_run_name(bad).unwrap_err().to_string();
+        assert!(e.contains("1 to 80 printable characters"), "{bad:?}: {e}");
+    }
+    // 80 characters of a multi-byte script are fine: the rule counts characters, not bytes.
+    crate::config::check_run_name(&"é".repeat(80)).unwrap();
+    crate::config::check_run_name("fair-tat seed 0").unwrap();
+    let text = "name = \"a\\u0000b\"\n";
+    let e = crate::config::from_toml_str(text, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("printable"), "{e}");
+}
