@@ -79,6 +79,7 @@ async fn new_run_form_live_chart_and_csv_download_in_chromium() {
         public_hosts: Vec::new(),
         max_queued: fairtat::server::DEFAULT_MAX_QUEUED,
         max_cpu_runs: 1,
+        runs_per_gpu: None,
         trainer: Some(PathBuf::from(env!("CARGO_BIN_EXE_fairtat"))),
         poll_ms: 100,
         slurm: None,

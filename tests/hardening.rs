@@ -286,7 +286,7 @@ async fn unknown_device_grid_overflow_long_numbers_and_wrong_methods() {
     let tmp = tempfile::tempdir().unwrap();
     let st = start(options(tmp.path(), Some("/bin/false".into()), 1)).await;
     let gpus = fairtat::server::process::detect_gpus();
-    let dev = format!("cuda:{}", gpus + 7);
+    let dev = format!("cuda:{}", gpus.len() + 7);
     let body = format!(r#"{{"preset":"quick","set":{{"device":"{dev}"}}}}"#);
     let (code, b) = post_json(&st, "/api/runs", &body).await;
     assert_error(

@@ -126,6 +126,7 @@ pub fn options(root: &Path, trainer: Option<PathBuf>, max_cpu_runs: usize) -> Se
         public_hosts: Vec::new(),
         max_queued: fairtat::server::DEFAULT_MAX_QUEUED,
         max_cpu_runs,
+        runs_per_gpu: None,
         trainer,
         poll_ms: 50,
         slurm: None,

@@ -50,6 +50,8 @@ pub struct ServeOptions {
     pub max_queued: usize,
     /// Concurrent runs on the CPU.
     pub max_cpu_runs: usize,
+    /// Jobs per GPU (`--runs-per-gpu`); `None` packs them by memory estimate.
+    pub runs_per_gpu: Option<usize>,
     /// Program started as `<trainer> train --run-dir DIR`; default: this executable.
     pub trainer: Option<PathBuf>,
     /// Poll interval of events followers in ms (capped at 200).
@@ -70,6 +72,7 @@ impl Default for ServeOptions {
             public_hosts: Vec::new(),
             max_queued: DEFAULT_MAX_QUEUED,
             max_cpu_runs: 1,
+            runs_per_gpu: None,
             trainer: None,
             poll_ms: 200,
             slurm: None,

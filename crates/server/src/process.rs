@@ -8,21 +8,25 @@ use fairtat_core::runs::lock::RunLock;
 use fairtat_core::runs::writer::EventWriter;
 use fairtat_core::runs::{RunDir, RunEvent, RunStatus};
 
-/// GPUs visible to `nvidia-smi -L` (0 without a driver).
-pub fn detect_gpus() -> usize {
+/// The memory (MiB) of each GPU `nvidia-smi` lists, in index order; empty without a driver.
+/// A GPU whose memory the driver does not report (`[N/A]`) counts with `None`.
+pub fn detect_gpus() -> Vec<Option<u64>> {
     std::process::Command::new("nvidia-smi")
-        .arg("-L")
+        .args(["--query-gpu=memory.total", "--format=csv,noheader,nounits"])
         .stderr(Stdio::null())
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| l.starts_with("GPU "))
-                .count()
-        })
-        .unwrap_or(0)
+        .map(|o| parse_gpu_memory(&String::from_utf8_lossy(&o.stdout)))
+        .unwrap_or_default()
+}
+
+fn parse_gpu_memory(text: &str) -> Vec<Option<u64>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.parse().ok())
+        .collect()
 }
 
 /// Spawn, retrying briefly on ETXTBSY (an executable just written by a test or an installer
@@ -158,6 +162,12 @@ fn write_final(
 mod tests {
     use super::*;
     use fairtat_core::runs::reader::read_events;
+
+    #[test]
+    fn gpu_memory_is_read_per_line() {
+        let gpus = parse_gpu_memory("81559\n[N/A]\n 143771 \n\n");
+        assert_eq!(gpus, [Some(81_559), None, Some(143_771)]);
+    }
 
     fn finals(dir: &RunDir) -> Vec<RunStatus> {
         read_events(&dir.events())

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use super::jobs::{markers, JobKind};
+use fairtat_core::config::gpu_memory::{self, Work};
 use fairtat_core::config::RunSpec;
 use fairtat_core::runs::lock::{self, LockOwner};
 use fairtat_core::runs::meta::RunMeta;
@@ -61,6 +62,12 @@ pub fn read_all_events(dir: &RunDir) -> Vec<EventLine> {
 /// The validated spec of the run directory: its `config.toml`, as the trainer reads it.
 pub fn read_spec(dir: &RunDir) -> Option<RunSpec> {
     fairtat_core::runs::read_run_config(dir, &[]).ok()
+}
+
+/// The GPU memory a job on this run is expected to hold (0 when its config cannot be read:
+/// it then counts as one job, unpacked).
+pub fn gpu_estimate(dir: &RunDir, work: Work) -> u64 {
+    read_spec(dir).map_or(0, |s| gpu_memory::estimate_mib(&s, work))
 }
 
 /// A summary for a run that has not started yet: what its spec says.

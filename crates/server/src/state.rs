@@ -13,7 +13,7 @@ use super::guard::Guard;
 use super::hub::Hub;
 use super::index::{Index, INDEX_FILE};
 use super::jobs::scheduler::Scheduler;
-use super::jobs::Executor;
+use super::jobs::{Devices, Executor};
 use super::sessions::Sessions;
 use super::store::MetricsStore;
 use super::{scan, ServeOptions};
@@ -80,7 +80,11 @@ impl AppState {
                 store: Default::default(),
                 jobs: match opts.slurm {
                     Some(_) => Executor::scheduled(),
-                    None => Executor::new(gpus, opts.max_cpu_runs.max(1)),
+                    None => Executor::new(&Devices {
+                        gpus,
+                        runs_per_gpu: opts.runs_per_gpu,
+                        cpu_jobs: opts.max_cpu_runs.max(1),
+                    }),
                 },
                 scheduler: opts.slurm.clone().map(|o| Arc::new(Scheduler::new(o))),
                 shutdown: CancellationToken::new(),

@@ -11,6 +11,7 @@ mod error;
 pub mod fields;
 pub mod form_check;
 pub mod form_resolve;
+pub mod gpu_memory;
 pub mod grid;
 pub mod grid_init;
 pub mod keys;

@@ -38,12 +38,20 @@ pub(crate) fn conv2d(
     bias: bool,
 ) -> nn::Conv2D {
     let cfg = nn::ConvConfig {
-        stride,
-        padding,
         bias,
         ..conv_config(c_in, k, 1)
     };
-    nn::conv2d(p, c_in, c_out, k, cfg)
+    nn::conv2d(
+        p,
+        c_in,
+        c_out,
+        k,
+        nn::ConvConfig {
+            stride,
+            padding,
+            ..cfg
+        },
+    )
 }
 
 /// `nn.Conv2d(c_in, c_out, k, stride, padding, groups=groups)` with bias (depthwise when
@@ -60,7 +68,6 @@ pub(crate) fn conv2d_grouped(
     let cfg = nn::ConvConfig {
         stride,
         padding,
-        bias: true,
         ..conv_config(c_in, k, groups)
     };
     nn::conv2d(p, c_in, c_out, k, cfg)

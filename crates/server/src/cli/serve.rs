@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Concurrent runs on the CPU.
     #[arg(long, default_value_t = 1)]
     pub max_cpu_runs: usize,
+    /// Jobs sharing one GPU. Default: as many as their memory estimates fit in 90% of the
+    /// GPU's memory (architecture, batch sizes and image size), at most 8.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub runs_per_gpu: Option<u32>,
     /// The program started as `<trainer> train --run-dir DIR` (default: `fairtat` itself).
     #[arg(long, value_name = "PATH")]
     pub trainer: Option<PathBuf>,
@@ -110,6 +114,7 @@ pub fn serve_here(a: ServeArgs) -> Result<ExitCode, Failure> {
         public_hosts: a.public_hosts,
         max_queued: a.max_queued,
         max_cpu_runs: a.max_cpu_runs.max(1),
+        runs_per_gpu: a.runs_per_gpu.map(|n| n as usize),
         trainer: a.trainer,
         poll_ms: 100,
         slurm,

@@ -18,6 +18,7 @@ use crate::jobs::{Job, JobKind};
 use crate::scan;
 use crate::state::AppState;
 use crate::supervisor;
+use fairtat_core::config::gpu_memory::{self, Work};
 use fairtat_core::config::{self, ConfigError, RawConfig, RunSpec};
 use fairtat_core::runs::reports::summary_csv;
 use fairtat_core::runs::summary::RunSummary;
@@ -391,6 +392,7 @@ async fn prepare_run(st: &AppState, spec: RunSpec) -> Result<(Job, RunSummary), 
         kind: JobKind::Train,
         device: spec.device.clone(),
         needs_source: !spec.train.init_from_run.is_empty(),
+        gpu_mib: gpu_memory::estimate_mib(&spec, Work::Train),
     };
     Ok((job, summary))
 }

@@ -69,6 +69,8 @@ struct RunsPage {
     order: String,
     headers: Vec<Header>,
     rows: Vec<RunRow>,
+    /// Each GPU's jobs and estimated memory ([`crate::jobs::Executor::gpu_lines`]).
+    gpus: Vec<String>,
 }
 
 /// Column headers that sort: (label, sort key).
@@ -168,6 +170,7 @@ async fn runs_page(
         order: if desc { "desc".into() } else { "asc".into() },
         headers,
         rows,
+        gpus: st.jobs().gpu_lines(),
     }))
 }
 

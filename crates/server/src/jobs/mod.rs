@@ -10,6 +10,7 @@
 pub mod markers;
 pub mod queue;
 pub mod scheduler;
+pub mod slots;
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -17,7 +18,8 @@ use serde::Serialize;
 
 use fairtat_core::runs::eval_key::EvalKey;
 use fairtat_core::runs::RunId;
-pub use queue::{Queue, Running, Slot};
+pub use queue::{Queue, Running};
+pub use slots::{Devices, Slot};
 
 /// What a job does to its run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +83,9 @@ pub struct Job {
     /// The run starts from another run's checkpoint (`train.init_from_run`): it waits until
     /// that run has finished (`runs::deps`).
     pub needs_source: bool,
+    /// Estimated GPU memory in MiB (`fairtat_core::config::gpu_memory`; 0 = unknown), what
+    /// packing several jobs onto one GPU counts.
+    pub gpu_mib: u64,
 }
 
 /// Errors of the executor; `ApiError` converts them for HTTP.
@@ -108,6 +113,8 @@ pub struct JobView {
     /// `waiting` or `running`.
     pub state: &'static str,
     pub pid: Option<u32>,
+    /// Estimated GPU memory in MiB (0 = unknown or not counted).
+    pub gpu_mib: u64,
 }
 
 pub struct Executor {
@@ -115,9 +122,9 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(gpus: usize, cpu_jobs: usize) -> Executor {
+    pub fn new(devices: &Devices) -> Executor {
         Executor {
-            queue: Mutex::new(Queue::new(gpus, cpu_jobs)),
+            queue: Mutex::new(Queue::new(devices)),
         }
     }
 
@@ -137,6 +144,30 @@ impl Executor {
         self.lock().gpus()
     }
 
+    /// Each GPU's load for the runs list, e.g. "cuda:0 (2 of at most 8 jobs, about 9.1 of
+    /// 79.6 GiB estimated): a, b"; empty without GPUs.
+    pub fn gpu_lines(&self) -> Vec<String> {
+        let q = self.lock();
+        let line = |(i, s): (usize, &Slot)| {
+            let mut runs: Vec<&str> = q
+                .running_all()
+                .filter(|r| r.slot == Some(i))
+                .map(|r| r.job.run.as_str())
+                .collect();
+            runs.sort_unstable();
+            match runs.is_empty() {
+                true => s.describe(),
+                false => format!("{}: {}", s.describe(), runs.join(", ")),
+            }
+        };
+        q.slots()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.cuda.is_some())
+            .map(line)
+            .collect()
+    }
+
     /// Every job, running ones first (by run id), then waiting ones in queue order.
     pub fn jobs(&self) -> Vec<JobView> {
         let q = self.lock();
@@ -150,6 +181,7 @@ impl Executor {
                     .map_or(r.job.device.clone(), |s| q.slots()[s].name.clone()),
                 state: "running",
                 pid: r.pid,
+                gpu_mib: r.job.gpu_mib,
             })
             .collect();
         running.sort_by(|a, b| a.run.cmp(&b.run));
@@ -159,6 +191,7 @@ impl Executor {
             device: j.device.clone(),
             state: "waiting",
             pid: None,
+            gpu_mib: j.gpu_mib,
         });
         running.into_iter().chain(waiting).collect()
     }

@@ -1,23 +1,13 @@
 //! The executor's bookkeeping, pure and synchronous: waiting jobs in arrival order (urgent ones,
-//! by default evaluations, ahead of the others), the job each run is running, and device slots
-//! (N concurrent jobs per GPU, a configurable number on CPU).
+//! by default evaluations, ahead of the others), the job each run is running, and the device
+//! slots they hold ([`Slots`]: jobs per GPU by count or memory estimate, a number on the CPU).
 //! No I/O here: the caller does file and process work outside the lock that guards this.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use super::slots::{Devices, Slot, Slots};
 use super::{Job, JobKind, Priority};
 use fairtat_core::runs::RunId;
-
-/// Where jobs execute.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Slot {
-    /// `cpu` or `cuda:N`.
-    pub name: String,
-    /// GPU index passed as `CUDA_VISIBLE_DEVICES`.
-    pub cuda: Option<usize>,
-    pub capacity: usize,
-    pub running: usize,
-}
 
 /// A job holding a slot (or adopted without one when its device had none free).
 #[derive(Clone, Debug)]
@@ -40,44 +30,28 @@ pub struct Queue {
     urgent: usize,
     /// At most one job per run: a run directory has one owner at a time (its lock).
     running: HashMap<RunId, Running>,
-    slots: Vec<Slot>,
-    gpus: usize,
+    slots: Slots,
     /// A scheduler (Slurm) places jobs: one unbounded slot takes every device, and the queue
     /// only holds jobs that wait for a source run.
     scheduled: bool,
 }
 
 impl Queue {
-    /// One job per GPU and `cpu_jobs` on the CPU.
-    pub fn new(gpus: usize, cpu_jobs: usize) -> Queue {
-        let mut slots: Vec<Slot> = (0..gpus)
-            .map(|g| Slot {
-                name: format!("cuda:{g}"),
-                cuda: Some(g),
-                capacity: 1,
-                running: 0,
-            })
-            .collect();
-        slots.push(Slot {
-            name: "cpu".into(),
-            cuda: None,
-            capacity: cpu_jobs.max(1),
-            running: 0,
-        });
+    /// Jobs placed on `devices`' slots.
+    pub fn new(devices: &Devices) -> Queue {
         Queue {
             waiting: VecDeque::new(),
             urgent: 0,
             running: HashMap::new(),
-            slots,
-            gpus,
+            slots: Slots::new(devices),
             scheduled: false,
         }
     }
 
     /// The queue of `--executor slurm`: no local slots to wait for.
     pub fn scheduled() -> Queue {
-        let mut q = Queue::new(0, usize::MAX);
-        q.slots[0].name = "slurm".into();
+        let mut q = Queue::new(&Devices::simple(0, usize::MAX));
+        q.slots.cpu_mut().name = "slurm".into();
         q.scheduled = true;
         q
     }
@@ -87,27 +61,19 @@ impl Queue {
     }
 
     pub fn gpus(&self) -> usize {
-        self.gpus
+        self.slots.gpus()
     }
 
     pub fn slots(&self) -> &[Slot] {
-        &self.slots
+        self.slots.all()
     }
 
-    /// A free slot for a job configured with `device` (`auto`, `cpu`, `cuda:N`).
-    fn free_slot(&self, device: &str) -> Option<usize> {
-        let free = |i: &usize| self.slots[*i].running < self.slots[*i].capacity;
-        let cpu = self.slots.len() - 1;
+    /// A slot `job` may start on now (under a scheduler: the one unbounded slot).
+    fn free_slot(&self, job: &Job) -> Option<usize> {
         if self.scheduled {
-            return Some(cpu);
+            return Some(self.slots.cpu());
         }
-        match device {
-            "cpu" => Some(cpu).filter(free),
-            d if d.starts_with("cuda:") => self.slots.iter().position(|s| s.name == d).filter(free),
-            // auto: any GPU; the CPU only when there is none.
-            _ if self.gpus > 0 => (0..self.gpus).find(free),
-            _ => Some(cpu).filter(free),
-        }
+        self.slots.free(&job.device, job.gpu_mib)
     }
 
     /// Queue `job` with its kind's default priority ([`Priority::of`]).
@@ -146,11 +112,11 @@ impl Queue {
         let i = self.waiting.iter().position(|j| {
             !self.running.contains_key(&j.run)
                 && !blocked.contains(&j.run)
-                && self.free_slot(&j.device).is_some()
+                && self.free_slot(j).is_some()
         })?;
         let job = self.remove_at(i)?;
-        let slot = self.free_slot(&job.device)?;
-        self.slots[slot].running += 1;
+        let slot = self.free_slot(&job)?;
+        self.slots.occupy(slot, job.gpu_mib);
         self.running.insert(
             job.run.clone(),
             Running {
@@ -161,15 +127,15 @@ impl Queue {
                 adopted: false,
             },
         );
-        Some((job, self.slots[slot].clone()))
+        Some((job, self.slots.get(slot).clone()))
     }
 
     /// Count a job found running after a restart: it takes a slot of its device if one is free
     /// (it runs anyway; the slot count only limits what we start).
     pub fn adopt(&mut self, job: Job, pid: u32) {
-        let slot = self.free_slot(&job.device);
+        let slot = self.free_slot(&job);
         if let Some(s) = slot {
-            self.slots[s].running += 1;
+            self.slots.occupy(s, job.gpu_mib);
         }
         let run = job.run.clone();
         let running = Running {
@@ -207,7 +173,7 @@ impl Queue {
     pub fn finish(&mut self, run: &RunId) -> Option<Running> {
         let r = self.running.remove(run)?;
         if let Some(s) = r.slot {
-            self.slots[s].running = self.slots[s].running.saturating_sub(1);
+            self.slots.release(s, r.job.gpu_mib);
         }
         Some(r)
     }
@@ -278,21 +244,14 @@ impl Queue {
                 other.job.kind.label()
             ));
         }
-        if self.free_slot(&job.device).is_some() {
+        if self.free_slot(job).is_some() {
             return Some(format!("starting; {place}"));
         }
-        let wanted: Vec<usize> = match job.device.as_str() {
-            d if d.starts_with("cuda:") => self
-                .slots
-                .iter()
-                .position(|s| s.name == d)
-                .into_iter()
-                .collect(),
-            "cpu" => vec![self.slots.len() - 1],
-            _ if self.gpus > 0 => (0..self.gpus).collect(),
-            _ => vec![self.slots.len() - 1],
-        };
-        let names: Vec<String> = wanted.iter().map(|&i| self.slots[i].name.clone()).collect();
+        let wanted = self.slots.wanted(&job.device);
+        let names: Vec<String> = wanted
+            .iter()
+            .map(|&i| self.slots.get(i).describe())
+            .collect();
         let mut holders: Vec<&str> = self
             .running
             .values()
@@ -300,10 +259,19 @@ impl Queue {
             .map(|r| r.job.run.as_str())
             .collect();
         holders.sort_unstable();
-        let cap: usize = wanted.iter().map(|&i| self.slots[i].capacity).sum();
+        let need = match job.gpu_mib {
+            0 => String::new(),
+            m if wanted
+                .iter()
+                .any(|&i| self.slots.get(i).memory_mib.is_some()) =>
+            {
+                format!(" with about {:.1} GiB free", m as f64 / 1024.0)
+            }
+            _ => String::new(),
+        };
         Some(format!(
-            "waiting for a free {} slot ({cap} in total, busy with {}); {place}",
-            names.join("/"),
+            "waiting for a free slot{need} on {} (busy with {}); {place}",
+            names.join(", "),
             if holders.is_empty() {
                 "other jobs".to_string()
             } else {
@@ -330,6 +298,7 @@ mod tests {
             kind,
             device: device.into(),
             needs_source: false,
+            gpu_mib: 0,
         }
     }
 
@@ -342,7 +311,7 @@ mod tests {
 
     #[test]
     fn a_waiting_job_says_what_it_waits_for() {
-        let mut q = Queue::new(0, 1);
+        let mut q = Queue::new(&Devices::simple(0, 1));
         q.push(job("a", JobKind::Train, "auto"));
         q.push(job("b", JobKind::Train, "auto"));
         let mut src = job("c", JobKind::Train, "auto");
@@ -356,7 +325,7 @@ mod tests {
         let b = q.wait_reason(&"b".parse().unwrap()).unwrap();
         assert_eq!(
             b,
-            "waiting for a free cpu slot (1 in total, busy with a); position 1 of 2 in the queue"
+            "waiting for a free slot on cpu (1 of 1 jobs) (busy with a); position 1 of 2 in the queue"
         );
         let c = q.wait_reason(&"c".parse().unwrap()).unwrap();
         assert!(
@@ -371,7 +340,7 @@ mod tests {
 
     #[test]
     fn one_pump_serves_every_kind_in_order_within_slots() {
-        let mut q = Queue::new(0, 1);
+        let mut q = Queue::new(&Devices::simple(0, 1));
         q.push(job("a", JobKind::Train, "auto"));
         q.push_with(job("b", eval(), "cpu"), Priority::Normal);
         let (first, slot) = q.take_next(&HashSet::new()).unwrap();
@@ -393,7 +362,7 @@ mod tests {
 
     #[test]
     fn evaluations_pass_queued_training_unless_queued_as_normal() {
-        let mut q = Queue::new(0, 1);
+        let mut q = Queue::new(&Devices::simple(0, 1));
         q.push(job("busy", JobKind::Train, "cpu"));
         q.take_next(&HashSet::new()).unwrap();
         q.push(job("t1", JobKind::Train, "cpu"));
@@ -429,7 +398,7 @@ mod tests {
 
     #[test]
     fn a_run_runs_one_job_at_a_time_and_others_pass_it() {
-        let mut q = Queue::new(0, 2);
+        let mut q = Queue::new(&Devices::simple(0, 2));
         q.push(job("a", eval(), "cpu"));
         q.push(job(
             "a",
@@ -449,7 +418,7 @@ mod tests {
 
     #[test]
     fn devices_map_to_their_slots_and_adopted_jobs_count() {
-        let mut q = Queue::new(2, 1);
+        let mut q = Queue::new(&Devices::simple(2, 1));
         q.adopt(job("x", JobKind::Train, "cuda:1"), 42);
         q.push(job("a", JobKind::Train, "cuda:1"));
         q.push(job("b", JobKind::Train, "auto"));
@@ -471,12 +440,13 @@ mod blocked_tests {
 
     #[test]
     fn a_blocked_run_lets_later_jobs_pass() {
-        let mut q = Queue::new(0, 1);
+        let mut q = Queue::new(&Devices::simple(0, 1));
         let job = |run: &str| Job {
             run: run.parse().unwrap(),
             kind: JobKind::Train,
             device: "cpu".into(),
             needs_source: run == "frl",
+            gpu_mib: 0,
         };
         q.push(job("frl"));
         q.push(job("trades"));

@@ -7,6 +7,7 @@ use crate::jobs::{markers, Job, JobError, JobKind, Priority};
 use crate::process::{append_finished, signal};
 use crate::scan;
 use crate::state::AppState;
+use fairtat_core::config::gpu_memory::Work;
 use fairtat_core::runs::eval_key::EvalKey;
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{RunId, RunStatus};
@@ -139,6 +140,7 @@ pub fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
             device,
             // A resumed run continues from its own checkpoint.
             needs_source: false,
+            gpu_mib: scan::gpu_estimate(&st.run_dir(run), Work::Train),
         },
     )?;
     Ok(st.index().get(run).ok().flatten().unwrap_or(s))
@@ -188,6 +190,7 @@ pub fn enqueue_eval(
         kind: JobKind::Evaluate(key),
         device,
         needs_source: false,
+        gpu_mib: scan::gpu_estimate(&dir, Work::Evaluate),
     };
     submit_with(st, vec![(job, priority)])
 }

@@ -24,6 +24,7 @@ use super::jobs::{markers, Job, JobKind, Slot};
 use super::process::{append_finished, spawn_retrying};
 use super::scan::{self, Loaded};
 use super::state::AppState;
+use fairtat_core::config::gpu_memory::{self, Work};
 use fairtat_core::runs::deps::{dependency_state, DependencyState};
 use fairtat_core::runs::lock::{self, LockOwner};
 use fairtat_core::runs::summary::RunSummary;
@@ -245,13 +246,21 @@ pub fn restore(st: &AppState, loaded: Vec<Loaded>) {
 /// Re-queue a job found on disk; one whose device is gone from this machine fails with the
 /// reason instead of waiting forever.
 fn push(st: &AppState, run: RunId, kind: JobKind, device: &str) {
+    let spec = scan::read_spec(&st.run_dir(&run));
     let needs_source = kind == JobKind::Train
-        && scan::read_spec(&st.run_dir(&run)).is_some_and(|s| !s.train.init_from_run.is_empty());
+        && spec
+            .as_ref()
+            .is_some_and(|s| !s.train.init_from_run.is_empty());
+    let work = match kind {
+        JobKind::Evaluate(_) => Work::Evaluate,
+        JobKind::Train | JobKind::Resume => Work::Train,
+    };
     let job = Job {
         run,
         kind,
         device: device.to_string(),
         needs_source,
+        gpu_mib: spec.map_or(0, |s| gpu_memory::estimate_mib(&s, work)),
     };
     match super::admission::check_device_here(st, device) {
         Ok(()) => st.jobs().lock().push(job),
@@ -286,11 +295,16 @@ pub fn adopt(
         },
         None => JobKind::Train,
     };
+    let work = match kind {
+        JobKind::Evaluate(_) => Work::Evaluate,
+        _ => Work::Train,
+    };
     let job = Job {
         run: run.clone(),
         kind,
         device: device.to_string(),
         needs_source: false,
+        gpu_mib: scan::gpu_estimate(dir, work),
     };
     st.jobs().lock().adopt(job, owner.pid);
     tracing::info!(run = %run, pid = owner.pid, what = %owner.what, "adopted a running process");

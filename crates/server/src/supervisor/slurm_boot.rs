@@ -86,6 +86,8 @@ fn is_eval(kind: &JobKind) -> bool {
 
 fn job(run: &RunId, kind: JobKind, device: &str) -> Job {
     Job {
+        // Slurm places jobs by `--gres`; nothing is packed here.
+        gpu_mib: 0,
         run: run.clone(),
         kind,
         device: device.to_string(),
