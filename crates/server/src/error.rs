@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::jobs::JobError;
 use fairtat_core::config::ConfigError;
+use fairtat_core::runs::safe_fs::Refusal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -35,6 +36,9 @@ pub enum ApiError {
     /// The disk holding the runs folder is full: 507, nothing was created.
     #[error("{0}")]
     InsufficientStorage(String),
+    /// A file of a run the server will not read as it stands (larger than it reads).
+    #[error("{0}")]
+    Unprocessable(String),
     /// A config that failed validation: 422 with the key it is about.
     #[error("{0}")]
     Invalid(#[from] ConfigError),
@@ -60,7 +64,7 @@ impl ApiError {
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,6 +99,24 @@ impl From<std::io::Error> for ApiError {
     }
 }
 
+/// A file of a run refused by `safe_fs`: missing is 404, a link, FIFO, device or hard-linked
+/// file 403, one too large 422, a full disk 507; the message names the file relative to the run.
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Missing(name) => ApiError::NotFound(format!("file {name}")),
+            Refusal::Link(_) | Refusal::NotRegular { .. } | Refusal::HardLinked { .. } => {
+                ApiError::Forbidden(r.to_string())
+            }
+            Refusal::TooLarge { .. } => ApiError::Unprocessable(r.to_string()),
+            Refusal::Io { err, .. } if err.kind() == std::io::ErrorKind::StorageFull => {
+                ApiError::from(err)
+            }
+            Refusal::Io { name, err } => ApiError::Internal(anyhow::Error::new(err).context(name)),
+        }
+    }
+}
+
 impl From<JobError> for ApiError {
     fn from(e: JobError) -> Self {
         match e {
@@ -104,6 +126,7 @@ impl From<JobError> for ApiError {
                 ApiError::Invalid(ConfigError::invalid(field, message))
             }
             JobError::Io(e) => ApiError::Internal(e.into()),
+            JobError::Refused(r) => ApiError::from(r),
         }
     }
 }

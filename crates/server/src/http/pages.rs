@@ -231,6 +231,7 @@ struct RunPage {
 
 use super::run_live::{files_html, head_html, note_checkpoints, LOG_LINES};
 use crate::process::log_tail as tail;
+use fairtat_core::runs::safe_fs;
 
 async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Response, ApiError> {
     let (dir, summary) = indexed_run(&st, &id)?;
@@ -266,8 +267,12 @@ async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Re
         drop(f);
         (
             files,
-            std::fs::read_to_string(dir.config_toml()).unwrap_or_default(),
-            tail(&dir.log(), LOG_LINES),
+            match safe_fs::read_text(&dir, "config.toml", safe_fs::TEXT_CAP) {
+                Ok(text) => text,
+                Err(e) if e.is_missing() => String::new(),
+                Err(e) => format!("# not shown: {e}"),
+            },
+            tail(&dir, "train.log".as_ref(), LOG_LINES),
             page,
         )
     })
