@@ -385,6 +385,24 @@ pub fn remove_file(dir: &RunDir, rel: impl AsRef<Path>) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Open `path` for reading if it is a regular file, without following a link in its last part
+/// and without blocking on a FIFO: for readers that take a plain path (the event log, which
+/// the server tails and the trainer reads back), where the run directory is not known.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    match odd_kind(fstat(&file)?.st_mode) {
+        None => Ok(file),
+        Some(kind) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a {kind}; only regular files are read"),
+        )),
+    }
+}
+
 /// What an entry of a listed directory is (without following it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {
