@@ -121,13 +121,12 @@ fn submit_one(st: &AppState, job: &Job) {
             cause: e,
         })
         .and_then(|s| {
-            std::fs::create_dir_all(slurm_dir(&dir))
-                .and_then(|_| {
-                    std::fs::write(&script_path, s.render(&sched(st).opts, &st.trainer()))
-                })
+            let text = s.render(&sched(st).opts, &st.trainer());
+            safe_fs::create_dir_all(&dir, "slurm")
+                .and_then(|_| safe_fs::write(&dir, format!("slurm/{label}.sh"), text.as_bytes()))
                 .map_err(|e| SlurmError::Io {
                     command: "sbatch",
-                    cause: e,
+                    cause: e.into(),
                 })?;
             cli::sbatch(&script_path)
         });
