@@ -86,14 +86,39 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// 507 for a full disk, with what is left of it (`free_space` of the runs folder) when
+    /// known: a few bytes left tell the user it is really full, not a quota or a bug.
+    pub fn disk_full(space: Option<(u64, u64)>) -> Self {
+        let left = space.map_or(String::new(), |(free, total)| {
+            format!("; {} free of {}", human_bytes(free), human_bytes(total))
+        });
+        ApiError::InsufficientStorage(format!(
+            "the disk holding the runs folder is full (no space left on device{left}); nothing \
+             was created: free some space (delete old runs or checkpoints) and try again"
+        ))
+    }
+}
+
+/// `512 B`, `3.5 MiB`, `20.0 GiB`.
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    match u {
+        0 => format!("{n} B"),
+        _ => format!("{v:.1} {}", units[u]),
+    }
+}
+
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
         if e.kind() == std::io::ErrorKind::StorageFull {
-            return ApiError::InsufficientStorage(
-                "the disk holding the runs folder is full (no space left on device); nothing \
-                 was created: free some space (delete old runs or checkpoints) and try again"
-                    .into(),
-            );
+            return ApiError::disk_full(None);
         }
         ApiError::Internal(e.into())
     }
@@ -159,5 +184,13 @@ mod tests {
         assert!(full.public_message().contains("no space left"), "{full}");
         let other = ApiError::from(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
         assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let told = ApiError::disk_full(Some((3 * 1024 * 1024 / 2, 20 << 30)));
+        assert_eq!(told.status(), StatusCode::INSUFFICIENT_STORAGE);
+        let msg = told.public_message();
+        assert!(
+            msg.contains("(no space left on device; 1.5 MiB free of 20.0 GiB)"),
+            "{msg}"
+        );
+        assert_eq!(human_bytes(512), "512 B");
     }
 }

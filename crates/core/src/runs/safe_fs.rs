@@ -403,6 +403,19 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     }
 }
 
+/// Bytes free for an unprivileged writer and the size of the file system holding `path`
+/// (`statvfs`), for a "disk full" answer that says how full.
+pub fn free_space(path: &Path) -> Option<(u64, u64)> {
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a NUL-terminated path and a zeroed out-parameter.
+    let st = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(c.as_ptr(), &mut st) == 0).then_some(st)
+    }?;
+    let unit = st.f_frsize as u64;
+    Some((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
+}
+
 /// What an entry of a listed directory is (without following it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {

@@ -106,3 +106,11 @@ fn reads_are_capped_and_say_so() {
     );
     assert_eq!(read_tail(&dir, "train.log", 10).unwrap().len(), 10);
 }
+
+#[test]
+fn free_space_is_at_most_the_size() {
+    let (tmp, _, _) = setup();
+    let (free, total) = free_space(tmp.path()).unwrap();
+    assert!(total > 0 && free <= total, "{free} of {total}");
+    assert_eq!(free_space(&tmp.path().join("no-such-dir")), None);
+}
