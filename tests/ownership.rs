@@ -191,6 +191,30 @@ fn resume_refuses_a_checkpoint_from_another_epoch_than_the_state() {
 }
 
 #[test]
+fn resume_refuses_an_epoch_count_that_its_checkpoint_does_not_hold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = train(tmp.path(), Some("after-commit@2"));
+    assert!(!o.status.success());
+    let dir = only_run_dir(tmp.path());
+    let path = dir.join("checkpoints/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(state["epochs_done"], 2, "{state}");
+    state["epochs_done"] = 150.into();
+    std::fs::write(&path, state.to_string()).unwrap();
+    let o = resume(&dir);
+    assert!(!o.status.success());
+    let msg = text(&o);
+    assert!(
+        msg.contains("epochs_done = 150 but its checkpoint holds epoch 1")
+            && msg.contains("epochs_done must be 2"),
+        "{msg}"
+    );
+    // Nothing was trained or recorded past what the checkpoint holds.
+    assert_eq!(epochs_recorded(&dir), vec![0, 1]);
+}
+
+#[test]
 fn resume_refuses_a_checkpoint_whose_bytes_changed() {
     let tmp = tempfile::tempdir().unwrap();
     let o = train(tmp.path(), Some("after-commit@2"));

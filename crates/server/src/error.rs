@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::jobs::JobError;
 use fairtat_core::config::ConfigError;
+use fairtat_core::runs::safe_fs::Refusal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -35,6 +36,9 @@ pub enum ApiError {
     /// The disk holding the runs folder is full: 507, nothing was created.
     #[error("{0}")]
     InsufficientStorage(String),
+    /// A file of a run the server will not read as it stands (larger than it reads).
+    #[error("{0}")]
+    Unprocessable(String),
     /// A config that failed validation: 422 with the key it is about.
     #[error("{0}")]
     Invalid(#[from] ConfigError),
@@ -60,7 +64,7 @@ impl ApiError {
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,16 +86,59 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// 507 for a full disk, with what is left of it (`free_space` of the runs folder) when
+    /// known: a few bytes left tell the user it is really full, not a quota or a bug.
+    pub fn disk_full(space: Option<(u64, u64)>) -> Self {
+        let left = space.map_or(String::new(), |(free, total)| {
+            format!("; {} free of {}", human_bytes(free), human_bytes(total))
+        });
+        ApiError::InsufficientStorage(format!(
+            "the disk holding the runs folder is full (no space left on device{left}); nothing \
+             was created: free some space (delete old runs or checkpoints) and try again"
+        ))
+    }
+}
+
+/// `512 B`, `3.5 MiB`, `20.0 GiB`.
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    match u {
+        0 => format!("{n} B"),
+        _ => format!("{v:.1} {}", units[u]),
+    }
+}
+
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
         if e.kind() == std::io::ErrorKind::StorageFull {
-            return ApiError::InsufficientStorage(
-                "the disk holding the runs folder is full (no space left on device); nothing \
-                 was created: free some space (delete old runs or checkpoints) and try again"
-                    .into(),
-            );
+            return ApiError::disk_full(None);
         }
         ApiError::Internal(e.into())
+    }
+}
+
+/// A file of a run refused by `safe_fs`: missing is 404, a link, FIFO, device or hard-linked
+/// file 403, one too large 422, a full disk 507; the message names the file relative to the run.
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Missing(name) => ApiError::NotFound(format!("file {name}")),
+            Refusal::Link(_) | Refusal::NotRegular { .. } | Refusal::HardLinked { .. } => {
+                ApiError::Forbidden(r.to_string())
+            }
+            Refusal::TooLarge { .. } => ApiError::Unprocessable(r.to_string()),
+            Refusal::Io { err, .. } if err.kind() == std::io::ErrorKind::StorageFull => {
+                ApiError::from(err)
+            }
+            Refusal::Io { name, err } => ApiError::Internal(anyhow::Error::new(err).context(name)),
+        }
     }
 }
 
@@ -104,6 +151,7 @@ impl From<JobError> for ApiError {
                 ApiError::Invalid(ConfigError::invalid(field, message))
             }
             JobError::Io(e) => ApiError::Internal(e.into()),
+            JobError::Refused(r) => ApiError::from(r),
         }
     }
 }
@@ -136,5 +184,13 @@ mod tests {
         assert!(full.public_message().contains("no space left"), "{full}");
         let other = ApiError::from(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
         assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let told = ApiError::disk_full(Some((3 * 1024 * 1024 / 2, 20 << 30)));
+        assert_eq!(told.status(), StatusCode::INSUFFICIENT_STORAGE);
+        let msg = told.public_message();
+        assert!(
+            msg.contains("(no space left on device; 1.5 MiB free of 20.0 GiB)"),
+            "{msg}"
+        );
+        assert_eq!(human_bytes(512), "512 B");
     }
 }

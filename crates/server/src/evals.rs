@@ -10,6 +10,7 @@ use super::state::AppState;
 use crate::jobs::JobKind;
 use fairtat_core::runs::eval_key::EvalKey;
 use fairtat_core::runs::eval_report::{EvalProgress, EvalReport};
+use fairtat_core::runs::safe_fs::{self, EntryKind};
 use fairtat_core::runs::{RunDir, RunId};
 
 /// One evaluation of a run as the page shows it.
@@ -70,24 +71,24 @@ pub fn read_statuses(
     running: Option<EvalKey>,
     waiting: &[EvalKey],
 ) -> Vec<EvalStatus> {
-    let Ok(rd) = std::fs::read_dir(dir.root().join("evals")) else {
+    let Ok(entries) = safe_fs::list_dir(dir, "evals") else {
         return vec![];
     };
-    let mut v: Vec<EvalStatus> = rd
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
-        .map(|e| {
-            let p = e.path();
-            let name = e.file_name().to_string_lossy().into_owned();
-            let report: Option<EvalReport> = std::fs::read(p.join("eval.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            let error = std::fs::read_to_string(p.join("error.txt")).ok();
-            let progress: Option<EvalProgress> = std::fs::read(p.join("progress.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
+    // A linked `evals/<x>` is listed as failed with the reason: nothing is read through it.
+    let mut v: Vec<EvalStatus> = entries
+        .into_iter()
+        .filter(|(_, k)| *k != EntryKind::File)
+        .map(|(name, _)| {
+            let p = std::path::Path::new("evals").join(&name);
+            let (report, refused) = read_json::<EvalReport>(dir, &p.join("eval.json"));
+            let (progress, _) = read_json::<EvalProgress>(dir, &p.join("progress.json"));
+            let error = match safe_fs::read_text(dir, p.join("error.txt"), safe_fs::TEXT_CAP) {
+                Ok(text) => Some(text),
+                Err(e) if e.is_missing() => refused,
+                Err(e) => Some(format!("not shown: {e}")),
+            };
             let key = EvalKey::from_dir_name(&name);
-            let cancelled = p.join("cancelled").exists();
+            let cancelled = safe_fs::is_file(dir, p.join("cancelled"));
             let status = if key.is_some() && key == running {
                 "running"
             } else if key.is_some_and(|k| waiting.contains(&k)) {
@@ -98,7 +99,7 @@ pub fn read_statuses(
                 "cancelled"
             } else if error.is_some() {
                 "failed"
-            } else if p.join("queued").exists() {
+            } else if safe_fs::is_file(dir, p.join("queued")) {
                 // Queued before a restart that has not re-queued it yet.
                 "queued"
             } else {
@@ -118,4 +119,16 @@ pub fn read_statuses(
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
+}
+
+/// `rel` as JSON, or why the server would not read it (missing or malformed: neither).
+fn read_json<T: serde::de::DeserializeOwned>(
+    dir: &RunDir,
+    rel: &std::path::Path,
+) -> (Option<T>, Option<String>) {
+    match safe_fs::read(dir, rel, safe_fs::TEXT_CAP) {
+        Ok(b) => (serde_json::from_slice(&b).ok(), None),
+        Err(e) if e.is_missing() => (None, None),
+        Err(e) => (None, Some(format!("not shown: {e}"))),
+    }
 }

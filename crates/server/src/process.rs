@@ -1,10 +1,12 @@
 //! Process helpers of the executor: GPU detection, spawning, signals, and the final event the
 //! server writes for a run whose trainer is not running.
 
+use std::path::Path;
 use std::process::Stdio;
 
 use super::error::ApiError;
 use fairtat_core::runs::lock::RunLock;
+use fairtat_core::runs::safe_fs;
 use fairtat_core::runs::writer::EventWriter;
 use fairtat_core::runs::{RunDir, RunEvent, RunStatus};
 
@@ -59,16 +61,14 @@ pub fn signal(pid: u32, sig: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The last `n` lines of a log file (at most its last 64 KiB are read).
-pub fn log_tail(path: &std::path::Path, n: usize) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return String::new();
+/// The last `n` lines of the log `rel` of a run (at most its last 64 KiB are read, through
+/// `safe_fs`); a log the server refuses to read (a link, a FIFO) shows why instead.
+pub fn log_tail(dir: &RunDir, rel: &Path, n: usize) -> String {
+    let buf = match safe_fs::read_tail(dir, rel, 64 * 1024) {
+        Ok(b) => b,
+        Err(e) if e.is_missing() => return String::new(),
+        Err(e) => return format!("[not shown: {e}]"),
     };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -80,7 +80,7 @@ const FAILURE_LOG_LINES: usize = 10;
 /// Why our own trainer child ended without a final event: the signal that killed it (SIGKILL
 /// from the OOM killer or a user) or its exit status, and the end of its log. The run is then
 /// `failed` (the server saw it die), not `interrupted` (vanished while no server watched).
-pub fn exit_description(status: std::process::ExitStatus, log: &std::path::Path) -> String {
+pub fn exit_description(status: std::process::ExitStatus, dir: &RunDir, log: &Path) -> String {
     #[cfg(unix)]
     let how = {
         use std::os::unix::process::ExitStatusExt;
@@ -91,7 +91,7 @@ pub fn exit_description(status: std::process::ExitStatus, log: &std::path::Path)
     };
     #[cfg(not(unix))]
     let how = format!("exited ({status})");
-    let tail = log_tail(log, FAILURE_LOG_LINES);
+    let tail = log_tail(dir, log, FAILURE_LOG_LINES);
     if tail.trim().is_empty() {
         format!("the trainer {how} without a final event; train.log is empty")
     } else {

@@ -11,6 +11,7 @@ use fairtat_core::config::RunSpec;
 use fairtat_core::runs::lock::{self, LockOwner};
 use fairtat_core::runs::meta::RunMeta;
 use fairtat_core::runs::reader::Tailer;
+use fairtat_core::runs::safe_fs;
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{is_valid_run_id, EventLine, RunDir, RunStatus};
 
@@ -61,7 +62,8 @@ pub fn read_all_events(dir: &RunDir) -> Vec<EventLine> {
 
 /// The validated spec of the run directory: its `config.toml`, as the trainer reads it.
 pub fn read_spec(dir: &RunDir) -> Option<RunSpec> {
-    fairtat_core::runs::read_run_config(dir, &[]).ok()
+    let text = safe_fs::read_text(dir, "config.toml", safe_fs::TEXT_CAP).ok()?;
+    fairtat_core::config::from_toml_str(&text, &[]).ok()
 }
 
 /// The GPU memory a job on this run is expected to hold (0 when its config cannot be read:

@@ -131,7 +131,7 @@ fn last_outcome(run: &RunDir) -> Option<(RunStatus, Option<String>)> {
 /// `name` and the `grid:` tag from a run directory's `config.toml`, read as plain TOML (no
 /// validation: a run of an older schema still has a name).
 fn run_name_and_grid(run: &RunDir) -> Option<(String, Option<String>)> {
-    let text = std::fs::read_to_string(run.config_toml()).ok()?;
+    let text = super::safe_fs::read_text(run, "config.toml", super::safe_fs::TEXT_CAP).ok()?;
     let table: toml::Table = text.parse().ok()?;
     let name = table.get("name")?.as_str()?.to_string();
     let tags: Vec<String> = table

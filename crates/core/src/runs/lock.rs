@@ -101,7 +101,12 @@ impl RunLock {
 
 fn read_owner(path: &Path) -> Option<LockOwner> {
     let mut text = String::new();
-    File::open(path).ok()?.read_to_string(&mut text).ok()?;
+    // Capped and never blocking: a planted FIFO or huge file as `lock` holds up no scan.
+    super::safe_fs::open_regular(path)
+        .ok()?
+        .take(4096)
+        .read_to_string(&mut text)
+        .ok()?;
     LockOwner::parse(&text)
 }
 
@@ -109,7 +114,7 @@ fn read_owner(path: &Path) -> Option<LockOwner> {
 /// find out, which never blocks the holder (and `acquire` waits out the instant).
 pub fn probe(dir: &RunDir) -> Option<LockOwner> {
     let path = dir.lock_file();
-    let file = File::open(&path).ok()?;
+    let file = super::safe_fs::open_regular(&path).ok()?;
     match file.try_lock_shared() {
         Ok(()) => {
             let _ = file.unlock();

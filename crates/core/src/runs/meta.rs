@@ -33,7 +33,7 @@ impl RunMeta {
     /// The run's `meta.json`; nothing edited when it is absent or unreadable (a broken file is
     /// logged by the caller's next write, which replaces it).
     pub fn read(dir: &RunDir) -> RunMeta {
-        std::fs::read_to_string(dir.meta_json())
+        super::safe_fs::read_text(dir, "meta.json", super::safe_fs::TEXT_CAP)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default()

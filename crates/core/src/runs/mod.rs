@@ -28,6 +28,7 @@ pub mod provenance;
 pub mod reader;
 pub mod reports;
 mod run_dir;
+pub mod safe_fs;
 pub mod summary;
 pub mod synthetic;
 pub mod writer;

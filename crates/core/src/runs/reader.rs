@@ -52,7 +52,7 @@ fn parse_line(path: &Path, line_no: u64, bytes: &[u8]) -> Result<Option<EventLin
 /// All complete lines of `path`. A torn last line (no trailing newline) is ignored; a corrupt
 /// line anywhere else is an error naming its line number.
 pub fn read_events(path: &Path) -> Result<Vec<EventLine>, ReadError> {
-    let file = File::open(path).map_err(io_err(path))?;
+    let file = super::safe_fs::open_regular(path).map_err(io_err(path))?;
     let mut reader = BufReader::new(file);
     let mut out = Vec::new();
     let mut buf = Vec::new();
@@ -151,7 +151,7 @@ impl Tailer {
     /// [`Tailer::poll`] with the byte offset of each line (the metrics store indexes them).
     pub fn poll_located(&mut self) -> Result<Vec<Located>, ReadError> {
         self.more = false;
-        let mut file = match File::open(&self.path) {
+        let mut file = match super::safe_fs::open_regular(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(io_err(&self.path)(e)),
@@ -252,7 +252,7 @@ fn read_complete(
 
 /// The event line starting at byte `offset` (an older epoch's record, read on demand).
 pub fn read_line_at(path: &Path, offset: u64) -> Result<Option<EventLine>, ReadError> {
-    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut file = super::safe_fs::open_regular(path).map_err(io_err(path))?;
     file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
     let mut buf = Vec::new();
     BufReader::new(file)
@@ -273,7 +273,7 @@ pub fn read_raw(
     to: u64,
     max_bytes: u64,
 ) -> Result<Vec<(u64, Vec<u8>)>, ReadError> {
-    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut file = super::safe_fs::open_regular(path).map_err(io_err(path))?;
     file.seek(SeekFrom::Start(from)).map_err(io_err(path))?;
     let mut reader = BufReader::new(file.take(to.saturating_sub(from)));
     let mut out = Vec::new();
@@ -316,7 +316,7 @@ pub fn raw_seq(line: &[u8]) -> Option<u64> {
 /// The seq of the last complete line, reading only the end of the file (a resumed run's history
 /// seq without parsing its whole log). None for a missing or empty file.
 pub fn last_seq(path: &Path) -> Option<u64> {
-    let mut file = File::open(path).ok()?;
+    let mut file = super::safe_fs::open_regular(path).ok()?;
     let len = file.metadata().ok()?.len();
     let mut back = 64 * 1024u64;
     loop {

@@ -277,7 +277,12 @@ pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.tmp"));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // A fresh file (O_EXCL): a link planted under the temporary name is not followed.
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(contents.as_bytes())?;
         f.sync_data()?;
         std::fs::rename(&tmp, path)

@@ -133,6 +133,7 @@ impl Session {
         let last = self.run.checkpoint(CheckpointKind::Last);
         // The epoch first: a whole file from another save says more than its checksum would.
         check_checkpoint_epoch(&last, self.state.checkpoint_epoch)?;
+        self.state.check_epochs().map_err(TrainError::Resume)?;
         super::commit::verify(&self.run, &self.state.checksums)?;
         self.model.load(&last)?;
         let opt_path = self.run.checkpoints().join("optimizer.safetensors");

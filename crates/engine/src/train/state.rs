@@ -111,6 +111,27 @@ impl ResumeState {
         self.prev_train = Some(train);
     }
 
+    /// `epochs_done` as the committed checkpoint implies it: the epoch after
+    /// `checkpoint_epoch`, or that epoch itself when a stop paused it (batches or its
+    /// evaluation pending). A hand-edited count would skip or repeat epochs on resume and show
+    /// a progress that no checkpoint holds.
+    pub fn check_epochs(&self) -> Result<(), String> {
+        let Some(epoch) = self.checkpoint_epoch else {
+            return Ok(()); // written before epochs were stamped into the state
+        };
+        let paused = self.batches_done > 0 || self.pending_eval.is_some();
+        let want = if paused { epoch } else { epoch + 1 };
+        if self.epochs_done == want {
+            return Ok(());
+        }
+        Err(format!(
+            "checkpoints/state.json says epochs_done = {} but its checkpoint holds epoch {epoch}{}, \
+             so epochs_done must be {want}; the file was edited or copied incompletely",
+            self.epochs_done,
+            if paused { " (paused inside it)" } else { " (completed)" },
+        ))
+    }
+
     pub fn load(path: &Path) -> std::io::Result<Self> {
         let text = std::fs::read_to_string(path)?;
         serde_json::from_str(&text).map_err(|e| {

@@ -374,10 +374,19 @@ pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiE
 async fn prepare_run(st: &AppState, spec: RunSpec) -> Result<(Job, RunSummary), ApiError> {
     let runs_dir = st.runs_dir().to_path_buf();
     let spec2 = spec.clone();
-    let dir =
-        tokio::task::spawn_blocking(move || fairtat_core::runs::create_run_dir(&runs_dir, &spec2))
-            .await
-            .map_err(ApiError::internal)??;
+    let dir = tokio::task::spawn_blocking(move || {
+        fairtat_core::runs::create_run_dir(&runs_dir, &spec2).map_err(|e| {
+            match e.kind() {
+                // The 507 says how much is left.
+                std::io::ErrorKind::StorageFull => {
+                    ApiError::disk_full(fairtat_core::runs::safe_fs::free_space(&runs_dir))
+                }
+                _ => ApiError::from(e),
+            }
+        })
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let run = dir
         .run_id()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("created an invalid run id")))?;

@@ -16,7 +16,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::mpsc;
 
-use super::files::{list_files, resolve};
+use super::files::{list_files, open};
 use super::{run_dir, RunPath};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -67,10 +67,9 @@ fn write_archive(dir: &RunDir, out: impl Write) -> std::io::Result<()> {
     let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
     for f in list_files(dir) {
-        let Ok(path) = resolve(dir, &f.name) else {
+        let Ok(mut file) = open(dir, &f.name) else {
             continue; // removed (or replaced) since it was listed
         };
-        let mut file = std::fs::File::open(path)?;
         tar.append_file(format!("{id}/{}", f.name), &mut file)?;
     }
     // Finishing the gzip stream flushes the writer, which sends the last chunk.

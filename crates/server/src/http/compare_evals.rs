@@ -10,11 +10,11 @@
 //! [`mix_note`] says so in words when a page has more than one table of a kind.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use fairtat_core::runs::eval_key::EvalKey;
 use fairtat_core::runs::eval_report::EvalReport;
 use fairtat_core::runs::provenance::Provenance;
+use fairtat_core::runs::safe_fs::{self, EntryKind};
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{CheckpointKind, RunDir};
 
@@ -23,22 +23,18 @@ pub type RunReports = (RunSummary, Vec<(String, EvalReport)>);
 
 /// Every evaluation report of a run directory (`evals/*/eval.json`), newest directory last.
 pub fn eval_reports(dir: &RunDir) -> Vec<(String, EvalReport)> {
-    let Ok(rd) = std::fs::read_dir(dir.root().join("evals")) else {
+    let Ok(entries) = safe_fs::list_dir(dir, "evals") else {
         return vec![];
     };
-    let mut v: Vec<(String, EvalReport)> = rd
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            read_report(&e.path().join("eval.json")).map(|r| (name, r))
+    // Listed sorted by name; a linked or unreadable report is left out (`safe_fs`).
+    entries
+        .into_iter()
+        .filter(|(_, k)| *k == EntryKind::Dir)
+        .filter_map(|(name, _)| {
+            let bytes = safe_fs::read(dir, format!("evals/{name}/eval.json"), safe_fs::TEXT_CAP);
+            Some((name, serde_json::from_slice(&bytes.ok()?).ok()?))
         })
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
-fn read_report(p: &Path) -> Option<EvalReport> {
-    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+        .collect()
 }
 
 /// Which suite and which checkpoint kind an evaluation used: one table's key.

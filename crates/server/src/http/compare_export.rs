@@ -198,22 +198,39 @@ pub fn csv(tables: &[ExportTable]) -> String {
     out
 }
 
+/// Markdown text for a cell or a heading: HTML is inline in Markdown, so `<`, `>` and `&`
+/// become entities (a run named `<script>` stays text wherever the file is rendered); `|`
+/// would end the cell and a line break the row.
+fn md_text(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '&' => o.push_str("&amp;"),
+            '|' => o.push_str("\\|"),
+            '\n' | '\r' => o.push(' '),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
 /// Markdown: a heading and a pipe table per table.
 pub fn markdown(tables: &[ExportTable]) -> String {
-    let cell = |s: &str| s.replace('|', "\\|");
     let row = |cells: &[String]| {
         format!(
             "| {} |\n",
             cells
                 .iter()
-                .map(|c| cell(c))
+                .map(|c| md_text(c))
                 .collect::<Vec<_>>()
                 .join(" | ")
         )
     };
     let mut out = String::new();
     for t in tables {
-        out += &format!("### {}\n\n", t.title);
+        out += &format!("### {}\n\n", md_text(&t.title));
         out += &row(&t.head);
         out += &format!("|{}\n", "---|".repeat(t.head.len()));
         for r in &t.rows {
@@ -264,4 +281,28 @@ fn tex(s: &str) -> String {
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_carries_no_raw_html() {
+        let t = ExportTable::new(
+            "runs <img src=x onerror=alert(1)>",
+            &["name", "notes"],
+            [strings(&["<script>alert(1)</script>", "a | b & c\nd"])].into_iter(),
+        );
+        let md = markdown(&[t]);
+        assert!(!md.contains('<') && !md.contains('>'), "{md}");
+        assert!(
+            md.contains("### runs &lt;img src=x onerror=alert(1)&gt;"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| &lt;script&gt;alert(1)&lt;/script&gt; | a \\| b &amp; c d |"),
+            "{md}"
+        );
+    }
 }

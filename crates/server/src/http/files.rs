@@ -3,19 +3,21 @@
 //! `config.toml` and `train.log`, only from inside the run's own directory.
 //!
 //! Names are checked as text first (no `..`, no absolute paths, no odd characters: axum has
-//! already percent-decoded them, so `%2e%2e` arrives as `..`), then the resolved path must stay
-//! under the canonical run directory and must not be a symlink.
+//! already percent-decoded them, so `%2e%2e` arrives as `..`), then opened with
+//! `runs::safe_fs`: through real directories only, a regular file with a single link.
 
-use axum::extract::{Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tower_http::services::ServeFile;
+use tokio::io::AsyncReadExt;
 
 use super::{run_dir, RunPath};
 use crate::error::ApiError;
 use crate::state::AppState;
+use fairtat_core::runs::safe_fs::{self, EntryKind};
 use fairtat_core::runs::{RunDir, RunId};
 
 pub fn router() -> Router<AppState> {
@@ -74,7 +76,8 @@ fn download_name(id: &str, name: &str) -> Option<String> {
     Some(format!("{id}_{label}.{ext}"))
 }
 
-/// The files of a run that can be downloaded, in a stable order.
+/// The files of a run that can be downloaded, in a stable order: regular files reached
+/// through real directories (`safe_fs`), so a planted link is never offered.
 pub fn list_files(dir: &RunDir) -> Vec<FileEntry> {
     let id = dir.id();
     let mut names: Vec<String> = ["config.toml", "events.jsonl", "train.log"]
@@ -82,51 +85,46 @@ pub fn list_files(dir: &RunDir) -> Vec<FileEntry> {
         .map(|s| s.to_string())
         .collect();
     for sub in ["checkpoints", "reports"] {
-        names.extend(sorted_names(&dir.root().join(sub), sub));
+        names.extend(sorted_names(dir, sub, EntryKind::File));
     }
     names.extend(eval_files(dir));
     names
         .into_iter()
         .filter_map(|n| {
-            let meta = std::fs::symlink_metadata(dir.root().join(&n)).ok()?;
-            if !meta.is_file() {
-                return None;
-            }
+            let bytes = safe_fs::file_len(dir, &n)?;
             Some(FileEntry {
                 download_as: download_name(&id, &n)?,
                 name: n,
-                bytes: meta.len(),
+                bytes,
                 note: String::new(),
             })
         })
         .collect()
 }
 
-/// `<prefix>/<name>` for every entry of directory `path`, sorted; empty when it cannot be read.
-fn sorted_names(path: &std::path::Path, prefix: &str) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(path) else {
-        return vec![];
-    };
-    let mut v: Vec<String> = rd
-        .filter_map(Result::ok)
-        .map(|e| format!("{prefix}/{}", e.file_name().to_string_lossy()))
-        .collect();
-    v.sort();
-    v
+/// `<sub>/<name>` for every entry of kind `kind` in directory `sub` of the run, sorted; empty
+/// when it cannot be read.
+fn sorted_names(dir: &RunDir, sub: &str, kind: EntryKind) -> Vec<String> {
+    safe_fs::list_dir(dir, sub)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, k)| *k == kind)
+        .map(|(n, _)| format!("{sub}/{n}"))
+        .collect()
 }
 
 /// The downloadable files of every evaluation directory, by directory then file name.
 fn eval_files(dir: &RunDir) -> Vec<String> {
-    let evals = dir.root().join("evals");
-    sorted_names(&evals, "evals")
+    sorted_names(dir, "evals", EntryKind::Dir)
         .iter()
-        .flat_map(|e| sorted_names(&dir.root().join(e), e))
+        .flat_map(|e| sorted_names(dir, e, EntryKind::File))
         .filter(|n| content_label(n).is_some())
         .collect()
 }
 
-/// Resolve `name` inside `dir`, or explain why not.
-pub fn resolve(dir: &RunDir, name: &str) -> Result<std::path::PathBuf, ApiError> {
+/// Open the downloadable file `name` of `dir`, or explain why not: a name outside the list is
+/// 400, a missing file 404, a link, FIFO, device or hard-linked file 403 (`safe_fs`).
+pub fn open(dir: &RunDir, name: &str) -> Result<std::fs::File, ApiError> {
     if content_label(name).is_none() {
         return Err(ApiError::BadRequest(format!(
             "{name:?} is not a downloadable file name (allowed: config.toml, events.jsonl, \
@@ -134,46 +132,54 @@ pub fn resolve(dir: &RunDir, name: &str) -> Result<std::path::PathBuf, ApiError>
              evals/<evaluation>/eval.json, evals/<evaluation>/error.txt)"
         )));
     }
-    let path = dir.root().join(name);
-    let meta =
-        std::fs::symlink_metadata(&path).map_err(|_| ApiError::NotFound(format!("file {name}")))?;
-    if !meta.is_file() {
-        // Symlinks included: the file must live in the run directory itself.
-        return Err(ApiError::NotFound(format!("file {name}")));
+    Ok(safe_fs::open_read(dir, name)?)
+}
+
+/// The content type of a download, by extension.
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit_once('.').map(|(_, e)| e) {
+        Some("jsonl" | "log" | "toml" | "txt") => "text/plain; charset=utf-8",
+        Some("csv") => "text/csv; charset=utf-8",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
     }
-    let root = dir.root().canonicalize()?;
-    let real = path.canonicalize()?;
-    if !real.starts_with(&root) {
-        return Err(ApiError::NotFound(format!("file {name}")));
-    }
-    Ok(real)
 }
 
 async fn download(
     State(st): State<AppState>,
     RunPath((id, name)): RunPath<(RunId, String)>,
-    req: Request,
 ) -> Result<Response, ApiError> {
     let dir = run_dir(&st, &id)?;
-    let path = resolve(&dir, &name)?;
-    let save_as = download_name(id.as_str(), &name).unwrap_or_else(|| format!("{id}.bin"));
-    let mut resp = ServeFile::new(path)
-        .try_call(req)
+    let name2 = name.clone();
+    let file = tokio::task::spawn_blocking(move || open(&dir, &name2))
         .await
-        .map_err(ApiError::internal)?
-        .into_response();
-    let disp = format!("attachment; filename=\"{save_as}\"");
-    if let Ok(v) = HeaderValue::from_str(&disp) {
-        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    if [".jsonl", ".log", ".toml", ".txt"]
-        .iter()
-        .any(|e| name.ends_with(e))
-    {
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        .map_err(ApiError::internal)??;
+    // The length when opened: a log still growing is served as it was then.
+    let len = file.metadata()?.len();
+    let mut body = tokio::fs::File::from_std(file).take(len);
+    let stream = async_stream::stream! {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match body.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => yield Ok::<_, std::io::Error>(Bytes::copy_from_slice(&buf[..n])),
+                Err(e) => {
+                    yield Err(e);
+                    break;
+                }
+            }
+        }
+    };
+    let save_as = download_name(id.as_str(), &name).unwrap_or_else(|| format!("{id}.bin"));
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&name)),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{save_as}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
 }

@@ -23,6 +23,7 @@ use fairtat_core::config::form_check::{check_all, methods_using};
 use fairtat_core::config::form_resolve::as_cli;
 use fairtat_core::config::{self, RawConfig, RunSpec};
 use fairtat_core::runs::meta::check_name;
+use fairtat_core::runs::safe_fs;
 use fairtat_core::runs::{new_run_id, RunId};
 
 pub fn router() -> Router<AppState> {
@@ -181,8 +182,11 @@ fn source_text(st: &AppState, p: &NewParams) -> Result<(String, String), ApiErro
             let Ok(run) = id.parse::<RunId>() else {
                 return Err(ApiError::NotFound(format!("run {id:?}")));
             };
-            let text = std::fs::read_to_string(st.run_dir(&run).config_toml())
-                .map_err(|_| ApiError::NotFound(format!("config of run {id}")))?;
+            let text = safe_fs::read_text(&st.run_dir(&run), "config.toml", safe_fs::TEXT_CAP)
+                .map_err(|e| match e.is_missing() {
+                    true => ApiError::NotFound(format!("config of run {id}")),
+                    false => ApiError::from(e),
+                })?;
             (format!("run {id}"), text)
         } else if let Some(name) = p.preset.as_deref().filter(|s| !s.is_empty()) {
             (format!("preset {name}"), read_preset(st, name)?)

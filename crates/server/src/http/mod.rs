@@ -57,6 +57,15 @@ use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{RunDir, RunId};
 
 pub fn router(state: AppState) -> Router {
+    // The error layer wraps the routed app from outside: axum adds a 405's `Allow` header on
+    // the way out of the route, after any layer of the routes has run, and the message names it.
+    Router::new()
+        .fallback_service(routes(state))
+        .layer(middleware::from_fn(rejections::json_errors))
+        .layer(TraceLayer::new_for_http())
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
         .merge(sse::router())
@@ -91,8 +100,6 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyTimeoutLayer::new(
             state.guard().limits.body_timeout,
         ))
-        .layer(middleware::from_fn(rejections::json_errors))
-        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 

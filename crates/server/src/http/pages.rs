@@ -234,6 +234,17 @@ struct RunPage {
 
 use super::run_live::{files_html, head_html, note_checkpoints, LOG_LINES};
 use crate::process::log_tail as tail;
+use fairtat_core::runs::{safe_fs, RunDir};
+
+/// The run's `config.toml` as the page shows it; one the server will not read (a link, a FIFO,
+/// a hard link) says why instead.
+fn config_text(dir: &RunDir) -> String {
+    match safe_fs::read_text(dir, "config.toml", safe_fs::TEXT_CAP) {
+        Ok(text) => text,
+        Err(e) if e.is_missing() => String::new(),
+        Err(e) => format!("# not shown: {e}"),
+    }
+}
 
 async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Response, ApiError> {
     let (dir, summary) = indexed_run(&st, &id)?;
@@ -269,8 +280,8 @@ async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Re
         drop(f);
         (
             files,
-            std::fs::read_to_string(dir.config_toml()).unwrap_or_default(),
-            tail(&dir.log(), LOG_LINES),
+            config_text(&dir),
+            tail(&dir, "train.log".as_ref(), LOG_LINES),
             page,
         )
     })

@@ -4,6 +4,7 @@
 //! live row refresh (`/fragments/run-rows` + the page's query) renders the same columns.
 
 use fairtat_core::config::fields::{field, FIELDS};
+use fairtat_core::runs::safe_fs::TEXT_CAP;
 use fairtat_core::runs::summary::RunSummary;
 
 use crate::error::ApiError;
@@ -52,9 +53,10 @@ pub async fn values(
     tokio::task::spawn_blocking(move || {
         dirs.iter()
             .map(|d| {
-                let spec: Option<serde_json::Value> = std::fs::read_to_string(d.spec_json())
-                    .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok());
+                let spec: Option<serde_json::Value> =
+                    fairtat_core::runs::safe_fs::read(d, "spec.json", TEXT_CAP)
+                        .ok()
+                        .and_then(|t| serde_json::from_slice(&t).ok());
                 cols.iter().map(|c| cell(spec.as_ref(), c)).collect()
             })
             .collect()

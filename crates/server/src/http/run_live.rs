@@ -132,7 +132,7 @@ async fn live(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Json<L
             files: files_html(&id, &files),
             evals_active,
             evals,
-            log: crate::process::log_tail(&dir.log(), LOG_LINES),
+            log: crate::process::log_tail(&dir, "train.log".as_ref(), LOG_LINES),
         }
     })
     .await

@@ -102,6 +102,9 @@ pub enum JobError {
     },
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A marker the server would not write (a linked `evals/<x>`: `runs::safe_fs`).
+    #[error(transparent)]
+    Refused(#[from] fairtat_core::runs::safe_fs::Refusal),
 }
 
 /// A job as the API and the pages list it.

@@ -9,6 +9,7 @@ use crate::scan;
 use crate::state::AppState;
 use fairtat_core::config::gpu_memory::Work;
 use fairtat_core::runs::eval_key::EvalKey;
+use fairtat_core::runs::safe_fs;
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{RunId, RunStatus};
 
@@ -89,7 +90,7 @@ pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
     match pid {
         Some((Some(pid), adopted)) if !adopted || owns(&dir, pid) => {
             // Lets the trainer's final line say that the user cancelled it.
-            let _ = std::fs::write(dir.cancel_marker(), "cancel\n");
+            let _ = safe_fs::write(&dir, "cancel-requested", b"cancel\n");
             signal(pid, "TERM").map_err(|e| JobError::Conflict(e.to_string()))?;
             tracing::info!(run = %run, pid, "sent SIGTERM");
         }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use crate::jobs::{markers, Job, JobKind, Slot};
+use fairtat_core::runs::safe_fs;
 use fairtat_core::runs::RunDir;
 
 /// `<trainer> train|eval ...` for `job`, output appended to the run's (or evaluation's) log.
@@ -22,15 +23,15 @@ pub fn command(
     let log_path = match &job.kind {
         JobKind::Train => {
             cmd.arg("train").arg("--run-dir").arg(dir.root());
-            dir.log()
+            "train.log".into()
         }
         JobKind::Resume => {
             cmd.arg("train").arg("--resume").arg(dir.root());
-            dir.log()
+            "train.log".into()
         }
         JobKind::Evaluate(key) => {
-            let out = markers::eval_dir(dir, key);
-            std::fs::create_dir_all(&out)?;
+            let out = markers::eval_rel(key);
+            safe_fs::create_dir_all(dir, &out)?;
             cmd.arg("eval")
                 .arg("--run-dir")
                 .arg(dir.root())
@@ -42,10 +43,8 @@ pub fn command(
             out.join("eval.log")
         }
     };
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)?;
+    // Through safe_fs: a planted link or FIFO as the log would receive the trainer's output.
+    let log = safe_fs::open_append(dir, log_path)?;
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

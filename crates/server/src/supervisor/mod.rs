@@ -27,6 +27,7 @@ use super::state::AppState;
 use fairtat_core::config::gpu_memory::{self, Work};
 use fairtat_core::runs::deps::{dependency_state, DependencyState};
 use fairtat_core::runs::lock::{self, LockOwner};
+use fairtat_core::runs::safe_fs;
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{RunDir, RunId, RunStatus};
 
@@ -112,9 +113,10 @@ fn record_failure(st: &AppState, job: &Job, why: &str) {
     markers::remove(&dir, &job.kind);
     match &job.kind {
         JobKind::Evaluate(key) => {
-            let out = markers::eval_dir(&dir, key);
-            let _ = std::fs::create_dir_all(&out);
-            let _ = std::fs::write(out.join("error.txt"), format!("cannot start: {why}"));
+            let out = markers::eval_rel(key);
+            let _ = safe_fs::create_dir_all(&dir, &out);
+            let why = format!("cannot start: {why}");
+            let _ = safe_fs::write(&dir, out.join("error.txt"), why.as_bytes());
         }
         JobKind::Train | JobKind::Resume => {
             // The trainer never ran, so the server may write the run's final line.
@@ -144,12 +146,13 @@ fn spawn_job(st: &AppState, job: &Job, slot: &Slot, gpus: usize) -> anyhow::Resu
     tracing::info!(run = %job.run, pid, slot = %slot.name, kind = %job.kind.label(), "job started");
     let (tx, rx) = watch::channel(None);
     let log_path = match &job.kind {
-        JobKind::Evaluate(key) => markers::eval_dir(&dir, key).join("eval.log"),
-        _ => dir.log(),
+        JobKind::Evaluate(key) => markers::eval_rel(key).join("eval.log"),
+        _ => "train.log".into(),
     };
+    let log_dir = dir.clone();
     tokio::spawn(async move {
         let msg = match child.wait().await {
-            Ok(st) => super::process::exit_description(st, &log_path),
+            Ok(st) => super::process::exit_description(st, &log_dir, &log_path),
             Err(e) => format!("lost track of the process: {e}"),
         };
         let _ = tx.send(Some(msg));

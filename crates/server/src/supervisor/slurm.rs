@@ -21,6 +21,7 @@ use crate::process::append_finished;
 use crate::slurm::script::{Script, Task};
 use crate::slurm::{cli, JobId, SlurmError};
 use crate::state::AppState;
+use fairtat_core::runs::safe_fs;
 use fairtat_core::runs::{RunDir, RunId, RunStatus};
 
 /// Take every waiting job that may start and submit them, off the runtime.
@@ -91,7 +92,7 @@ fn script_for(st: &AppState, job: &Job) -> std::io::Result<Script> {
         JobKind::Resume => (Task::Resume(dir.root().to_path_buf()), dir.log()),
         JobKind::Evaluate(key) => {
             let out = markers::eval_dir(&dir, key);
-            std::fs::create_dir_all(&out)?;
+            safe_fs::create_dir_all(&dir, markers::eval_rel(key)).map_err(std::io::Error::other)?;
             let task = Task::Eval {
                 dir: dir.root().to_path_buf(),
                 suite: key.suite.as_str().to_string(),
@@ -120,13 +121,12 @@ fn submit_one(st: &AppState, job: &Job) {
             cause: e,
         })
         .and_then(|s| {
-            std::fs::create_dir_all(slurm_dir(&dir))
-                .and_then(|_| {
-                    std::fs::write(&script_path, s.render(&sched(st).opts, &st.trainer()))
-                })
+            let text = s.render(&sched(st).opts, &st.trainer());
+            safe_fs::create_dir_all(&dir, "slurm")
+                .and_then(|_| safe_fs::write(&dir, format!("slurm/{label}.sh"), text.as_bytes()))
                 .map_err(|e| SlurmError::Io {
                     command: "sbatch",
-                    cause: e,
+                    cause: e.into(),
                 })?;
             cli::sbatch(&script_path)
         });
@@ -321,10 +321,14 @@ async fn watch_eval(st: &AppState, job: &Job, mut rx: watch::Receiver<Option<End
     let _ = tokio::task::spawn_blocking(move || {
         let dir = st2.run_dir(&job2.run);
         if let JobKind::Evaluate(key) = &job2.kind {
-            let out = markers::eval_dir(&dir, key);
-            let wrote = out.join("eval.json").exists() || out.join("error.txt").exists();
-            if !wrote && !out.join("cancelled").exists() {
-                let _ = std::fs::write(out.join("error.txt"), format!("{}\n", end.why));
+            let out = markers::eval_rel(key);
+            let has = |f: &str| safe_fs::is_file(&dir, out.join(f));
+            if !has("eval.json") && !has("error.txt") && !has("cancelled") {
+                let _ = safe_fs::write(
+                    &dir,
+                    out.join("error.txt"),
+                    format!("{}\n", end.why).as_bytes(),
+                );
             }
         }
         markers::remove(&dir, &job2.kind);
@@ -351,7 +355,7 @@ pub fn cancel(
     if let Some(r) = st.jobs().lock().running_mut(run) {
         r.cancel_requested = true;
     }
-    let _ = std::fs::write(st.run_dir(run).cancel_marker(), "cancel\n");
+    let _ = safe_fs::write(&st.run_dir(run), "cancel-requested", b"cancel\n");
     off_runtime(|| cli::scancel(&id))
         .map_err(|e| JobError::Conflict(format!("scancel {id}: {e}")))?;
     history(

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::slurm::follow_job;
-use super::slurm_files::read_job_file;
+use super::slurm_files::{job_files, read_job_file};
 use super::{adopt, device_of, pump, push};
 use crate::jobs::{markers, Job, JobKind};
 use crate::scan::Loaded;
@@ -39,8 +39,8 @@ fn restore_run(st: &AppState, l: &Loaded, by_comment: &HashMap<String, JobId>) {
     let Some(run) = l.dir.run_id() else { return };
     let device = device_of(&l.summary);
     let mut found: Vec<JobKind> = Vec::new();
-    for path in job_files(&l.dir) {
-        if let Some((id, kind, seq)) = read_job_file(&path) {
+    for name in job_files(&l.dir) {
+        if let Some((id, kind, seq)) = read_job_file(&l.dir, &name) {
             found.push(kind);
             follow_job(st, &job(&run, kind, &device), id, seq, true);
         }
@@ -67,17 +67,6 @@ fn restore_run(st: &AppState, l: &Loaded, by_comment: &HashMap<String, JobId>) {
         // `fairtat train` started from a shell on this host, outside Slurm.
         adopt(st, &l.dir, &run, owner, &device, l.summary.clone());
     }
-}
-
-/// `slurm/*.job` of a run.
-fn job_files(dir: &fairtat_core::runs::RunDir) -> Vec<std::path::PathBuf> {
-    let Ok(rd) = std::fs::read_dir(super::slurm_files::slurm_dir(dir)) else {
-        return Vec::new();
-    };
-    rd.filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "job"))
-        .collect()
 }
 
 fn is_eval(kind: &JobKind) -> bool {

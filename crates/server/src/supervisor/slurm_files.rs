@@ -1,11 +1,13 @@
 //! The Slurm side of a run directory, written by the server only: `slurm/<job>.sh` (the batch
 //! script), `slurm/<job>.job` (the id of the job while it lives, with its kind and the run's last
 //! event before it) and `slurm/history.log` (every submission, cancel and end, with its time).
+//! Through `runs::safe_fs`: a linked `slurm/` or planted file leads nowhere outside.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::jobs::JobKind;
 use crate::slurm::JobId;
+use fairtat_core::runs::safe_fs::{self, EntryKind};
 use fairtat_core::runs::RunDir;
 
 /// The file name of a job's script and id in `slurm/`: `train`, `eval-<suite>-<model>`.
@@ -21,7 +23,27 @@ pub fn slurm_dir(dir: &RunDir) -> PathBuf {
 }
 
 pub fn job_file(dir: &RunDir, kind: &JobKind) -> PathBuf {
-    slurm_dir(dir).join(format!("{}.job", job_label(kind)))
+    dir.root().join(job_rel(kind))
+}
+
+/// `slurm/<job>.job`, relative to the run directory.
+fn job_rel(kind: &JobKind) -> PathBuf {
+    Path::new("slurm").join(format!("{}.job", job_label(kind)))
+}
+
+/// The names of the `slurm/*.job` files of a run.
+pub fn job_files(dir: &RunDir) -> Vec<String> {
+    safe_fs::list_dir(dir, "slurm")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(n, k)| *k == EntryKind::File && n.ends_with(".job"))
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// `slurm/history.log` as text (empty when absent or refused).
+pub fn read_history(dir: &RunDir) -> String {
+    safe_fs::read_text(dir, "slurm/history.log", safe_fs::TEXT_CAP).unwrap_or_default()
 }
 
 /// `slurm/<job>.job`: `id=`, `kind=` and `history_seq=` lines, written atomically.
@@ -31,18 +53,18 @@ pub fn write_job_file(
     id: &str,
     seq: Option<u64>,
 ) -> std::io::Result<()> {
-    let path = job_file(dir, kind);
+    let rel = job_rel(kind);
     let seq = seq.map_or(String::new(), |s| s.to_string());
     let text = format!("id={id}\nkind={}\nhistory_seq={seq}\n", kind.label());
-    let tmp = path.with_extension("job.tmp");
-    std::fs::create_dir_all(slurm_dir(dir))?;
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, path)
+    let tmp = rel.with_extension("job.tmp");
+    safe_fs::create_dir_all(dir, "slurm")?;
+    safe_fs::write(dir, &tmp, text.as_bytes())?;
+    std::fs::rename(dir.root().join(tmp), dir.root().join(rel))
 }
 
 /// A job file read back: id, kind and the run's last seq before it.
-pub fn read_job_file(path: &std::path::Path) -> Option<(JobId, JobKind, Option<u64>)> {
-    let text = std::fs::read_to_string(path).ok()?;
+pub fn read_job_file(dir: &RunDir, name: &str) -> Option<(JobId, JobKind, Option<u64>)> {
+    let text = safe_fs::read_text(dir, format!("slurm/{name}"), safe_fs::TEXT_CAP).ok()?;
     let field = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
@@ -64,12 +86,8 @@ pub fn read_job_file(path: &std::path::Path) -> Option<(JobId, JobKind, Option<u
 pub fn history(dir: &RunDir, what: &str) {
     use std::io::Write;
     let line = format!("{:.0} {what}\n", fairtat_core::runs::writer::unix_now());
-    let _ = std::fs::create_dir_all(slurm_dir(dir));
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(slurm_dir(dir).join("history.log"))
-    {
+    let _ = safe_fs::create_dir_all(dir, "slurm");
+    if let Ok(mut f) = safe_fs::open_append(dir, "slurm/history.log") {
         let _ = f.write_all(line.as_bytes());
     }
 }

@@ -152,9 +152,10 @@ pub fn maybe_requeue(st: &AppState, run: &RunId) {
         return;
     }
     let dir = st.run_dir(run);
-    let done = std::fs::read_to_string(super::slurm_files::slurm_dir(&dir).join("history.log"))
-        .map(|t| t.lines().filter(|l| l.contains("automatic resume")).count())
-        .unwrap_or(0);
+    let done = super::slurm_files::read_history(&dir)
+        .lines()
+        .filter(|l| l.contains("automatic resume"))
+        .count();
     if done >= sched.opts.max_requeues {
         tracing::warn!(run = %run, done, "not resubmitting again (--slurm-max-requeues)");
         return;
