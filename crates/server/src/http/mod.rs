@@ -5,6 +5,7 @@
 
 pub mod api;
 mod archive;
+mod bulk;
 pub mod chart_more;
 pub mod chart_views;
 pub mod charts;
@@ -59,6 +60,7 @@ use fairtat_core::runs::{RunDir, RunId};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
+        .merge(bulk::router())
         .merge(sse::router())
         .merge(files::router())
         .merge(archive::router())

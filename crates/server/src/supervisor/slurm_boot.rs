@@ -1,47 +1,82 @@
 //! Start-up under `--executor slurm`: the jobs a previous server submitted are found again
-//! from their run directories (`slurm/<job>.job`) and followed; a queued job whose id was never
-//! written (the server stopped between `sbatch` and writing it) is found by its comment
-//! (`fairtat:<run id>`) rather than submitted twice. Queued jobs with neither are submitted.
+//! from their run directories (`slurm/<job>.job`) and followed; a queued job whose id file is
+//! missing (never written, or lost) is found by its comment (`fairtat:<run id>`), or, for a
+//! grid's array task, through the array's map (`slurm_arrays`), rather than submitted twice.
+//! Queued jobs with none of these are submitted.
 
 use std::collections::HashMap;
 
 use super::slurm::follow_job;
-use super::slurm_files::read_job_file;
+use super::slurm_arrays::{read_maps, tasks_by_run};
+use super::slurm_files::{job_file, read_job_file, write_job_file};
 use super::{adopt, device_of, pump, push};
 use crate::jobs::{markers, Job, JobKind};
 use crate::scan::Loaded;
-use crate::slurm::{cli, JobId};
+use crate::slurm::{cli, JobId, Snapshot};
 use crate::state::AppState;
 use fairtat_core::runs::RunId;
 
 pub async fn restore(st: &AppState, loaded: Vec<Loaded>) {
-    // Jobs by comment, for the ids never written; Slurm unreachable: submit nothing twice
-    // that it may hold, the poller finds out later.
-    let by_comment = match tokio::task::spawn_blocking(cli::squeue).await {
-        Ok(Ok(snap)) => snap
-            .into_iter()
-            .filter(|(_, (state, c))| !state.is_terminal() && c.starts_with("fairtat:"))
-            .map(|(id, (_, c))| (c["fairtat:".len()..].to_string(), id))
-            .collect::<HashMap<String, JobId>>(),
+    // Slurm unreachable: the maps' job ids still say which array task trains which run.
+    let snap = match tokio::task::spawn_blocking(cli::squeue).await {
+        Ok(Ok(snap)) => Some(snap),
         Ok(Err(err)) => {
             tracing::warn!(cause = %err, "Slurm did not answer at start-up");
-            HashMap::new()
+            None
         }
-        Err(_) => HashMap::new(),
+        Err(_) => None,
+    };
+    let found = Found {
+        by_comment: by_comment(snap.as_ref()),
+        tasks: array_tasks(st, &loaded, snap).await,
     };
     for l in loaded {
-        restore_run(st, &l, &by_comment);
+        restore_run(st, &l, &found);
     }
     pump(st);
 }
 
-fn restore_run(st: &AppState, l: &Loaded, by_comment: &HashMap<String, JobId>) {
+/// Where the jobs of runs without a job file are: single jobs by their comment
+/// (`fairtat:<run id>`), array tasks through the arrays' maps.
+struct Found {
+    by_comment: HashMap<String, JobId>,
+    tasks: HashMap<RunId, JobId>,
+}
+
+fn by_comment(snap: Option<&Snapshot>) -> HashMap<String, JobId> {
+    snap.into_iter()
+        .flatten()
+        .filter(|(_, (state, _))| !state.is_terminal())
+        .filter_map(|(id, (_, c))| Some((c.strip_prefix("fairtat:")?.to_string(), id.clone())))
+        .collect()
+}
+
+/// The array tasks of runs whose fresh training job has no job file; the maps are read only
+/// when there is such a run.
+async fn array_tasks(
+    st: &AppState,
+    loaded: &[Loaded],
+    snap: Option<Snapshot>,
+) -> HashMap<RunId, JobId> {
+    let lost = loaded
+        .iter()
+        .any(|l| l.queued == Some(JobKind::Train) && !job_file(&l.dir, &JobKind::Train).exists());
+    if !lost {
+        return HashMap::new();
+    }
+    let folder = st.runs_dir().join(".slurm");
+    tokio::task::spawn_blocking(move || tasks_by_run(&read_maps(&folder), snap.as_ref()))
+        .await
+        .unwrap_or_default()
+}
+
+fn restore_run(st: &AppState, l: &Loaded, found: &Found) {
     let Some(run) = l.dir.run_id() else { return };
     let device = device_of(&l.summary);
-    let mut found: Vec<JobKind> = Vec::new();
+    let mut followed: Vec<JobKind> = Vec::new();
     for path in job_files(&l.dir) {
         if let Some((id, kind, seq)) = read_job_file(&path) {
-            found.push(kind);
+            followed.push(kind);
             follow_job(st, &job(&run, kind, &device), id, seq, true);
         }
     }
@@ -53,20 +88,37 @@ fn restore_run(st: &AppState, l: &Loaded, by_comment: &HashMap<String, JobId>) {
             .map(JobKind::Evaluate),
     );
     for kind in queued {
-        if found.iter().any(|f| same(f, &kind)) {
+        if followed.iter().any(|f| same(f, &kind)) {
             continue;
         }
-        if let (false, Some(id)) = (is_eval(&kind), by_comment.get(run.as_str())) {
+        if let Some(id) = lost_job(found, &run, &kind) {
+            // Write the id file again, so the next start finds the job the plain way.
             let seq = fairtat_core::runs::reader::last_seq(&l.dir.events());
-            follow_job(st, &job(&run, kind, &device), id.clone(), seq, true);
+            if let Err(err) = write_job_file(&l.dir, &kind, &id, seq) {
+                tracing::warn!(run = %run, cause = %err, "cannot record the Slurm job id");
+            }
+            tracing::info!(run = %run, job = %id, "found the Slurm job of a run without its id file");
+            follow_job(st, &job(&run, kind, &device), id, seq, true);
+            followed.push(kind);
             continue;
         }
         push(st, run.clone(), kind, &device);
     }
-    if let (true, Some(owner)) = (found.is_empty(), &l.owner) {
+    if let (true, Some(owner)) = (followed.is_empty(), &l.owner) {
         // `fairtat train` started from a shell on this host, outside Slurm.
         adopt(st, &l.dir, &run, owner, &device, l.summary.clone());
     }
+}
+
+/// The job of a queued training job whose id file is missing: a single job by its comment,
+/// else (a fresh run only: arrays train fresh runs) the array task its map names.
+fn lost_job(found: &Found, run: &RunId, kind: &JobKind) -> Option<JobId> {
+    if is_eval(kind) {
+        return None;
+    }
+    let single = found.by_comment.get(run.as_str()).cloned();
+    let task = || (*kind == JobKind::Train).then(|| found.tasks.get(run).cloned())?;
+    single.or_else(task)
 }
 
 /// `slurm/*.job` of a run.
