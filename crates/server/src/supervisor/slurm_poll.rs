@@ -2,6 +2,8 @@
 //! for jobs that `squeue` no longer lists, where accounting is on), never one per request.
 //! It polls every `poll_secs` while states change, backs off to 30 s while nothing changes and
 //! to 60 s while the scheduler does not answer, and sleeps until woken while no job is active.
+//! Actions (submissions, cancels, a trainer's end) only wake it: polls stay at least
+//! `poll_secs` apart however many arrive ([`paced`]).
 //! Also here: the check before a submission and the automatic resubmission of runs that Slurm
 //! stopped at their time limit.
 
@@ -169,6 +171,9 @@ fn apply(
             continue;
         }
         match &state {
+            // A short job's trainer may have written its final line before a poll sees the job
+            // running: Slurm's word is a poll behind, and the run's own end stands.
+            JobState::Running { .. } if run_ended(st, run) => {}
             JobState::Pending { .. } | JobState::Requeued { .. } | JobState::Running { .. } => say(
                 st,
                 run,
@@ -180,6 +185,11 @@ fn apply(
         }
     }
     changed
+}
+
+fn run_ended(st: &AppState, run: &RunId) -> bool {
+    let status = st.index().get(run).ok().flatten().map(|s| s.status);
+    status.is_some_and(|s| s.is_terminal())
 }
 
 /// After a training job ended: with `--slurm-requeue`, resubmit a run that Slurm stopped
