@@ -14,7 +14,6 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::index::ListQuery;
 use crate::state::AppState;
 use crate::supervisor;
 use fairtat_core::runs::{is_valid_run_id, RunId};
@@ -113,16 +112,10 @@ fn grid_runs(st: &AppState, gid: &str) -> Result<Vec<String>, ApiError> {
     if !is_valid_run_id(gid) {
         return Err(bad(&format!("grid: `{gid}` is not a grid id")));
     }
-    let tag = format!("grid:{gid}");
-    let mut runs = st.index().list(&ListQuery {
-        tag: Some(tag.clone()),
-        ..ListQuery::default()
-    })?;
-    runs.retain(|s| s.tags.contains(&tag));
+    let runs = super::compare_query::grid_runs(st, gid)?;
     if runs.is_empty() {
         return Err(ApiError::NotFound(format!("grid {gid}")));
     }
-    runs.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(runs
         .into_iter()
         .filter(|s| !s.status.is_terminal())
