@@ -279,3 +279,88 @@ async fn a_run_whose_source_is_missing_fails_with_the_reason() {
     );
     st.shutdown();
 }
+
+/// Bulk cancel with the local executor: a grid's running and queued runs in one request, then
+/// a form post from the runs list; bad requests name the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grid_is_cancelled_in_one_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = start(options(
+        tmp.path(),
+        Some(fake_trainer(tmp.path(), 50, 0.5)),
+        1,
+    ))
+    .await;
+    let grid = "name = \"g\"\ndevice = \"cpu\"\n[train]\nepochs = 50\n[grid]\nseed = [0, 1, 2]\n";
+    let body = serde_json::json!({ "toml": grid }).to_string();
+    let (code, b) = post_json(&st, "/api/runs", &body).await;
+    assert_eq!(code, StatusCode::CREATED, "{b}");
+    let gid = json(&b)["grid"].as_str().unwrap().to_string();
+    let ids: Vec<String> = json(&b)["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    // One CPU slot: the first run trains, the other two wait.
+    wait_for(20.0, "the first run's first epoch", || async {
+        (epoch_lines(&tmp.path().join("runs"), &ids[0]) >= 1).then_some(())
+    })
+    .await;
+    let body = format!(r#"{{"grid":"{gid}"}}"#);
+    let (code, b) = post_json(&st, "/api/runs/cancel", &body).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    let v = json(&b);
+    assert_eq!(v["cancelled"].as_array().unwrap().len(), 3, "{b}");
+    assert_eq!(v["errors"], serde_json::json!([]), "{b}");
+    for id in &ids {
+        let s = wait_status(&st, id, "cancelled", 20.0).await;
+        assert!(s["epochs_done"].as_u64().unwrap() < 50, "{s}");
+    }
+    // Ended runs: nothing to cancel, each says why; an unknown id is named.
+    let body = format!(r#"{{"ids":["{}","nope-1"]}}"#, ids[1]);
+    let (code, b) = post_json(&st, "/api/runs/cancel", &body).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    let errors = json(&b)["errors"].as_array().unwrap().clone();
+    assert_eq!(errors.len(), 2, "{b}");
+    assert!(
+        errors[0]["error"].as_str().unwrap().contains("not found"),
+        "{b}"
+    );
+    assert!(
+        errors[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("neither queued nor running"),
+        "{b}"
+    );
+    // The runs list's "Cancel selected" posts the checked ids as a form.
+    let id = create_quick(&st).await;
+    wait_for(20.0, "the run's first epoch", || async {
+        (epoch_lines(&tmp.path().join("runs"), &id) >= 1).then_some(())
+    })
+    .await;
+    let headers = [("content-type", "application/x-www-form-urlencoded")];
+    let (code, h, _) = post_with(&st, "/runs/cancel", &format!("ids={id}"), &headers).await;
+    assert_eq!(code, StatusCode::SEE_OTHER);
+    assert_eq!(h["location"], "/");
+    wait_status(&st, &id, "cancelled", 20.0).await;
+    for (body, words) in [
+        ("{}", "ids: select at least one run"),
+        (r#"{"ids":["a"],"grid":"g"}"#, "either `ids` or `grid`"),
+        (r#"{"run":"a"}"#, "allowed: ids, grid"),
+        (r#"{"ids":["../x"]}"#, "is not a run id"),
+    ] {
+        let (code, b) = post_json(&st, "/api/runs/cancel", body).await;
+        assert_error(code, StatusCode::BAD_REQUEST, &b, &[words]);
+    }
+    let (code, page) = get(&st, "/").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(page.contains(r#"formaction="/runs/cancel""#), "{page}");
+    let (_, page) = get(&st, &format!("/compare?grid={gid}")).await;
+    assert!(
+        page.contains(&format!(r#"name="grid" value="{gid}""#)),
+        "{page}"
+    );
+    st.shutdown();
+}

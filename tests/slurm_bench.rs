@@ -4,7 +4,10 @@
 //! request latency with no jobs and with 500 pending ones (held with `--hold`, so they stay
 //! queued). Prints a table for BENCHMARKS.md.
 //!
-//! Run: `cargo test --release --test slurm_bench -- --ignored --nocapture`.
+//! A second bench counts Slurm calls (logging wrappers on PATH) while 200 held runs are
+//! cancelled: one request per run, then one request for all (issue 21).
+//!
+//! Run: `cargo test --release --test slurm_bench -- --ignored --nocapture --test-threads=1`.
 
 mod common;
 
@@ -12,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use common::slurm::cluster_or_skip;
+use common::slurm::{cluster_or_skip, Counted};
 use common::*;
 use fairtat::server::slurm::{cli, SlurmOptions};
 use fairtat::server::{AppState, ServeOptions};
@@ -191,6 +194,105 @@ async fn slurm_submission_and_polling_with_500_queued_jobs() {
         println!(
             "| GET {uri}: 20 runs/20 queued -> {QUEUED} runs/{QUEUED} queued -> {QUEUED} runs/none queued \
              | {b50:.2} -> {a50:.2} -> {e50:.2} ms | {b99:.2} -> {a99:.2} -> {e99:.2} ms |"
+        );
+    }
+    st.shutdown();
+}
+
+/// 200 held runs as 4 grids of 50; their ids once every task's id is recorded.
+async fn held_grids(st: &AppState, root: &Path, round: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for g in 0..4 {
+        let seeds: Vec<String> = (0..50).map(|s| (g * 50 + s).to_string()).collect();
+        let grid = format!(
+            "name = \"c{round}-{g}\"\ndevice = \"cpu\"\n[train]\nepochs = 1\n[grid]\nseed = [{}]\n",
+            seeds.join(", ")
+        );
+        let body = serde_json::json!({ "toml": grid }).to_string();
+        let (code, b) = post_json(st, "/api/runs", &body).await;
+        assert_eq!(code, StatusCode::CREATED, "{b}");
+        let runs = json(&b)["runs"].as_array().unwrap().clone();
+        ids.extend(runs.iter().map(|r| r["id"].as_str().unwrap().to_string()));
+    }
+    wait_for(120.0, "every array task's id", || async {
+        ids.iter().all(|id| job_id_written(root, id)).then_some(())
+    })
+    .await;
+    // Let the poller settle on the 200 pending jobs.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ids
+}
+
+/// Calls of each Slurm command since `before`, and the seconds until every run is cancelled
+/// and every job ended in the server's view.
+async fn until_all_cancelled(st: &AppState, ids: &[String], t0: Instant) -> f64 {
+    for id in ids {
+        wait_status(st, id, "cancelled", 120.0).await;
+    }
+    wait_for(120.0, "every job to end", || async {
+        let (_, b) = get(st, "/api/scheduler").await;
+        let jobs = json(&b)["jobs"].as_array().unwrap().clone();
+        jobs.iter().all(|j| j["ended"] == true).then_some(())
+    })
+    .await;
+    t0.elapsed().as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: make bench"]
+async fn slurm_calls_during_a_200_run_cancel() {
+    let Some(_cluster) = cluster_or_skip("slurm cancel bench") else {
+        return;
+    };
+    let calls = Counted::install();
+    let tmp = tempfile::tempdir().unwrap();
+    let poll = SlurmOptions::new().poll_secs;
+    let opts = ServeOptions {
+        slurm: Some(SlurmOptions {
+            extra: vec!["--hold".into()],
+            ..SlurmOptions::new()
+        }),
+        max_queued: 10_000,
+        ..options(tmp.path(), Some(fake_trainer(tmp.path(), 1, 0.1)), 1)
+    };
+    let st = start(opts).await;
+    let count = |c: &str| calls.of(c).len();
+    let mut rows = Vec::new();
+    for (round, how) in [
+        "200 requests (one per run)",
+        "1 request (POST /api/runs/cancel)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ids = held_grids(&st, tmp.path(), round).await;
+        let before = [count("squeue"), count("sacct"), count("scancel")];
+        let t0 = Instant::now();
+        if round == 0 {
+            for id in &ids {
+                let (code, b) = post_json(&st, &format!("/api/runs/{id}/cancel"), "{}").await;
+                assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+            }
+        } else {
+            let body = serde_json::json!({ "ids": ids }).to_string();
+            let (code, b) = post_json(&st, "/api/runs/cancel", &body).await;
+            assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+        }
+        let requests = t0.elapsed().as_secs_f64();
+        let secs = until_all_cancelled(&st, &ids, t0).await;
+        let n: Vec<usize> = ["squeue", "sacct", "scancel"]
+            .iter()
+            .zip(before)
+            .map(|(c, b)| count(c) - b)
+            .collect();
+        rows.push((how, requests, secs, n));
+    }
+    println!("\n| cancel 200 held runs (poll interval {poll} s) | requests took | until all ended | squeue | sacct | scancel |");
+    println!("|---|---|---|---|---|---|");
+    for (how, requests, secs, n) in rows {
+        println!(
+            "| {how} | {requests:.1} s | {secs:.1} s | {} | {} | {} |",
+            n[0], n[1], n[2]
         );
     }
     st.shutdown();

@@ -229,3 +229,54 @@ fn kill_stray_steps(dir: &Path) {
         }
     }
 }
+
+/// Logging wrappers of Slurm's client commands, put first on PATH (for the server under test
+/// and every command after it): each call appends `<command> <args>` to a log, then runs the
+/// real command. The tests of one binary run one at a time, so PATH is theirs; dropping the
+/// wrappers puts PATH back.
+pub struct Counted {
+    dir: tempfile::TempDir,
+    path: String,
+}
+
+impl Counted {
+    pub fn install() -> Counted {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("calls.log");
+        let path = std::env::var("PATH").unwrap_or_default();
+        for cmd in ["sbatch", "squeue", "sacct", "scancel"] {
+            let real = path
+                .split(':')
+                .map(|d| Path::new(d).join(cmd))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| PathBuf::from(format!("/usr/bin/{cmd}")));
+            let script = format!(
+                "#!/bin/sh\necho \"{cmd} $*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                real.display()
+            );
+            let wrapper = dir.path().join(cmd);
+            std::fs::write(&wrapper, script).unwrap();
+            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::env::set_var("PATH", format!("{}:{path}", dir.path().display()));
+        Counted { dir, path }
+    }
+
+    /// The logged calls of `cmd`, each `cmd args...`.
+    pub fn of(&self, cmd: &str) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.path().join("calls.log")).unwrap_or_default();
+        let prefix = format!("{cmd} ");
+        log.lines()
+            .filter(|l| l.starts_with(&prefix) || *l == cmd)
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        std::env::set_var("PATH", &self.path);
+    }
+}

@@ -47,6 +47,14 @@ pub fn grid_ids(st: &AppState, q: Option<&str>) -> Result<(String, Vec<RunId>), 
     else {
         return Ok((String::new(), vec![]));
     };
+    let runs = grid_runs(st, gid)?;
+    let mut ids: Vec<RunId> = runs.into_iter().filter_map(|s| s.id.parse().ok()).collect();
+    ids.truncate(MAX_RUNS * 3);
+    Ok((gid.to_string(), ids))
+}
+
+/// Every run of grid `gid` (tagged `grid:<gid>`), oldest first.
+pub fn grid_runs(st: &AppState, gid: &str) -> Result<Vec<RunSummary>, ApiError> {
     let tag = format!("grid:{gid}");
     let mut runs = st.index().list(&ListQuery {
         tag: Some(tag.clone()),
@@ -54,7 +62,5 @@ pub fn grid_ids(st: &AppState, q: Option<&str>) -> Result<(String, Vec<RunId>), 
     })?;
     runs.retain(|s| s.tags.contains(&tag));
     runs.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut ids: Vec<RunId> = runs.into_iter().filter_map(|s| s.id.parse().ok()).collect();
-    ids.truncate(MAX_RUNS * 3);
-    Ok((gid.to_string(), ids))
+    Ok(runs)
 }

@@ -5,6 +5,7 @@
 
 pub mod api;
 mod archive;
+mod bulk;
 pub mod chart_more;
 pub mod chart_views;
 pub mod charts;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
 fn routes(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
+        .merge(bulk::router())
         .merge(sse::router())
         .merge(files::router())
         .merge(archive::router())

@@ -244,10 +244,14 @@ pub fn parse_sacct(out: &str) -> Result<Snapshot, SlurmError> {
     Ok(jobs)
 }
 
-/// `scancel ID`: Slurm sends SIGTERM (then SIGKILL after `KillWait`) to a running job and
-/// removes a pending one.
-pub fn scancel(id: &str) -> Result<(), SlurmError> {
-    run("scancel", &[id.to_string()]).map(|_| ())
+/// `scancel ID...`: Slurm sends SIGTERM (then SIGKILL after `KillWait`) to each running job
+/// and removes each pending one; one call for any number of jobs (a grid cancel). Slurm goes
+/// on past an id it refuses and names it in the error (`Kill job error on job id 12_3: ...`).
+pub fn scancel(ids: &[JobId]) -> Result<(), SlurmError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    run("scancel", ids).map(|_| ())
 }
 
 #[cfg(test)]

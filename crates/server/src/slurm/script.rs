@@ -142,6 +142,8 @@ impl Script {
                     s.push_str(&format!("  {}\n", q(d)));
                 }
                 s.push_str(")\ndir=\"${dirs[$SLURM_ARRAY_TASK_ID]}\"\n");
+                // The task's run, for whoever inspects the job (the map in `.slurm` says it too).
+                s.push_str("export FAIRTAT_RUN_ID=\"${dir##*/}\"\n");
                 s.push_str("exec >>\"$dir/train.log\" 2>&1\n");
                 s.push_str(&train_body(&t, "\"$dir\""));
             }
@@ -205,7 +207,7 @@ mod tests {
         let s = Script {
             task: Task::Array(vec!["/r/x".into(), "/r/y".into(), "/r/z".into()]),
             name: "grid".into(),
-            comment: "fairtat:array".into(),
+            comment: "fairtat-array:x".into(),
             output: "/r/.slurm/grid-%A_%a.out".into(),
             gpu: false,
         }
@@ -214,6 +216,7 @@ mod tests {
         assert!(!s.contains("--gres"));
         assert!(s.contains("  '/r/y'\n"));
         assert!(s.contains("dir=\"${dirs[$SLURM_ARRAY_TASK_ID]}\""));
+        assert!(s.contains("export FAIRTAT_RUN_ID=\"${dir##*/}\"\n"), "{s}");
     }
 
     #[test]

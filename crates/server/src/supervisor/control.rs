@@ -50,43 +50,83 @@ fn summary(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
         .ok_or_else(|| JobError::NotFound(run.to_string()))
 }
 
+fn training(kind: &JobKind) -> bool {
+    !matches!(kind, JobKind::Evaluate(_))
+}
+
+/// A run still waiting in the server's queue leaves it, cancelled (`None`: it was not waiting).
+fn cancel_waiting(st: &AppState, run: &RunId) -> Option<Result<RunSummary, JobError>> {
+    if st.jobs().lock().remove_waiting(run, training).is_empty() {
+        return None;
+    }
+    let dir = st.run_dir(run);
+    markers::remove(&dir, &JobKind::Train);
+    let done = summary(st, run).map_or(0, |s| s.epochs_done);
+    append_finished(
+        &dir,
+        RunStatus::Cancelled,
+        done,
+        "cancelled by you while queued".into(),
+    );
+    Some(st.refresh(run).map_or_else(|| summary(st, run), Ok))
+}
+
+/// Cancel many runs in one request: each waiting one at once, and under Slurm every job with a
+/// single `scancel`; locally each run as [`cancel_run`]. One answer per run, in order.
+pub fn cancel_runs(st: &AppState, runs: &[RunId]) -> Vec<(RunId, Result<RunSummary, JobError>)> {
+    if st.scheduler().is_none() {
+        return runs
+            .iter()
+            .map(|r| (r.clone(), cancel_run(st, r)))
+            .collect();
+    }
+    let mut done = Vec::new();
+    let mut in_slurm = Vec::new();
+    for run in runs {
+        match cancel_waiting(st, run) {
+            Some(r) => done.push((run.clone(), r)),
+            None => in_slurm.push(run.clone()),
+        }
+    }
+    let slurm = super::slurm_cancel::cancel_many(st, &in_slurm, training);
+    done.extend(slurm.into_iter().map(|(run, r)| {
+        let r = r.and_then(|found| match found {
+            true => summary(st, &run),
+            false => Err(no_slurm_job(&run)),
+        });
+        (run, r)
+    }));
+    let order = |r: &RunId| runs.iter().position(|x| x == r);
+    done.sort_by_key(|(r, _)| order(r));
+    done
+}
+
+fn no_slurm_job(run: &RunId) -> JobError {
+    JobError::Conflict(format!("run {run} has no Slurm job pending or running"))
+}
+
 /// Cancel a queued run (at once) or a running one (SIGTERM: the trainer finishes its batch,
 /// checkpoints and writes its final line). Returns the summary as it is now.
 pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
     let dir = st.run_dir(run);
-    let (queued, pid) = {
-        let mut q = st.jobs().lock();
-        let queued = !q
-            .remove_waiting(run, |k| !matches!(k, JobKind::Evaluate(_)))
-            .is_empty();
-        let pid = q
-            .running_mut(run)
-            .filter(|r| !matches!(r.job.kind, JobKind::Evaluate(_)))
-            .map(|r| {
-                r.cancel_requested = r.pid.is_some();
-                (r.pid, r.adopted)
-            });
-        (queued, pid)
-    };
-    if queued {
-        markers::remove(&dir, &JobKind::Train);
-        let done = summary(st, run).map_or(0, |s| s.epochs_done);
-        append_finished(
-            &dir,
-            RunStatus::Cancelled,
-            done,
-            "cancelled by you while queued".into(),
-        );
-        return Ok(st.refresh(run).unwrap_or(summary(st, run)?));
+    if let Some(cancelled) = cancel_waiting(st, run) {
+        return cancelled;
     }
     if st.scheduler().is_some() {
-        if !super::slurm::cancel(st, run, |k| !matches!(k, JobKind::Evaluate(_)))? {
-            return Err(JobError::Conflict(format!(
-                "run {run} has no Slurm job pending or running"
-            )));
+        if !super::slurm_cancel::cancel(st, run, training)? {
+            return Err(no_slurm_job(run));
         }
         return summary(st, run);
     }
+    let pid = st
+        .jobs()
+        .lock()
+        .running_mut(run)
+        .filter(|r| training(&r.job.kind))
+        .map(|r| {
+            r.cancel_requested = r.pid.is_some();
+            (r.pid, r.adopted)
+        });
     match pid {
         Some((Some(pid), adopted)) if !adopted || owns(&dir, pid) => {
             // Lets the trainer's final line say that the user cancelled it.
@@ -217,7 +257,7 @@ pub fn cancel_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobEr
     }
     if st.scheduler().is_some() {
         markers::write_cancelled(&dir, &key);
-        if !super::slurm::cancel(st, run, |k| *k == kind)? {
+        if !super::slurm_cancel::cancel(st, run, |k| *k == kind)? {
             return Err(JobError::Conflict(format!(
                 "run {run} has no {} evaluation pending or running in Slurm",
                 key.dir_name()

@@ -10,7 +10,9 @@ mod boot;
 mod control;
 mod launch;
 mod slurm;
+mod slurm_arrays;
 mod slurm_boot;
+mod slurm_cancel;
 mod slurm_files;
 mod slurm_poll;
 
@@ -32,7 +34,9 @@ use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{RunDir, RunId, RunStatus};
 
 pub use boot::start;
-pub use control::{cancel_eval, cancel_run, enqueue_eval, resume_run, submit, submit_all};
+pub use control::{
+    cancel_eval, cancel_run, cancel_runs, enqueue_eval, resume_run, submit, submit_all,
+};
 pub use slurm_poll::preflight;
 
 /// Start waiting jobs while their device has a free slot (first come, first served).

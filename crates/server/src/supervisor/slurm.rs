@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use super::slurm_arrays::{write_map, ArrayMap};
 use super::slurm_files::{history, job_file, job_label, slurm_dir, write_job_file};
 use super::{follow, job_ended, record_failure, waiting_for_sources};
 use crate::follower::Liveness;
 use crate::jobs::scheduler::{Ended, Scheduler};
-use crate::jobs::{markers, Job, JobError, JobKind};
+use crate::jobs::{markers, Job, JobKind};
 use crate::process::append_finished;
 use crate::slurm::script::{Script, Task};
 use crate::slurm::{cli, JobId, SlurmError};
@@ -136,10 +137,16 @@ fn submit_one(st: &AppState, job: &Job) {
     }
 }
 
-/// A grid's fresh runs as one job array: task `i` trains `jobs[i]`.
+/// A grid's fresh runs as one job array: task `i` trains `jobs[i]`. The index-to-run map is
+/// written before `sbatch` and completed with the job id after it (`slurm_arrays`).
 fn submit_array(st: &AppState, jobs: &[Job]) {
     let folder = st.runs_dir().join(".slurm");
     let first = &jobs[0].run;
+    let mut map = ArrayMap {
+        key: first.to_string(),
+        job: None,
+        runs: jobs.iter().map(|j| j.run.clone()).collect(),
+    };
     let script = Script {
         task: Task::Array(
             jobs.iter()
@@ -147,20 +154,26 @@ fn submit_array(st: &AppState, jobs: &[Job]) {
                 .collect(),
         ),
         name: format!("fairtat-grid-{}", jobs.len()),
-        comment: "fairtat:array".into(),
+        comment: map.comment(),
         output: folder.join(format!("grid-{first}-%a.out")),
         gpu: wants_gpu(st, &jobs[0]),
     };
     let path = folder.join(format!("grid-{first}.sh"));
-    let result = std::fs::create_dir_all(&folder)
+    let io = |e| SlurmError::Io {
+        command: "sbatch",
+        cause: e,
+    };
+    let result = write_map(&folder, &map)
         .and_then(|_| std::fs::write(&path, script.render(&sched(st).opts, &st.trainer())))
-        .map_err(|e| SlurmError::Io {
-            command: "sbatch",
-            cause: e,
-        })
+        .map_err(io)
         .and_then(|_| cli::sbatch(&path));
     match result {
         Ok(base) => {
+            map.job = Some(base.clone());
+            if let Err(err) = write_map(&folder, &map) {
+                // The comment still names the map: a restart finds the tasks through squeue.
+                tracing::error!(job = %base, cause = %err, "cannot record the array's job id");
+            }
             for (i, job) in jobs.iter().enumerate() {
                 submitted(st, job, format!("{base}_{i}"));
             }
@@ -339,40 +352,6 @@ async fn watch_eval(st: &AppState, job: &Job, mut rx: watch::Receiver<Option<End
     job_ended(st, &job.run);
     if let Ok(Some(summary)) = st.index().get(&job.run) {
         st.hub().status(&summary);
-    }
-}
-
-/// Cancel `run`'s Slurm job of the kinds `pred` accepts: `scancel` (a running trainer gets
-/// SIGTERM, checkpoints and writes its final line; a pending job is removed).
-pub fn cancel(
-    st: &AppState,
-    run: &RunId,
-    pred: impl Fn(&JobKind) -> bool,
-) -> Result<bool, JobError> {
-    let Some((id, kind)) = sched(st).active(run).filter(|(_, k)| pred(k)) else {
-        return Ok(false);
-    };
-    if let Some(r) = st.jobs().lock().running_mut(run) {
-        r.cancel_requested = true;
-    }
-    let _ = safe_fs::write(&st.run_dir(run), "cancel-requested", b"cancel\n");
-    off_runtime(|| cli::scancel(&id))
-        .map_err(|e| JobError::Conflict(format!("scancel {id}: {e}")))?;
-    history(
-        &st.run_dir(run),
-        &format!("scancel {} job {id}", kind.label()),
-    );
-    sched(st).wake.notify_one();
-    tracing::info!(run = %run, job = %id, "cancelled the Slurm job");
-    Ok(true)
-}
-
-/// Run a blocking Slurm command from a request: the runtime's other tasks go on meanwhile
-/// (`block_in_place` on the multi-threaded runtime the server uses).
-fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }
 
