@@ -35,6 +35,10 @@ pub enum ApiError {
     /// The disk holding the runs folder is full: 507, nothing was created.
     #[error("{0}")]
     InsufficientStorage(String),
+    /// A valid config that the cluster refuses (a time over the partition's limit, an
+    /// unknown QoS): 400 with the key it is about.
+    #[error("{0}")]
+    Refused(ConfigError),
     /// A config that failed validation: 422 with the key it is about.
     #[error("{0}")]
     Invalid(#[from] ConfigError),
@@ -50,7 +54,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Refused(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -68,7 +72,7 @@ impl ApiError {
     /// The config key a validation error names, for inline form errors.
     pub fn field(&self) -> Option<&str> {
         match self {
-            ApiError::Invalid(e) => e.key(),
+            ApiError::Invalid(e) | ApiError::Refused(e) => e.key(),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@ mod control;
 mod launch;
 mod slurm;
 mod slurm_boot;
+mod slurm_check;
 mod slurm_files;
 mod slurm_poll;
 
@@ -31,7 +32,7 @@ use fairtat_core::runs::{RunDir, RunId, RunStatus};
 
 pub use boot::start;
 pub use control::{cancel_eval, cancel_run, enqueue_eval, resume_run, submit, submit_all};
-pub use slurm_poll::preflight;
+pub use slurm_check::preflight;
 
 /// Start waiting jobs while their device has a free slot (first come, first served).
 pub fn pump(st: &AppState) {

@@ -19,7 +19,7 @@ use crate::jobs::scheduler::{Ended, Scheduler};
 use crate::jobs::{markers, Job, JobError, JobKind};
 use crate::process::append_finished;
 use crate::slurm::script::{Script, Task};
-use crate::slurm::{cli, JobId, SlurmError};
+use crate::slurm::{cli, JobId, Resources, SlurmError};
 use crate::state::AppState;
 use fairtat_core::runs::{RunDir, RunId, RunStatus};
 
@@ -44,20 +44,36 @@ fn sched(st: &AppState) -> &Arc<Scheduler> {
     st.scheduler().expect("the Slurm executor has a scheduler")
 }
 
-/// Whether a job gets the configured gres: runs on `device = "cpu"` never do.
-fn wants_gpu(st: &AppState, job: &Job) -> bool {
-    !sched(st).opts.gres.is_empty() && job.device != "cpu"
+/// What `job` asks of Slurm: its run's `[slurm]` over the server's defaults (a run whose
+/// config cannot be read gets the defaults; a limit lowered since it was queued refuses it).
+fn resources(st: &AppState, job: &Job) -> Result<Resources, SlurmError> {
+    let spec = crate::scan::read_spec(&st.run_dir(&job.run))
+        .map(|s| s.slurm)
+        .unwrap_or_default();
+    sched(st)
+        .opts
+        .resources(&spec, &job.device)
+        .map_err(|e| SlurmError::Refused(e.to_string()))
 }
 
 fn submit_batch(st: &AppState, batch: Vec<Job>) {
     let (fresh, other): (Vec<Job>, Vec<Job>) =
         batch.into_iter().partition(|j| j.kind == JobKind::Train);
-    let (gpu, cpu): (Vec<Job>, Vec<Job>) = fresh.into_iter().partition(|j| wants_gpu(st, j));
-    for group in [gpu, cpu] {
+    // Fresh runs that ask the same of Slurm become one array (its options are the job's).
+    let mut groups: Vec<(Resources, Vec<Job>)> = Vec::new();
+    for job in fresh {
+        match resources(st, &job) {
+            Err(err) => refused(st, &job, &err),
+            Ok(r) => match groups.iter_mut().find(|(g, _)| *g == r) {
+                Some((_, jobs)) => jobs.push(job),
+                None => groups.push((r, vec![job])),
+            },
+        }
+    }
+    for (res, group) in groups {
         match group.len() {
-            0 => {}
             1 => submit_one(st, &group[0]),
-            _ => submit_array(st, &group),
+            _ => submit_array(st, &group, res),
         }
     }
     for job in &other {
@@ -84,14 +100,18 @@ fn job_name(kind: &JobKind, run: &str) -> String {
     format!("fairtat-{kind}-{run}")
 }
 
-fn script_for(st: &AppState, job: &Job) -> std::io::Result<Script> {
+fn script_for(st: &AppState, job: &Job) -> Result<Script, SlurmError> {
+    let res = resources(st, job)?;
     let dir = st.run_dir(&job.run);
     let (task, output) = match &job.kind {
         JobKind::Train => (Task::Train(dir.root().to_path_buf()), dir.log()),
         JobKind::Resume => (Task::Resume(dir.root().to_path_buf()), dir.log()),
         JobKind::Evaluate(key) => {
             let out = markers::eval_dir(&dir, key);
-            std::fs::create_dir_all(&out)?;
+            std::fs::create_dir_all(&out).map_err(|e| SlurmError::Io {
+                command: "sbatch",
+                cause: e,
+            })?;
             let task = Task::Eval {
                 dir: dir.root().to_path_buf(),
                 suite: key.suite.as_str().to_string(),
@@ -105,7 +125,7 @@ fn script_for(st: &AppState, job: &Job) -> std::io::Result<Script> {
         name: job_name(&job.kind, &job.run.to_string()),
         comment: format!("fairtat:{}", job.run),
         output,
-        gpu: wants_gpu(st, job),
+        res,
     })
 }
 
@@ -114,22 +134,15 @@ fn submit_one(st: &AppState, job: &Job) {
     let dir = st.run_dir(&job.run);
     let label = job_label(&job.kind);
     let script_path = slurm_dir(&dir).join(format!("{label}.sh"));
-    let result = script_for(st, job)
-        .map_err(|e| SlurmError::Io {
-            command: "sbatch",
-            cause: e,
-        })
-        .and_then(|s| {
-            std::fs::create_dir_all(slurm_dir(&dir))
-                .and_then(|_| {
-                    std::fs::write(&script_path, s.render(&sched(st).opts, &st.trainer()))
-                })
-                .map_err(|e| SlurmError::Io {
-                    command: "sbatch",
-                    cause: e,
-                })?;
-            cli::sbatch(&script_path)
-        });
+    let result = script_for(st, job).and_then(|s| {
+        std::fs::create_dir_all(slurm_dir(&dir))
+            .and_then(|_| std::fs::write(&script_path, s.render(&sched(st).opts, &st.trainer())))
+            .map_err(|e| SlurmError::Io {
+                command: "sbatch",
+                cause: e,
+            })?;
+        cli::sbatch(&script_path)
+    });
     match result {
         Ok(id) => submitted(st, job, id),
         Err(err) => refused(st, job, &err),
@@ -137,7 +150,7 @@ fn submit_one(st: &AppState, job: &Job) {
 }
 
 /// A grid's fresh runs as one job array: task `i` trains `jobs[i]`.
-fn submit_array(st: &AppState, jobs: &[Job]) {
+fn submit_array(st: &AppState, jobs: &[Job], res: Resources) {
     let folder = st.runs_dir().join(".slurm");
     let first = &jobs[0].run;
     let script = Script {
@@ -149,7 +162,7 @@ fn submit_array(st: &AppState, jobs: &[Job]) {
         name: format!("fairtat-grid-{}", jobs.len()),
         comment: "fairtat:array".into(),
         output: folder.join(format!("grid-{first}-%a.out")),
-        gpu: wants_gpu(st, &jobs[0]),
+        res,
     };
     let path = folder.join(format!("grid-{first}.sh"));
     let result = std::fs::create_dir_all(&folder)
