@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
 use crate::slurm::SlurmOptions;
-use fairtat_core::config::{mem_megabytes, time_minutes, SlurmSpec, TIME_FORMATS};
+use fairtat_core::config::{mem_megabytes, time_minutes, SlurmSpec, SlurmText, TIME_FORMATS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -236,9 +236,9 @@ fn check_resources(o: &SlurmOptions) -> anyhow::Result<()> {
     }
     // The defaults are what a run without `[slurm]` asks: checked like one.
     let run = SlurmSpec {
-        time: o.time.clone(),
-        mem: o.mem.clone(),
-        qos: o.qos.clone(),
+        time: SlurmText(o.time.clone()),
+        mem: SlurmText(o.mem.clone()),
+        qos: SlurmText(o.qos.clone()),
         cpus: o.cpus,
         ..SlurmSpec::default()
     };

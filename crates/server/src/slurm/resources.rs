@@ -42,7 +42,7 @@ impl SlurmOptions {
     /// the key and the limit, when over a `--slurm-max-*`.
     pub fn resources(&self, run: &SlurmSpec, device: &str) -> Result<Resources, ConfigError> {
         let gres = match (run.gres.is_empty(), device) {
-            (false, _) => run.gres.clone(),
+            (false, _) => run.gres.to_string(),
             (true, "cpu") => String::new(),
             (true, _) => self.gres.clone(),
         };
@@ -199,7 +199,7 @@ mod tests {
         };
         assert!(run(|s| s.time = "120".into()).is_ok());
         // Empty: the partition's own default, which the cluster bounds.
-        assert!(run(|s| s.mem = String::new()).is_ok());
+        assert!(run(|s| s.mem = Default::default()).is_ok());
         for (set, key, words) in [
             (
                 (|s: &mut SlurmSpec| s.time = "1-0".into()) as fn(&mut SlurmSpec),

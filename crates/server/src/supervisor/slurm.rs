@@ -136,7 +136,7 @@ fn submit_one(st: &AppState, job: &Job) {
     let script_path = slurm_dir(&dir).join(format!("{label}.sh"));
     let result = script_for(st, job).and_then(|s| {
         std::fs::create_dir_all(slurm_dir(&dir))
-            .and_then(|_| std::fs::write(&script_path, s.render(&sched(st).opts, &st.trainer())))
+            .and_then(|_| std::fs::write(&script_path, s.render(&sched(st).opts, st.trainer())))
             .map_err(|e| SlurmError::Io {
                 command: "sbatch",
                 cause: e,

@@ -17,7 +17,9 @@ pub use data::{DataKey, DataSpec, ModelKey, ModelSpec};
 pub use eval::{EvalKey, EvalSpec};
 pub(crate) use method::LEGACY_CLEAN_FORWARD;
 pub use method::{MethodDef, MethodKey, MethodSpec, METHODS};
-pub use slurm::{format_minutes, mem_megabytes, time_minutes, SlurmKey, SlurmSpec, TIME_FORMATS};
+pub use slurm::{
+    format_minutes, mem_megabytes, time_minutes, SlurmKey, SlurmSpec, SlurmText, TIME_FORMATS,
+};
 pub use train::{AttackKey, AttackSpec, TrainKey, TrainSpec};
 
 use serde::{Deserialize, Serialize};

@@ -3,29 +3,64 @@
 //! ignore the section. Values are checked here against Slurm's own syntax, so what reaches a
 //! batch script is a time, a size or a plain name, never shell or `#SBATCH` syntax.
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::error::ConfigError;
-use crate::config::schema::section;
+use crate::config::reader::Reader;
+use crate::config::schema::{section, FieldKind, KeyType};
+
+/// A Slurm option's value as text: a string, or what TOML reads as a number or a time of day
+/// (`time = 30`, `--set slurm.time=01:00:00`, `mem = 4000`), kept as written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SlurmText(pub String);
+
+impl std::ops::Deref for SlurmText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SlurmText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for SlurmText {
+    fn from(s: &str) -> Self {
+        SlurmText(s.to_string())
+    }
+}
+
+impl KeyType for SlurmText {
+    const KIND: FieldKind = FieldKind::Text;
+    fn read(r: &Reader, k: &str, d: Self, _: Option<(Self, Self)>) -> Result<Self, ConfigError> {
+        Ok(SlurmText(r.text(k, &d.0)?.trim().to_string()))
+    }
+}
 
 section! {
     /// Per-run Slurm resources; empty = the server's default.
     pub struct SlurmSpec in "slurm" as "slurm", keys SlurmKey {
         /// `--time`, in one of Slurm's formats ([`time_minutes`]).
-        time: String = |_| String::new();
+        time: SlurmText = |_| SlurmText::default();
             "Slurm time limit (minutes, h:mm:ss, d-hh:mm); empty = the server's; local runs ignore it",
         /// `--partition`: one partition name.
-        partition: String = |_| String::new();
+        partition: SlurmText = |_| SlurmText::default();
             "Slurm partition; empty = the server's (or the cluster's default); local runs ignore it",
         /// `--gres`, e.g. `gpu:1` or `gpu:a100:2`; given, also a CPU run gets it.
-        gres: String = |_| String::new();
+        gres: SlurmText = |_| SlurmText::default();
             "Slurm generic resources, e.g. gpu:a100:2; empty = the server's for GPU runs; local runs ignore it",
         /// `--cpus-per-task`; the trainer sizes its thread pools from it.
         cpus: usize [0, 4096] = |_| 0;
             "Slurm CPUs per task (the trainer's threads follow); 0 = the server's; local runs ignore it",
         /// `--mem`, a size as Slurm reads it ([`mem_megabytes`]).
-        mem: String = |_| String::new();
+        mem: SlurmText = |_| SlurmText::default();
             "Slurm memory per node, e.g. 16G or 4000 (MB); empty = the server's; local runs ignore it",
         /// `--qos`: one QoS name.
-        qos: String = |_| String::new();
+        qos: SlurmText = |_| SlurmText::default();
             "Slurm quality of service; empty = the server's (or the account's); local runs ignore it",
     }
 }
@@ -34,12 +69,12 @@ impl Default for SlurmSpec {
     /// No per-run resources: what runs created before the section read as.
     fn default() -> Self {
         SlurmSpec {
-            time: String::new(),
-            partition: String::new(),
-            gres: String::new(),
+            time: SlurmText::default(),
+            partition: SlurmText::default(),
+            gres: SlurmText::default(),
             cpus: 0,
-            mem: String::new(),
-            qos: String::new(),
+            mem: SlurmText::default(),
+            qos: SlurmText::default(),
         }
     }
 }
@@ -132,18 +167,9 @@ fn is_gres(s: &str) -> bool {
 }
 
 impl SlurmSpec {
-    /// Trim every value and check it against Slurm's syntax; the error names the key and what
-    /// it accepts.
-    pub(crate) fn check(mut self) -> Result<Self, ConfigError> {
-        for v in [
-            &mut self.time,
-            &mut self.partition,
-            &mut self.gres,
-            &mut self.mem,
-            &mut self.qos,
-        ] {
-            *v = v.trim().to_string();
-        }
+    /// Check every value (trimmed when read) against Slurm's syntax; the error names the key
+    /// and what it accepts.
+    pub(crate) fn check(self) -> Result<Self, ConfigError> {
         let bad = |k: SlurmKey, v: &str, allowed: &str| {
             Err(ConfigError::invalid(
                 k.field().key,
@@ -242,7 +268,15 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!((ok.slurm.time.as_str(), ok.slurm.cpus), ("1-00:00", 4));
+        assert_eq!((&*ok.slurm.time, ok.slurm.cpus), ("1-00:00", 4));
+        // What TOML reads as a number or a time of day is the text as written.
+        let sets = ["slurm.time=30", "slurm.mem=4000", "slurm.qos=01:00:00"].map(String::from);
+        let s = from_toml_str("", &sets).unwrap_err();
+        assert_eq!(s.key(), Some("slurm.qos"), "{s}");
+        let ok = from_toml_str("", &sets[..2]).unwrap().slurm;
+        assert_eq!((&*ok.time, &*ok.mem), ("30", "4000"));
+        let t = from_toml_str("", &["slurm.time=01:30:00".into()]).unwrap();
+        assert_eq!(&*t.slurm.time, "01:30:00");
         assert_eq!(from_toml_str("", &[]).unwrap().slurm, SlurmSpec::default());
         for (set, key, words) in [
             ("slurm.time=1h", "slurm.time", "days-hours"),
