@@ -42,6 +42,8 @@ pub fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Failure> {
     // Held until the reports are written: the run's owner while this evaluation runs.
     let (checkpoint, run_spec, default_out, _run_lock) = target(&a, suite)?;
     must_exist(&checkpoint, "checkpoint")?;
+    // Before any tensor work: the CPUs this process was given (the run's train.threads wins).
+    train::threads::configure(run_spec.as_ref().map_or(0, |s| s.train.threads));
     let out = a.out.clone().unwrap_or(default_out);
     let opts = eval_options(&a, suite, checkpoint, run_spec.as_ref())?;
     if let Some(dir) = &a.corruptions_dir {

@@ -146,9 +146,8 @@ fn train_in(
     // Held until this function returns: no second process can write this run meanwhile.
     _lock: RunLock,
 ) -> Result<ExitCode, Failure> {
-    if spec.train.threads > 0 {
-        tch::set_num_threads(spec.train.threads as i32);
-    }
+    // Before any tensor work: libtorch sizes its pools once.
+    train::threads::configure(spec.train.threads);
     let device = train::device::select(&spec.device)?;
     let stop = Arc::new(AtomicBool::new(false));
     let scheduler_stop = install_signals(&stop)?;

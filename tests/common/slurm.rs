@@ -1,7 +1,8 @@
 //! A one-node Slurm cluster of the test's own, in a temporary directory: a generated munge key
 //! and `slurm.conf` (this host's real name and CPU count, `proctrack/linuxproc`, no cgroups,
-//! no accounting), `munged`, `slurmctld -D` and `slurmd -D` as child processes. Dropping the
-//! cluster cancels its jobs and stops the daemons, also when the test panics.
+//! no accounting; partition `debug`, the default, and `short` with a 10-minute MaxTime),
+//! `munged`, `slurmctld -D` and `slurmd -D` as child processes. Dropping the cluster cancels
+//! its jobs and stops the daemons, also when the test panics.
 //!
 //! `Cluster::start` returns `Err(why)` only where the daemons cannot run (Slurm not
 //! installed); with `FAIRTAT_REQUIRE_SLURM=1` (set by `make test`) that is a failure instead.
@@ -80,7 +81,8 @@ impl Cluster {
              JobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none\n\
              MpiDefault=none\nReturnToService=2\nMinJobAge=600\nKillWait=10\nInactiveLimit=0\n\
              NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN\n\
-             PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n",
+             PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n\
+             PartitionName=short Nodes=ALL MaxTime=10 State=UP\n",
             cp = free_port(),
             dp = free_port(),
             sock = p("munge/sock").display(),

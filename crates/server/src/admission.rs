@@ -61,6 +61,15 @@ pub fn check_scheduled_device(device: &str) -> Result<(), ApiError> {
     )))
 }
 
+/// Under Slurm, the run's `[slurm]` resources within the server's `--slurm-max-*` limits
+/// (the error names the key and the limit).
+pub fn check_slurm_limits(st: &AppState, spec: &RunSpec) -> Result<(), ApiError> {
+    if let Some(s) = st.scheduler() {
+        s.opts.resources(&spec.slurm, &spec.device)?;
+    }
+    Ok(())
+}
+
 /// The device check of this server's executor.
 pub fn check_device_here(st: &AppState, device: &str) -> Result<(), ApiError> {
     if st.scheduler().is_some() {
@@ -91,6 +100,7 @@ impl Drop for Reservation {
 pub fn admit(st: &AppState, specs: &[RunSpec]) -> Result<Reservation, ApiError> {
     for spec in specs {
         check_device_here(st, &spec.device)?;
+        check_slurm_limits(st, spec)?;
         check_init_checkpoint(st.runs_dir(), spec)?;
         check_lr(spec)?;
         // Under a scheduler the data lives on the nodes, which this server may not see.

@@ -39,6 +39,10 @@ pub enum ApiError {
     /// A file of a run the server will not read as it stands (larger than it reads).
     #[error("{0}")]
     Unprocessable(String),
+    /// A valid config that the cluster refuses (a time over the partition's limit, an
+    /// unknown QoS): 400 with the key it is about.
+    #[error("{0}")]
+    Refused(ConfigError),
     /// A config that failed validation: 422 with the key it is about.
     #[error("{0}")]
     Invalid(#[from] ConfigError),
@@ -54,7 +58,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Refused(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -72,7 +76,7 @@ impl ApiError {
     /// The config key a validation error names, for inline form errors.
     pub fn field(&self) -> Option<&str> {
         match self {
-            ApiError::Invalid(e) => e.key(),
+            ApiError::Invalid(e) | ApiError::Refused(e) => e.key(),
             _ => None,
         }
     }

@@ -46,6 +46,7 @@ impl RawConfig {
         let method = MethodSpec::read(&me, &c)?.check()?;
         me.finish()?;
         let eval = self.read::<EvalSpec>(&c)?;
+        let slurm = self.read::<SlurmSpec>(&c)?.check()?;
 
         let top = Reader::new("", &self.table, &TOP_KEYS);
         let run = RunKeys::read(&top, &c)?.check()?;
@@ -60,6 +61,7 @@ impl RawConfig {
             attack,
             method,
             eval,
+            slurm,
         }
         .check()
     }

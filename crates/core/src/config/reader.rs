@@ -147,6 +147,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A value written as text, also where TOML reads it as a number or a time of day
+    /// (`30`, `01:00:00`): what a scheduler's option takes.
+    pub(crate) fn text(&self, k: &str, default: &str) -> Result<String, ConfigError> {
+        match self.get(k) {
+            Some(toml::Value::Integer(i)) => Ok(i.to_string()),
+            Some(toml::Value::Datetime(t)) => Ok(t.to_string()),
+            _ => self.string(k, default),
+        }
+    }
+
     pub(crate) fn strings(&self, k: &str) -> Result<Vec<String>, ConfigError> {
         let key = self.key(k);
         match self.get(k) {

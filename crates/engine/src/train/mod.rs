@@ -33,6 +33,7 @@ mod sgd;
 mod state;
 mod step;
 mod tally;
+pub mod threads;
 
 pub use error::TrainError;
 pub use eval::{check_stop, eval_record, evaluate, EvalAttack, NO_STOP};

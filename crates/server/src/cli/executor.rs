@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
 use crate::slurm::SlurmOptions;
+use fairtat_core::config::{mem_megabytes, time_minutes, SlurmSpec, SlurmText, TIME_FORMATS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -23,8 +24,9 @@ pub struct ExecutorArgs {
     /// Where jobs run [default: local].
     #[arg(long, value_enum)]
     pub executor: Option<ExecutorKind>,
-    /// TOML file with `executor = "slurm"` and a `[slurm]` table (partition, gres, time,
-    /// account, extra, array_limit, signal_secs, requeue, max_requeues, poll_secs).
+    /// TOML file with `executor = "slurm"` and a `[slurm]` table (partition, gres, time, cpus,
+    /// mem, qos, max_time, max_cpus, max_mem, account, extra, array_limit, signal_secs,
+    /// requeue, max_requeues, poll_secs).
     #[arg(long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Slurm partition (default: the cluster's default partition).
@@ -36,6 +38,24 @@ pub struct ExecutorArgs {
     /// Time limit per job in Slurm's format (`minutes`, `hh:mm:ss`, `days-hh:mm`).
     #[arg(long)]
     pub slurm_time: Option<String>,
+    /// CPUs per task of a run that sets no `slurm.cpus` [default: Slurm's, one].
+    #[arg(long)]
+    pub slurm_cpus: Option<usize>,
+    /// Memory of a run that sets no `slurm.mem`, e.g. `16G` [default: the partition's].
+    #[arg(long)]
+    pub slurm_mem: Option<String>,
+    /// QoS of a run that sets no `slurm.qos` [default: the account's].
+    #[arg(long)]
+    pub slurm_qos: Option<String>,
+    /// Longest `slurm.time` a run may ask (Slurm's time formats) [default: no limit].
+    #[arg(long)]
+    pub slurm_max_time: Option<String>,
+    /// Most `slurm.cpus` a run may ask [default: no limit].
+    #[arg(long)]
+    pub slurm_max_cpus: Option<usize>,
+    /// Most `slurm.mem` a run may ask, e.g. `64G` [default: no limit].
+    #[arg(long)]
+    pub slurm_max_mem: Option<String>,
     #[arg(long)]
     pub slurm_account: Option<String>,
     /// More sbatch options, e.g. "--qos=high --constraint=a100" (a value starting with `-`
@@ -67,6 +87,12 @@ struct SlurmFile {
     partition: Option<String>,
     gres: Option<String>,
     time: Option<String>,
+    cpus: Option<usize>,
+    mem: Option<String>,
+    qos: Option<String>,
+    max_time: Option<String>,
+    max_cpus: Option<usize>,
+    max_mem: Option<String>,
     account: Option<String>,
     extra: Option<String>,
     array_limit: Option<usize>,
@@ -89,8 +115,8 @@ fn read_file(path: &Path) -> anyhow::Result<ServeFile> {
     toml::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "serve config {}: {e}(allowed: executor = \"local\" | \"slurm\", and [slurm] with \
-             partition, gres, time, account, extra, array_limit, signal_secs, requeue, \
-             max_requeues, poll_secs)",
+             partition, gres, time, cpus, mem, qos, max_time, max_cpus, max_mem, account, \
+             extra, array_limit, signal_secs, requeue, max_requeues, poll_secs)",
             path.display()
         )
     })
@@ -102,6 +128,12 @@ impl ExecutorArgs {
             (self.slurm_partition.is_some(), "--slurm-partition"),
             (self.slurm_gres.is_some(), "--slurm-gres"),
             (self.slurm_time.is_some(), "--slurm-time"),
+            (self.slurm_cpus.is_some(), "--slurm-cpus"),
+            (self.slurm_mem.is_some(), "--slurm-mem"),
+            (self.slurm_qos.is_some(), "--slurm-qos"),
+            (self.slurm_max_time.is_some(), "--slurm-max-time"),
+            (self.slurm_max_cpus.is_some(), "--slurm-max-cpus"),
+            (self.slurm_max_mem.is_some(), "--slurm-max-mem"),
             (self.slurm_account.is_some(), "--slurm-account"),
             (self.slurm_extra.is_some(), "--slurm-extra"),
             (self.slurm_array_limit.is_some(), "--slurm-array-limit"),
@@ -137,6 +169,12 @@ impl ExecutorArgs {
         o.partition = pick(&self.slurm_partition, f.partition);
         o.gres = pick(&self.slurm_gres, f.gres);
         o.time = pick(&self.slurm_time, f.time);
+        o.cpus = self.slurm_cpus.or(f.cpus).unwrap_or(0);
+        o.mem = pick(&self.slurm_mem, f.mem);
+        o.qos = pick(&self.slurm_qos, f.qos);
+        o.max_time = pick(&self.slurm_max_time, f.max_time);
+        o.max_cpus = self.slurm_max_cpus.or(f.max_cpus).unwrap_or(0);
+        o.max_mem = pick(&self.slurm_max_mem, f.max_mem);
         o.account = pick(&self.slurm_account, f.account);
         o.extra = pick(&self.slurm_extra, f.extra)
             .split_whitespace()
@@ -169,6 +207,8 @@ fn check(o: &SlurmOptions) -> anyhow::Result<()> {
         ("partition", &o.partition),
         ("gres", &o.gres),
         ("time", &o.time),
+        ("mem", &o.mem),
+        ("qos", &o.qos),
         ("account", &o.account),
     ] {
         if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -178,7 +218,33 @@ fn check(o: &SlurmOptions) -> anyhow::Result<()> {
     if let Some(bad) = o.extra.iter().find(|w| !w.starts_with('-')) {
         anyhow::bail!("slurm extra must be sbatch options such as --qos=high, got {bad:?}");
     }
-    Ok(())
+    check_resources(o)
+}
+
+/// The defaults and limits read as a run's `[slurm]` would (same formats), and the defaults
+/// within the limits.
+fn check_resources(o: &SlurmOptions) -> anyhow::Result<()> {
+    for (name, v) in [("time", &o.time), ("max_time", &o.max_time)] {
+        if !v.is_empty() && time_minutes(v).is_none() {
+            anyhow::bail!("slurm {name} {v:?} is not a Slurm time; use {TIME_FORMATS}");
+        }
+    }
+    for (name, v) in [("mem", &o.mem), ("max_mem", &o.max_mem)] {
+        if !v.is_empty() && mem_megabytes(v).is_none() {
+            anyhow::bail!("slurm {name} {v:?} is not a size; use e.g. 16G or 4000 (megabytes)");
+        }
+    }
+    // The defaults are what a run without `[slurm]` asks: checked like one.
+    let run = SlurmSpec {
+        time: SlurmText(o.time.clone()),
+        mem: SlurmText(o.mem.clone()),
+        qos: SlurmText(o.qos.clone()),
+        cpus: o.cpus,
+        ..SlurmSpec::default()
+    };
+    o.resources(&run, "cpu")
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("the server's Slurm defaults exceed its limits: {e}"))
 }
 
 #[cfg(test)]
@@ -218,6 +284,37 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(err.to_string().contains("partition, gres"), "{err}");
+    }
+
+    #[test]
+    fn defaults_and_limits_are_read_as_runs_are() {
+        let a = |extra: &[&str]| {
+            let mut argv = vec!["x", "--executor=slurm"];
+            argv.extend_from_slice(extra);
+            use clap::Parser;
+            Cli::try_parse_from(argv).unwrap().exec.resolve()
+        };
+        let o = a(&[
+            "--slurm-cpus=4",
+            "--slurm-max-cpus=8",
+            "--slurm-max-time=2-0",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!((o.cpus, o.max_cpus, o.max_time.as_str()), (4, 8, "2-0"));
+        for (argv, words) in [
+            (["--slurm-time=1h", ""], "not a Slurm time"),
+            (["--slurm-max-mem=lots", ""], "not a size"),
+            (["--slurm-cpus=9", "--slurm-max-cpus=8"], "9 CPUs is over"),
+            (
+                ["--slurm-time=3-0", "--slurm-max-time=2-0"],
+                "limit of 2-00:00:00",
+            ),
+        ] {
+            let argv: Vec<&str> = argv.into_iter().filter(|s| !s.is_empty()).collect();
+            let e = a(&argv).unwrap_err().to_string();
+            assert!(e.contains(words), "{argv:?}: {e}");
+        }
     }
 
     #[derive(clap::Parser)]

@@ -239,7 +239,7 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
 /// (`train.init_from`) finds its source whatever the grid's order.
 pub async fn create_grid(st: &AppState, specs: Vec<RunSpec>) -> Result<Vec<RunSummary>, ApiError> {
     let _places = admission::admit(st, &specs)?;
-    supervisor::preflight(st, specs.iter().any(|s| s.device != "cpu")).await?;
+    supervisor::preflight(st, &specs).await?;
     let mut made = Vec::with_capacity(specs.len());
     for spec in specs {
         made.push(prepare_run(st, spec).await?);
@@ -363,7 +363,7 @@ pub fn read_preset(st: &AppState, name: &str) -> Result<String, ApiError> {
 /// Write a new run directory (config.toml, spec.json, queued marker), index it and queue it.
 pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiError> {
     let _places = admission::admit(st, std::slice::from_ref(&spec))?;
-    supervisor::preflight(st, spec.device != "cpu").await?;
+    supervisor::preflight(st, std::slice::from_ref(&spec)).await?;
     let (job, summary) = prepare_run(st, spec).await?;
     let run = job.run.clone();
     supervisor::submit(st, job)?;

@@ -27,7 +27,7 @@ pub enum SlurmError {
     #[error("Slurm accounting storage is disabled")]
     NoAccounting,
     #[error("`{command}` did not answer within {secs} s")]
-    Timeout { command: &'static str, secs: u64 },
+    Timeout { command: &'static str, secs: f64 },
     #[error("`{command}` failed: {cause}")]
     Io {
         command: &'static str,
@@ -43,6 +43,15 @@ pub type Snapshot = HashMap<JobId, (JobState, String)>;
 
 /// stdout of `program args`, or its stderr as `Refused` when it fails.
 fn run(program: &'static str, args: &[String]) -> Result<String, SlurmError> {
+    run_for(program, args, COMMAND_TIMEOUT)
+}
+
+/// [`run`], giving up after `timeout` (checks a request waits for).
+pub(super) fn run_for(
+    program: &'static str,
+    args: &[String],
+    timeout: Duration,
+) -> Result<String, SlurmError> {
     let mut child = Command::new(program)
         .args(args)
         // sbatch exports its environment into the job by default: keep the token out of it.
@@ -71,7 +80,7 @@ fn run(program: &'static str, args: &[String]) -> Result<String, SlurmError> {
         let _ = err.read_to_string(&mut s);
         s
     });
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -81,7 +90,7 @@ fn run(program: &'static str, args: &[String]) -> Result<String, SlurmError> {
                 let _ = child.wait();
                 return Err(SlurmError::Timeout {
                     command: program,
-                    secs: COMMAND_TIMEOUT.as_secs(),
+                    secs: timeout.as_secs_f64(),
                 });
             }
             Err(e) => {
@@ -155,15 +164,6 @@ pub fn parse_sbatch(out: &str) -> Result<JobId, SlurmError> {
             line: out.trim().to_string(),
         })
     }
-}
-
-/// `sbatch --test-only` with the job options: the scheduler checks partition, account, gres
-/// and time without queueing anything.
-pub fn test_submission(args: &[String]) -> Result<(), SlurmError> {
-    let mut a = vec!["--test-only".to_string()];
-    a.extend(args.iter().cloned());
-    a.extend(["--job-name=fairtat-check".into(), "--wrap=true".into()]);
-    run("sbatch", &a).map(|_| ())
 }
 
 /// Fields asked of `squeue`, `|`-separated; the free-form comment last.

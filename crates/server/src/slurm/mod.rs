@@ -2,29 +2,45 @@
 //! from `squeue` (and `sacct` where accounting is on), cancel is `scancel`.
 //!
 //! This module knows Slurm and nothing of the server: [`script`] writes batch scripts, [`cli`]
-//! runs the client commands and parses their machine-readable output, [`JobState`] is what the
+//! runs the client commands and parses their machine-readable output, [`checks`] asks the
+//! cluster before a submission, [`Resources`] is what a job asks, [`JobState`] is what the
 //! scheduler says of a job. The supervisor (`server::supervisor::slurm`) binds it to runs.
 //! Everything here is synchronous and meant for blocking threads: a Slurm command can take a
 //! while when the controller is busy.
 
+pub mod checks;
 pub mod cli;
+mod resources;
 pub mod script;
 mod state;
 
 pub use cli::{SlurmError, Snapshot};
+pub use resources::Resources;
 pub use state::JobState;
 
 /// How `fairtat serve --executor slurm` submits jobs (`--slurm-*` options or `[slurm]` in a
 /// serve config file).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SlurmOptions {
-    /// `--partition`; the cluster's default partition when empty.
+    /// The defaults of a run's `[slurm]` keys. `--partition`; the cluster's default partition
+    /// when empty.
     pub partition: String,
     /// `--gres` for GPU runs (e.g. `gpu:1`); runs with `device = "cpu"` never get it.
     pub gres: String,
     /// `--time` (Slurm's formats: `minutes`, `hh:mm:ss`, `d-hh:mm`); the partition's default
     /// when empty.
     pub time: String,
+    /// `--cpus-per-task`; 0: Slurm's default (one).
+    pub cpus: usize,
+    /// `--mem` (`16G`); the partition's default when empty.
+    pub mem: String,
+    /// `--qos`; the account's default when empty.
+    pub qos: String,
+    /// Limits on what a run may ask (`slurm.time`, `slurm.cpus`, `slurm.mem`); none when
+    /// empty or 0.
+    pub max_time: String,
+    pub max_cpus: usize,
+    pub max_mem: String,
     /// `--account`; none when empty.
     pub account: String,
     /// More `sbatch` options, one per whitespace-separated word (e.g. `--qos=high`).
@@ -51,27 +67,6 @@ impl SlurmOptions {
             poll_secs: 2.0,
             ..SlurmOptions::default()
         }
-    }
-
-    /// The `sbatch` options of a job; `gpu` is whether it gets the configured gres.
-    pub fn sbatch_args(&self, gpu: bool) -> Vec<String> {
-        let mut v = Vec::new();
-        let mut opt = |name: &str, value: &str| {
-            if !value.is_empty() {
-                v.push(format!("--{name}={value}"));
-            }
-        };
-        opt("partition", &self.partition);
-        opt("time", &self.time);
-        opt("account", &self.account);
-        if gpu {
-            opt("gres", &self.gres);
-        }
-        if self.signal_secs > 0 {
-            v.push(format!("--signal=B:USR1@{}", self.signal_secs));
-        }
-        v.extend(self.extra.iter().cloned());
-        v
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::SlurmOptions;
+use super::{Resources, SlurmOptions};
 
 /// What a job runs.
 #[derive(Clone, Debug)]
@@ -37,8 +37,9 @@ pub struct Script {
     pub comment: String,
     /// `--output`: the run's `train.log`, the evaluation's `eval.log`; for arrays a pattern.
     pub output: PathBuf,
-    /// The job gets the configured `--gres` (false for `device = "cpu"` runs).
-    pub gpu: bool,
+    /// What the job asks of Slurm (its run's `[slurm]` over the server's defaults); with a
+    /// gres, an evaluation runs on the GPU the job gets.
+    pub res: Resources,
 }
 
 /// `'text'` for the shell (single quotes; embedded ones closed and escaped).
@@ -118,7 +119,7 @@ impl Script {
             };
             directive(format!("--array=0-{}{limit}", dirs.len().saturating_sub(1)));
         }
-        for a in opts.sbatch_args(self.gpu) {
+        for a in opts.directives(&self.res) {
             directive(a);
         }
         let t = q(trainer);
@@ -128,7 +129,7 @@ impl Script {
                 s.push_str(&format!("exec {t} train --resume {}\n", q(dir)));
             }
             Task::Eval { dir, suite, model } => {
-                let device = if self.gpu { "cuda:0" } else { "cpu" };
+                let device = if self.res.gpu { "cuda:0" } else { "cpu" };
                 s.push_str(&format!(
                     "exec {t} eval --run-dir {} --suite {} --model {} --device {device}\n",
                     q(dir),
@@ -182,16 +183,16 @@ mod tests {
             name: "fair tat/1".into(),
             comment: "fairtat:r1".into(),
             output: "/runs/a b/train.log".into(),
-            gpu: true,
+            res: opts().resources(&Default::default(), "cuda:0").unwrap(),
         }
         .render(&opts(), Path::new("/opt/fairtat"));
         for line in [
             "#SBATCH --job-name=fair_tat_1",
             "#SBATCH --comment=fairtat:r1",
             "#SBATCH --output=\"/runs/a b/train.log\"",
-            "#SBATCH --partition=gpu",
-            "#SBATCH --gres=gpu:1",
-            "#SBATCH --time=1-00:00:00",
+            "#SBATCH --partition=\"gpu\"",
+            "#SBATCH --gres=\"gpu:1\"",
+            "#SBATCH --time=\"1-00:00:00\"",
             "#SBATCH --signal=B:USR1@120",
             "#SBATCH --qos=high",
             "exec '/opt/fairtat' train --run-dir '/runs/a b'",
@@ -209,7 +210,7 @@ mod tests {
             name: "grid".into(),
             comment: "fairtat-array:x".into(),
             output: "/r/.slurm/grid-%A_%a.out".into(),
-            gpu: false,
+            res: opts().resources(&Default::default(), "cpu").unwrap(),
         }
         .render(&opts(), Path::new("/bin/fairtat"));
         assert!(s.contains("#SBATCH --array=0-2%4"), "{s}");
@@ -227,7 +228,7 @@ mod tests {
             name: "r1".into(),
             comment: "fairtat:r1".into(),
             output: dir.join("train.log"),
-            gpu: false,
+            res: Resources::default(),
         }
         .render(&opts(), Path::new("/opt/fair tat"));
         let want = r#"#SBATCH --output="/my runs/100%% \"x\"/r1/train.log""#;

@@ -13,6 +13,7 @@ mod slurm;
 mod slurm_arrays;
 mod slurm_boot;
 mod slurm_cancel;
+mod slurm_check;
 mod slurm_files;
 mod slurm_poll;
 
@@ -37,7 +38,7 @@ pub use boot::start;
 pub use control::{
     cancel_eval, cancel_run, cancel_runs, enqueue_eval, resume_run, submit, submit_all,
 };
-pub use slurm_poll::preflight;
+pub use slurm_check::preflight;
 
 /// Start waiting jobs while their device has a free slot (first come, first served).
 pub fn pump(st: &AppState) {

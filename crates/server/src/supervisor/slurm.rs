@@ -20,7 +20,7 @@ use crate::jobs::scheduler::{Ended, Scheduler};
 use crate::jobs::{markers, Job, JobKind};
 use crate::process::append_finished;
 use crate::slurm::script::{Script, Task};
-use crate::slurm::{cli, JobId, SlurmError};
+use crate::slurm::{cli, JobId, Resources, SlurmError};
 use crate::state::AppState;
 use fairtat_core::runs::safe_fs;
 use fairtat_core::runs::{RunDir, RunId, RunStatus};
@@ -46,20 +46,36 @@ fn sched(st: &AppState) -> &Arc<Scheduler> {
     st.scheduler().expect("the Slurm executor has a scheduler")
 }
 
-/// Whether a job gets the configured gres: runs on `device = "cpu"` never do.
-fn wants_gpu(st: &AppState, job: &Job) -> bool {
-    !sched(st).opts.gres.is_empty() && job.device != "cpu"
+/// What `job` asks of Slurm: its run's `[slurm]` over the server's defaults (a run whose
+/// config cannot be read gets the defaults; a limit lowered since it was queued refuses it).
+fn resources(st: &AppState, job: &Job) -> Result<Resources, SlurmError> {
+    let spec = crate::scan::read_spec(&st.run_dir(&job.run))
+        .map(|s| s.slurm)
+        .unwrap_or_default();
+    sched(st)
+        .opts
+        .resources(&spec, &job.device)
+        .map_err(|e| SlurmError::Refused(e.to_string()))
 }
 
 fn submit_batch(st: &AppState, batch: Vec<Job>) {
     let (fresh, other): (Vec<Job>, Vec<Job>) =
         batch.into_iter().partition(|j| j.kind == JobKind::Train);
-    let (gpu, cpu): (Vec<Job>, Vec<Job>) = fresh.into_iter().partition(|j| wants_gpu(st, j));
-    for group in [gpu, cpu] {
+    // Fresh runs that ask the same of Slurm become one array (its options are the job's).
+    let mut groups: Vec<(Resources, Vec<Job>)> = Vec::new();
+    for job in fresh {
+        match resources(st, &job) {
+            Err(err) => refused(st, &job, &err),
+            Ok(r) => match groups.iter_mut().find(|(g, _)| *g == r) {
+                Some((_, jobs)) => jobs.push(job),
+                None => groups.push((r, vec![job])),
+            },
+        }
+    }
+    for (res, group) in groups {
         match group.len() {
-            0 => {}
             1 => submit_one(st, &group[0]),
-            _ => submit_array(st, &group),
+            _ => submit_array(st, &group, res),
         }
     }
     for job in &other {
@@ -86,14 +102,18 @@ fn job_name(kind: &JobKind, run: &str) -> String {
     format!("fairtat-{kind}-{run}")
 }
 
-fn script_for(st: &AppState, job: &Job) -> std::io::Result<Script> {
+fn script_for(st: &AppState, job: &Job) -> Result<Script, SlurmError> {
+    let res = resources(st, job)?;
     let dir = st.run_dir(&job.run);
     let (task, output) = match &job.kind {
         JobKind::Train => (Task::Train(dir.root().to_path_buf()), dir.log()),
         JobKind::Resume => (Task::Resume(dir.root().to_path_buf()), dir.log()),
         JobKind::Evaluate(key) => {
             let out = markers::eval_dir(&dir, key);
-            safe_fs::create_dir_all(&dir, markers::eval_rel(key)).map_err(std::io::Error::other)?;
+            safe_fs::create_dir_all(&dir, markers::eval_rel(key)).map_err(|e| SlurmError::Io {
+                command: "sbatch",
+                cause: e.into(),
+            })?;
             let task = Task::Eval {
                 dir: dir.root().to_path_buf(),
                 suite: key.suite.as_str().to_string(),
@@ -107,7 +127,7 @@ fn script_for(st: &AppState, job: &Job) -> std::io::Result<Script> {
         name: job_name(&job.kind, &job.run.to_string()),
         comment: format!("fairtat:{}", job.run),
         output,
-        gpu: wants_gpu(st, job),
+        res,
     })
 }
 
@@ -116,21 +136,16 @@ fn submit_one(st: &AppState, job: &Job) {
     let dir = st.run_dir(&job.run);
     let label = job_label(&job.kind);
     let script_path = slurm_dir(&dir).join(format!("{label}.sh"));
-    let result = script_for(st, job)
-        .map_err(|e| SlurmError::Io {
-            command: "sbatch",
-            cause: e,
-        })
-        .and_then(|s| {
-            let text = s.render(&sched(st).opts, &st.trainer());
-            safe_fs::create_dir_all(&dir, "slurm")
-                .and_then(|_| safe_fs::write(&dir, format!("slurm/{label}.sh"), text.as_bytes()))
-                .map_err(|e| SlurmError::Io {
-                    command: "sbatch",
-                    cause: e.into(),
-                })?;
-            cli::sbatch(&script_path)
-        });
+    let result = script_for(st, job).and_then(|s| {
+        let text = s.render(&sched(st).opts, st.trainer());
+        safe_fs::create_dir_all(&dir, "slurm")
+            .and_then(|_| safe_fs::write(&dir, format!("slurm/{label}.sh"), text.as_bytes()))
+            .map_err(|e| SlurmError::Io {
+                command: "sbatch",
+                cause: e.into(),
+            })?;
+        cli::sbatch(&script_path)
+    });
     match result {
         Ok(id) => submitted(st, job, id),
         Err(err) => refused(st, job, &err),
@@ -139,7 +154,7 @@ fn submit_one(st: &AppState, job: &Job) {
 
 /// A grid's fresh runs as one job array: task `i` trains `jobs[i]`. The index-to-run map is
 /// written before `sbatch` and completed with the job id after it (`slurm_arrays`).
-fn submit_array(st: &AppState, jobs: &[Job]) {
+fn submit_array(st: &AppState, jobs: &[Job], res: Resources) {
     let folder = st.runs_dir().join(".slurm");
     let first = &jobs[0].run;
     let mut map = ArrayMap {
@@ -156,7 +171,7 @@ fn submit_array(st: &AppState, jobs: &[Job]) {
         name: format!("fairtat-grid-{}", jobs.len()),
         comment: map.comment(),
         output: folder.join(format!("grid-{first}-%a.out")),
-        gpu: wants_gpu(st, &jobs[0]),
+        res,
     };
     let path = folder.join(format!("grid-{first}.sh"));
     let io = |e| SlurmError::Io {

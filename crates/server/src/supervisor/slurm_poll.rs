@@ -4,8 +4,7 @@
 //! to 60 s while the scheduler does not answer, and sleeps until woken while no job is active.
 //! Actions (submissions, cancels, a trainer's end) only wake it: polls stay at least
 //! `poll_secs` apart however many arrive ([`paced`]).
-//! Also here: the check before a submission and the automatic resubmission of runs that Slurm
-//! stopped at their time limit.
+//! Also here: the automatic resubmission of runs that Slurm stopped at their time limit.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +16,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::say;
-use crate::error::ApiError;
 use crate::jobs::scheduler::Scheduler;
 use crate::jobs::JobKind;
 use crate::slurm::{cli, JobId, JobState, SlurmError};
@@ -228,19 +226,6 @@ pub fn maybe_requeue(st: &AppState, run: &RunId) {
         Ok(_) => tracing::info!(run = %run, "resubmitted after Slurm stopped it"),
         Err(err) => tracing::warn!(run = %run, cause = %err, "cannot resubmit"),
     }
-}
-
-/// Before creating runs: `sbatch --test-only` with the job options, so a wrong partition,
-/// account or gres (or no `sbatch` at all) is refused on the form with Slurm's own words.
-pub async fn preflight(st: &AppState, gpu: bool) -> Result<(), ApiError> {
-    let Some(sched) = st.scheduler().cloned() else {
-        return Ok(());
-    };
-    let args = sched.opts.sbatch_args(gpu);
-    let res = tokio::task::spawn_blocking(move || cli::test_submission(&args))
-        .await
-        .map_err(ApiError::internal)?;
-    res.map_err(|e| ApiError::BadRequest(format!("cannot submit to Slurm: {e}")))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 mod data;
 mod eval;
 mod method;
+mod slurm;
 mod train;
 
 pub use super::choices::{
@@ -16,6 +17,9 @@ pub use data::{DataKey, DataSpec, ModelKey, ModelSpec};
 pub use eval::{EvalKey, EvalSpec};
 pub(crate) use method::LEGACY_CLEAN_FORWARD;
 pub use method::{MethodDef, MethodKey, MethodSpec, METHODS};
+pub use slurm::{
+    format_minutes, mem_megabytes, time_minutes, SlurmKey, SlurmSpec, SlurmText, TIME_FORMATS,
+};
 pub use train::{AttackKey, AttackSpec, TrainKey, TrainSpec};
 
 use serde::{Deserialize, Serialize};
@@ -72,13 +76,14 @@ impl RunKeys {
 }
 
 /// The sections of a config and their keys, in validation order.
-pub const SECTIONS: [(&str, &[&str]); 6] = [
+pub const SECTIONS: [(&str, &[&str]); 7] = [
     (DataSpec::SECTION, &DataSpec::KEY_NAMES),
     (ModelSpec::SECTION, &ModelSpec::KEY_NAMES),
     (TrainSpec::SECTION, &TrainSpec::KEY_NAMES),
     (AttackSpec::SECTION, &AttackSpec::KEY_NAMES),
     (MethodSpec::SECTION, &MethodSpec::KEY_NAMES),
     (EvalSpec::SECTION, &EvalSpec::KEY_NAMES),
+    (SlurmSpec::SECTION, &SlurmSpec::KEY_NAMES),
 ];
 
 /// The keys outside any section.
@@ -90,7 +95,8 @@ const FIELD_COUNT: usize = RunKeys::FIELDS.len()
     + MethodSpec::FIELDS.len()
     + AttackSpec::FIELDS.len()
     + TrainSpec::FIELDS.len()
-    + EvalSpec::FIELDS.len();
+    + EvalSpec::FIELDS.len()
+    + SlurmSpec::FIELDS.len();
 
 /// Every config key's declaration, grouped in form order.
 pub const ALL_FIELDS: [Field; FIELD_COUNT] = concat_fields(&[
@@ -101,10 +107,11 @@ pub const ALL_FIELDS: [Field; FIELD_COUNT] = concat_fields(&[
     &AttackSpec::FIELDS,
     &TrainSpec::FIELDS,
     &EvalSpec::FIELDS,
+    &SlurmSpec::FIELDS,
 ]);
 
 /// Form groups in display order.
-pub const GROUPS: [&str; 7] = [
+pub const GROUPS: [&str; 8] = [
     RunKeys::GROUP,
     DataSpec::GROUP,
     ModelSpec::GROUP,
@@ -112,6 +119,7 @@ pub const GROUPS: [&str; 7] = [
     AttackSpec::GROUP,
     TrainSpec::GROUP,
     EvalSpec::GROUP,
+    SlurmSpec::GROUP,
 ];
 
 /// A fully checked run configuration.
@@ -128,6 +136,9 @@ pub struct RunSpec {
     pub attack: AttackSpec,
     pub method: MethodSpec,
     pub eval: EvalSpec,
+    /// Resources asked of Slurm; absent from runs created before the section.
+    #[serde(default)]
+    pub slurm: SlurmSpec,
 }
 
 impl RunSpec {

@@ -1,6 +1,6 @@
 //! The declarations against what is derived from them and what ships beside them: the form's
-//! folding, the presets in `configs/`, the README's `[method]` table, and the rule that a
-//! method's name is spelled once in this crate.
+//! folding, the presets in `configs/`, the README's `[method]` and `[slurm]` tables, and the
+//! rule that a method's name is spelled once in this crate.
 
 use std::path::{Path, PathBuf};
 
@@ -168,6 +168,35 @@ fn readme_method_table_matches_the_declarations() {
     assert!(
         table == want,
         "README's [method] table differs from the declarations; replace it with:\n{want}"
+    );
+}
+
+/// The README's `[slurm]` table, generated from the declarations.
+fn slurm_table() -> String {
+    let mut out = String::from("| key | meaning |\n|---|---|\n");
+    for f in FIELDS.iter().filter(|f| f.section == SlurmSpec::SECTION) {
+        out += &format!("| `{}` | {} |\n", f.key, f.help);
+    }
+    out
+}
+
+#[test]
+fn readme_slurm_table_matches_the_declarations() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("### Per-run resources (`[slurm]`)")
+        .nth(1)
+        .expect("README has a per-run resources section");
+    let table: String = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let want = slurm_table();
+    assert!(
+        table == want,
+        "README's [slurm] table differs from the declarations; replace it with:\n{want}"
     );
 }
 

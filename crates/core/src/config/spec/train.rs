@@ -60,8 +60,10 @@ section! {
             "CFOL: Exp3 step per misclassified adversarial example (0 to 1); reference: 5e-6",
         /// Emit a progress event every this many batches.
         log_every: usize [1, 1_000_000] = |_| 10; "Progress event every this many batches",
-        /// libtorch intra-op threads; 0 = libtorch's default.
-        threads: usize [0, 1024] = |_| 0; "libtorch intra-op threads; 0 = default",
+        /// libtorch threads; 0 = the CPUs this process was given (`SLURM_CPUS_PER_TASK`, else
+        /// its CPU affinity), not the host's.
+        threads: usize [0, 1024] = |_| 0;
+            "libtorch threads; 0 = the CPUs given (SLURM_CPUS_PER_TASK, else the CPU affinity)",
     }
 }
 
