@@ -74,12 +74,12 @@ async fn small_runs_share_a_gpu_and_a_large_one_waits_for_memory() {
     .await;
     let page = wait_for(10.0, "the large run's wait reason", || async {
         let (_, page) = get(&st, &format!("/runs/{big}")).await;
-        page.contains("waiting for a free slot with about")
+        page.contains("waiting for a free cuda:0 slot with about")
             .then_some(page)
     })
     .await;
     assert!(
-        page.contains("GiB free on cuda:0 (3 of at most 8 jobs"),
+        page.contains("GiB free (3 of at most 8 jobs, about"),
         "{page}"
     );
     // Once the small runs are cancelled it has the GPU to itself.

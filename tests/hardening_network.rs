@@ -170,3 +170,45 @@ async fn event_streams_beyond_the_cap_get_503_and_live_ones_outlast_the_header_t
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     st.shutdown();
 }
+
+/// The server stack's own refusals (a malformed head, a request line or headers too large)
+/// carry a JSON body like every other error, and the server goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_heads_get_json_errors() {
+    let (_tmp, st, addr) = server().await;
+    let big = "a".repeat(70_000);
+    let cases = [
+        (
+            format!("GET / HTTP/1.1\r\nHost: {addr}\r\nbad header\r\n\r\n"),
+            "400",
+            "malformed HTTP request",
+        ),
+        (
+            format!("GET /{big} HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+            "414",
+            "request line is longer than 64 KiB",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: {addr}\r\nX-Big: {big}\r\n\r\n"),
+            "431",
+            "request headers are larger than 64 KiB",
+        ),
+    ];
+    for (req, code, words) in cases {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        // The server may answer before it has read everything.
+        let _ = s.write_all(req.as_bytes()).await;
+        let (resp, closed) = until_closed(&mut s, Duration::from_secs(5)).await;
+        assert!(
+            closed.is_some() && resp.starts_with(&format!("HTTP/1.1 {code} ")),
+            "{resp}"
+        );
+        assert!(resp.contains("content-type: application/json"), "{resp}");
+        let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let v: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {resp}"));
+        assert!(v["error"].as_str().unwrap().contains(words), "{resp}");
+    }
+    still_answers(&addr).await;
+    st.shutdown();
+}

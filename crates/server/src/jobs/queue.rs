@@ -248,9 +248,16 @@ impl Queue {
             return Some(format!("starting; {place}"));
         }
         let wanted = self.slots.wanted(&job.device);
-        let names: Vec<String> = wanted
+        let names: Vec<&str> = wanted
             .iter()
-            .map(|&i| self.slots.get(i).describe())
+            .map(|&i| self.slots.get(i).name.as_str())
+            .collect();
+        let loads: Vec<String> = wanted
+            .iter()
+            .map(|&i| match wanted.len() {
+                1 => self.slots.get(i).load(),
+                _ => format!("{}: {}", self.slots.get(i).name, self.slots.get(i).load()),
+            })
             .collect();
         let mut holders: Vec<&str> = self
             .running
@@ -270,8 +277,9 @@ impl Queue {
             _ => String::new(),
         };
         Some(format!(
-            "waiting for a free slot{need} on {} (busy with {}); {place}",
-            names.join(", "),
+            "waiting for a free {} slot{need} ({}; busy with {}); {place}",
+            names.join("/"),
+            loads.join(", "),
             if holders.is_empty() {
                 "other jobs".to_string()
             } else {
@@ -325,7 +333,7 @@ mod tests {
         let b = q.wait_reason(&"b".parse().unwrap()).unwrap();
         assert_eq!(
             b,
-            "waiting for a free slot on cpu (1 of 1 jobs) (busy with a); position 1 of 2 in the queue"
+            "waiting for a free cpu slot (1 of 1 jobs; busy with a); position 1 of 2 in the queue"
         );
         let c = q.wait_reason(&"c".parse().unwrap()).unwrap();
         assert!(

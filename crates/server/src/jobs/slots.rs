@@ -83,20 +83,24 @@ impl Slot {
         self.running < self.capacity && (self.running == 0 || self.memory_mib.is_none_or(by_memory))
     }
 
-    /// "cuda:0 (3 jobs, about 12.4 of 79.6 GiB)" for the queue view and wait reasons.
-    pub fn describe(&self) -> String {
+    /// "3 of at most 8 jobs, about 12.4 of 79.6 GiB estimated" (or "1 of 1 jobs").
+    pub fn load(&self) -> String {
         let gib = |m: u64| m as f64 / 1024.0;
         match self.memory_mib {
             Some(m) => format!(
-                "{} ({} of at most {} jobs, about {:.1} of {:.1} GiB estimated)",
-                self.name,
+                "{} of at most {} jobs, about {:.1} of {:.1} GiB estimated",
                 self.running,
                 self.capacity,
                 gib(self.reserved_mib),
                 gib(m)
             ),
-            None => format!("{} ({} of {} jobs)", self.name, self.running, self.capacity),
+            None => format!("{} of {} jobs", self.running, self.capacity),
         }
+    }
+
+    /// "cuda:0 (3 of at most 8 jobs, about 12.4 of 79.6 GiB estimated)" for the runs list.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.name, self.load())
     }
 }
 

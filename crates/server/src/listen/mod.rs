@@ -10,7 +10,10 @@
 //!
 //! The loop is axum's `serve` with these knobs added (axum 0.8 sets no header timeout and no
 //! connection limit); each request carries the peer's `ConnectInfo` like axum's
-//! `into_make_service_with_connect_info`.
+//! `into_make_service_with_connect_info`. The first request head of each connection is read
+//! and checked here first ([`head`]), so hyper's own refusals (400, 414, 431) carry JSON too.
+
+pub mod head;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -128,12 +131,21 @@ pub async fn serve(
 }
 
 async fn connection(
-    stream: tokio::net::TcpStream,
+    mut stream: tokio::net::TcpStream,
     peer: SocketAddr,
     app: Router,
     header_timeout: Duration,
     shutdown: CancellationToken,
 ) {
+    let first = tokio::select! {
+        h = head::read(&mut stream, header_timeout) => h,
+        _ = shutdown.cancelled() => return,
+    };
+    let prefix = match first {
+        head::Head::Complete(bytes) => bytes,
+        head::Head::Refuse(answer) => return head::answer(&mut stream, &answer).await,
+        head::Head::Close => return,
+    };
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
@@ -143,7 +155,8 @@ async fn connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
-    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+    let io = TokioIo::new(head::Rewind::new(prefix, stream));
+    let conn = builder.serve_connection(io, svc);
     tokio::pin!(conn);
     tokio::select! {
         res = conn.as_mut() => {
