@@ -173,3 +173,42 @@ async fn an_unreachable_controller_answers_503_within_seconds() {
     assert_eq!(run_count(&st).await, 0);
     st.shutdown();
 }
+
+/// `fairtat serve --executor slurm` with a partition the cluster does not have refuses to start,
+/// naming the flag and the partitions there are, instead of failing every run at submit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_refuses_to_start_on_an_unknown_partition() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(_cluster) = cluster_or_skip("the_server_refuses_to_start_on_an_unknown_partition")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fairtat"))
+        .args([
+            "serve",
+            "--executor",
+            "slurm",
+            "--slurm-partition",
+            "no-such-partition",
+        ])
+        .args(["--addr", "127.0.0.1:0", "--runs"])
+        .arg(tmp.path().join("runs"))
+        .env_remove("FAIRTAT_TOKEN")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("the server exits instead of serving")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--slurm-partition")
+            && err.contains("\"no-such-partition\" is not a partition of this cluster; allowed:")
+            && err.contains("short"),
+        "{err}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+}

@@ -106,6 +106,10 @@ pub fn serve_here(a: ServeArgs) -> Result<ExitCode, Failure> {
             )
         })?;
     }
+    if let Some(opts) = &slurm {
+        crate::slurm::checks::check_site(opts)
+            .map_err(|e| anyhow::anyhow!("--executor slurm: {e}"))?;
+    }
     crate::run_serve(crate::ServeOptions {
         addr: a.addr,
         runs_dir: a.runs,

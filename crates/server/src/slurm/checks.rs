@@ -144,6 +144,50 @@ fn check_qos(known: Option<&[String]>, r: &Resources) -> Result<(), CheckError> 
     })
 }
 
+/// At start-up: the server's default partition exists and, where the cluster keeps accounts,
+/// so does its account; a typo would otherwise show only when the first run is submitted.
+/// Without `scontrol` or accounting the check is left to `sbatch` at submit.
+pub fn check_site(opts: &SlurmOptions) -> Result<(), CheckError> {
+    if !opts.partition.is_empty() {
+        let parts = match partitions() {
+            Ok(p) => p,
+            Err(SlurmError::Missing(_)) => return Ok(()),
+            Err(e) => return Err(classify(e)),
+        };
+        if !parts.iter().any(|p| p.name == opts.partition) {
+            let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+            return Err(CheckError::Key {
+                key: "--slurm-partition",
+                message: format!(
+                    "{:?} is not a partition of this cluster; allowed: {}",
+                    opts.partition,
+                    names.join(", ")
+                ),
+            });
+        }
+    }
+    if opts.account.is_empty() {
+        return Ok(());
+    }
+    let args = ["-nP", "show", "account", &opts.account, "format=account"].map(String::from);
+    match run_for("sacctmgr", &args, CHECK_TIMEOUT) {
+        Ok(out)
+            if !out
+                .lines()
+                .any(|l| l.trim().eq_ignore_ascii_case(&opts.account)) =>
+        {
+            Err(CheckError::Key {
+                key: "--slurm-account",
+                message: format!(
+                    "{:?} is not an account of this cluster (sacctmgr show account)",
+                    opts.account
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Every check for jobs with these resources (each distinct set once); the first refusal.
 pub fn check(opts: &SlurmOptions, all: &[Resources]) -> Result<(), CheckError> {
     let mut distinct: Vec<&Resources> = Vec::new();
