@@ -151,6 +151,21 @@ async fn a_grid_restarted_without_its_job_files_is_submitted_once() {
         let events = read(&run_file(tmp.path(), id, "events.jsonl"));
         assert_eq!(events.matches(r#""type":"started""#).count(), 1, "{events}");
     }
+    // The run page shows the submission history, the array's script and the task's output.
+    let (_, page) = get(&st, &format!("/runs/{}", ids[1])).await;
+    let slurm = page
+        .split(r#"<section id="slurm">"#)
+        .nth(1)
+        .unwrap_or_default();
+    assert!(slurm.contains("submitted train job"), "{slurm}");
+    assert!(
+        slurm.contains(&format!("Array task output (grid-{}-1.out)", ids[0])),
+        "{slurm}"
+    );
+    assert!(
+        slurm.contains("Batch script grid-") && slurm.contains("#SBATCH"),
+        "{slurm}"
+    );
     // One submission (the other sbatch call is the pre-submit check, `--test-only`).
     let sbatch = calls.of("sbatch");
     let submitted: Vec<&String> = sbatch

@@ -230,6 +230,8 @@ struct RunPage {
     step: String,
     /// Rename, tags, notes and delete (`manage`).
     manage: String,
+    /// The run's Slurm submission history, scripts and array-task output (empty off Slurm).
+    slurm: crate::supervisor::SlurmView,
 }
 
 use super::run_live::{files_html, head_html, note_checkpoints, LOG_LINES};
@@ -251,7 +253,7 @@ async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Re
     let st2 = st.clone();
     let id2 = id.clone();
     let summary2 = summary.clone();
-    let (files, config, log_tail, page) = tokio::task::spawn_blocking(move || {
+    let (files, config, log_tail, page, slurm) = tokio::task::spawn_blocking(move || {
         let controls = super::controls::for_summary(&st2, &summary2);
         let entry = st2.store().run(&dir);
         let detail = entry.detail(None, &st2.store().stats);
@@ -283,6 +285,7 @@ async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Re
             config_text(&dir),
             tail(&dir, "train.log".as_ref(), LOG_LINES),
             page,
+            crate::supervisor::slurm_view(&dir, st2.runs_dir(), &id2),
         )
     })
     .await
@@ -320,6 +323,7 @@ async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Re
             summary.status,
             &page.meta,
         ),
+        slurm,
     })
     .into_response())
 }

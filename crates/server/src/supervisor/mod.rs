@@ -39,6 +39,7 @@ pub use control::{
     cancel_eval, cancel_run, cancel_runs, enqueue_eval, resume_run, submit, submit_all,
 };
 pub use slurm_check::preflight;
+pub use slurm_files::{view as slurm_view, SlurmView};
 
 /// Start waiting jobs while their device has a free slot (first come, first served).
 pub fn pump(st: &AppState) {

@@ -91,3 +91,69 @@ pub fn history(dir: &RunDir, what: &str) {
         let _ = f.write_all(line.as_bytes());
     }
 }
+
+/// What the run page shows of a run's Slurm jobs: the submission history, each batch script,
+/// and for a grid's array task the end of its output file (`runs/.slurm/grid-<first>-<i>.out`;
+/// single jobs write to `train.log` or the evaluation's `eval.log`, shown elsewhere).
+#[derive(Default)]
+pub struct SlurmView {
+    pub history: String,
+    /// `(file name, text)` of each `slurm/*.sh`.
+    pub scripts: Vec<(String, String)>,
+    /// `(file name, last lines)` of the array task's output.
+    pub array_output: Option<(String, String)>,
+}
+
+impl SlurmView {
+    pub fn is_empty(&self) -> bool {
+        self.history.is_empty() && self.scripts.is_empty() && self.array_output.is_none()
+    }
+}
+
+/// [`SlurmView`] of `run` (empty for a run that never went to Slurm).
+pub fn view(dir: &RunDir, runs_dir: &Path, run: &fairtat_core::runs::RunId) -> SlurmView {
+    let mut scripts: Vec<(String, String)> = safe_fs::list_dir(dir, "slurm")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(n, k)| *k == EntryKind::File && n.ends_with(".sh"))
+        .map(|(n, _)| {
+            let text = safe_fs::read_text(dir, Path::new("slurm").join(&n), safe_fs::TEXT_CAP)
+                .unwrap_or_else(|e| format!("[not shown: {e}]"));
+            (n, text)
+        })
+        .collect();
+    scripts.sort();
+    let folder = runs_dir.join(".slurm");
+    let task = super::slurm_arrays::read_maps(&folder)
+        .into_iter()
+        .find_map(|m| Some((m.runs.iter().position(|r| r == run)?, m.key)));
+    let array_output = task.map(|(i, key)| {
+        // The array's script is the grid's, in the runs folder's `.slurm/`.
+        let script = format!("grid-{key}.sh");
+        scripts.push((script.clone(), read_tail_lines(&folder.join(&script), 1000)));
+        let name = format!("grid-{key}-{i}.out");
+        let text = read_tail_lines(&folder.join(&name), 200);
+        (name, text)
+    });
+    SlurmView {
+        history: read_history(dir),
+        scripts,
+        array_output,
+    }
+}
+
+/// The last `n` lines of a file of the runs folder's `.slurm/` (regular files only; at most
+/// the last 64 KiB are read).
+fn read_tail_lines(path: &Path, n: usize) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = safe_fs::open_regular(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut buf = Vec::new();
+    let _ = f.take(64 * 1024).read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
