@@ -151,19 +151,24 @@ fn method_table() -> String {
     out
 }
 
-#[test]
-fn readme_method_table_matches_the_declarations() {
+/// The first table after `heading` in the README.
+fn readme_table(heading: &str) -> String {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let section = readme
-        .split("### Method options (`[method]`)")
+        .split(heading)
         .nth(1)
-        .expect("README has a method options section");
-    let table: String = section
+        .unwrap_or_else(|| panic!("README has a section {heading}"));
+    section
         .lines()
         .skip_while(|l| !l.starts_with('|'))
         .take_while(|l| l.starts_with('|'))
         .map(|l| format!("{l}\n"))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn readme_method_table_matches_the_declarations() {
+    let table = readme_table("### Method options (`[method]`)");
     let want = method_table();
     assert!(
         table == want,
@@ -182,17 +187,7 @@ fn slurm_table() -> String {
 
 #[test]
 fn readme_slurm_table_matches_the_declarations() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let section = readme
-        .split("### Per-run resources (`[slurm]`)")
-        .nth(1)
-        .expect("README has a per-run resources section");
-    let table: String = section
-        .lines()
-        .skip_while(|l| !l.starts_with('|'))
-        .take_while(|l| l.starts_with('|'))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let table = readme_table("### Per-run resources (`[slurm]`)");
     let want = slurm_table();
     assert!(
         table == want,
