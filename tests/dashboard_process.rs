@@ -135,7 +135,9 @@ fn trainers_do_not_inherit_the_servers_token() {
         .to_string();
     let env_file = tmp.path().join("runs").join(&id).join("env.txt");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !env_file.exists() && std::time::Instant::now() < deadline {
+    // The shell creates the file before `env` writes it: wait for its content, not its name.
+    let written = || std::fs::read_to_string(&env_file).is_ok_and(|t| t.contains("PATH="));
+    while !written() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let _ = child.kill();

@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::charts::svg_response;
-use super::compare_charts::{epoch_range, group_chart, CHARTS};
+use super::compare_charts::{epoch_range, group_chart, is_more, more_charts, CHARTS};
 use super::compare_classes::{
     checkpoint_label, class_acc, groups as class_groups, per_class_tables, GroupClassAcc,
 };
@@ -50,7 +50,8 @@ struct ComparePage {
     rows: Vec<RunRow>,
     any_cifar100: bool,
     query: String,
-    charts: Vec<&'static str>,
+    /// The live model's curves, then the averaged models' and validation's ([`more_charts`]).
+    charts: Vec<String>,
     grid: String,
     groups: Vec<GroupRow>,
     show_groups: bool,
@@ -197,6 +198,11 @@ async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Respo
     let d = CompareData::load(&st, q.as_deref()).await?;
     let (da, db) = d.delta.unwrap_or((0, 0));
     let rows = d.rows();
+    let (st2, runs) = (st.clone(), counted(&d.sums, &d.groups));
+    let more = tokio::task::spawn_blocking(move || more_charts(&st2, &runs))
+        .await
+        .map_err(ApiError::internal)?;
+    let charts = CHARTS.iter().map(|c| c.to_string()).chain(more).collect();
     Ok(HtmlTemplate(ComparePage {
         delta_groups: if da == db {
             vec![]
@@ -215,7 +221,7 @@ async fn page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Respo
         rows,
         any_cifar100: d.sums.iter().any(|s| s.dataset == "cifar100"),
         query: d.query(),
-        charts: CHARTS.to_vec(),
+        charts,
         grid: d.grid,
         groups: d.groups,
         robust_mix: mix_note(
@@ -330,7 +336,7 @@ async fn chart(
 ) -> Result<Response, ApiError> {
     let name = file
         .strip_suffix(".svg")
-        .filter(|n| CHARTS.contains(n) || n.starts_with("delta-"))
+        .filter(|n| CHARTS.contains(n) || n.starts_with("delta-") || is_more(n))
         .ok_or_else(|| ApiError::NotFound(format!("chart {file:?}")))?
         .to_string();
     if let Some(kind) = name.strip_prefix("delta-") {

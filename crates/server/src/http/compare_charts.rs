@@ -1,7 +1,9 @@
 //! The compare page's curves: per seed group (the runs that count in its means), the mean over
 //! its seeds of a test metric per epoch and the standard deviation as a band, one colour per
 //! group, group names in the legend and the runs' full names on hover. `from=`/`to=` keep an
-//! epoch range (the page's drag-to-zoom).
+//! epoch range (the page's drag-to-zoom). Beside the live model's four curves, the worst-class
+//! curves of the averaged models (EMA, FAWA) and of the validation split, where the runs
+//! recorded them ([`more_charts`]).
 
 use super::compare_tables::{mean_std, GroupRow};
 use crate::state::AppState;
@@ -16,12 +18,46 @@ pub const CHARTS: [&str; 4] = [
     "clean_overall",
 ];
 
+/// The prefix of the charts of [`Metrics::more`](crate::metrics::Metrics) series:
+/// `more-<split>_<model>_<clean|robust>_worst`.
+const MORE: &str = "more-";
+
+/// The averaged-model and validation curves the runs recorded, worst class only (what the
+/// paper compares), as chart names.
+pub fn more_charts(st: &AppState, sums: &[RunSummary]) -> Vec<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for s in sums {
+        let entry = st.store().run(&st.summary_dir(s));
+        let f = entry.fold();
+        let keys = f.metrics().more.keys().filter(|k| k.ends_with(" worst"));
+        names.extend(keys.map(|k| format!("{MORE}{}", k.replace(' ', "_"))));
+    }
+    names.into_iter().collect()
+}
+
+/// Whether `name` has the form of a [`more_charts`] name.
+pub fn is_more(name: &str) -> bool {
+    name.strip_prefix(MORE).is_some_and(|k| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    })
+}
+
 /// One run's `(epoch, value)` points of chart `name`.
 fn run_points(st: &AppState, s: &RunSummary, name: &str) -> Vec<(usize, f64)> {
     let entry = st.store().run(&st.summary_dir(s));
     let f = entry.fold();
     let m = f.metrics();
+    let more;
     let ys = match name {
+        n if is_more(n) => {
+            more = m.more.get(&n[MORE.len()..].replace('_', " "));
+            match more {
+                Some(ys) => ys,
+                None => return Vec::new(),
+            }
+        }
         "robust_worst" => &m.robust_worst,
         "robust_overall" => &m.robust_overall,
         "clean_worst" => &m.clean_worst,
@@ -73,7 +109,10 @@ pub fn group_chart(
             }
         })
         .collect();
-    let title = format!("{} (mean ± std over seeds)", name.replace('_', " "));
+    let title = format!(
+        "{} (mean ± std over seeds)",
+        name.trim_start_matches(MORE).replace('_', " ")
+    );
     band_chart(
         (&title, "epoch", "accuracy"),
         &bands,

@@ -167,6 +167,21 @@ async fn compare_shows_rho_against_the_base_and_the_checkpoint_of_every_number()
     let q = ids.join("&");
 
     let html = get(&st, &format!("/compare?{q}")).await;
+    // The validation split's worst-class curve beside the live model's, as a seed band.
+    assert!(
+        html.contains(r#"id="curve-more-val_live_robust_worst""#),
+        "{html}"
+    );
+    let svg = get(
+        &st,
+        &format!("/compare/charts/more-val_live_robust_worst.svg?{q}"),
+    )
+    .await;
+    assert!(
+        svg.contains("val live robust worst (mean ± std over seeds)"),
+        "{svg}"
+    );
+    assert!(svg.contains("g-trades"), "{svg}");
     assert!(
         html.contains("ρ against g-trades</th>"),
         "base by method: {html}"
