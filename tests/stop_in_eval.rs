@@ -133,8 +133,11 @@ fn a_stop_during_the_epoch_evaluation_keeps_the_epoch_and_resume_trains_it_once(
     let returned = Instant::now();
     assert_eq!(outcome, Outcome::Cancelled { epochs_done: 0 });
     let waited = returned - stopped_at.unwrap();
+    // Within seconds, not after the evaluation: `epochs_done: 0` above says the epoch was not
+    // committed. The bound is loose because `make test` runs two trainings at once on 2 cores
+    // (3.3 s seen there; well under a second alone).
     assert!(
-        waited < Duration::from_secs(3),
+        waited < Duration::from_secs(10),
         "stopped {waited:?} after the request"
     );
     assert!(
