@@ -69,7 +69,12 @@ pub fn log_tail(dir: &RunDir, rel: &Path, n: usize) -> String {
         Err(e) if e.is_missing() => return String::new(),
         Err(e) => return format!("[not shown: {e}]"),
     };
-    let text = String::from_utf8_lossy(&buf);
+    last_lines(&buf, n)
+}
+
+/// The last `n` lines of `buf` (lossy UTF-8), for log tails.
+pub fn last_lines(buf: &[u8], n: usize) -> String {
+    let text = String::from_utf8_lossy(buf);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

@@ -39,19 +39,9 @@ pub(crate) fn conv2d(
 ) -> nn::Conv2D {
     let cfg = nn::ConvConfig {
         bias,
-        ..conv_config(c_in, k, 1)
+        ..conv_config(c_in, k, (stride, padding), 1)
     };
-    nn::conv2d(
-        p,
-        c_in,
-        c_out,
-        k,
-        nn::ConvConfig {
-            stride,
-            padding,
-            ..cfg
-        },
-    )
+    nn::conv2d(p, c_in, c_out, k, cfg)
 }
 
 /// `nn.Conv2d(c_in, c_out, k, stride, padding, groups=groups)` with bias (depthwise when
@@ -65,17 +55,16 @@ pub(crate) fn conv2d_grouped(
     padding: i64,
     groups: i64,
 ) -> nn::Conv2D {
-    let cfg = nn::ConvConfig {
-        stride,
-        padding,
-        ..conv_config(c_in, k, groups)
-    };
+    let cfg = conv_config(c_in, k, (stride, padding), groups);
     nn::conv2d(p, c_in, c_out, k, cfg)
 }
 
-/// PyTorch's conv initialisation; the fan-in of the bias bound counts one group's inputs.
-fn conv_config(c_in: i64, k: i64, groups: i64) -> nn::ConvConfig {
+/// PyTorch's conv initialisation (with bias); the fan-in of the bias bound counts one group's
+/// inputs.
+fn conv_config(c_in: i64, k: i64, (stride, padding): (i64, i64), groups: i64) -> nn::ConvConfig {
     nn::ConvConfig {
+        stride,
+        padding,
         groups,
         ws_init: TORCH_WEIGHT_INIT,
         bs_init: torch_bias_init(c_in / groups.max(1) * k * k),

@@ -153,7 +153,5 @@ fn read_tail_lines(path: &Path, n: usize) -> String {
     let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
     let mut buf = Vec::new();
     let _ = f.take(64 * 1024).read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    crate::process::last_lines(&buf, n)
 }
