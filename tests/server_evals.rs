@@ -234,6 +234,24 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
     )
     .await;
     assert_eq!(code, StatusCode::CONFLICT, "no fawa checkpoint: {b}");
+    // An evaluation's own Slurm resources are checked like the run's `[slurm]` keys, also
+    // where the local executor then ignores them.
+    let (code, b) = post_json(
+        &st,
+        &format!("/api/runs/{id}/evaluate"),
+        r#"{"suite":"quick","slurm":{"time":"soon"}}"#,
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b.contains("slurm.time"), "{b}");
+    let (code, b) = post_json(
+        &st,
+        &format!("/api/runs/{id}/evaluate"),
+        r#"{"suite":"quick","slurm":{"time":["1"]}}"#,
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b.contains("slurm.time: a string or a number"), "{b}");
 
     let (code, b) = post_json(
         &st,

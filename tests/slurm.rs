@@ -1,7 +1,7 @@
 //! `fairtat serve --executor slurm` against a real one-node Slurm cluster started by the test
 //! (`common::slurm`): runs train to the end as Slurm jobs, a grid becomes a job array within
 //! its concurrency limit, cancel goes through `scancel` and keeps the checkpoint, a job stopped
-//! at its time limit is resubmitted and resumes, a restarted server finds its pending and
+//! at its time limit is resubmitted (`slurm_requeue.rs`), a restarted server finds its pending and
 //! running jobs again, and Slurm's refusal reaches the API caller.
 //! The tests share the machine's two cores and SLURM_CONF, so they run one at a time.
 
@@ -10,48 +10,15 @@ mod common;
 use std::path::Path;
 
 use axum::http::StatusCode;
-use common::slurm::cluster_or_skip;
+use common::slurm::{cancel, cluster_or_skip, create, history, job_history_id, slurm_options};
 use common::*;
 use fairtat::server::slurm::SlurmOptions;
-use fairtat::server::{AppState, ServeOptions};
+use fairtat::server::AppState;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn slurm_options(
-    root: &Path,
-    trainer: Option<std::path::PathBuf>,
-    s: SlurmOptions,
-) -> ServeOptions {
-    ServeOptions {
-        slurm: Some(SlurmOptions {
-            poll_secs: 0.5,
-            ..s
-        }),
-        ..options(root, trainer, 1)
-    }
-}
-
 fn job_file(root: &Path, id: &str) -> String {
     std::fs::read_to_string(root.join("runs").join(id).join("slurm/train.job")).unwrap_or_default()
-}
-
-fn history(root: &Path, id: &str) -> String {
-    std::fs::read_to_string(root.join("runs").join(id).join("slurm/history.log"))
-        .unwrap_or_default()
-}
-
-async fn create(st: &AppState, epochs: usize) -> String {
-    let body = format!(r#"{{"preset":"quick","set":{{"train.epochs":{epochs}}}}}"#);
-    let (s, b) = post_json(st, "/api/runs", &body).await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    json(&b)["id"].as_str().unwrap().to_string()
-}
-
-/// Cancel through the API and wait until the run says so.
-async fn cancel(st: &AppState, id: &str) -> serde_json::Value {
-    let (code, b) = post_json(st, &format!("/api/runs/{id}/cancel"), "{}").await;
-    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
-    wait_status(st, id, "cancelled", 30.0).await
 }
 
 /// Post a grid config; the ids of its runs in grid order.
@@ -212,17 +179,20 @@ async fn a_grid_becomes_a_job_array_within_its_concurrency_limit() {
         assert!(w[1].0 >= w[0].1, "runs overlapped: {spans:?}");
     }
     assert_eq!(cluster.jobs().len(), 3, "{:?}", cluster.jobs());
+    // Every task ended: the array's map is deleted; its script and the task outputs stay, and
+    // a task's run page still finds its output through the run's history.
+    let folder = tmp.path().join("runs/.slurm");
+    wait_for(20.0, "the array's map to be deleted", || async {
+        (!folder.join(format!("grid-{}.map", ids[0])).exists()).then_some(())
+    })
+    .await;
+    let (_, page) = get(&st, &format!("/runs/{}", ids[2])).await;
+    let want = format!("Array task output (grid-{}-2.out)", ids[0]);
+    assert!(page.contains(&want), "{want} missing from the run page");
     st.shutdown();
 }
 
 /// The job id a run's `slurm/history.log` recorded at submission.
-fn job_history_id(root: &Path, id: &str) -> String {
-    history(root, id)
-        .lines()
-        .find_map(|l| l.split_once(" job ").map(|(_, j)| j.trim().to_string()))
-        .unwrap_or_else(|| panic!("no submission recorded for {id}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_goes_through_scancel_and_the_run_keeps_its_checkpoint() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -279,54 +249,6 @@ async fn cancel_goes_through_scancel_and_the_run_keeps_its_checkpoint() {
         history(tmp.path(), &id)
             .contains("submitted resume job")
             .then_some(())
-    })
-    .await;
-    cancel(&st, &id).await;
-    st.shutdown();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_stopped_at_its_time_limit_is_resubmitted_and_resumes() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let Some(_cluster) =
-        cluster_or_skip("a_job_stopped_at_its_time_limit_is_resubmitted_and_resumes")
-    else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    // 12 epochs of 8 s: more than the 1-minute limit, so the first job times out.
-    let trainer = fake_trainer(tmp.path(), 12, 8.0);
-    let opts = SlurmOptions {
-        time: "1".into(),
-        signal_secs: 0,
-        requeue: true,
-        ..SlurmOptions::new()
-    };
-    let st = start(slurm_options(tmp.path(), Some(trainer), opts)).await;
-    let id = create(&st, 12).await;
-    wait_for(200.0, "the automatic resubmission", || async {
-        history(tmp.path(), &id)
-            .contains("submitted resume job")
-            .then_some(())
-    })
-    .await;
-    let h = history(tmp.path(), &id);
-    assert!(h.contains("stopped at its time limit"), "{h}");
-    assert!(h.contains("automatic resume 1 of 5"), "{h}");
-    let events =
-        std::fs::read_to_string(tmp.path().join("runs").join(&id).join("events.jsonl")).unwrap();
-    assert!(events.contains(r#""status":"interrupted""#), "{events}");
-    // The second job continues after the epochs the first one finished.
-    wait_for(60.0, "the resumed trainer's start", || async {
-        let text =
-            std::fs::read_to_string(tmp.path().join("runs").join(&id).join("events.jsonl")).ok()?;
-        let starts: Vec<serde_json::Value> = text
-            .lines()
-            .map(json)
-            .filter(|v| v["type"] == "started")
-            .collect();
-        (starts.len() == 2)
-            .then(|| assert!(starts[1]["start_epoch"].as_u64().unwrap() >= 1, "{text}"))
     })
     .await;
     cancel(&st, &id).await;
@@ -410,146 +332,6 @@ async fn a_submission_to_an_unknown_partition_shows_slurms_error() {
         Some(0),
         "no run was created: {list}"
     );
-    st.shutdown();
-}
-
-/// The real trainer under Slurm: `fairtat train --run-dir` from the generated script, SIGUSR1
-/// (what `--signal=B:USR1@N` sends before the time limit) stops it resumably, `--slurm-requeue`
-/// resubmits `train --resume`, and the run trains to the end.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_real_trainer_stops_at_sigusr1_and_resumes_to_the_end() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let Some(_cluster) =
-        cluster_or_skip("the_real_trainer_stops_at_sigusr1_and_resumes_to_the_end")
-    else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let mut opts = slurm_options(
-        tmp.path(),
-        Some(env!("CARGO_BIN_EXE_fairtat").into()),
-        SlurmOptions {
-            requeue: true,
-            ..SlurmOptions::new()
-        },
-    );
-    opts.configs_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs");
-    let st = start(opts).await;
-    let body = r#"{"preset":"fmnist-quick-fairtat","set":{"device":"cpu","data.train_subset":600,
-        "data.test_subset":200,"data.val_per_class":10,"attack.steps":2,"eval.steps":2,
-        "eval.final_steps":3,"train.epochs":4,"train.batch_size":32,"train.threads":1}}"#;
-    let (s, b) = post_json(&st, "/api/runs", body).await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let id = json(&b)["id"].as_str().unwrap().to_string();
-    let runs = tmp.path().join("runs");
-    wait_for(240.0, "the first epoch", || async {
-        (epoch_lines(&runs, &id) >= 1).then_some(())
-    })
-    .await;
-    let job = job_history_id(tmp.path(), &id);
-    let sent = std::process::Command::new("scancel")
-        .args(["--signal=USR1", "--batch", &job])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    wait_for(120.0, "the automatic resume", || async {
-        history(tmp.path(), &id)
-            .contains("submitted resume job")
-            .then_some(())
-    })
-    .await;
-    let events = std::fs::read_to_string(runs.join(&id).join("events.jsonl")).unwrap();
-    assert!(
-        events.contains("stopped for the scheduler's time limit (SIGUSR1)"),
-        "{events}"
-    );
-    let s = wait_status(&st, &id, "finished", 400.0).await;
-    assert_eq!(s["epochs_done"], 4, "{s}");
-    let log = std::fs::read_to_string(runs.join(&id).join("train.log")).unwrap();
-    assert!(
-        log.contains("epoch"),
-        "the trainer's output goes to train.log:\n{log}"
-    );
-    st.shutdown();
-}
-
-/// Slurm's own requeue (what preemption with `PreemptMode=REQUEUE` does): the job is killed and
-/// runs again under the same id; the script resumes from the checkpoint and the server follows
-/// the second trainer to the end.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_that_slurm_requeues_resumes_under_the_same_id() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let Some(cluster) = cluster_or_skip("a_job_that_slurm_requeues_resumes_under_the_same_id")
-    else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let trainer = fake_trainer(tmp.path(), 6, 0.7);
-    let st = start(slurm_options(
-        tmp.path(),
-        Some(trainer),
-        SlurmOptions::new(),
-    ))
-    .await;
-    let id = create(&st, 6).await;
-    let runs = tmp.path().join("runs");
-    wait_for(30.0, "the first epoch", || async {
-        (epoch_lines(&runs, &id) >= 1).then_some(())
-    })
-    .await;
-    let job = job_history_id(tmp.path(), &id);
-    let scontrol = |args: &[&str]| {
-        let ok = std::process::Command::new("scontrol")
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "scontrol {args:?}");
-    };
-    scontrol(&["requeue", &job]);
-    // A requeued job waits two minutes before it may start again; let it start now.
-    wait_for(30.0, "the requeued job to start again", || async {
-        // Refused once the job runs again: that is fine.
-        let _ = std::process::Command::new("scontrol")
-            .args(["update", &format!("JobId={job}"), "StartTime=now"])
-            .stderr(std::process::Stdio::null())
-            .status();
-        let starts = std::fs::read_to_string(runs.join(&id).join("events.jsonl"))
-            .unwrap_or_default()
-            .matches(r#""type":"started""#)
-            .count();
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        (starts == 2).then_some(())
-    })
-    .await;
-    let s = wait_status(&st, &id, "finished", 90.0).await;
-    assert_eq!(s["epochs_done"], 6, "{s}");
-    let events = std::fs::read_to_string(runs.join(&id).join("events.jsonl")).unwrap();
-    let starts = events
-        .lines()
-        .filter(|l| l.contains(r#""type":"started""#))
-        .count();
-    assert_eq!(
-        starts, 2,
-        "the requeued job ran the trainer again:\n{events}"
-    );
-    let h = history(tmp.path(), &id);
-    assert_eq!(
-        h.matches("submitted").count(),
-        1,
-        "Slurm requeued it, not the server: {h}"
-    );
-    // The trainer's final line can come before the controller records the job's end.
-    let completed = || {
-        cluster
-            .jobs()
-            .iter()
-            .any(|(j, s)| *j == job && s == "COMPLETED")
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !completed() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    assert!(completed(), "{:?}", cluster.jobs());
     st.shutdown();
 }
 

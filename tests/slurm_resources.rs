@@ -1,8 +1,9 @@
 //! Per-run Slurm resources and the checks before a submission, against the real one-node
 //! cluster of `common::slurm` (issue 21): a run's `[slurm]` time and CPUs reach the job that
 //! Slurm holds, a time over the partition's MaxTime and CPUs over the server's limit are
-//! refused before any run is created, and a controller that does not answer gets 503 within
-//! seconds. The tests share SLURM_CONF, so they run one at a time.
+//! refused before any run is created, an evaluation's own time reaches its job, and a
+//! controller that does not answer gets 503 within seconds. The tests share SLURM_CONF, so
+//! they run one at a time.
 
 mod common;
 
@@ -79,6 +80,29 @@ async fn per_run_time_and_cpus_reach_the_slurm_job() {
     let want = format!("#SBATCH --cpus-per-task=\"{cpus}\"\n");
     assert!(script.contains(&want), "{script}");
     wait_status(&st, &id, "finished", 60.0).await;
+    // An evaluation asks its own time (its CPUs stay the run's); a wrong key or a time over the
+    // partition's limit is refused before anything is queued.
+    let url = format!("/api/runs/{id}/evaluate");
+    let (code, b) = post_json(&st, &url, r#"{"suite":"quick","slurm":{"nodes":2}}"#).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b.contains("nodes") && b.contains("time, partition"), "{b}");
+    let over = r#"{"suite":"quick","slurm":{"time":20,"partition":"short"}}"#;
+    let (code, b) = post_json(&st, &url, over).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b.contains("slurm.time"), "{b}");
+    assert!(!dir.join("evals/quick-last").exists(), "nothing queued");
+    let (code, b) = post_json(&st, &url, r#"{"suite":"quick","slurm":{"time":3}}"#).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    let job = wait_for(20.0, "the evaluation's Slurm job id", || async {
+        let f = std::fs::read_to_string(dir.join("slurm/eval-quick-last.job")).ok()?;
+        f.lines()
+            .find_map(|l| l.strip_prefix("id="))
+            .map(str::to_string)
+    })
+    .await;
+    let show = scontrol_job(&job);
+    assert!(show.contains("TimeLimit=00:03:00"), "{show}");
+    assert!(show.contains(&format!("CPUs/Task={cpus}")), "{show}");
     st.shutdown();
 }
 

@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
+use fairtat::server::slurm::SlurmOptions;
+use fairtat::server::{AppState, ServeOptions};
+
 const DAEMONS: [&str; 3] = [
     "/usr/sbin/munged",
     "/usr/sbin/slurmctld",
@@ -280,5 +284,84 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         std::env::set_var("PATH", &self.path);
+    }
+}
+
+// Helpers of the tests that run the server against the cluster.
+
+/// Serve options for a Slurm test: the given Slurm options, polled every 0.5 s.
+pub fn slurm_options(root: &Path, trainer: Option<PathBuf>, s: SlurmOptions) -> ServeOptions {
+    ServeOptions {
+        slurm: Some(SlurmOptions {
+            poll_secs: 0.5,
+            ..s
+        }),
+        ..super::options(root, trainer, 1)
+    }
+}
+
+/// The run's `slurm/history.log`.
+pub fn history(root: &Path, id: &str) -> String {
+    std::fs::read_to_string(root.join("runs").join(id).join("slurm/history.log"))
+        .unwrap_or_default()
+}
+
+/// A run of the fake trainer's `quick` preset with `epochs` epochs; its id.
+pub async fn create(st: &AppState, epochs: usize) -> String {
+    let body = format!(r#"{{"preset":"quick","set":{{"train.epochs":{epochs}}}}}"#);
+    let (s, b) = super::post_json(st, "/api/runs", &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    super::json(&b)["id"].as_str().unwrap().to_string()
+}
+
+/// The id of the run's first submitted job.
+pub fn job_history_id(root: &Path, id: &str) -> String {
+    history(root, id)
+        .lines()
+        .find_map(|l| l.split_once(" job ")?.1.split_whitespace().next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no submission recorded for {id}"))
+}
+
+/// Cancel through the API and wait until the run says so.
+pub async fn cancel(st: &AppState, id: &str) -> serde_json::Value {
+    let (code, b) = super::post_json(st, &format!("/api/runs/{id}/cancel"), "{}").await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    super::wait_status(st, id, "cancelled", 30.0).await
+}
+
+/// Let a requeued job start again now instead of after Slurm's hold-back (about two minutes),
+/// once it is pending and `runs` says `done` (the events of its second start). Not before it is
+/// pending plus a few seconds: a job started within a second or two of its requeue is killed
+/// with "Job credential revoked" (the old run's credential is revoked by time, to the second).
+pub async fn start_requeued_now(job: &str, mut done: impl FnMut() -> bool) {
+    let state = || {
+        let out = Command::new("squeue")
+            .args(["-h", "-j", job, "-o", "%T"])
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let t0 = Instant::now();
+    while state() != "PENDING" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "job {job} not requeued: {}",
+            state()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while !done() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "job {job} did not start again"
+        );
+        // Refused once the job runs again: that is fine.
+        let _ = Command::new("scontrol")
+            .args(["update", &format!("JobId={job}"), "StartTime=now"])
+            .stderr(Stdio::null())
+            .status();
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -15,7 +15,7 @@ use super::views::pct;
 use super::{run_dir, RunPath};
 use crate::error::ApiError;
 use crate::evals::{eval_statuses, EvalStatus};
-use crate::jobs::Priority;
+use crate::jobs::{eval_slurm, Priority};
 use crate::state::AppState;
 use crate::supervisor;
 use fairtat_core::runs::eval_key::{EvalKey, EvalSuite};
@@ -40,6 +40,39 @@ pub struct EvalRequest {
     /// `urgent` (default: before queued training runs) or `normal` (at the end of the queue).
     #[serde(default)]
     pub priority: Option<String>,
+    /// The evaluation's own Slurm resources (`{"time": "1:00:00", "cpus": 4}`): the run's
+    /// `[slurm]` keys; those not given take the run's.
+    #[serde(default)]
+    pub slurm: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// The checked `slurm.<key>=<value>` settings of a request's Slurm fields (strings or
+/// numbers); under `--executor slurm` also checked with the cluster like a new run's.
+async fn slurm_settings(
+    st: &AppState,
+    id: &RunId,
+    fields: Vec<(String, String)>,
+) -> Result<Vec<String>, ApiError> {
+    let sets = eval_slurm::sets(&fields)?;
+    if !sets.is_empty() {
+        let spec = eval_slurm::spec_with(&st.run_dir(id), &sets)?;
+        supervisor::preflight(st, &[spec]).await?;
+    }
+    Ok(sets)
+}
+
+fn json_fields(
+    map: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<Vec<(String, String)>, ApiError> {
+    map.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+            serde_json::Value::Number(n) => Ok((k.clone(), n.to_string())),
+            _ => Err(ApiError::BadRequest(format!(
+                "slurm.{k}: a string or a number, e.g. \"1:00:00\" or 4"
+            ))),
+        })
+        .collect()
 }
 
 /// The queue priority a request asks for; evaluations are urgent unless it says `normal`.
@@ -112,14 +145,18 @@ async fn evaluate_form(
             .map(|(_, v)| v.as_str())
     };
     let priority = priority_of(field("priority"))?;
+    let slurm_fields = pairs.iter().filter(|(k, _)| k.starts_with("slurm."));
+    let sets = slurm_settings(&st, &id, slurm_fields.cloned().collect()).await?;
     let (mut queued, mut refused) = (Vec::new(), Vec::new());
     for suite in suites {
         let r = EvalRequest {
             suite: suite.clone(),
             model: model.clone(),
             priority: None,
+            slurm: Default::default(),
         };
-        match key_of(&r).and_then(|k| Ok(supervisor::enqueue_eval(&st, &id, k, priority)?)) {
+        let enqueue = |k| Ok(supervisor::enqueue_eval(&st, &id, k, priority, &sets)?);
+        match key_of(&r).and_then(enqueue) {
             Ok(()) => queued.push(suite.clone()),
             Err(e) => refused.push(e),
         }
@@ -143,7 +180,8 @@ async fn evaluate_api(
     run_dir(&st, &id)?;
     let key = key_of(&r)?;
     let priority = priority_of(r.priority.as_deref())?;
-    supervisor::enqueue_eval(&st, &id, key, priority)?;
+    let sets = slurm_settings(&st, &id, json_fields(&r.slurm)?).await?;
+    supervisor::enqueue_eval(&st, &id, key, priority, &sets)?;
     let body = serde_json::json!({
         "run_id": id,
         "suite": key.suite.as_str(),
@@ -222,6 +260,8 @@ struct EvalsFragment {
     active: bool,
     /// Whether the form may start an evaluation now (not while the run trains).
     evaluate: bool,
+    /// Under `--executor slurm`: the form offers the evaluation's own time limit.
+    slurm: bool,
     suites: Vec<&'static str>,
     models: Vec<&'static str>,
     evals: Vec<EvalView>,
@@ -326,6 +366,7 @@ pub fn fragment_with(
         id: id.to_string(),
         active,
         evaluate,
+        slurm: st.scheduler().is_some(),
         suites: EvalSuite::NAMES.to_vec(),
         models: CheckpointKind::ALL
             .into_iter()

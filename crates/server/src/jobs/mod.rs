@@ -7,6 +7,7 @@
 //! leaves it. Starting processes and following them is the supervisor's work
 //! (`server::supervisor`); this module knows nothing of the index, the hub or HTTP.
 
+pub mod eval_slurm;
 pub mod markers;
 pub mod queue;
 pub mod scheduler;

@@ -111,6 +111,11 @@ impl SlurmOptions {
         if self.signal_secs > 0 {
             v.push(format!("--signal=B:USR1@{}", self.signal_secs));
         }
+        if self.requeue {
+            // The script requeues itself after a resumable stop; a cluster whose
+            // `JobRequeue=0` would refuse that for jobs that did not ask.
+            v.push("--requeue".into());
+        }
         v.extend(self.extra.iter().cloned());
         v
     }

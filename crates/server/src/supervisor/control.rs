@@ -3,7 +3,7 @@
 //! leaves, outside the executor's lock.
 
 use super::{owns, pump};
-use crate::jobs::{markers, Job, JobError, JobKind, Priority};
+use crate::jobs::{eval_slurm, markers, Job, JobError, JobKind, Priority};
 use crate::process::{append_finished, signal};
 use crate::scan;
 use crate::state::AppState;
@@ -188,12 +188,14 @@ pub fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
 }
 
 /// Queue an evaluation of a run's checkpoint; several may wait per run, one runs at a time.
-/// `priority`: [`Priority::Urgent`] starts it before queued training runs.
+/// `priority`: [`Priority::Urgent`] starts it before queued training runs. `slurm`: its own
+/// Slurm resources, already checked (`jobs::eval_slurm`), kept for its submission.
 pub fn enqueue_eval(
     st: &AppState,
     run: &RunId,
     key: EvalKey,
     priority: Priority,
+    slurm: &[String],
 ) -> Result<(), JobError> {
     let dir = st.run_dir(run);
     if !dir.checkpoint(key.model).exists() {
@@ -233,6 +235,8 @@ pub fn enqueue_eval(
         needs_source: false,
         gpu_mib: scan::gpu_estimate(&dir, Work::Evaluate),
     };
+    safe_fs::create_dir_all(&dir, markers::eval_rel(&key))?;
+    eval_slurm::write(&dir, &key, slurm)?;
     submit_with(st, vec![(job, priority)])
 }
 

@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::slurm_arrays::{write_map, ArrayMap};
-use super::slurm_files::{history, job_file, job_label, slurm_dir, write_job_file};
+use super::slurm_arrays::{forget_ended, task_note, write_map, ArrayMap};
+use super::slurm_files::{history, job_file, job_label, read_job_file, slurm_dir, write_job_file};
 use super::{follow, job_ended, record_failure, waiting_for_sources};
 use crate::follower::Liveness;
 use crate::jobs::scheduler::{Ended, Scheduler};
-use crate::jobs::{markers, Job, JobKind};
+use crate::jobs::{eval_slurm, markers, Job, JobKind};
 use crate::process::append_finished;
 use crate::slurm::script::{Script, Task};
 use crate::slurm::{cli, JobId, Resources, SlurmError};
@@ -46,10 +46,16 @@ fn sched(st: &AppState) -> &Arc<Scheduler> {
     st.scheduler().expect("the Slurm executor has a scheduler")
 }
 
-/// What `job` asks of Slurm: its run's `[slurm]` over the server's defaults (a run whose
-/// config cannot be read gets the defaults; a limit lowered since it was queued refuses it).
+/// What `job` asks of Slurm: its run's `[slurm]` (with an evaluation's own settings over it)
+/// over the server's defaults (a run whose config cannot be read gets the defaults; a limit
+/// lowered since it was queued refuses it).
 fn resources(st: &AppState, job: &Job) -> Result<Resources, SlurmError> {
-    let spec = crate::scan::read_spec(&st.run_dir(&job.run))
+    let dir = st.run_dir(&job.run);
+    let sets = match &job.kind {
+        JobKind::Evaluate(key) => eval_slurm::read(&dir, key),
+        _ => Vec::new(),
+    };
+    let spec = eval_slurm::spec_with(&dir, &sets)
         .map(|s| s.slurm)
         .unwrap_or_default();
     sched(st)
@@ -147,7 +153,7 @@ fn submit_one(st: &AppState, job: &Job) {
         cli::sbatch(&script_path)
     });
     match result {
-        Ok(id) => submitted(st, job, id),
+        Ok(id) => submitted(st, job, id, ""),
         Err(err) => refused(st, job, &err),
     }
 }
@@ -190,7 +196,8 @@ fn submit_array(st: &AppState, jobs: &[Job], res: Resources) {
                 tracing::error!(job = %base, cause = %err, "cannot record the array's job id");
             }
             for (i, job) in jobs.iter().enumerate() {
-                submitted(st, job, format!("{base}_{i}"));
+                let note = task_note(i, &map.key);
+                submitted(st, job, format!("{base}_{i}"), &note);
             }
         }
         Err(err) => jobs.iter().for_each(|j| refused(st, j, &err)),
@@ -203,14 +210,16 @@ fn refused(st: &AppState, job: &Job, err: &SlurmError) {
     job_ended(st, &job.run);
 }
 
-/// Record job `id` in the run directory, follow it, and say so in the index.
-fn submitted(st: &AppState, job: &Job, id: JobId) {
+/// Record job `id` in the run directory, follow it, and say so in the index; `note` ends the
+/// history line (an array task's index and array).
+fn submitted(st: &AppState, job: &Job, id: JobId, note: &str) {
     let dir = st.run_dir(&job.run);
     let seq = history_seq(&dir, &job.kind);
     if let Err(err) = write_job_file(&dir, &job.kind, &id, seq) {
         tracing::error!(run = %job.run, cause = %err, "cannot record the Slurm job id");
     }
-    history(&dir, &format!("submitted {} job {id}", job.kind.label()));
+    let line = format!("submitted {} job {id} {note}", job.kind.label());
+    history(&dir, line.trim_end());
     tracing::info!(run = %job.run, job = %id, kind = %job.kind.label(), "submitted to Slurm");
     follow_job(st, job, id, seq, false);
 }
@@ -254,7 +263,12 @@ async fn watch_train(
         match end_or_restart(st, &job.run, &dir, rx.clone()).await {
             Next::Ended(end) => break Some(end),
             Next::Done => break None,
-            Next::Restarted(last) => seq = Some(last),
+            Next::Restarted(last) => {
+                let line = "started again under the same job id (requeued by Slurm)";
+                let d = dir.clone();
+                let _ = tokio::task::spawn_blocking(move || history(&d, line)).await;
+                seq = Some(last);
+            }
             Next::Shutdown => return,
         }
     };
@@ -331,8 +345,24 @@ fn settle_train(st: &AppState, job: &Job, end: Option<Ended>) {
         }
     }
     markers::remove(&dir, &job.kind);
+    let task = read_job_file(&dir, "train.job").is_some_and(|(id, _, _)| id.contains('_'));
     let _ = std::fs::remove_file(job_file(&dir, &job.kind));
     st.refresh(&job.run);
+    if task {
+        forget_ended_arrays(st);
+    }
+}
+
+/// Delete the maps of the job arrays whose tasks are all over (`slurm_arrays::forget_ended`).
+fn forget_ended_arrays(st: &AppState) {
+    let ended = |r: &RunId| {
+        let s = st.index().get(r).ok().flatten();
+        s.is_some_and(|s| s.status.is_terminal())
+    };
+    let live = |r: &RunId| read_job_file(&st.run_dir(r), "train.job").map(|(id, _, _)| id);
+    for key in forget_ended(&st.runs_dir().join(".slurm"), ended, live) {
+        tracing::info!(array = %key, "every task of the job array ended; its map is deleted");
+    }
 }
 
 async fn watch_eval(st: &AppState, job: &Job, mut rx: watch::Receiver<Option<Ended>>) {
@@ -365,6 +395,11 @@ async fn watch_eval(st: &AppState, job: &Job, mut rx: watch::Receiver<Option<End
     .await;
     tracing::info!(run = %job.run, "Slurm evaluation ended");
     job_ended(st, &job.run);
+    if let JobKind::Evaluate(key) = job.kind {
+        let (st, run) = (st.clone(), job.run.clone());
+        let rerun = move || super::slurm_poll::maybe_rerun_eval(&st, &run, key, &end.state);
+        let _ = tokio::task::spawn_blocking(rerun).await;
+    }
     if let Ok(Some(summary)) = st.index().get(&job.run) {
         st.hub().status(&summary);
     }

@@ -134,6 +134,44 @@ pub fn tasks_by_run(maps: &[ArrayMap], snap: Option<&Snapshot>) -> HashMap<RunId
     out
 }
 
+/// `(task index, map key)` of an array task as its run's history names it (`submitted train
+/// job 57_1 (task 1 of array grid-r0)`): the last such submission.
+pub fn task_in_history(history: &str) -> Option<(usize, String)> {
+    history.lines().rev().find_map(|l| {
+        let rest = l.split_once("(task ")?.1;
+        let (i, rest) = rest.split_once(" of array grid-")?;
+        Some((i.parse().ok()?, rest.strip_suffix(')')?.to_string()))
+    })
+}
+
+/// The history note of task `i` of the array `key`, as [`task_in_history`] reads it.
+pub fn task_note(i: usize, key: &str) -> String {
+    format!("(task {i} of array grid-{key})")
+}
+
+/// Delete the maps in `folder` whose tasks are all over: each of its runs is in a final state
+/// (`ended`) and none has one of the array's tasks as its live job (`live_job`: the id in its
+/// `slurm/train.job`). A map without its job id is kept: only `squeue` could say. The arrays'
+/// scripts and outputs stay, for the run pages. Returns the keys deleted.
+pub fn forget_ended(
+    folder: &Path,
+    ended: impl Fn(&RunId) -> bool,
+    live_job: impl Fn(&RunId) -> Option<JobId>,
+) -> Vec<String> {
+    let mut gone = Vec::new();
+    for map in read_maps(folder) {
+        let Some(base) = &map.job else { continue };
+        let prefix = format!("{base}_");
+        let live = |r: &RunId| live_job(r).is_some_and(|j| j.starts_with(&prefix));
+        if map.runs.iter().all(|r| ended(r) && !live(r))
+            && std::fs::remove_file(map_path(folder, &map.key)).is_ok()
+        {
+            gone.push(map.key);
+        }
+    }
+    gone
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +203,38 @@ mod tests {
             "a gap in the indices"
         );
         assert!(parse_map("x", "0 ../a\n").is_none(), "not a run id");
+    }
+
+    #[test]
+    fn a_map_goes_once_every_task_is_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_map(tmp.path(), &map(Some("41"))).unwrap();
+        let unsent = ArrayMap {
+            key: "q0".into(),
+            ..map(None)
+        };
+        write_map(tmp.path(), &unsent).unwrap();
+        let r2: RunId = "r2".parse().unwrap();
+        // r2 still runs its task (its job file names it), or is not in a final state.
+        let live = |r: &RunId| (*r == r2).then(|| "41_2".to_string());
+        assert!(forget_ended(tmp.path(), |_| true, live).is_empty());
+        assert!(forget_ended(tmp.path(), |r| *r != r2, |_| None).is_empty());
+        // A later single job of r2 (a resume) does not hold the array's map.
+        let resumed = |r: &RunId| (*r == r2).then(|| "77".to_string());
+        assert_eq!(forget_ended(tmp.path(), |_| true, resumed), ["r0"]);
+        assert!(!map_path(tmp.path(), "r0").exists());
+        // The map whose job id was never written stays.
+        assert_eq!(read_maps(tmp.path()), vec![unsent]);
+    }
+
+    #[test]
+    fn the_task_of_a_run_is_read_from_its_history() {
+        let h = format!(
+            "1 submitted train job 57_1 {}\n2 ended: Slurm job 57_1 completed\n",
+            task_note(1, "r0")
+        );
+        assert_eq!(task_in_history(&h), Some((1, "r0".to_string())));
+        assert_eq!(task_in_history("1 submitted train job 58\n"), None);
     }
 
     #[test]

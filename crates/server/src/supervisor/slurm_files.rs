@@ -124,9 +124,13 @@ pub fn view(dir: &RunDir, runs_dir: &Path, run: &fairtat_core::runs::RunId) -> S
         .collect();
     scripts.sort();
     let folder = runs_dir.join(".slurm");
-    let task = super::slurm_arrays::read_maps(&folder)
-        .into_iter()
-        .find_map(|m| Some((m.runs.iter().position(|r| r == run)?, m.key)));
+    let history = read_history(dir);
+    // The history names the task; runs submitted before it did are found through the maps.
+    let task = super::slurm_arrays::task_in_history(&history).or_else(|| {
+        super::slurm_arrays::read_maps(&folder)
+            .into_iter()
+            .find_map(|m| Some((m.runs.iter().position(|r| r == run)?, m.key)))
+    });
     let array_output = task.map(|(i, key)| {
         // The array's script is the grid's, in the runs folder's `.slurm/`.
         let script = format!("grid-{key}.sh");
@@ -136,7 +140,7 @@ pub fn view(dir: &RunDir, runs_dir: &Path, run: &fairtat_core::runs::RunId) -> S
         (name, text)
     });
     SlurmView {
-        history: read_history(dir),
+        history,
         scripts,
         array_output,
     }

@@ -4,7 +4,8 @@
 //! to 60 s while the scheduler does not answer, and sleeps until woken while no job is active.
 //! Actions (submissions, cancels, a trainer's end) only wake it: polls stay at least
 //! `poll_secs` apart however many arrive ([`paced`]).
-//! Also here: the automatic resubmission of runs that Slurm stopped at their time limit.
+//! Also here: the automatic resubmission of runs and evaluations that Slurm stopped at their
+//! time limit.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::say;
 use crate::jobs::scheduler::Scheduler;
-use crate::jobs::JobKind;
+use crate::jobs::{eval_slurm, JobKind, Priority};
 use crate::slurm::{cli, JobId, JobState, SlurmError};
 use crate::state::AppState;
+use fairtat_core::runs::eval_key::EvalKey;
 use fairtat_core::runs::{RunId, RunStatus};
 
 const IDLE_CHECK: Duration = Duration::from_secs(5);
@@ -190,41 +192,59 @@ fn run_ended(st: &AppState, run: &RunId) -> bool {
     status.is_some_and(|s| s.is_terminal())
 }
 
-/// After a training job ended: with `--slurm-requeue`, resubmit a run that Slurm stopped
-/// (time limit, preemption, node failure) as `train --resume`, at most `max_requeues` times.
-pub fn maybe_requeue(st: &AppState, run: &RunId) {
+/// With `--slurm-requeue`, whether `run` may be resubmitted once more for `what` (`automatic
+/// resume`, `automatic rerun of evaluation <key>`): fewer than `max_requeues` such lines in its
+/// history. The line is written when it may.
+fn allow_resubmission(st: &AppState, run: &RunId, what: &str) -> bool {
     let Some(sched) = st.scheduler() else {
-        return;
+        return false;
     };
     if !sched.opts.requeue {
-        return;
+        return false;
     }
+    let dir = st.run_dir(run);
+    let max = sched.opts.max_requeues;
+    let done = super::slurm_files::read_history(&dir)
+        .lines()
+        .filter(|l| l.contains(what))
+        .count();
+    if done >= max {
+        tracing::warn!(run = %run, done, what, "not resubmitting again (--slurm-max-requeues)");
+        return false;
+    }
+    super::slurm_files::history(&dir, &format!("{what} {} of {max}", done + 1));
+    true
+}
+
+/// After a training job ended: with `--slurm-requeue`, resubmit a run that Slurm stopped
+/// (time limit, preemption, node failure) as `train --resume`, at most `max_requeues` times.
+/// (A stop after the time-limit warning is requeued by the job's own script, under its id.)
+pub fn maybe_requeue(st: &AppState, run: &RunId) {
     let Ok(Some(s)) = st.index().get(run) else {
         return;
     };
-    if s.status != RunStatus::Interrupted {
+    if s.status != RunStatus::Interrupted || !allow_resubmission(st, run, "automatic resume") {
         return;
     }
-    let dir = st.run_dir(run);
-    let done = super::slurm_files::read_history(&dir)
-        .lines()
-        .filter(|l| l.contains("automatic resume"))
-        .count();
-    if done >= sched.opts.max_requeues {
-        tracing::warn!(run = %run, done, "not resubmitting again (--slurm-max-requeues)");
-        return;
-    }
-    super::slurm_files::history(
-        &dir,
-        &format!(
-            "automatic resume {} of {}",
-            done + 1,
-            sched.opts.max_requeues
-        ),
-    );
     match super::resume_run(st, run) {
         Ok(_) => tracing::info!(run = %run, "resubmitted after Slurm stopped it"),
         Err(err) => tracing::warn!(run = %run, cause = %err, "cannot resubmit"),
+    }
+}
+
+/// After an evaluation job ended: with `--slurm-requeue`, queue the evaluation again when
+/// Slurm stopped it (time limit without the warning, preemption, node failure), before the
+/// queued training runs, at most `max_requeues` times.
+pub fn maybe_rerun_eval(st: &AppState, run: &RunId, key: EvalKey, end: &JobState) {
+    let what = format!("automatic rerun of evaluation {}", key.dir_name());
+    if !end.resumable() || !allow_resubmission(st, run, &what) {
+        return;
+    }
+    // The same resources as the job Slurm stopped (its own, if the request gave any).
+    let slurm = eval_slurm::read(&st.run_dir(run), &key);
+    match super::enqueue_eval(st, run, key, Priority::Urgent, &slurm) {
+        Ok(()) => tracing::info!(run = %run, eval = %key.dir_name(), "evaluation queued again"),
+        Err(err) => tracing::warn!(run = %run, cause = %err, "cannot queue the evaluation again"),
     }
 }
 
