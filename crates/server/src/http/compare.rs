@@ -10,7 +10,7 @@ use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 
 use super::charts::svg_response;
@@ -37,10 +37,10 @@ use fairtat_core::runs::{RunDir, RunId};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/compare", get(page))
-        .route("/compare.csv", get(export_csv))
-        .route("/compare.long.csv", get(export_long_csv))
-        .route("/compare.md", get(export_md))
-        .route("/compare.tex", get(export_tex))
+        .route("/compare.csv", export(&CSV))
+        .route("/compare.long.csv", export(&LONG_CSV))
+        .route("/compare.md", export(&MARKDOWN))
+        .route("/compare.tex", export(&LATEX))
         .route("/compare/charts/{file}", get(chart))
 }
 
@@ -262,71 +262,43 @@ fn download(body: String, mime: &str, file: &str) -> Response {
         .into_response()
 }
 
-/// One export of every table the page shows, rendered by `render`.
-async fn export(
-    st: &AppState,
-    q: Option<String>,
-    render: fn(&[ExportTable]) -> String,
-    mime: &str,
-    file: &str,
-) -> Result<Response, ApiError> {
-    let d = CompareData::load(st, q.as_deref()).await?;
-    Ok(download(render(&d.export()), mime, file))
+/// One download of the compare page's data: how it is rendered, its type and its file name.
+struct Export {
+    render: fn(&CompareData) -> String,
+    mime: &'static str,
+    file: &'static str,
 }
 
-async fn export_csv(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    export(
-        &st,
-        q,
-        csv,
-        "text/csv; charset=utf-8",
-        "fairtat-compare.csv",
+/// Every table the page shows, as CSV / Markdown / LaTeX, and the tidy (long) CSV.
+const CSV: Export = Export {
+    render: |d| csv(&d.export()),
+    mime: "text/csv; charset=utf-8",
+    file: "fairtat-compare.csv",
+};
+const LONG_CSV: Export = Export {
+    render: |d| tidy_csv(&d.groups, &d.reports, &d.classes, d.delta),
+    mime: "text/csv; charset=utf-8",
+    file: "fairtat-compare-long.csv",
+};
+const MARKDOWN: Export = Export {
+    render: |d| markdown(&d.export()),
+    mime: "text/markdown; charset=utf-8",
+    file: "fairtat-compare.md",
+};
+const LATEX: Export = Export {
+    render: |d| latex(&d.export()),
+    mime: "application/x-tex; charset=utf-8",
+    file: "fairtat-compare.tex",
+};
+
+/// The handler of one export: the runs chosen by the query, rendered and sent as a download.
+fn export(e: &'static Export) -> MethodRouter<AppState> {
+    get(
+        move |State(st): State<AppState>, RawQuery(q): RawQuery| async move {
+            let d = CompareData::load(&st, q.as_deref()).await?;
+            Ok::<_, ApiError>(download((e.render)(&d), e.mime, e.file))
+        },
     )
-    .await
-}
-
-async fn export_long_csv(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    let d = CompareData::load(&st, q.as_deref()).await?;
-    let body = tidy_csv(&d.groups, &d.reports, &d.classes, d.delta);
-    Ok(download(
-        body,
-        "text/csv; charset=utf-8",
-        "fairtat-compare-long.csv",
-    ))
-}
-
-async fn export_md(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    export(
-        &st,
-        q,
-        markdown,
-        "text/markdown; charset=utf-8",
-        "fairtat-compare.md",
-    )
-    .await
-}
-
-async fn export_tex(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    export(
-        &st,
-        q,
-        latex,
-        "application/x-tex; charset=utf-8",
-        "fairtat-compare.tex",
-    )
-    .await
 }
 
 async fn chart(
