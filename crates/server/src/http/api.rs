@@ -22,7 +22,7 @@ use fairtat_core::config::gpu_memory::{self, Work};
 use fairtat_core::config::{self, ConfigError, RawConfig, RunSpec};
 use fairtat_core::runs::reports::summary_csv;
 use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::{is_valid_run_id, new_run_id, RunStatus};
+use fairtat_core::runs::{is_valid_run_id, new_run_id, RunId, RunStatus};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -125,27 +125,31 @@ async fn get_run(
     })))
 }
 
+/// Cancel a known run (the API's and the run page's button).
+pub(super) fn cancel_run(st: &AppState, id: &RunId) -> Result<RunSummary, ApiError> {
+    run_dir(st, id)?;
+    Ok(supervisor::cancel_run(st, id)?)
+}
+
+/// Resume a known run that admission lets resume (the API's and the run page's button).
+pub(super) fn resume_run(st: &AppState, id: &RunId) -> Result<RunSummary, ApiError> {
+    let dir = run_dir(st, id)?;
+    admission::check_resume(st, &dir, id)?;
+    Ok(supervisor::resume_run(st, id)?)
+}
+
 async fn cancel(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
-    run_dir(&st, &id)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(supervisor::cancel_run(&st, &id)?),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(cancel_run(&st, &id)?)))
 }
 
 async fn resume(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
-    let dir = run_dir(&st, &id)?;
-    admission::check_resume(&st, &dir, &id)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(supervisor::resume_run(&st, &id)?),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(resume_run(&st, &id)?)))
 }
 
 /// The run's [`Metrics`](crate::metrics::Metrics), serialised straight from the store.
