@@ -9,7 +9,7 @@ use fairtat::runs::reports::{parse_csv, summary_csv, write_reports, CLASSES_HEAD
 use fairtat::runs::summary::RunSummary;
 use fairtat::runs::writer::EventWriter;
 use fairtat::runs::{
-    EpochRecord, EvalRecord, EventLine, RunDir, RunEvent, RunStatus, SCHEMA_VERSION,
+    EpochRecord, EvalRecord, EventLine, ProgressRecord, RunDir, RunEvent, RunStatus, SCHEMA_VERSION,
 };
 
 fn run_dir() -> (tempfile::TempDir, RunDir) {
@@ -90,7 +90,7 @@ fn started() -> RunEvent {
 fn every_variant() -> Vec<RunEvent> {
     vec![
         started(),
-        RunEvent::Progress {
+        RunEvent::Progress(ProgressRecord {
             epoch: 0,
             batch: 5,
             batches: 10,
@@ -99,7 +99,7 @@ fn every_variant() -> Vec<RunEvent> {
             eta_secs: 120.0,
             step_loss: None,
             epoch_eta_secs: None,
-        },
+        }),
         RunEvent::Epoch(Box::new(epoch(0, false))),
         RunEvent::Checkpoint {
             epoch: 0,
@@ -320,7 +320,7 @@ fn summary_tracks_status_progress_and_latest_metrics() {
         line(
             1,
             110.0,
-            RunEvent::Progress {
+            RunEvent::Progress(ProgressRecord {
                 epoch: 0,
                 batch: 5,
                 batches: 10,
@@ -329,7 +329,7 @@ fn summary_tracks_status_progress_and_latest_metrics() {
                 eta_secs: 300.0,
                 step_loss: None,
                 epoch_eta_secs: None,
-            },
+            }),
         ),
     ];
     let s = RunSummary::from_events(&run, &events);
@@ -358,7 +358,7 @@ fn summary_tracks_status_progress_and_latest_metrics() {
     events.push(line(
         3,
         130.0,
-        RunEvent::Progress {
+        RunEvent::Progress(ProgressRecord {
             epoch: 1,
             batch: 2,
             batches: 8,
@@ -367,7 +367,7 @@ fn summary_tracks_status_progress_and_latest_metrics() {
             eta_secs: 50.0,
             step_loss: None,
             epoch_eta_secs: None,
-        },
+        }),
     ));
     events.push(line(4, 140.0, RunEvent::Epoch(Box::new(epoch(1, true)))));
     // Incremental application equals the batch fold.

@@ -93,25 +93,7 @@ pub enum RunEvent {
     },
     /// Batch progress: after the first batch, every `log_every` batches, after the last and
     /// at least every couple of seconds (see the trainer's `meter`).
-    Progress {
-        epoch: usize,
-        batch: usize,
-        batches: usize,
-        #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
-        loss: f64,
-        #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
-        images_per_sec: f64,
-        /// Estimated seconds until the run finishes.
-        #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
-        eta_secs: f64,
-        /// Mean loss over the batches since the previous progress event (the step-level
-        /// curve; `loss` is the epoch's running mean). Absent in older logs.
-        #[serde(default)]
-        step_loss: Option<f64>,
-        /// Estimated seconds until this epoch's training part ends. Absent in older logs.
-        #[serde(default)]
-        epoch_eta_secs: Option<f64>,
-    },
+    Progress(ProgressRecord),
     /// One finished epoch with every metric.
     Epoch(Box<EpochRecord>),
     /// A checkpoint file was (re)written.
@@ -128,6 +110,29 @@ pub enum RunEvent {
         epochs_done: usize,
         message: Option<String>,
     },
+}
+
+/// One batch-progress line: batch `batch` of `batches` in 0-based `epoch`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProgressRecord {
+    pub epoch: usize,
+    pub batch: usize,
+    pub batches: usize,
+    /// The epoch's running mean loss.
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
+    pub loss: f64,
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
+    pub images_per_sec: f64,
+    /// Estimated seconds until the run finishes.
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
+    pub eta_secs: f64,
+    /// Mean loss over the batches since the previous progress event (the step-level
+    /// curve; `loss` is the epoch's running mean). Absent in older logs.
+    #[serde(default)]
+    pub step_loss: Option<f64>,
+    /// Estimated seconds until this epoch's training part ends. Absent in older logs.
+    #[serde(default)]
+    pub epoch_eta_secs: Option<f64>,
 }
 
 /// Everything recorded at the end of one epoch (0-based `epoch`).
