@@ -26,6 +26,16 @@ pub struct Headline {
 }
 
 impl Headline {
+    /// The worst-class figure the paper reports for a run on `dataset`: the worst class, or
+    /// the mean of the worst 10% on CIFAR-100.
+    pub fn paper_worst(&self, dataset: &str) -> f64 {
+        if dataset == "cifar100" {
+            self.worst10
+        } else {
+            self.worst
+        }
+    }
+
     fn of(epoch: usize, e: &EvalRecord) -> Self {
         Headline {
             epoch,
