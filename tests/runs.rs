@@ -174,13 +174,7 @@ fn torn_last_line_is_ignored_then_truncated_on_reopen() {
     })
     .unwrap();
     drop(w);
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(run.events())
-        .unwrap();
-    f.write_all(b"{\"v\":1,\"seq\":2,\"time\":1.0,\"type\":\"lo")
-        .unwrap();
-    drop(f);
+    append_raw(&run, b"{\"v\":1,\"seq\":2,\"time\":1.0,\"type\":\"lo");
     assert_eq!(
         read_events(&run.events()).unwrap().len(),
         2,
@@ -210,18 +204,22 @@ fn torn_last_line_is_ignored_then_truncated_on_reopen() {
         .contains("\"type\":\"lo\n"));
 }
 
+/// Append `bytes` to the run's log behind the writer's back (a torn or corrupt line).
+fn append_raw(run: &RunDir, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(run.events())
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
 #[test]
 fn corrupt_middle_line_names_its_line_number() {
     let (_tmp, run) = run_dir();
     let mut w = EventWriter::open(&run).unwrap();
     w.append(&started()).unwrap();
     drop(w);
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(run.events())
-        .unwrap();
-    f.write_all(b"not json\n").unwrap();
-    drop(f);
+    append_raw(&run, b"not json\n");
     EventWriter::open(&run)
         .unwrap()
         .append(&RunEvent::Log {
@@ -288,13 +286,10 @@ fn tailer_survives_writer_truncating_a_torn_line() {
     let mut w = EventWriter::open(&run).unwrap();
     w.append(&started()).unwrap();
     drop(w);
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(run.events())
-        .unwrap();
-    f.write_all(b"{\"v\":1,\"seq\":1,\"time\":1.0,\"type\":\"log\",\"level\":\"in")
-        .unwrap();
-    drop(f);
+    append_raw(
+        &run,
+        b"{\"v\":1,\"seq\":1,\"time\":1.0,\"type\":\"log\",\"level\":\"in",
+    );
     let mut tail = Tailer::new(run.events());
     assert_eq!(tail.poll().unwrap().len(), 1);
     // The trainer restarts: the torn line is truncated and a longer line written in its place.
