@@ -333,7 +333,7 @@ pub fn fragment_with(
         models: CheckpointKind::ALL
             .into_iter()
             .filter(|m| st.run_dir(id).checkpoint(*m).exists())
-            .map(CheckpointKind::as_str)
+            .map(|m| m.as_str())
             .collect(),
         evals: statuses
             .into_iter()
