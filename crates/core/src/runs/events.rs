@@ -26,44 +26,23 @@ pub struct EventLine {
     pub event: RunEvent,
 }
 
-/// Lifecycle of a run, as the dashboard shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Waiting in the server's queue (never written by the trainer).
-    Queued,
-    Running,
-    Finished,
-    Failed,
-    Cancelled,
-    /// The process vanished without a final event (crash, kill -9, server host reboot).
-    Interrupted,
+crate::named_enum! {
+    /// Lifecycle of a run, as the dashboard shows it.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum RunStatus {
+        /// Waiting in the server's queue (never written by the trainer).
+        Queued = "queued",
+        Running = "running",
+        Finished = "finished",
+        Failed = "failed",
+        Cancelled = "cancelled",
+        /// The process vanished without a final event (crash, kill -9, server host reboot).
+        Interrupted = "interrupted",
+    }
 }
 
 impl RunStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Finished => "finished",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "queued" => RunStatus::Queued,
-            "running" => RunStatus::Running,
-            "finished" => RunStatus::Finished,
-            "failed" => RunStatus::Failed,
-            "cancelled" => RunStatus::Cancelled,
-            "interrupted" => RunStatus::Interrupted,
-            _ => return None,
-        })
-    }
-
     /// True once no more events will come from the trainer.
     pub fn is_terminal(&self) -> bool {
         matches!(
