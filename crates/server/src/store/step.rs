@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::metrics::finite;
 use fairtat_core::runs::RunEvent;
 
 /// Points of the step-loss curve kept per epoch; beyond it every other point is dropped, so a
@@ -27,10 +28,6 @@ pub struct StepProgress {
     pub points: Vec<(usize, f64)>,
     /// The epoch's record arrived: its training part (and evaluation) is over.
     pub closed: bool,
-}
-
-fn finite(v: f64) -> Option<f64> {
-    v.is_finite().then_some(v)
 }
 
 impl StepProgress {
