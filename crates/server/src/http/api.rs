@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::files::attachment;
 use super::{indexed_run, run_dir, RunPath};
 use crate::admission;
 use crate::error::ApiError;
@@ -82,15 +83,10 @@ async fn runs_csv(
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
     let rows = st.index().list(&p.query())?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"fairtat-runs-summary.csv\"",
-            ),
-        ],
+    Ok(attachment(
         summary_csv(&rows),
+        "text/csv; charset=utf-8",
+        "fairtat-runs-summary.csv",
     ))
 }
 

@@ -8,7 +8,6 @@
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Router;
@@ -28,6 +27,7 @@ use super::compare_query::{grid_ids, ids, summaries};
 use super::compare_rho::{base_group, encode, fill_rho, query_value};
 use super::compare_tables::{seed_groups, GroupRow};
 use super::compare_tidy::tidy_csv;
+use super::files::attachment;
 use super::views::{HtmlTemplate, RunRow};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -248,20 +248,6 @@ fn counted(sums: &[RunSummary], groups: &[GroupRow]) -> Vec<RunSummary> {
         .collect()
 }
 
-fn download(body: String, mime: &str, file: &str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, mime.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{file}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response()
-}
-
 /// One download of the compare page's data: how it is rendered, its type and its file name.
 struct Export {
     render: fn(&CompareData) -> String,
@@ -296,7 +282,7 @@ fn export(e: &'static Export) -> MethodRouter<AppState> {
     get(
         move |State(st): State<AppState>, RawQuery(q): RawQuery| async move {
             let d = CompareData::load(&st, q.as_deref()).await?;
-            Ok::<_, ApiError>(download((e.render)(&d), e.mime, e.file))
+            Ok::<_, ApiError>(attachment((e.render)(&d), e.mime, e.file))
         },
     )
 }
