@@ -280,39 +280,25 @@ fn bn_mode_is_explicit_and_parameters_get_no_gradient() {
             .count()
     };
 
-    let before = bn_buffers(&m);
-    let _ = pgd(
-        &m,
-        &x,
-        &y,
-        &eps,
-        None,
-        &PgdConfig {
+    // The same 3-step PGD with BatchNorm in eval mode, then in train mode.
+    let attack = |bn_train: bool| {
+        let cfg = PgdConfig {
             alpha: 2.0 / 255.0,
             steps: 3,
             random_start: true,
-            bn_train: false,
-        },
-    );
+            bn_train,
+        };
+        let _ = pgd(&m, &x, &y, &eps, None, &cfg);
+    };
+    let before = bn_buffers(&m);
+    attack(false);
     assert_eq!(
         changed(&before),
         0,
         "eval-mode attack changed BN running stats"
     );
 
-    let _ = pgd(
-        &m,
-        &x,
-        &y,
-        &eps,
-        None,
-        &PgdConfig {
-            alpha: 2.0 / 255.0,
-            steps: 3,
-            random_start: true,
-            bn_train: true,
-        },
-    );
+    attack(true);
     assert_eq!(
         changed(&before),
         before.len(),

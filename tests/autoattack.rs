@@ -113,6 +113,19 @@ fn assert_valid(x: &Tensor, x_adv: &Tensor, eps: f64) {
     assert!(lo >= 0.0 && hi <= 1.0, "left [0,1]: [{lo}, {hi}]");
 }
 
+/// `x_adv` is a valid attack on `x` (see [`assert_valid`]) that leaves at least `by` fewer of
+/// the points correct than `clean`.
+fn assert_breaks(name: &str, m: &Model, (x, y): (&Tensor, &Tensor), x_adv: &Tensor, by: usize) {
+    assert_valid(x, x_adv, EPS);
+    let clean = count(&correct(m, x, y));
+    let robust = count(&correct(m, x_adv, y));
+    eprintln!("{name}: clean {clean}/60, robust {robust}/60");
+    assert!(
+        robust + by <= clean,
+        "{name} did not hurt: {clean} -> {robust}"
+    );
+}
+
 fn apgd_cfg(loss: ApgdLoss, n_iter: usize) -> ApgdConfig {
     ApgdConfig {
         n_iter,
@@ -258,13 +271,7 @@ fn apgd_ce_and_apgd_t_stay_in_the_ball_and_lower_accuracy() {
         ApgdLoss::TargetedCe,
     ] {
         let x_adv = apgd(&m, &x, &y, &apgd_cfg(loss, 10)).unwrap();
-        assert_valid(&x, &x_adv, EPS);
-        let robust = count(&correct(&m, &x_adv, &y));
-        eprintln!("{loss:?}: clean {clean}/60, robust {robust}/60");
-        assert!(
-            robust + 20 <= clean,
-            "{loss:?} did not hurt: {clean} -> {robust}"
-        );
+        assert_breaks(&format!("{loss:?}"), &m, (&x, &y), &x_adv, 20);
     }
     // Same seed, same result.
     let a = apgd(&m, &x, &y, &apgd_cfg(ApgdLoss::Ce, 5)).unwrap();
@@ -280,20 +287,13 @@ fn apgd_ce_and_apgd_t_stay_in_the_ball_and_lower_accuracy() {
 fn fab_t_stays_in_the_ball_and_lowers_accuracy() {
     let _serial = serial();
     let (m, x, y) = trained_model(5);
-    let clean = count(&correct(&m, &x, &y));
     let cfg = FabConfig {
         n_iter: 10,
         n_target_classes: 1,
         ..FabConfig::new(EPS)
     };
     let x_adv = fab_targeted(&m, &x, &y, &cfg);
-    assert_valid(&x, &x_adv, EPS);
-    let robust = count(&correct(&m, &x_adv, &y));
-    eprintln!("FAB-T: clean {clean}/60, robust {robust}/60");
-    assert!(
-        robust + 20 <= clean,
-        "FAB-T did not hurt: {clean} -> {robust}"
-    );
+    assert_breaks("FAB-T", &m, (&x, &y), &x_adv, 20);
     // FAB minimises the distance: with a tiny eps almost nothing counts as broken.
     let tiny = fab_targeted(&m, &x, &y, &FabConfig { eps: 1e-3, ..cfg });
     assert_valid(&x, &tiny, 1e-3);
@@ -303,20 +303,13 @@ fn fab_t_stays_in_the_ball_and_lowers_accuracy() {
 fn square_stays_in_the_ball_and_lowers_accuracy() {
     let _serial = serial();
     let (m, x, y) = trained_model(5);
-    let clean = count(&correct(&m, &x, &y));
     let cfg = SquareConfig {
         n_queries: 500,
         seed: 1,
         ..SquareConfig::new(EPS)
     };
     let x_adv = square(&m, &x, &y, &cfg);
-    assert_valid(&x, &x_adv, EPS);
-    let robust = count(&correct(&m, &x_adv, &y));
-    eprintln!("Square: clean {clean}/60, robust {robust}/60");
-    assert!(
-        robust + 15 <= clean,
-        "Square did not hurt: {clean} -> {robust}"
-    );
+    assert_breaks("Square", &m, (&x, &y), &x_adv, 15);
 }
 
 #[test]

@@ -7,20 +7,21 @@
 //! - FRL refuses random weights; a grid's FRL row starts from its TRADES run's checkpoint;
 //! - no selection on the test set without a validation split; `eval.every`, `eval.models`.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
 use fairtat::config::{from_toml_str, RunSpec};
 use fairtat::data::{make_batch, Dataset, Splits};
 use fairtat::runs::events::MemorySink;
-use fairtat::runs::{EpochRecord, EventSink, RunDir, RunEvent};
-use fairtat::train::{train_on, Outcome, TrainError, TrainOptions};
+use fairtat::runs::{EpochRecord, EventSink};
+use fairtat::train::{Outcome, TrainError};
 use tch::{Device, Kind, Tensor};
+pub use tiny_run::TINY;
+use tiny_run::{epoch_records, train_into};
 
 #[path = "baselines/grid_init.rs"]
 mod grid_init;
 #[path = "baselines/selection.rs"]
 mod selection;
+#[path = "common/tiny_run.rs"]
+mod tiny_run;
 
 /// tch's RNG is process-global and tests run in parallel threads: each test holds this lock.
 static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -33,20 +34,6 @@ fn spec(sets: &[&str]) -> RunSpec {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     from_toml_str("", &sets).unwrap()
 }
-
-/// Settings of a run of a few seconds on 16x16 synthetic images.
-pub const TINY: [&str; 10] = [
-    "device=cpu",
-    "train.batch_size=20",
-    "train.lr=0.05",
-    "train.lr_schedule=constant",
-    "attack.steps=2",
-    "attack.alpha=0.02",
-    "eval.steps=2",
-    "eval.final_steps=2",
-    "eval.batch_size=40",
-    "train.log_every=100",
-];
 
 pub fn tiny_splits(side: usize, val_per_class: usize) -> Splits {
     Splits {
@@ -63,23 +50,11 @@ pub fn run_spec(
     dir: &std::path::Path,
     sink: &mut dyn EventSink,
 ) -> Result<Outcome, TrainError> {
-    std::fs::create_dir_all(dir).unwrap();
-    let opts = TrainOptions {
-        device: Device::Cpu,
-        stop: Arc::new(AtomicBool::new(false)),
-        resume: false,
-    };
-    train_on(spec, splits, &RunDir::new(dir), &opts, sink)
+    train_into(spec, splits, dir, false, sink)
 }
 
 pub fn epochs(sink: &MemorySink) -> Vec<EpochRecord> {
-    sink.events
-        .iter()
-        .filter_map(|e| match e {
-            RunEvent::Epoch(r) => Some((**r).clone()),
-            _ => None,
-        })
-        .collect()
+    epoch_records(&sink.events)
 }
 
 /// Updates of `layer1.0.bn1`'s running mean during one epoch of one batch, with learning rate

@@ -25,6 +25,8 @@ mod refs;
 mod runs;
 #[path = "methods/since.rs"]
 mod since;
+#[path = "common/tiny_run.rs"]
+mod tiny_run;
 #[path = "methods/wat.rs"]
 mod wat;
 

@@ -9,7 +9,7 @@ use fairtat::runs::reports::{parse_csv, summary_csv, write_reports, CLASSES_HEAD
 use fairtat::runs::summary::RunSummary;
 use fairtat::runs::writer::EventWriter;
 use fairtat::runs::{
-    EpochRecord, EvalRecord, EventLine, RunDir, RunEvent, RunStatus, SCHEMA_VERSION,
+    EpochRecord, EvalRecord, EventLine, ProgressRecord, RunDir, RunEvent, RunStatus, SCHEMA_VERSION,
 };
 
 fn run_dir() -> (tempfile::TempDir, RunDir) {
@@ -90,7 +90,7 @@ fn started() -> RunEvent {
 fn every_variant() -> Vec<RunEvent> {
     vec![
         started(),
-        RunEvent::Progress {
+        RunEvent::Progress(ProgressRecord {
             epoch: 0,
             batch: 5,
             batches: 10,
@@ -99,7 +99,7 @@ fn every_variant() -> Vec<RunEvent> {
             eta_secs: 120.0,
             step_loss: None,
             epoch_eta_secs: None,
-        },
+        }),
         RunEvent::Epoch(Box::new(epoch(0, false))),
         RunEvent::Checkpoint {
             epoch: 0,
@@ -174,13 +174,7 @@ fn torn_last_line_is_ignored_then_truncated_on_reopen() {
     })
     .unwrap();
     drop(w);
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(run.events())
-        .unwrap();
-    f.write_all(b"{\"v\":1,\"seq\":2,\"time\":1.0,\"type\":\"lo")
-        .unwrap();
-    drop(f);
+    append_raw(&run, b"{\"v\":1,\"seq\":2,\"time\":1.0,\"type\":\"lo");
     assert_eq!(
         read_events(&run.events()).unwrap().len(),
         2,
@@ -210,18 +204,22 @@ fn torn_last_line_is_ignored_then_truncated_on_reopen() {
         .contains("\"type\":\"lo\n"));
 }
 
+/// Append `bytes` to the run's log behind the writer's back (a torn or corrupt line).
+fn append_raw(run: &RunDir, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(run.events())
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
 #[test]
 fn corrupt_middle_line_names_its_line_number() {
     let (_tmp, run) = run_dir();
     let mut w = EventWriter::open(&run).unwrap();
     w.append(&started()).unwrap();
     drop(w);
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(run.events())
-        .unwrap();
-    f.write_all(b"not json\n").unwrap();
-    drop(f);
+    append_raw(&run, b"not json\n");
     EventWriter::open(&run)
         .unwrap()
         .append(&RunEvent::Log {
@@ -288,13 +286,10 @@ fn tailer_survives_writer_truncating_a_torn_line() {
     let mut w = EventWriter::open(&run).unwrap();
     w.append(&started()).unwrap();
     drop(w);
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(run.events())
-        .unwrap();
-    f.write_all(b"{\"v\":1,\"seq\":1,\"time\":1.0,\"type\":\"log\",\"level\":\"in")
-        .unwrap();
-    drop(f);
+    append_raw(
+        &run,
+        b"{\"v\":1,\"seq\":1,\"time\":1.0,\"type\":\"log\",\"level\":\"in",
+    );
     let mut tail = Tailer::new(run.events());
     assert_eq!(tail.poll().unwrap().len(), 1);
     // The trainer restarts: the torn line is truncated and a longer line written in its place.
@@ -320,7 +315,7 @@ fn summary_tracks_status_progress_and_latest_metrics() {
         line(
             1,
             110.0,
-            RunEvent::Progress {
+            RunEvent::Progress(ProgressRecord {
                 epoch: 0,
                 batch: 5,
                 batches: 10,
@@ -329,7 +324,7 @@ fn summary_tracks_status_progress_and_latest_metrics() {
                 eta_secs: 300.0,
                 step_loss: None,
                 epoch_eta_secs: None,
-            },
+            }),
         ),
     ];
     let s = RunSummary::from_events(&run, &events);
@@ -358,7 +353,7 @@ fn summary_tracks_status_progress_and_latest_metrics() {
     events.push(line(
         3,
         130.0,
-        RunEvent::Progress {
+        RunEvent::Progress(ProgressRecord {
             epoch: 1,
             batch: 2,
             batches: 8,
@@ -367,7 +362,7 @@ fn summary_tracks_status_progress_and_latest_metrics() {
             eta_secs: 50.0,
             step_loss: None,
             epoch_eta_secs: None,
-        },
+        }),
     ));
     events.push(line(4, 140.0, RunEvent::Epoch(Box::new(epoch(1, true)))));
     // Incremental application equals the batch fold.

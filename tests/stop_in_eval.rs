@@ -60,14 +60,8 @@ struct Watch {
 
 impl EventSink for Watch {
     fn emit(&mut self, event: &RunEvent) {
-        if let RunEvent::Progress {
-            epoch,
-            batch,
-            batches,
-            ..
-        } = event
-        {
-            if *epoch == self.epoch && batch == batches {
+        if let RunEvent::Progress(p) = event {
+            if p.epoch == self.epoch && p.batch == p.batches {
                 *self.eval_started.lock().unwrap() = Some(Instant::now());
             }
         }
@@ -158,7 +152,7 @@ fn a_stop_during_the_epoch_evaluation_keeps_the_epoch_and_resume_trains_it_once(
     assert_eq!(outcome, Outcome::Finished { epochs_done: 2 });
     let trained_again = events
         .iter()
-        .any(|e| matches!(e, RunEvent::Progress { epoch: 0, .. }));
+        .any(|e| matches!(e, RunEvent::Progress(p) if p.epoch == 0));
     assert!(!trained_again, "the resumed run trained epoch 0 again");
     let records: Vec<_> = events
         .iter()

@@ -2,32 +2,15 @@
 //! each): what the loop records per epoch for FAWA and for each method's own state.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use fairtat::config::from_toml_str;
 use fairtat::data::{Dataset, Splits};
 use fairtat::runs::events::MemorySink;
-use fairtat::runs::{EpochRecord, RunDir, RunEvent};
-use fairtat::train::{train_on, Outcome, TrainError, TrainOptions};
-use tch::Device;
+use fairtat::runs::EpochRecord;
+use fairtat::train::{Outcome, TrainError};
 
+use super::tiny_run::{epoch_records, train_into, TINY};
 use super::{serial, SIDE};
-
-/// Settings that keep a run to a few seconds: 80 training images in batches of 20, 2-step
-/// attacks, 40 validation and 40 test images.
-const TINY: [&str; 10] = [
-    "device=cpu",
-    "train.batch_size=20",
-    "train.lr=0.05",
-    "train.lr_schedule=constant",
-    "attack.steps=2",
-    "attack.alpha=0.02",
-    "eval.steps=2",
-    "eval.final_steps=2",
-    "eval.batch_size=40",
-    "train.log_every=100",
-];
 
 pub fn tiny_splits() -> Splits {
     Splits {
@@ -76,24 +59,9 @@ fn run(
     all.push(format!("train.epochs={epochs}"));
     all.extend(sets.iter().map(|s| s.to_string()));
     let spec = from_toml_str("", &all).unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    let run = RunDir::new(dir);
-    let opts = TrainOptions {
-        device: Device::Cpu,
-        stop: Arc::new(AtomicBool::new(false)),
-        resume,
-    };
     let mut sink = MemorySink::default();
-    let out = train_on(&spec, splits, &run, &opts, &mut sink)?;
-    let events = sink
-        .events
-        .into_iter()
-        .filter_map(|e| match e {
-            RunEvent::Epoch(r) => Some(*r),
-            _ => None,
-        })
-        .collect();
-    Ok((out, events))
+    let out = train_into(&spec, splits, dir, resume, &mut sink)?;
+    Ok((out, epoch_records(&sink.events)))
 }
 
 /// The one value of a scalar method-state entry.

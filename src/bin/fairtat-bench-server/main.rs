@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use fairtat::runs::{RunEvent, RunStatus};
+use fairtat::runs::{ProgressRecord, RunEvent, RunStatus};
 use fairtat::server::http::api::create_run;
 use fairtat::server::AppState;
 
@@ -138,7 +138,7 @@ async fn sse_latency(clients: usize, events: usize, poll_ms: Option<u64>) -> Res
     let mut written = std::collections::HashMap::new();
     for i in 0..events {
         tokio::time::sleep(Duration::from_millis(37)).await;
-        let seq = w.append(&RunEvent::Progress {
+        let seq = w.append(&RunEvent::Progress(ProgressRecord {
             epoch: 0,
             batch: i,
             batches: events,
@@ -147,7 +147,7 @@ async fn sse_latency(clients: usize, events: usize, poll_ms: Option<u64>) -> Res
             eta_secs: 1.0,
             step_loss: None,
             epoch_eta_secs: None,
-        })?;
+        }))?;
         written.insert(seq, Instant::now());
     }
     w.append(&finished(0))?;

@@ -2,7 +2,8 @@
 //! spellings (`NAMES`, `as_str`, `parse`), `Display`, and serde as those spellings, so a value
 //! is never written twice.
 
-/// Declare an enum whose variants are spelled as config values:
+/// Declare an enum whose variants are spelled as config values: [`crate::named_enum!`] plus
+/// serde's `Deserialize` (naming the allowed values) and the config reader's `KeyType`:
 ///
 /// ```ignore
 /// choices! {
@@ -18,38 +19,10 @@ macro_rules! choices {
     ($(#[$meta:meta])* pub enum $name:ident {
         $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)?
     }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
-            /// Every value as spelled in a config.
-            pub const NAMES: [&'static str; [$($text),+].len()] = [$($text),+];
-
-            pub fn as_str(&self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-
-            pub fn parse(s: &str) -> Option<Self> {
-                Self::ALL.into_iter().find(|v| v.as_str() == s)
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
+        $crate::named_enum! {
+            $(#[$meta])*
+            pub enum $name {
+                $($(#[$vmeta])* $variant = $text),+
             }
         }
 

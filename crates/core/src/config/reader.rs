@@ -43,6 +43,32 @@ impl<'a> Reader<'a> {
         self.table.get(k)
     }
 
+    /// The value of `k` as `read` takes it: `None` when the key is absent; an error naming
+    /// the key when `read` refuses the value (`Some(Err(why))`) or does not take its type
+    /// (`None`: "expected `what`").
+    fn value<T>(
+        &self,
+        k: &str,
+        what: &str,
+        read: impl FnOnce(&toml::Value) -> Option<Result<T, String>>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(v) = self.get(k) else {
+            return Ok(None);
+        };
+        let got = || format!("expected {what}, got {}", v.type_str());
+        match read(v).ok_or_else(got) {
+            Ok(Ok(t)) => Ok(Some(t)),
+            Ok(Err(why)) | Err(why) => Err(ConfigError::invalid(&self.key(k), why)),
+        }
+    }
+
+    fn out_of_range(&self, k: &str, v: &str, min: &str, max: &str) -> ConfigError {
+        ConfigError::invalid(
+            &self.key(k),
+            format!("{v} is out of range; allowed: {min} to {max}"),
+        )
+    }
+
     pub(crate) fn f64(
         &self,
         k: &str,
@@ -50,34 +76,19 @@ impl<'a> Reader<'a> {
         min: f64,
         max: f64,
     ) -> Result<f64, ConfigError> {
-        let key = self.key(k);
-        let v = match self.get(k) {
-            None => return Ok(default),
-            Some(toml::Value::Float(f)) => *f,
-            Some(toml::Value::Integer(i)) => *i as f64,
-            Some(toml::Value::String(s)) => parse_fraction(s).ok_or_else(|| {
-                ConfigError::invalid(
-                    &key,
-                    format!("{s:?} is not a number (use 0.031 or \"8/255\")"),
-                )
-            })?,
-            Some(other) => {
-                return Err(ConfigError::invalid(
-                    &key,
-                    format!("expected a number, got {}", other.type_str()),
-                ))
-            }
-        };
+        let v = self.value(k, "a number", |v| match v {
+            toml::Value::Float(f) => Some(Ok(*f)),
+            toml::Value::Integer(i) => Some(Ok(*i as f64)),
+            toml::Value::String(s) => Some(
+                parse_fraction(s)
+                    .ok_or_else(|| format!("{s:?} is not a number (use 0.031 or \"8/255\")")),
+            ),
+            _ => None,
+        })?;
+        let Some(v) = v else { return Ok(default) };
         if !v.is_finite() || v < min || v > max {
-            return Err(ConfigError::invalid(
-                &key,
-                format!(
-                    "{} is out of range; allowed: {} to {}",
-                    short_number(v),
-                    short_number(min),
-                    short_number(max)
-                ),
-            ));
+            let [v, min, max] = [v, min, max].map(short_number);
+            return Err(self.out_of_range(k, &v, &min, &max));
         }
         Ok(v)
     }
@@ -89,31 +100,23 @@ impl<'a> Reader<'a> {
         min: usize,
         max: usize,
     ) -> Result<usize, ConfigError> {
-        let key = self.key(k);
-        let v = match self.get(k) {
-            None => return Ok(default),
-            Some(toml::Value::Integer(i)) => *i,
-            Some(toml::Value::String(s)) => s
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| ConfigError::invalid(&key, format!("{s:?} is not a whole number")))?,
-            Some(other) => {
-                return Err(ConfigError::invalid(
-                    &key,
-                    format!("expected a whole number, got {}", other.type_str()),
-                ))
-            }
-        };
+        let v = self.value(k, "a whole number", |v| match v {
+            toml::Value::Integer(i) => Some(Ok(*i)),
+            toml::Value::String(s) => Some(
+                s.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("{s:?} is not a whole number")),
+            ),
+            _ => None,
+        })?;
+        let Some(v) = v else { return Ok(default) };
         if v < min as i64 || (v as u64) > max as u64 {
             let hi = if max == usize::MAX {
                 "no limit".to_string()
             } else {
                 max.to_string()
             };
-            return Err(ConfigError::invalid(
-                &key,
-                format!("{v} is out of range; allowed: {min} to {hi}"),
-            ));
+            return Err(self.out_of_range(k, &v.to_string(), &min.to_string(), &hi));
         }
         Ok(v as usize)
     }
@@ -137,14 +140,8 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn string(&self, k: &str, default: &str) -> Result<String, ConfigError> {
-        match self.get(k) {
-            None => Ok(default.to_string()),
-            Some(toml::Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(ConfigError::invalid(
-                &self.key(k),
-                format!("expected a string, got {}", other.type_str()),
-            )),
-        }
+        let s = self.value(k, "a string", |v| v.as_str().map(|s| Ok(s.to_string())))?;
+        Ok(s.unwrap_or_else(|| default.to_string()))
     }
 
     /// A value written as text, also where TOML reads it as a number or a time of day
@@ -158,27 +155,21 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn strings(&self, k: &str) -> Result<Vec<String>, ConfigError> {
-        let key = self.key(k);
-        match self.get(k) {
-            None => Ok(vec![]),
-            Some(toml::Value::String(s)) => Ok(s
+        let v = self.value(k, "a list of strings", |v| match v {
+            toml::Value::String(s) => Some(Ok(s
                 .split(',')
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty())
-                .collect()),
-            Some(toml::Value::Array(a)) => a
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| ConfigError::invalid(&key, "expected a list of strings"))
-                })
-                .collect(),
-            Some(other) => Err(ConfigError::invalid(
-                &key,
-                format!("expected a list of strings, got {}", other.type_str()),
-            )),
-        }
+                .collect())),
+            toml::Value::Array(a) => Some(
+                a.iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| "expected a list of strings".to_string()),
+            ),
+            _ => None,
+        })?;
+        Ok(v.unwrap_or_default())
     }
 
     pub(crate) fn choice<T>(

@@ -43,6 +43,16 @@ pub struct ClassMetrics {
 }
 
 impl ClassMetrics {
+    /// The worst-class figure the paper reports: the worst class for up to 10 classes, the
+    /// mean of the worst 10% for more (CIFAR-100).
+    pub fn paper_worst(&self) -> f64 {
+        if self.class_acc.len() > 10 {
+            self.worst10
+        } else {
+            self.worst
+        }
+    }
+
     /// Compute every metric from a confusion matrix.
     pub fn from_confusion(cm: &ConfusionMatrix) -> Self {
         let k = cm.classes();

@@ -104,3 +104,29 @@ fn out_of_range_pairs_are_ignored() {
     let cm = ConfusionMatrix::from_pairs(2, &[0, 5, -1, 1], &[0, 0, 0, 7]);
     assert_eq!(cm.total(), 1);
 }
+
+/// The paper reports the worst class up to 10 classes and the worst 10% beyond.
+#[test]
+fn paper_worst_switches_to_the_worst_ten_percent_beyond_ten_classes() {
+    // 11 classes: class c has accuracy c/10 (class 10 is perfect): worst 0, worst 10% (2
+    // classes) 0.05.
+    let y: Vec<i64> = (0..11)
+        .flat_map(|c| std::iter::repeat(c).take(10))
+        .collect();
+    let pred: Vec<i64> = y
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if (i % 10) < c as usize {
+                c
+            } else {
+                (c + 1) % 11
+            }
+        })
+        .collect();
+    let m = ClassMetrics::from_confusion(&ConfusionMatrix::from_pairs(11, &y, &pred));
+    assert!(close(m.worst, 0.0) && close(m.worst10, 0.05), "{m:?}");
+    assert!(close(m.paper_worst(), 0.05));
+    let three = ClassMetrics::from_confusion(&example());
+    assert!(close(three.paper_worst(), three.worst));
+}

@@ -5,31 +5,13 @@ use serde::{Deserialize, Serialize};
 
 use super::CheckpointKind;
 
-/// The suites a dashboard evaluation job runs (`fairtat eval --suite`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EvalSuite {
-    Quick,
-    Standard,
-    Corruptions,
-}
-
-impl EvalSuite {
-    pub const ALL: [EvalSuite; 3] = [
-        EvalSuite::Quick,
-        EvalSuite::Standard,
-        EvalSuite::Corruptions,
-    ];
-    pub const NAMES: [&'static str; 3] = ["quick", "standard", "corruptions"];
-
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    pub fn parse(s: &str) -> Option<EvalSuite> {
-        Self::NAMES
-            .iter()
-            .position(|n| *n == s)
-            .map(|i| Self::ALL[i])
+crate::named_enum! {
+    /// The suites a dashboard evaluation job runs (`fairtat eval --suite`).
+    #[derive(PartialOrd, Ord)]
+    pub enum EvalSuite {
+        Quick = "quick",
+        Standard = "standard",
+        Corruptions = "corruptions",
     }
 }
 

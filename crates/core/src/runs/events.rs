@@ -26,44 +26,23 @@ pub struct EventLine {
     pub event: RunEvent,
 }
 
-/// Lifecycle of a run, as the dashboard shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Waiting in the server's queue (never written by the trainer).
-    Queued,
-    Running,
-    Finished,
-    Failed,
-    Cancelled,
-    /// The process vanished without a final event (crash, kill -9, server host reboot).
-    Interrupted,
+crate::named_enum! {
+    /// Lifecycle of a run, as the dashboard shows it.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum RunStatus {
+        /// Waiting in the server's queue (never written by the trainer).
+        Queued = "queued",
+        Running = "running",
+        Finished = "finished",
+        Failed = "failed",
+        Cancelled = "cancelled",
+        /// The process vanished without a final event (crash, kill -9, server host reboot).
+        Interrupted = "interrupted",
+    }
 }
 
 impl RunStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Finished => "finished",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "queued" => RunStatus::Queued,
-            "running" => RunStatus::Running,
-            "finished" => RunStatus::Finished,
-            "failed" => RunStatus::Failed,
-            "cancelled" => RunStatus::Cancelled,
-            "interrupted" => RunStatus::Interrupted,
-            _ => return None,
-        })
-    }
-
     /// True once no more events will come from the trainer.
     pub fn is_terminal(&self) -> bool {
         matches!(
@@ -93,25 +72,7 @@ pub enum RunEvent {
     },
     /// Batch progress: after the first batch, every `log_every` batches, after the last and
     /// at least every couple of seconds (see the trainer's `meter`).
-    Progress {
-        epoch: usize,
-        batch: usize,
-        batches: usize,
-        #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
-        loss: f64,
-        #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
-        images_per_sec: f64,
-        /// Estimated seconds until the run finishes.
-        #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
-        eta_secs: f64,
-        /// Mean loss over the batches since the previous progress event (the step-level
-        /// curve; `loss` is the epoch's running mean). Absent in older logs.
-        #[serde(default)]
-        step_loss: Option<f64>,
-        /// Estimated seconds until this epoch's training part ends. Absent in older logs.
-        #[serde(default)]
-        epoch_eta_secs: Option<f64>,
-    },
+    Progress(ProgressRecord),
     /// One finished epoch with every metric.
     Epoch(Box<EpochRecord>),
     /// A checkpoint file was (re)written.
@@ -128,6 +89,29 @@ pub enum RunEvent {
         epochs_done: usize,
         message: Option<String>,
     },
+}
+
+/// One batch-progress line: batch `batch` of `batches` in 0-based `epoch`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProgressRecord {
+    pub epoch: usize,
+    pub batch: usize,
+    pub batches: usize,
+    /// The epoch's running mean loss.
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
+    pub loss: f64,
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
+    pub images_per_sec: f64,
+    /// Estimated seconds until the run finishes.
+    #[serde(deserialize_with = "crate::util::nonfinite::f64_or_nan")]
+    pub eta_secs: f64,
+    /// Mean loss over the batches since the previous progress event (the step-level
+    /// curve; `loss` is the epoch's running mean). Absent in older logs.
+    #[serde(default)]
+    pub step_loss: Option<f64>,
+    /// Estimated seconds until this epoch's training part ends. Absent in older logs.
+    #[serde(default)]
+    pub epoch_eta_secs: Option<f64>,
 }
 
 /// Everything recorded at the end of one epoch (0-based `epoch`).

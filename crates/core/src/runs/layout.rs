@@ -8,44 +8,19 @@ pub struct RunDir {
     root: PathBuf,
 }
 
-/// The checkpoints a trainer writes, by what they hold; the CLI, the evaluator and the server
-/// name them with these (file `checkpoints/<as_str>.safetensors`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CheckpointKind {
-    /// The live model at the last epoch end (or cancel).
-    Last,
-    /// The exponential moving average of the weights (`train.ema_decay`).
-    Ema,
-    /// CFA's fairness-aware weight average (`train.fawa_decay`).
-    Fawa,
-    /// The live model of the epoch with the best validation worst-class robust accuracy.
-    BestWorstRobust,
-}
-
-impl CheckpointKind {
-    pub const ALL: [CheckpointKind; 4] = [
-        CheckpointKind::Last,
-        CheckpointKind::Ema,
-        CheckpointKind::Fawa,
-        CheckpointKind::BestWorstRobust,
-    ];
-    pub const NAMES: [&'static str; 4] = ["last", "ema", "fawa", "best-worst-robust"];
-
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    pub fn parse(s: &str) -> Option<CheckpointKind> {
-        Self::NAMES
-            .iter()
-            .position(|n| *n == s)
-            .map(|i| Self::ALL[i])
-    }
-}
-
-impl std::fmt::Display for CheckpointKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+crate::named_enum! {
+    /// The checkpoints a trainer writes, by what they hold; the CLI, the evaluator and the
+    /// server name them with these (file `checkpoints/<as_str>.safetensors`).
+    #[derive(PartialOrd, Ord)]
+    pub enum CheckpointKind {
+        /// The live model at the last epoch end (or cancel).
+        Last = "last",
+        /// The exponential moving average of the weights (`train.ema_decay`).
+        Ema = "ema",
+        /// CFA's fairness-aware weight average (`train.fawa_decay`).
+        Fawa = "fawa",
+        /// The live model of the epoch with the best validation worst-class robust accuracy.
+        BestWorstRobust = "best-worst-robust",
     }
 }
 
@@ -58,12 +33,6 @@ impl std::str::FromStr for CheckpointKind {
                 Self::NAMES.join(", ")
             )
         })
-    }
-}
-
-impl serde::Serialize for CheckpointKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
     }
 }
 

@@ -34,7 +34,8 @@ pub mod synthetic;
 pub mod writer;
 
 pub use events::{
-    EpochRecord, EvalRecord, EventLine, EventSink, RunEvent, RunStatus, SCHEMA_VERSION,
+    EpochRecord, EvalRecord, EventLine, EventSink, ProgressRecord, RunEvent, RunStatus,
+    SCHEMA_VERSION,
 };
 pub use layout::{is_valid_run_id, new_run_id, CheckpointKind, RunDir, RunId};
 pub use run_dir::{create_run_dir, read_run_config, write_config};

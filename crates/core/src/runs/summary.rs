@@ -26,6 +26,16 @@ pub struct Headline {
 }
 
 impl Headline {
+    /// The worst-class figure the paper reports for a run on `dataset`: the worst class, or
+    /// the mean of the worst 10% on CIFAR-100.
+    pub fn paper_worst(&self, dataset: &str) -> f64 {
+        if dataset == "cifar100" {
+            self.worst10
+        } else {
+            self.worst
+        }
+    }
+
     fn of(epoch: usize, e: &EvalRecord) -> Self {
         Headline {
             epoch,
@@ -137,20 +147,14 @@ impl RunSummary {
                 }
                 self.update_progress(self.epochs_done as f64);
             }
-            RunEvent::Progress {
-                epoch,
-                batch,
-                batches,
-                eta_secs,
-                ..
-            } => {
-                let within = if *batches > 0 {
-                    (*batch as f64 / *batches as f64).clamp(0.0, 1.0)
+            RunEvent::Progress(p) => {
+                let within = if p.batches > 0 {
+                    (p.batch as f64 / p.batches as f64).clamp(0.0, 1.0)
                 } else {
                     0.0
                 };
-                self.update_progress(*epoch as f64 + within);
-                self.eta_secs = eta_secs.is_finite().then_some(eta_secs.max(0.0));
+                self.update_progress(p.epoch as f64 + within);
+                self.eta_secs = p.eta_secs.is_finite().then_some(p.eta_secs.max(0.0));
             }
             RunEvent::Epoch(rec) => self.apply_epoch(rec),
             RunEvent::Checkpoint { epoch, kind, .. } => self.apply_checkpoint(*epoch, kind),

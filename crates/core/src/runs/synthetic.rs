@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::events::{EpochRecord, EvalRecord, RunEvent, RunStatus};
+use super::events::{EpochRecord, EvalRecord, ProgressRecord, RunEvent, RunStatus};
 use super::writer::EventWriter;
 use super::RunDir;
 use crate::fairness::{ClassMetrics, ConfusionMatrix};
@@ -54,7 +54,7 @@ impl Synth {
     }
 
     pub fn progress(&self, e: usize, batch: usize) -> RunEvent {
-        RunEvent::Progress {
+        RunEvent::Progress(ProgressRecord {
             epoch: e,
             batch,
             batches: 391,
@@ -63,7 +63,7 @@ impl Synth {
             eta_secs: 60.0 * (self.epochs - e) as f64,
             step_loss: Some(2.0 / (e + 1) as f64),
             epoch_eta_secs: Some(0.15 * (391 - batch.min(391)) as f64),
-        }
+        })
     }
 
     /// One confusion matrix: `n` samples per class, a class- and epoch-dependent hit rate, the

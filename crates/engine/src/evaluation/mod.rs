@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tch::Device;
 
 pub use checkpoint::{load, Loaded};
@@ -31,35 +31,18 @@ use fairtat_core::config::DatasetKind;
 use fairtat_core::runs::eval_report::{self, EvalReport, StageRecord};
 use fairtat_core::runs::EvalRecord;
 
-/// A named evaluation suite.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Suite {
-    Standard,
-    Quick,
-    Corruptions,
+fairtat_core::named_enum! {
+    /// A named evaluation suite of `fairtat eval --suite`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum Suite {
+        Standard = "standard",
+        Quick = "quick",
+        Corruptions = "corruptions",
+    }
 }
 
 impl Suite {
-    pub const NAMES: [&'static str; 3] = ["standard", "quick", "corruptions"];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Suite::Standard => "standard",
-            Suite::Quick => "quick",
-            Suite::Corruptions => "corruptions",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "standard" => Some(Suite::Standard),
-            "quick" => Some(Suite::Quick),
-            "corruptions" => Some(Suite::Corruptions),
-            _ => None,
-        }
-    }
-
     /// The attacks the suite runs, in order.
     pub fn attacks(&self) -> Vec<String> {
         let v: &[&str] = match self {

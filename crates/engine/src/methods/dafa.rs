@@ -61,12 +61,16 @@ pub fn class_means(sums: &Tensor, counts: &Tensor) -> Vec<Vec<f64>> {
     flat.chunks(k.max(1) as usize).map(|r| r.to_vec()).collect()
 }
 
-/// The warm-up statistics and the class weights of DAFA (and TRIX).
+/// The warm-up statistics and the class weights of DAFA (and TRIX), and the class radii
+/// `eps W_k` they put in force.
 pub(crate) struct DafaWeights {
     lambda: f64,
     warmup: usize,
     /// W in force, clipped at [`MIN_WEIGHT`]: all 1 until the warm-up ends.
     pub w: Vec<f64>,
+    /// The attack's base radius and `eps W_k` in force (set at each epoch's start).
+    eps: f64,
+    class_eps: Vec<f64>,
     computed: bool,
     /// Softmax sums [K, K] and counts [K] of the last warm-up epoch, while it runs.
     sums: Option<(Tensor, Tensor)>,
@@ -78,14 +82,31 @@ impl DafaWeights {
             lambda: spec.method.dafa_lambda,
             warmup: spec.method.dafa_warmup,
             w: vec![1.0; spec.num_classes()],
+            eps: spec.attack.eps,
+            class_eps: vec![spec.attack.eps; spec.num_classes()],
             computed: false,
             sums: None,
         }
     }
 
     /// Epoch `epoch` starts: the weights come into force after the warm-up; the last warm-up
-    /// epoch collects (a resumed run keeps what it had collected).
+    /// epoch collects (a resumed run keeps what it had collected). The class radii follow W.
     pub fn begin_epoch(&mut self, epoch: usize) {
+        self.update(epoch);
+        self.class_eps = self.w.iter().map(|w| w * self.eps).collect();
+    }
+
+    /// `eps W_k` in force.
+    pub fn class_eps(&self) -> &[f64] {
+        &self.class_eps
+    }
+
+    /// The per-epoch record: `dafa_weights`, W in force.
+    pub fn method_state(&self) -> BTreeMap<String, Vec<f64>> {
+        BTreeMap::from([("dafa_weights".to_string(), self.w.clone())])
+    }
+
+    fn update(&mut self, epoch: usize) {
         if epoch >= self.warmup && !self.computed {
             if let Some((sums, counts)) = self.sums.take() {
                 let raw = dafa_weights(&class_means(&sums, &counts), self.lambda);
@@ -213,8 +234,6 @@ pub struct Dafa {
     kind: MethodKind,
     weights: DafaWeights,
     step: DafaStep,
-    /// `eps W_k` in force.
-    eps: Vec<f64>,
 }
 
 impl Dafa {
@@ -231,7 +250,6 @@ impl Dafa {
                 bn_train: a.bn_mode == BnMode::Train,
                 beta: trades.then_some(spec.method.beta),
             },
-            eps: vec![a.eps; spec.num_classes()],
         }
     }
 }
@@ -243,11 +261,10 @@ impl Method for Dafa {
 
     fn begin_epoch(&mut self, epoch: usize, _prev: Option<&ClassMetrics>) {
         self.weights.begin_epoch(epoch);
-        self.eps = self.weights.w.iter().map(|w| w * self.step.eps).collect();
     }
 
     fn class_eps(&self) -> &[f64] {
-        &self.eps
+        self.weights.class_eps()
     }
 
     fn step(&mut self, model: &Model, b: &Batch, _rng: &mut Rng) -> StepResult {
@@ -262,7 +279,7 @@ impl Method for Dafa {
     }
 
     fn method_state(&self) -> BTreeMap<String, Vec<f64>> {
-        BTreeMap::from([("dafa_weights".to_string(), self.weights.w.clone())])
+        self.weights.method_state()
     }
 
     fn resume_state(&self) -> BTreeMap<String, Vec<f64>> {

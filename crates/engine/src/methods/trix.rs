@@ -139,7 +139,6 @@ pub fn wrong_classes(labels: &[i64], k: usize, rng: &mut Rng) -> Vec<i64> {
 pub struct Trix {
     weights: DafaWeights,
     step: TrixStep,
-    eps: Vec<f64>,
     /// Targeted and all samples of the epoch so far.
     targeted: (usize, usize),
 }
@@ -156,7 +155,6 @@ impl Trix {
                 bn_train: a.bn_mode == BnMode::Train,
                 beta: spec.method.beta,
             },
-            eps: vec![a.eps; spec.num_classes()],
             targeted: (0, 0),
         }
     }
@@ -169,17 +167,16 @@ impl Method for Trix {
 
     fn begin_epoch(&mut self, epoch: usize, _prev: Option<&ClassMetrics>) {
         self.weights.begin_epoch(epoch);
-        self.eps = self.weights.w.iter().map(|w| w * self.step.eps).collect();
         self.targeted = (0, 0);
     }
 
     fn class_eps(&self) -> &[f64] {
-        &self.eps
+        self.weights.class_eps()
     }
 
     fn step(&mut self, model: &Model, b: &Batch, rng: &mut Rng) -> StepResult {
         let w = self.weights.per_sample(&b.y);
-        let wrong = wrong_classes(&b.labels, self.eps.len(), rng);
+        let wrong = wrong_classes(&b.labels, self.weights.w.len(), rng);
         let wrong = Tensor::f_from_slice(&wrong)?.f_to_device(b.y.device())?;
         let out = trix_step(model, b, None, &w, &wrong, &self.step);
         self.weights.observe(&out.logits, &b.y);
@@ -194,10 +191,9 @@ impl Method for Trix {
 
     fn method_state(&self) -> BTreeMap<String, Vec<f64>> {
         let share = self.targeted.0 as f64 / self.targeted.1.max(1) as f64;
-        BTreeMap::from([
-            ("dafa_weights".to_string(), self.weights.w.clone()),
-            ("trix_targeted_share".to_string(), vec![share]),
-        ])
+        let mut m = self.weights.method_state();
+        m.insert("trix_targeted_share".to_string(), vec![share]);
+        m
     }
 
     fn resume_state(&self) -> BTreeMap<String, Vec<f64>> {

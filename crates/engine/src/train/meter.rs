@@ -15,7 +15,7 @@ use super::eta::{Eta, EvalSizes};
 use super::session::Session;
 use super::tally::EpochTally;
 use fairtat_core::config::EvalModel;
-use fairtat_core::runs::RunEvent;
+use fairtat_core::runs::{ProgressRecord, RunEvent};
 
 pub struct ProgressMeter {
     eta: Eta,
@@ -89,7 +89,7 @@ impl ProgressMeter {
         let new_images = tally.images.saturating_sub(self.last.images);
         let step_loss = (tally.loss_sum - self.last.loss_sum) / new_images.max(1) as f64;
         let epoch_eta = self.batches.saturating_sub(done) as f64 * per_batch;
-        Some(RunEvent::Progress {
+        Some(RunEvent::Progress(ProgressRecord {
             epoch: self.epoch,
             batch: done,
             batches: self.batches,
@@ -98,7 +98,7 @@ impl ProgressMeter {
             eta_secs: self.eta.secs((done, self.batches), per_batch),
             step_loss: (new_images > 0 && step_loss.is_finite()).then_some(step_loss),
             epoch_eta_secs: epoch_eta.is_finite().then_some(epoch_eta),
-        })
+        }))
     }
 }
 
@@ -158,7 +158,7 @@ mod tests {
             vec![3, 4, 5],
             "the first batch here, then every 2nd and the last"
         );
-        let Some(RunEvent::Progress {
+        let Some(RunEvent::Progress(ProgressRecord {
             batch,
             loss,
             images_per_sec,
@@ -166,7 +166,7 @@ mod tests {
             step_loss,
             epoch_eta_secs,
             ..
-        }) = meter.event_at(4, &tally, 1.0)
+        })) = meter.event_at(4, &tally, 1.0)
         else {
             panic!("no progress event");
         };
@@ -193,8 +193,8 @@ mod tests {
         let mut steps = vec![];
         for (b, loss) in [4.0, 2.0, 1.0, 3.0].into_iter().enumerate() {
             tally.add(&step(loss));
-            if let Some(RunEvent::Progress { step_loss, .. }) = meter.after_batch(b + 1, &tally) {
-                steps.push(step_loss);
+            if let Some(RunEvent::Progress(p)) = meter.after_batch(b + 1, &tally) {
+                steps.push(p.step_loss);
             }
         }
         // Events after batches 1, 2 and 4: each step loss covers the batches since the last.

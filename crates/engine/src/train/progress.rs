@@ -72,20 +72,14 @@ impl EventSink for ProgressSink {
                     .unwrap_or(0) as usize;
                 eprintln!("{}", started_line(event).unwrap_or_default());
             }
-            RunEvent::Progress {
-                epoch,
-                batch,
-                batches,
-                loss,
-                images_per_sec,
-                eta_secs,
-                ..
-            } => {
-                let bar = self.bar(*epoch, *batches);
-                bar.set_position(*batch as u64);
+            RunEvent::Progress(p) => {
+                let bar = self.bar(p.epoch, p.batches);
+                bar.set_position(p.batch as u64);
                 bar.set_message(format!(
-                    "loss {loss:.4} | {images_per_sec:.0} img/s | ETA {}",
-                    format_secs(*eta_secs)
+                    "loss {:.4} | {:.0} img/s | ETA {}",
+                    p.loss,
+                    p.images_per_sec,
+                    format_secs(p.eta_secs)
                 ));
             }
             RunEvent::Epoch(r) => {

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::files::attachment;
 use super::{indexed_run, run_dir, RunPath};
 use crate::admission;
 use crate::error::ApiError;
@@ -22,7 +23,7 @@ use fairtat_core::config::gpu_memory::{self, Work};
 use fairtat_core::config::{self, ConfigError, RawConfig, RunSpec};
 use fairtat_core::runs::reports::summary_csv;
 use fairtat_core::runs::summary::RunSummary;
-use fairtat_core::runs::{is_valid_run_id, new_run_id, RunStatus};
+use fairtat_core::runs::{is_valid_run_id, new_run_id, RunId, RunStatus};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -82,15 +83,10 @@ async fn runs_csv(
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
     let rows = st.index().list(&p.query())?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"fairtat-runs-summary.csv\"",
-            ),
-        ],
+    Ok(attachment(
         summary_csv(&rows),
+        "text/csv; charset=utf-8",
+        "fairtat-runs-summary.csv",
     ))
 }
 
@@ -125,27 +121,31 @@ async fn get_run(
     })))
 }
 
+/// Cancel a known run (the API's and the run page's button).
+pub(super) fn cancel_run(st: &AppState, id: &RunId) -> Result<RunSummary, ApiError> {
+    run_dir(st, id)?;
+    Ok(supervisor::cancel_run(st, id)?)
+}
+
+/// Resume a known run that admission lets resume (the API's and the run page's button).
+pub(super) fn resume_run(st: &AppState, id: &RunId) -> Result<RunSummary, ApiError> {
+    let dir = run_dir(st, id)?;
+    admission::check_resume(st, &dir, id)?;
+    Ok(supervisor::resume_run(st, id)?)
+}
+
 async fn cancel(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
-    run_dir(&st, &id)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(supervisor::cancel_run(&st, &id)?),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(cancel_run(&st, &id)?)))
 }
 
 async fn resume(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
-    let dir = run_dir(&st, &id)?;
-    admission::check_resume(&st, &dir, &id)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(supervisor::resume_run(&st, &id)?),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(resume_run(&st, &id)?)))
 }
 
 /// The run's [`Metrics`](crate::metrics::Metrics), serialised straight from the store.

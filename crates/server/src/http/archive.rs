@@ -10,13 +10,12 @@ use std::io::Write;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use tokio::sync::mpsc;
 
-use super::files::{list_files, open};
+use super::files::{attachment, list_files, open};
 use super::{run_dir, RunPath};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -96,14 +95,9 @@ async fn archive(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Res
             yield chunk;
         }
     });
-    let mut resp = body.into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/gzip"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.tar.gz\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(resp)
+    Ok(attachment(
+        body,
+        "application/gzip",
+        &format!("{id}.tar.gz"),
+    ))
 }

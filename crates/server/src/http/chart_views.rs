@@ -73,35 +73,30 @@ impl Classes {
     }
 }
 
-/// Which C_FPS the C_FPS bars show (`?source=`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CfpsSource {
-    /// The training set under the training attack, this epoch: drives the next epoch's targets.
-    #[default]
-    Train,
-    /// The test set, clean.
-    TestClean,
-    /// The test set under the per-epoch evaluation attack (PGD-k).
-    TestRobust,
+fairtat_core::named_enum! {
+    /// Which C_FPS the C_FPS bars show (`?source=`).
+    #[derive(Default)]
+    pub enum CfpsSource {
+        /// The training set under the training attack, this epoch: drives the next epoch's
+        /// targets.
+        #[default]
+        Train = "train",
+        /// The test set, clean.
+        TestClean = "test-clean",
+        /// The test set under the per-epoch evaluation attack (PGD-k).
+        TestRobust = "test-robust",
+    }
 }
 
 impl CfpsSource {
-    pub const NAMES: [&'static str; 3] = ["train", "test-clean", "test-robust"];
-
-    pub fn parse(s: &str) -> Result<CfpsSource, String> {
-        match s {
-            "train" => Ok(CfpsSource::Train),
-            "test-clean" => Ok(CfpsSource::TestClean),
-            "test-robust" => Ok(CfpsSource::TestRobust),
-            _ => Err(format!(
+    /// The `?source=` value, or an error naming the allowed ones.
+    pub fn from_query(s: &str) -> Result<CfpsSource, String> {
+        CfpsSource::parse(s).ok_or_else(|| {
+            format!(
                 "source: {s:?} is not a C_FPS source (allowed: {})",
                 CfpsSource::NAMES.join(", ")
-            )),
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        CfpsSource::NAMES[self as usize]
+            )
+        })
     }
 }
 

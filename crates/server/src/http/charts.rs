@@ -62,7 +62,7 @@ impl ChartParams {
             None => None,
         };
         let source = match self.source.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => CfpsSource::parse(s).map_err(ApiError::BadRequest)?,
+            Some(s) => CfpsSource::from_query(s).map_err(ApiError::BadRequest)?,
             None => CfpsSource::Train,
         };
         Ok(ChartQuery {

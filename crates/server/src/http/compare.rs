@@ -8,9 +8,8 @@
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 
 use super::charts::svg_response;
@@ -28,6 +27,7 @@ use super::compare_query::{grid_ids, ids, summaries};
 use super::compare_rho::{base_group, encode, fill_rho, query_value};
 use super::compare_tables::{seed_groups, GroupRow};
 use super::compare_tidy::tidy_csv;
+use super::files::attachment;
 use super::views::{HtmlTemplate, RunRow};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -37,10 +37,10 @@ use fairtat_core::runs::{RunDir, RunId};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/compare", get(page))
-        .route("/compare.csv", get(export_csv))
-        .route("/compare.long.csv", get(export_long_csv))
-        .route("/compare.md", get(export_md))
-        .route("/compare.tex", get(export_tex))
+        .route("/compare.csv", export(&CSV))
+        .route("/compare.long.csv", export(&LONG_CSV))
+        .route("/compare.md", export(&MARKDOWN))
+        .route("/compare.tex", export(&LATEX))
         .route("/compare/charts/{file}", get(chart))
 }
 
@@ -248,85 +248,43 @@ fn counted(sums: &[RunSummary], groups: &[GroupRow]) -> Vec<RunSummary> {
         .collect()
 }
 
-fn download(body: String, mime: &str, file: &str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, mime.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{file}\""),
-            ),
-        ],
-        body,
+/// One download of the compare page's data: how it is rendered, its type and its file name.
+struct Export {
+    render: fn(&CompareData) -> String,
+    mime: &'static str,
+    file: &'static str,
+}
+
+/// Every table the page shows, as CSV / Markdown / LaTeX, and the tidy (long) CSV.
+const CSV: Export = Export {
+    render: |d| csv(&d.export()),
+    mime: "text/csv; charset=utf-8",
+    file: "fairtat-compare.csv",
+};
+const LONG_CSV: Export = Export {
+    render: |d| tidy_csv(&d.groups, &d.reports, &d.classes, d.delta),
+    mime: "text/csv; charset=utf-8",
+    file: "fairtat-compare-long.csv",
+};
+const MARKDOWN: Export = Export {
+    render: |d| markdown(&d.export()),
+    mime: "text/markdown; charset=utf-8",
+    file: "fairtat-compare.md",
+};
+const LATEX: Export = Export {
+    render: |d| latex(&d.export()),
+    mime: "application/x-tex; charset=utf-8",
+    file: "fairtat-compare.tex",
+};
+
+/// The handler of one export: the runs chosen by the query, rendered and sent as a download.
+fn export(e: &'static Export) -> MethodRouter<AppState> {
+    get(
+        move |State(st): State<AppState>, RawQuery(q): RawQuery| async move {
+            let d = CompareData::load(&st, q.as_deref()).await?;
+            Ok::<_, ApiError>(attachment((e.render)(&d), e.mime, e.file))
+        },
     )
-        .into_response()
-}
-
-/// One export of every table the page shows, rendered by `render`.
-async fn export(
-    st: &AppState,
-    q: Option<String>,
-    render: fn(&[ExportTable]) -> String,
-    mime: &str,
-    file: &str,
-) -> Result<Response, ApiError> {
-    let d = CompareData::load(st, q.as_deref()).await?;
-    Ok(download(render(&d.export()), mime, file))
-}
-
-async fn export_csv(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    export(
-        &st,
-        q,
-        csv,
-        "text/csv; charset=utf-8",
-        "fairtat-compare.csv",
-    )
-    .await
-}
-
-async fn export_long_csv(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    let d = CompareData::load(&st, q.as_deref()).await?;
-    let body = tidy_csv(&d.groups, &d.reports, &d.classes, d.delta);
-    Ok(download(
-        body,
-        "text/csv; charset=utf-8",
-        "fairtat-compare-long.csv",
-    ))
-}
-
-async fn export_md(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    export(
-        &st,
-        q,
-        markdown,
-        "text/markdown; charset=utf-8",
-        "fairtat-compare.md",
-    )
-    .await
-}
-
-async fn export_tex(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    export(
-        &st,
-        q,
-        latex,
-        "application/x-tex; charset=utf-8",
-        "fairtat-compare.tex",
-    )
-    .await
 }
 
 async fn chart(

@@ -164,18 +164,24 @@ pub fn test_run(name: &str, clean: &[f64], robust: &[f64]) -> (RunSummary, Class
     (s, acc)
 }
 
+/// Three runs in two groups for the tests of the per-class views: `g-fair-tat` with two seeds
+/// that differ by 0.2 on both classes, `g-pgd-at` with one.
+#[cfg(test)]
+pub fn test_runs() -> [(RunSummary, ClassAcc); 3] {
+    [
+        test_run("g-fair-tat-s0", &[0.8, 0.6], &[0.5, 0.2]),
+        test_run("g-fair-tat-s1", &[0.9, 0.4], &[0.3, 0.4]),
+        test_run("g-pgd-at-s0", &[0.9, 0.7], &[0.6, 0.1]),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn groups_average_seeds_and_tables_have_a_row_per_class() {
-        let runs = [
-            test_run("g-fair-tat-s0", &[0.8, 0.6], &[0.5, 0.2]),
-            test_run("g-fair-tat-s1", &[0.9, 0.4], &[0.3, 0.4]),
-            test_run("g-pgd-at-s0", &[0.9, 0.7], &[0.6, 0.1]),
-        ];
-        let g = groups(&runs);
+        let g = groups(&test_runs());
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].runs, 2);
         assert!((g[0].robust.mean[1] - 0.3).abs() < 1e-12);

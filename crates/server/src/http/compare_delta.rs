@@ -148,7 +148,7 @@ pub fn delta_table(a: &GroupClassAcc, b: &GroupClassAcc) -> ExportTable {
 
 #[cfg(test)]
 mod tests {
-    use super::super::compare_classes::{groups, test_run};
+    use super::super::compare_classes::{groups, test_run, test_runs};
     use super::*;
 
     /// The default difference is chosen by the runs' methods, whatever their names say.
@@ -175,11 +175,7 @@ mod tests {
     /// (std 0.1414), PGD-AT has one seed (no spread of its own).
     #[test]
     fn the_difference_has_seed_error_bars_in_the_chart_and_the_export() {
-        let runs = [
-            test_run("g-fair-tat-s0", &[0.8, 0.6], &[0.5, 0.2]),
-            test_run("g-fair-tat-s1", &[0.9, 0.4], &[0.3, 0.4]),
-            test_run("g-pgd-at-s0", &[0.9, 0.7], &[0.6, 0.1]),
-        ];
+        let runs = test_runs();
         let g = groups(&runs);
         let (d, e) = class_delta(&g[0].robust, &g[1].robust);
         assert!((d[0] + 0.2).abs() < 1e-12 && (d[1] - 0.2).abs() < 1e-12);

@@ -151,11 +151,7 @@ fn cell(r: &EvalReport, attack: &str, worst_of: bool) -> String {
         .find(|e| e.attack == attack)
         .map(|e| {
             let m = &e.metrics;
-            let v = match (worst_of, m.class_acc.len() > 10) {
-                (false, _) => m.overall,
-                (true, true) => m.worst10,
-                (true, false) => m.worst,
-            };
+            let v = if worst_of { m.paper_worst() } else { m.overall };
             format!("{:.1}", 100.0 * v)
         })
         .unwrap_or_else(|| "–".into())

@@ -7,7 +7,7 @@
 
 use fairtat_core::config::grid::group_name;
 use fairtat_core::runs::provenance::Provenance;
-use fairtat_core::runs::summary::{Headline, RunSummary};
+use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{CheckpointKind, RunStatus};
 
 /// Mean over a group's seeds of each headline figure (fractions; None without any value):
@@ -93,15 +93,6 @@ pub fn pm(v: &[f64]) -> String {
     }
 }
 
-/// Worst-class figure of a headline: min class for <= 10 classes, worst 10% for more.
-fn worst(h: &Headline, dataset: &str) -> f64 {
-    if dataset == "cifar100" {
-        h.worst10
-    } else {
-        h.worst
-    }
-}
-
 /// Items grouped by their run name without the `-s<seed>` suffix, in first-appearance order.
 pub fn by_seed_group<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<(String, Vec<&T>)> {
     let mut out: Vec<(String, Vec<&T>)> = Vec::new();
@@ -158,9 +149,9 @@ pub fn seed_groups(sums: &[RunSummary], unfinished: bool) -> Vec<GroupRow> {
             };
             let cols = [
                 vals(&|s| s.clean.as_ref().map(|h| h.overall)),
-                vals(&|s| s.clean.as_ref().map(|h| worst(h, &s.dataset))),
+                vals(&|s| s.clean.as_ref().map(|h| h.paper_worst(&s.dataset))),
                 vals(&|s| s.robust.as_ref().map(|h| h.overall)),
-                vals(&|s| s.robust.as_ref().map(|h| worst(h, &s.dataset))),
+                vals(&|s| s.robust.as_ref().map(|h| h.paper_worst(&s.dataset))),
             ];
             let mean = |v: &[f64]| mean_std(v).map(|(m, _)| m);
             let epochs: Vec<usize> = runs
@@ -195,6 +186,7 @@ pub fn seed_groups(sums: &[RunSummary], unfinished: bool) -> Vec<GroupRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fairtat_core::runs::summary::Headline;
 
     fn run(name: &str, status: RunStatus, done: usize, robust: f64) -> RunSummary {
         let h = |v: f64, attack: &str| Headline {

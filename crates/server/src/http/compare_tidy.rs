@@ -137,13 +137,8 @@ fn report_values(name: &str, label: &EvalLabel, r: &EvalReport, out: &mut EvalVa
     };
     for e in r.evals.iter().filter(|e| e.split == "test") {
         let m = &e.metrics;
-        let worst = if m.class_acc.len() > 10 {
-            m.worst10
-        } else {
-            m.worst
-        };
         put(&e.attack, "overall", m.overall);
-        put(&e.attack, "worst", worst);
+        put(&e.attack, "worst", m.paper_worst());
     }
     for c in &r.corruption_summary {
         put(&c.corruption, "corruption_overall", c.overall);

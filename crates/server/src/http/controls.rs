@@ -90,15 +90,6 @@ pub fn for_run(st: &AppState, id: &RunId) -> Controls {
 mod tests {
     use super::*;
 
-    const ALL: [RunStatus; 6] = [
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::Finished,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-        RunStatus::Interrupted,
-    ];
-
     fn state(status: RunStatus, training_job: bool) -> RunState {
         RunState {
             status,
@@ -123,7 +114,7 @@ mod tests {
                 (Failed | Cancelled | Interrupted, false) => (false, true, true, false),
             }
         };
-        for status in ALL {
+        for status in RunStatus::ALL {
             for job in [true, false] {
                 let c = controls(state(status, job));
                 assert_eq!(
@@ -137,7 +128,7 @@ mod tests {
 
     #[test]
     fn an_ended_run_offers_cancel_and_resume_never_together() {
-        for status in ALL {
+        for status in RunStatus::ALL {
             for job in [true, false] {
                 for resume_state in [true, false] {
                     let c = controls(RunState {

@@ -79,13 +79,23 @@ fn json_fields(
 fn priority_of(p: Option<&str>) -> Result<Priority, ApiError> {
     match p.filter(|s| !s.is_empty()) {
         None => Ok(Priority::Urgent),
-        Some(s) => Priority::parse(s).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "priority {s:?} is not known; allowed: {}",
-                Priority::NAMES.join(", ")
-            ))
-        }),
+        Some(s) => known("priority", s, Priority::parse, &Priority::NAMES),
     }
+}
+
+/// `value` read by `parse`, or a 400 naming the field and the `allowed` spellings.
+fn known<T>(
+    field: &str,
+    value: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    allowed: &[&str],
+) -> Result<T, ApiError> {
+    parse(value).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "{field} {value:?} is not known; allowed: {}",
+            allowed.join(", ")
+        ))
+    })
 }
 
 fn default_model() -> String {
@@ -94,20 +104,13 @@ fn default_model() -> String {
 
 /// The typed key of a request, with errors naming the field and the allowed values.
 fn key_of(r: &EvalRequest) -> Result<EvalKey, ApiError> {
-    let suite = EvalSuite::parse(&r.suite).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "suite {:?} is not known; allowed: {}",
-            r.suite,
-            EvalSuite::NAMES.join(", ")
-        ))
-    })?;
-    let model = CheckpointKind::parse(&r.model).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "model {:?} is not known; allowed: {}",
-            r.model,
-            CheckpointKind::NAMES.join(", ")
-        ))
-    })?;
+    let suite = known("suite", &r.suite, EvalSuite::parse, &EvalSuite::NAMES)?;
+    let model = known(
+        "model",
+        &r.model,
+        CheckpointKind::parse,
+        &CheckpointKind::NAMES,
+    )?;
     Ok(EvalKey { suite, model })
 }
 
@@ -371,7 +374,7 @@ pub fn fragment_with(
         models: CheckpointKind::ALL
             .into_iter()
             .filter(|m| st.run_dir(id).checkpoint(*m).exists())
-            .map(CheckpointKind::as_str)
+            .map(|m| m.as_str())
             .collect(),
         evals: statuses
             .into_iter()

@@ -171,15 +171,19 @@ async fn download(
         }
     };
     let save_as = download_name(id.as_str(), &name).unwrap_or_else(|| format!("{id}.bin"));
-    let mut resp = Body::from_stream(stream).into_response();
+    let mut resp = attachment(Body::from_stream(stream), content_type(&name), &save_as);
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(&name)),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{save_as}\"")) {
+    Ok(resp)
+}
+
+/// `body` as a download of type `mime` saved as `file` (every download of the dashboard).
+pub fn attachment(body: impl IntoResponse, mime: &'static str, file: &str) -> Response {
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(resp)
+    resp
 }

@@ -41,7 +41,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -82,10 +82,25 @@ fn routes(state: AppState) -> Router {
         .merge(evals::router())
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", axum::routing::post(auth::logout))
-        .route("/static/app.js", get(app_js))
-        .route("/static/run.js", get(run_js))
-        .route("/static/compare.js", get(compare_js))
-        .route("/static/style.css", get(style_css))
+        .route(
+            "/static/app.js",
+            asset(JS, include_str!("../../static/app.js")),
+        )
+        .route(
+            "/static/run.js",
+            asset(JS, include_str!("../../static/run.js")),
+        )
+        .route(
+            "/static/compare.js",
+            asset(JS, include_str!("../../static/compare.js")),
+        )
+        .route(
+            "/static/style.css",
+            asset(
+                "text/css; charset=utf-8",
+                include_str!("../../static/style.css"),
+            ),
+        )
         .fallback(|| async { ApiError::NotFound("page".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), streams::cap))
         .layer(middleware::from_fn_with_state(
@@ -106,32 +121,11 @@ fn routes(state: AppState) -> Router {
 }
 
 // Embedded, so the binary serves its assets from any working directory (no CDN, no files).
-async fn compare_js() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("../../static/compare.js"),
-    )
-}
+const JS: &str = "text/javascript; charset=utf-8";
 
-async fn app_js() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("../../static/app.js"),
-    )
-}
-
-async fn run_js() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("../../static/run.js"),
-    )
-}
-
-async fn style_css() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("../../static/style.css"),
-    )
+/// The handler of one embedded asset.
+fn asset(mime: &'static str, body: &'static str) -> MethodRouter<AppState> {
+    get(move || async move { ([(header::CONTENT_TYPE, mime)], body) })
 }
 
 /// Middleware running [`guard::check`] with this server's settings.

@@ -18,7 +18,6 @@ use super::{indexed_run, run_dir, RunPath};
 use crate::error::ApiError;
 use crate::index::SORT_KEYS;
 use crate::state::AppState;
-use crate::supervisor;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -366,8 +365,7 @@ async fn cancel_form(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
-    run_dir(&st, &id)?;
-    supervisor::cancel_run(&st, &id)?;
+    super::api::cancel_run(&st, &id)?;
     Ok(Redirect::to(&format!("/runs/{id}")))
 }
 
@@ -375,8 +373,6 @@ async fn resume_form(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
-    let dir = run_dir(&st, &id)?;
-    crate::admission::check_resume(&st, &dir, &id)?;
-    supervisor::resume_run(&st, &id)?;
+    super::api::resume_run(&st, &id)?;
     Ok(Redirect::to(&format!("/runs/{id}")))
 }

@@ -41,16 +41,6 @@ fn duration(secs: Option<f64>) -> String {
     }
 }
 
-/// The worst-class number the paper reports: worst class for up to 20 classes, the mean of the
-/// worst 10% for more (CIFAR-100).
-pub fn worst_of(h: &Headline, dataset: &str) -> f64 {
-    if dataset == "cifar100" {
-        h.worst10
-    } else {
-        h.worst
-    }
-}
-
 fn worst_label(dataset: &str) -> &'static str {
     if dataset == "cifar100" {
         "worst-10%"
@@ -90,7 +80,7 @@ pub struct RunRow {
 
 impl RunRow {
     pub fn of(s: &RunSummary) -> RunRow {
-        let worst = |h: &Option<Headline>| pct(h.as_ref().map(|h| worst_of(h, &s.dataset)));
+        let worst = |h: &Option<Headline>| pct(h.as_ref().map(|h| h.paper_worst(&s.dataset)));
         RunRow {
             id: s.id.clone(),
             name: s.name.clone(),

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::metrics::finite;
 use fairtat_core::runs::RunEvent;
 
 /// Points of the step-loss curve kept per epoch; beyond it every other point is dropped, so a
@@ -29,38 +30,25 @@ pub struct StepProgress {
     pub closed: bool,
 }
 
-fn finite(v: f64) -> Option<f64> {
-    v.is_finite().then_some(v)
-}
-
 impl StepProgress {
     /// Fold one event; only `progress` and `epoch` lines change it.
     pub fn apply(&mut self, event: &RunEvent) {
         match event {
-            RunEvent::Progress {
-                epoch,
-                batch,
-                batches,
-                loss,
-                images_per_sec,
-                step_loss,
-                epoch_eta_secs,
-                ..
-            } => {
+            RunEvent::Progress(p) => {
                 // A new epoch, or the same one re-done after a resume: a new curve.
-                if *epoch != self.epoch || *batch < self.batch || self.closed {
+                if p.epoch != self.epoch || p.batch < self.batch || self.closed {
                     self.points.clear();
                     self.closed = false;
                 }
-                self.epoch = *epoch;
-                self.batch = *batch;
-                self.batches = *batches;
-                self.loss = finite(*loss);
-                self.step_loss = step_loss.and_then(finite).or(self.loss);
-                self.images_per_sec = finite(*images_per_sec);
-                self.epoch_eta_secs = epoch_eta_secs.and_then(finite).map(|s| s.max(0.0));
+                self.epoch = p.epoch;
+                self.batch = p.batch;
+                self.batches = p.batches;
+                self.loss = finite(p.loss);
+                self.step_loss = p.step_loss.and_then(finite).or(self.loss);
+                self.images_per_sec = finite(p.images_per_sec);
+                self.epoch_eta_secs = p.epoch_eta_secs.and_then(finite).map(|s| s.max(0.0));
                 if let Some(y) = self.step_loss {
-                    self.push(*batch, y);
+                    self.push(p.batch, y);
                 }
             }
             RunEvent::Epoch(rec) if rec.epoch == self.epoch => self.closed = true,
@@ -93,6 +81,7 @@ impl StepProgress {
 mod tests {
     use super::*;
     use fairtat_core::runs::synthetic::Synth;
+    use fairtat_core::runs::ProgressRecord;
 
     fn progress(epoch: usize, batch: usize, step: Option<f64>) -> RunEvent {
         line(epoch, (batch, 10), (2.0, 500.0), step)
@@ -104,7 +93,7 @@ mod tests {
         (loss, speed): (f64, f64),
         step: Option<f64>,
     ) -> RunEvent {
-        RunEvent::Progress {
+        RunEvent::Progress(ProgressRecord {
             epoch,
             batch,
             batches,
@@ -113,7 +102,7 @@ mod tests {
             eta_secs: 60.0,
             step_loss: step,
             epoch_eta_secs: Some(3.0),
-        }
+        })
     }
 
     #[test]
