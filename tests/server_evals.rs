@@ -307,6 +307,8 @@ async fn evaluation_jobs_run_after_training_and_show_on_run_and_compare_pages() 
     for (file, content) in [
         ("summary.csv", "autoattack,0.125"),
         ("eval.json", "\"suite\""),
+        // The job's output, whatever it printed.
+        ("eval.log", ""),
     ] {
         let href = format!("/runs/{id}/files/evals/standard-last/{file}");
         assert_eq!(html.matches(&href).count(), 2, "{href} in {html}");

@@ -1,6 +1,7 @@
 //! Downloads: `GET /runs/{id}/files/{*name}` for `checkpoints/*.safetensors`, `reports/*.csv`,
-//! evaluation reports (`evals/<evaluation>/*.csv`, `eval.json`, `error.txt`), `events.jsonl`,
-//! `config.toml` and `train.log`, only from inside the run's own directory.
+//! evaluation reports (`evals/<evaluation>/*.csv`, `eval.json`, `error.txt`, the job's
+//! `eval.log`), `events.jsonl`, `config.toml` and `train.log`, only from inside the run's own
+//! directory.
 //!
 //! Names are checked as text first (no `..`, no absolute paths, no odd characters: axum has
 //! already percent-decoded them, so `%2e%2e` arrives as `..`), then opened with
@@ -61,6 +62,8 @@ fn content_label(name: &str) -> Option<String> {
             let stem = match *f {
                 "eval.json" => Some("eval"),
                 "error.txt" => Some("error"),
+                // The job's output (a Slurm job's `--output`): what a failure said.
+                "eval.log" => Some("log"),
                 f => f.strip_suffix(".csv"),
             };
             stem.map(|s| format!("eval-{e}-{s}"))
@@ -129,7 +132,8 @@ pub fn open(dir: &RunDir, name: &str) -> Result<std::fs::File, ApiError> {
         return Err(ApiError::BadRequest(format!(
             "{name:?} is not a downloadable file name (allowed: config.toml, events.jsonl, \
              train.log, checkpoints/*.safetensors, reports/*.csv, evals/<evaluation>/*.csv, \
-             evals/<evaluation>/eval.json, evals/<evaluation>/error.txt)"
+             evals/<evaluation>/eval.json, evals/<evaluation>/error.txt, \
+             evals/<evaluation>/eval.log)"
         )));
     }
     Ok(safe_fs::open_read(dir, name)?)
