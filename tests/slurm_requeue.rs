@@ -9,7 +9,8 @@ mod common;
 
 use axum::http::StatusCode;
 use common::slurm::{
-    cancel, cluster_or_skip, create, history, job_history_id, slurm_options, start_requeued_now,
+    cancel, cluster_or_skip, create, history, job_history_id, job_record_once, slurm_options,
+    start_requeued_now,
 };
 use common::*;
 use fairtat::server::slurm::SlurmOptions;
@@ -154,18 +155,7 @@ async fn a_warning_during_the_last_evaluation_requeues_the_job_and_costs_no_epoc
     );
     assert!(h.contains("requeued by Slurm"), "{h}");
     // Slurm's record of the job: one restart, then completed.
-    let shown = || {
-        let out = std::process::Command::new("scontrol")
-            .args(["-o", "show", "job", &job])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !shown().contains("JobState=COMPLETED") && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    let info = shown();
+    let info = job_record_once(&job, "COMPLETED").await;
     assert!(info.contains("JobState=COMPLETED"), "{info}");
     assert!(info.contains("Restarts=1"), "{info}");
     let log = std::fs::read_to_string(runs.join(&id).join("train.log")).unwrap();
@@ -182,7 +172,7 @@ async fn a_warning_during_the_last_evaluation_requeues_the_job_and_costs_no_epoc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_slurm_requeues_resumes_under_the_same_id() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let Some(cluster) = cluster_or_skip("a_job_that_slurm_requeues_resumes_under_the_same_id")
+    let Some(_cluster) = cluster_or_skip("a_job_that_slurm_requeues_resumes_under_the_same_id")
     else {
         return;
     };
@@ -235,18 +225,8 @@ async fn a_job_that_slurm_requeues_resumes_under_the_same_id() {
         1,
         "Slurm requeued it, not the server: {h}"
     );
-    // The trainer's final line can come before the controller records the job's end.
-    let completed = || {
-        cluster
-            .jobs()
-            .iter()
-            .any(|(j, s)| *j == job && s == "COMPLETED")
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !completed() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    assert!(completed(), "{:?}", cluster.jobs());
+    let info = job_record_once(&job, "COMPLETED").await;
+    assert!(info.contains("JobState=COMPLETED"), "{info}");
     st.shutdown();
 }
 

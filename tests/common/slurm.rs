@@ -365,3 +365,15 @@ pub async fn start_requeued_now(job: &str, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+/// `scontrol -o show job <job>` once it says `JobState=<state>`, or after 20 s as it is then:
+/// the trainer's final line can come before the controller records the job's end.
+pub async fn job_record_once(job: &str, state: &str) -> String {
+    let want = format!("JobState={state}");
+    let shown = || output("scontrol", &["-o", "show", "job", job]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !shown().contains(&want) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    shown()
+}
