@@ -313,7 +313,7 @@ fn end_to_end_run_writes_every_file_and_learns() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--suite") && err.contains("standard, quick, corruptions"),
+        err.contains("--suite") && err.contains("quick, standard, corruptions"),
         "{err}"
     );
 }

@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use serde::Deserialize;
 use tch::Device;
 
 pub use checkpoint::{load, Loaded};
@@ -31,27 +30,18 @@ use fairtat_core::config::DatasetKind;
 use fairtat_core::runs::eval_report::{self, EvalReport, StageRecord};
 use fairtat_core::runs::EvalRecord;
 
-fairtat_core::named_enum! {
-    /// A named evaluation suite of `fairtat eval --suite`.
-    #[derive(Deserialize)]
-    #[serde(rename_all = "kebab-case")]
-    pub enum Suite {
-        Standard = "standard",
-        Quick = "quick",
-        Corruptions = "corruptions",
-    }
-}
+/// A named evaluation suite of `fairtat eval --suite`: the suites the dashboard queues
+/// (`evals/<suite>-<model>`), one declaration for both.
+pub use fairtat_core::runs::eval_key::EvalSuite as Suite;
 
-impl Suite {
-    /// The attacks the suite runs, in order.
-    pub fn attacks(&self) -> Vec<String> {
-        let v: &[&str] = match self {
-            Suite::Standard => &["clean", "pgd-20", "autoattack", "square-5000"],
-            Suite::Quick => &["clean", "pgd-20", "autoattack-quick"],
-            Suite::Corruptions => &["clean"],
-        };
-        v.iter().map(|s| s.to_string()).collect()
-    }
+/// The attacks `suite` runs, in order.
+pub fn suite_attacks(suite: Suite) -> Vec<String> {
+    let v: &[&str] = match suite {
+        Suite::Standard => &["clean", "pgd-20", "autoattack", "square-5000"],
+        Suite::Quick => &["clean", "pgd-20", "autoattack-quick"],
+        Suite::Corruptions => &["clean"],
+    };
+    v.iter().map(|s| s.to_string()).collect()
 }
 
 pub struct EvalOptions {
@@ -89,7 +79,7 @@ struct Plan {
 fn attack_names(opts: &EvalOptions) -> Vec<String> {
     let mut names = vec!["clean".to_string()];
     if let Some(s) = opts.suite {
-        names.extend(s.attacks());
+        names.extend(suite_attacks(s));
     }
     names.extend(opts.attacks.iter().cloned());
     let mut seen = std::collections::HashSet::new();
