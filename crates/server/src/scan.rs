@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::jobs::{markers, JobKind};
 use fairtat_core::config::gpu_memory::{self, Work};
-use fairtat_core::config::RunSpec;
+use fairtat_core::config::{ConfigError, RunSpec};
 use fairtat_core::runs::lock::{self, LockOwner};
 use fairtat_core::runs::meta::RunMeta;
 use fairtat_core::runs::reader::Tailer;
@@ -62,8 +62,15 @@ pub fn read_all_events(dir: &RunDir) -> Vec<EventLine> {
 
 /// The validated spec of the run directory: its `config.toml`, as the trainer reads it.
 pub fn read_spec(dir: &RunDir) -> Option<RunSpec> {
-    let text = safe_fs::read_text(dir, "config.toml", safe_fs::TEXT_CAP).ok()?;
-    fairtat_core::config::from_toml_str(&text, &[]).ok()
+    read_spec_with(dir, &[]).ok()
+}
+
+/// The run's spec with `sets` (`key=value`, as `--set` takes them) applied, each value checked
+/// as the config's own key; why not, when the config cannot be read or a value is refused.
+pub fn read_spec_with(dir: &RunDir, sets: &[String]) -> Result<RunSpec, ConfigError> {
+    let text = safe_fs::read_text(dir, "config.toml", safe_fs::TEXT_CAP)
+        .map_err(|e| ConfigError::invalid("config.toml", e.to_string()))?;
+    fairtat_core::config::from_toml_str(&text, sets)
 }
 
 /// The GPU memory a job on this run is expected to hold (0 when its config cannot be read:

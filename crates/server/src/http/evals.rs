@@ -55,7 +55,7 @@ async fn slurm_settings(
 ) -> Result<Vec<String>, ApiError> {
     let sets = eval_slurm::sets(&fields)?;
     if !sets.is_empty() {
-        let spec = eval_slurm::spec_with(&st.run_dir(id), &sets)?;
+        let spec = crate::scan::read_spec_with(&st.run_dir(id), &sets)?;
         supervisor::preflight(st, &[spec]).await?;
     }
     Ok(sets)

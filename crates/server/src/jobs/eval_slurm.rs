@@ -1,11 +1,12 @@
 //! An evaluation's own Slurm resources (issue 21): a 200-epoch run asks for days, its
 //! evaluation for an hour, and a shorter time limit starts sooner. The request's `slurm` keys
 //! (`time`, `cpus`, ...) are checked as the run's `[slurm]` section is: they are applied to the
-//! run's config as `--set slurm.<key>=<value>`. They are kept beside the queued marker, in
-//! `evals/<suite>-<model>/slurm.set` (one `slurm.<key>=<value>` per line), so a restarted
-//! server and an automatic rerun ask the same; keys not given take the run's.
+//! run's config as `--set slurm.<key>=<value>` (`scan::read_spec_with`). They are kept beside
+//! the queued marker, in `evals/<suite>-<model>/slurm.set` (one `slurm.<key>=<value>` per
+//! line), so a restarted server and an automatic rerun ask the same; keys not given take the
+//! run's.
 
-use fairtat_core::config::{ConfigError, RunSpec, SlurmSpec};
+use fairtat_core::config::{ConfigError, SlurmSpec};
 use fairtat_core::runs::eval_key::EvalKey;
 use fairtat_core::runs::safe_fs::{self, Refusal};
 use fairtat_core::runs::RunDir;
@@ -41,13 +42,6 @@ pub fn sets(fields: &[(String, String)]) -> Result<Vec<String>, ConfigError> {
     Ok(out)
 }
 
-/// The run's config with `sets` applied: each value checked as the config's own key.
-pub fn spec_with(dir: &RunDir, sets: &[String]) -> Result<RunSpec, ConfigError> {
-    let text = safe_fs::read_text(dir, "config.toml", safe_fs::TEXT_CAP)
-        .map_err(|e| ConfigError::invalid("config.toml", e.to_string()))?;
-    fairtat_core::config::from_toml_str(&text, sets)
-}
-
 /// Keep the evaluation's settings (none: remove an earlier request's).
 pub fn write(dir: &RunDir, key: &EvalKey, sets: &[String]) -> Result<(), Refusal> {
     let path = eval_rel(key).join(FILE);
@@ -74,6 +68,7 @@ pub fn read(dir: &RunDir, key: &EvalKey) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::read_spec_with as spec_with;
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
         p.iter()

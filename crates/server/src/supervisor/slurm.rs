@@ -55,7 +55,7 @@ fn resources(st: &AppState, job: &Job) -> Result<Resources, SlurmError> {
         JobKind::Evaluate(key) => eval_slurm::read(&dir, key),
         _ => Vec::new(),
     };
-    let spec = eval_slurm::spec_with(&dir, &sets)
+    let spec = crate::scan::read_spec_with(&dir, &sets)
         .map(|s| s.slurm)
         .unwrap_or_default();
     sched(st)
