@@ -74,28 +74,28 @@ fn cancel_waiting(st: &AppState, run: &RunId) -> Option<Result<RunSummary, JobEr
 /// Cancel many runs in one request: each waiting one at once, and under Slurm every job with a
 /// single `scancel`; locally each run as [`cancel_run`]. One answer per run, in order.
 pub fn cancel_runs(st: &AppState, runs: &[RunId]) -> Vec<(RunId, Result<RunSummary, JobError>)> {
-    if st.scheduler().is_none() {
-        return runs
-            .iter()
-            .map(|r| (r.clone(), cancel_run(st, r)))
-            .collect();
-    }
+    // Waiting runs first: a running one that stops frees its slot, and the queue would hand it
+    // to a run of this same request (seen: "the run is starting; try again").
     let mut done = Vec::new();
-    let mut in_slurm = Vec::new();
+    let mut started = Vec::new();
     for run in runs {
         match cancel_waiting(st, run) {
             Some(r) => done.push((run.clone(), r)),
-            None => in_slurm.push(run.clone()),
+            None => started.push(run.clone()),
         }
     }
-    let slurm = super::slurm_cancel::cancel_many(st, &in_slurm, training);
-    done.extend(slurm.into_iter().map(|(run, r)| {
-        let r = r.and_then(|found| match found {
-            true => summary(st, &run),
-            false => Err(no_slurm_job(&run)),
-        });
-        (run, r)
-    }));
+    if st.scheduler().is_none() {
+        done.extend(started.iter().map(|r| (r.clone(), cancel_run(st, r))));
+    } else {
+        let slurm = super::slurm_cancel::cancel_many(st, &started, training);
+        done.extend(slurm.into_iter().map(|(run, r)| {
+            let r = r.and_then(|found| match found {
+                true => summary(st, &run),
+                false => Err(no_slurm_job(&run)),
+            });
+            (run, r)
+        }));
+    }
     let order = |r: &RunId| runs.iter().position(|x| x == r);
     done.sort_by_key(|(r, _)| order(r));
     done
