@@ -1,5 +1,6 @@
 //! The one job executor: a queue of jobs (train, resume, evaluate) over device slots, each job a
-//! child process of this program (`train --run-dir`, `train --resume`, `eval --run-dir`).
+//! run of this program (`train --run-dir`, `train --resume`, `eval --run-dir`) as a child
+//! process or a Slurm job (the supervisor's backends).
 //!
 //! [`Executor`] owns its state behind one mutex and never does file or process I/O under it
 //! (mini-redis `db.rs`): the device is captured in the [`Job`] when it is queued, durable

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{adopt, restore};
+use super::adopt;
 use crate::scan;
 use crate::state::AppState;
 use crate::ServeOptions;
@@ -36,13 +36,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<AppState> {
         state.index().upsert(&l.summary)?;
     }
     tracing::info!(runs = loaded.len(), "index rebuilt from run directories");
-    match state.scheduler().cloned() {
-        Some(sched) => {
-            super::slurm_poll::spawn_poller(&state, sched);
-            super::slurm_boot::restore(&state, loaded).await;
-        }
-        None => restore(&state, loaded),
-    }
+    super::backend(&state).restore(&state, loaded).await;
     spawn_rescan(&state);
     Ok(state)
 }

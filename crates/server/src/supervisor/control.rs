@@ -2,9 +2,10 @@
 //! cancel evaluations. Markers are written before a job enters the queue and removed after it
 //! leaves, outside the executor's lock.
 
-use super::{owns, pump};
+use super::backend::Stop;
+use super::{backend, pump};
 use crate::jobs::{eval_slurm, markers, Job, JobError, JobKind, Priority};
-use crate::process::{append_finished, signal};
+use crate::process::append_finished;
 use crate::scan;
 use crate::state::AppState;
 use fairtat_core::config::gpu_memory::Work;
@@ -71,8 +72,8 @@ fn cancel_waiting(st: &AppState, run: &RunId) -> Option<Result<RunSummary, JobEr
     Some(st.refresh(run).map_or_else(|| summary(st, run), Ok))
 }
 
-/// Cancel many runs in one request: each waiting one at once, and under Slurm every job with a
-/// single `scancel`; locally each run as [`cancel_run`]. One answer per run, in order.
+/// Cancel many runs in one request: each waiting one at once, then every started one through
+/// the backend (under Slurm a single `scancel`). One answer per run, in order.
 pub fn cancel_runs(st: &AppState, runs: &[RunId]) -> Vec<(RunId, Result<RunSummary, JobError>)> {
     // Waiting runs first: a running one that stops frees its slot, and the queue would hand it
     // to a run of this same request (seen: "the run is starting; try again").
@@ -84,69 +85,41 @@ pub fn cancel_runs(st: &AppState, runs: &[RunId]) -> Vec<(RunId, Result<RunSumma
             None => started.push(run.clone()),
         }
     }
-    if st.scheduler().is_none() {
-        done.extend(started.iter().map(|r| (r.clone(), cancel_run(st, r))));
-    } else {
-        let slurm = super::slurm_cancel::cancel_many(st, &started, training);
-        done.extend(slurm.into_iter().map(|(run, r)| {
-            let r = r.and_then(|found| match found {
-                true => summary(st, &run),
-                false => Err(no_slurm_job(&run)),
-            });
-            (run, r)
-        }));
-    }
+    // Lets the trainer's final line say that the user cancelled it.
+    let mark = |run: &RunId| {
+        let _ = safe_fs::write(&st.run_dir(run), "cancel-requested", b"cancel\n");
+    };
+    let stopped = backend(st).stop(st, &started, &training, &mark);
+    done.extend(started.into_iter().zip(stopped).map(|(run, stop)| {
+        let r = stop.and_then(|s| stopped_run(st, &run, s));
+        (run, r)
+    }));
     let order = |r: &RunId| runs.iter().position(|x| x == r);
     done.sort_by_key(|(r, _)| order(r));
     done
 }
 
-fn no_slurm_job(run: &RunId) -> JobError {
-    JobError::Conflict(format!("run {run} has no Slurm job pending or running"))
+/// The answer to cancelling a started run: its summary once it was told to stop.
+fn stopped_run(st: &AppState, run: &RunId, stop: Stop) -> Result<RunSummary, JobError> {
+    match stop {
+        Stop::Sent => summary(st, run),
+        Stop::NoJob => Err(JobError::Conflict(format!(
+            "run {run} is neither queued nor running"
+        ))),
+        Stop::Starting => Err(JobError::Conflict("the run is starting; try again".into())),
+        Stop::Ending(pid) => Err(JobError::Conflict(format!(
+            "process {pid} no longer owns run {run}; it is ending"
+        ))),
+    }
 }
 
-/// Cancel a queued run (at once) or a running one (SIGTERM: the trainer finishes its batch,
-/// checkpoints and writes its final line). Returns the summary as it is now.
+/// Cancel a queued run (at once) or a running one (SIGTERM or `scancel`: the trainer finishes
+/// its batch, checkpoints and writes its final line). Returns the summary as it is now.
 pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
-    let dir = st.run_dir(run);
-    if let Some(cancelled) = cancel_waiting(st, run) {
-        return cancelled;
-    }
-    if st.scheduler().is_some() {
-        if !super::slurm_cancel::cancel(st, run, training)? {
-            return Err(no_slurm_job(run));
-        }
-        return summary(st, run);
-    }
-    let pid = st
-        .jobs()
-        .lock()
-        .running_mut(run)
-        .filter(|r| training(&r.job.kind))
-        .map(|r| {
-            r.cancel_requested = r.pid.is_some();
-            (r.pid, r.adopted)
-        });
-    match pid {
-        Some((Some(pid), adopted)) if !adopted || owns(&dir, pid) => {
-            // Lets the trainer's final line say that the user cancelled it.
-            let _ = safe_fs::write(&dir, "cancel-requested", b"cancel\n");
-            signal(pid, "TERM").map_err(|e| JobError::Conflict(e.to_string()))?;
-            tracing::info!(run = %run, pid, "sent SIGTERM");
-        }
-        Some((Some(pid), _)) => {
-            return Err(JobError::Conflict(format!(
-                "process {pid} no longer owns run {run}; it is ending"
-            )))
-        }
-        Some((None, _)) => return Err(JobError::Conflict("the run is starting; try again".into())),
-        None => {
-            return Err(JobError::Conflict(format!(
-                "run {run} is neither queued nor running"
-            )))
-        }
-    }
-    summary(st, run)
+    let (_, answer) = cancel_runs(st, std::slice::from_ref(run))
+        .pop()
+        .expect("one answer per run");
+    answer
 }
 
 /// Queue an interrupted, failed or cancelled run to continue from its last checkpoint.
@@ -241,50 +214,40 @@ pub fn enqueue_eval(
 }
 
 /// Cancel a queued evaluation (at once) or a running one (SIGTERM to the `fairtat eval` that
-/// owns the run). The evaluation's directory says `cancelled`.
+/// owns the run, or `scancel`). The evaluation's directory says `cancelled`.
 pub fn cancel_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobError> {
     let dir = st.run_dir(run);
     let kind = JobKind::Evaluate(key);
-    let (queued, pid) = {
-        let mut q = st.jobs().lock();
-        let queued = !q.remove_waiting(run, |k| *k == kind).is_empty();
-        let pid = q
-            .running(run)
-            .filter(|r| r.job.kind == kind)
-            .map(|r| (r.pid, r.adopted));
-        (queued, pid)
-    };
+    let queued = !st
+        .jobs()
+        .lock()
+        .remove_waiting(run, |k| *k == kind)
+        .is_empty();
     if queued {
         markers::remove(&dir, &kind);
         markers::write_cancelled(&dir, &key);
         return Ok(());
     }
-    if st.scheduler().is_some() {
-        markers::write_cancelled(&dir, &key);
-        if !super::slurm_cancel::cancel(st, run, |k| *k == kind)? {
-            return Err(JobError::Conflict(format!(
-                "run {run} has no {} evaluation pending or running in Slurm",
-                key.dir_name()
-            )));
-        }
-        return Ok(());
-    }
-    match pid {
-        Some((Some(pid), adopted)) if !adopted || owns(&dir, pid) => {
-            markers::write_cancelled(&dir, &key);
-            signal(pid, "TERM").map_err(|e| JobError::Conflict(e.to_string()))?;
-            tracing::info!(run = %run, pid, eval = %key.dir_name(), "evaluation cancelled");
+    let mark = |_: &RunId| markers::write_cancelled(&dir, &key);
+    let which = |k: &JobKind| *k == kind;
+    let stop = backend(st)
+        .stop(st, std::slice::from_ref(run), &which, &mark)
+        .pop()
+        .unwrap_or(Ok(Stop::NoJob))?;
+    match stop {
+        Stop::Sent => {
+            tracing::info!(run = %run, eval = %key.dir_name(), "evaluation cancelled");
             Ok(())
         }
-        Some((Some(_), _)) => {
+        Stop::Ending(_) => {
             // The process is already gone; its waiter frees the slot.
             markers::write_cancelled(&dir, &key);
             Ok(())
         }
-        Some((None, _)) => Err(JobError::Conflict(
+        Stop::Starting => Err(JobError::Conflict(
             "the evaluation is starting; try again".into(),
         )),
-        None => Err(JobError::Conflict(format!(
+        Stop::NoJob => Err(JobError::Conflict(format!(
             "run {run} has no {} evaluation queued or running",
             key.dir_name()
         ))),

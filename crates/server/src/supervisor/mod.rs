@@ -1,16 +1,20 @@
 //! The supervisor binds the [`Executor`](crate::jobs::Executor) to the rest of the
-//! server: it starts the jobs the executor hands out as child processes, follows them
-//! (`follower` for trainers, a waiter for evaluations), adopts the processes that a previous
-//! server left running, and records what happened in the index and the hub.
+//! server: one pump hands the jobs that may start to the backend (`backend`: child processes
+//! in `local`, Slurm jobs in `slurm`), which starts and stops them; watchers follow them
+//! (`follower` for trainers, a waiter for evaluations) and record what happened in the index
+//! and the hub. Processes that a previous server or a shell left running are adopted.
 //!
 //! Adoption trusts only the run's lock (`runs::lock`): a process is adopted while it holds the
 //! lock of its run directory, so a pid reused by another program is never adopted or signalled.
 
+mod backend;
 mod boot;
 mod control;
 mod launch;
+mod local;
 mod slurm;
 mod slurm_arrays;
+mod slurm_backend;
 mod slurm_boot;
 mod slurm_cancel;
 mod slurm_check;
@@ -20,12 +24,10 @@ mod slurm_poll;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use super::follower::{follow, Liveness};
 use super::jobs::{markers, Job, JobKind, Slot};
-use super::process::{append_finished, spawn_retrying};
-use super::scan::{self, Loaded};
+use super::process::append_finished;
+use super::scan;
 use super::state::AppState;
 use fairtat_core::config::gpu_memory::{self, Work};
 use fairtat_core::runs::deps::{dependency_state, DependencyState};
@@ -41,25 +43,27 @@ pub use control::{
 pub use slurm_check::preflight;
 pub use slurm_files::{view as slurm_view, SlurmView};
 
-/// Start waiting jobs while their device has a free slot (first come, first served).
+/// The one pump: take every waiting job whose device has a free slot (first come, first
+/// served) and hand them to the backend, which starts them.
 pub fn pump(st: &AppState) {
     if st.shutdown_token().is_cancelled() {
         return;
     }
-    if st.scheduler().is_some() {
-        return slurm::pump(st);
+    let blocked = waiting_for_sources(st);
+    let batch: Vec<(Job, Slot)> = {
+        let mut q = st.jobs().lock();
+        std::iter::from_fn(|| q.take_next(&blocked)).collect()
+    };
+    if !batch.is_empty() {
+        backend(st).launch(st, batch);
     }
-    loop {
-        let blocked = waiting_for_sources(st);
-        let Some((job, slot)) = st.jobs().lock().take_next(&blocked) else {
-            return;
-        };
-        let gpus = st.jobs().gpus();
-        if let Err(err) = spawn_job(st, &job, &slot, gpus) {
-            tracing::error!(run = %job.run, cause = %err, kind = %job.kind.label(), "cannot start a job");
-            record_failure(st, &job, &err.to_string());
-            job_ended(st, &job.run);
-        }
+}
+
+/// The backend that `--executor` chose (the one place that asks which).
+fn backend(st: &AppState) -> &'static dyn backend::Backend {
+    match st.scheduler() {
+        Some(_) => &slurm_backend::Slurm,
+        None => &local::Local,
     }
 }
 
@@ -138,52 +142,6 @@ fn record_failure(st: &AppState, job: &Job, why: &str) {
     }
 }
 
-fn spawn_job(st: &AppState, job: &Job, slot: &Slot, gpus: usize) -> anyhow::Result<()> {
-    let dir = st.run_dir(&job.run);
-    // The last line before this process: a `finished` up to it is an earlier process's.
-    let history_seq = match job.kind {
-        JobKind::Evaluate(_) => None,
-        _ => fairtat_core::runs::reader::last_seq(&dir.events()),
-    };
-    let mut cmd = launch::command(&st.trainer(), &dir, job, slot, gpus)?;
-    let mut child = spawn_retrying(&mut cmd)?;
-    let pid = child.id();
-    st.jobs().lock().set_pid(&job.run, pid);
-    tracing::info!(run = %job.run, pid, slot = %slot.name, kind = %job.kind.label(), "job started");
-    let (tx, rx) = watch::channel(None);
-    let log_path = match &job.kind {
-        JobKind::Evaluate(key) => markers::eval_rel(key).join("eval.log"),
-        _ => "train.log".into(),
-    };
-    let log_dir = dir.clone();
-    tokio::spawn(async move {
-        let msg = match child.wait().await {
-            Ok(st) => super::process::exit_description(st, &log_dir, &log_path),
-            Err(e) => format!("lost track of the process: {e}"),
-        };
-        let _ = tx.send(Some(msg));
-    });
-    match job.kind {
-        JobKind::Evaluate(_) => {
-            watch_eval(st.clone(), job.run.clone(), Liveness::Child(rx));
-        }
-        JobKind::Train | JobKind::Resume => {
-            let mut summary = st
-                .index()
-                .get(&job.run)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| RunSummary::empty(&dir));
-            summary.status = RunStatus::Running;
-            summary.message = None;
-            st.index_summary(&summary);
-            st.hub().status(&summary);
-            watch_trainer(st.clone(), dir, Liveness::Child(rx), history_seq);
-        }
-    }
-    Ok(())
-}
-
 /// Follow a trainer until its run ends, then free its slot.
 fn watch_trainer(st: AppState, dir: RunDir, live: Liveness, history_seq: Option<u64>) {
     tokio::spawn(async move {
@@ -228,28 +186,6 @@ fn epochs_done(st: &AppState, run: &RunId) -> usize {
         .ok()
         .flatten()
         .map_or(0, |s| s.epochs_done)
-}
-
-/// After a (re)start: adopt the processes that hold their run's lock, re-queue what has a queue
-/// marker, then start what fits.
-pub fn restore(st: &AppState, loaded: Vec<Loaded>) {
-    for l in loaded {
-        let Some(run) = l.dir.run_id() else { continue };
-        let device = device_of(&l.summary);
-        if let Some(owner) = &l.owner {
-            adopt(st, &l.dir, &run, owner, &device, l.summary.clone());
-        }
-        if let Some(kind) = l.queued {
-            push(st, run.clone(), kind, &device);
-        }
-        let running = l.owner.as_ref().map(|o| o.what.clone());
-        for key in markers::read_evals(&l.dir) {
-            if running.as_deref() != Some(&format!("eval {}", key.dir_name())) {
-                push(st, run.clone(), JobKind::Evaluate(key), &device);
-            }
-        }
-    }
-    pump(st);
 }
 
 /// Re-queue a job found on disk; one whose device is gone from this machine fails with the

@@ -12,9 +12,12 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::slurm_arrays::{forget_ended, task_note, write_map, ArrayMap};
-use super::slurm_files::{history, job_file, job_label, read_job_file, slurm_dir, write_job_file};
-use super::{follow, job_ended, record_failure, waiting_for_sources};
+use super::slurm_arrays::{task_note, write_map, ArrayMap};
+use super::slurm_files::{
+    forget_ended_arrays, history, job_file, job_label, job_name, read_job_file, slurm_dir,
+    write_job_file,
+};
+use super::{follow, job_ended, record_failure};
 use crate::follower::Liveness;
 use crate::jobs::scheduler::{Ended, Scheduler};
 use crate::jobs::{eval_slurm, markers, Job, JobKind};
@@ -25,24 +28,7 @@ use crate::state::AppState;
 use fairtat_core::runs::safe_fs;
 use fairtat_core::runs::{RunDir, RunId, RunStatus};
 
-/// Take every waiting job that may start and submit them, off the runtime.
-pub fn pump(st: &AppState) {
-    let blocked = waiting_for_sources(st);
-    let mut batch = Vec::new();
-    {
-        let mut q = st.jobs().lock();
-        while let Some((job, _)) = q.take_next(&blocked) {
-            batch.push(job);
-        }
-    }
-    if batch.is_empty() {
-        return;
-    }
-    let st = st.clone();
-    tokio::task::spawn_blocking(move || submit_batch(&st, batch));
-}
-
-fn sched(st: &AppState) -> &Arc<Scheduler> {
+pub(super) fn sched(st: &AppState) -> &Arc<Scheduler> {
     st.scheduler().expect("the Slurm executor has a scheduler")
 }
 
@@ -64,7 +50,8 @@ fn resources(st: &AppState, job: &Job) -> Result<Resources, SlurmError> {
         .map_err(|e| SlurmError::Refused(e.to_string()))
 }
 
-fn submit_batch(st: &AppState, batch: Vec<Job>) {
+/// Submit the jobs the pump took, on a blocking thread (`sbatch` talks to the controller).
+pub(super) fn submit_batch(st: &AppState, batch: Vec<Job>) {
     let (fresh, other): (Vec<Job>, Vec<Job>) =
         batch.into_iter().partition(|j| j.kind == JobKind::Train);
     // Fresh runs that ask the same of Slurm become one array (its options are the job's).
@@ -96,16 +83,6 @@ fn history_seq(dir: &RunDir, kind: &JobKind) -> Option<u64> {
         JobKind::Evaluate(_) => None,
         _ => fairtat_core::runs::reader::last_seq(&dir.events()),
     }
-}
-
-/// `fairtat-<kind>-<run id>`: one prefix for every job of fairtat in `squeue`, and the kind
-/// (`train` for training and resumes, `eval` for evaluations) beside the run it works on.
-fn job_name(kind: &JobKind, run: &str) -> String {
-    let kind = match kind {
-        JobKind::Train | JobKind::Resume => "train",
-        JobKind::Evaluate(_) => "eval",
-    };
-    format!("fairtat-{kind}-{run}")
 }
 
 fn script_for(st: &AppState, job: &Job) -> Result<Script, SlurmError> {
@@ -353,18 +330,6 @@ fn settle_train(st: &AppState, job: &Job, end: Option<Ended>) {
     }
 }
 
-/// Delete the maps of the job arrays whose tasks are all over (`slurm_arrays::forget_ended`).
-fn forget_ended_arrays(st: &AppState) {
-    let ended = |r: &RunId| {
-        let s = st.index().get(r).ok().flatten();
-        s.is_some_and(|s| s.status.is_terminal())
-    };
-    let live = |r: &RunId| read_job_file(&st.run_dir(r), "train.job").map(|(id, _, _)| id);
-    for key in forget_ended(&st.runs_dir().join(".slurm"), ended, live) {
-        tracing::info!(array = %key, "every task of the job array ended; its map is deleted");
-    }
-}
-
 async fn watch_eval(st: &AppState, job: &Job, mut rx: watch::Receiver<Option<Ended>>) {
     let end = loop {
         if let Some(e) = rx.borrow().clone() {
@@ -402,18 +367,5 @@ async fn watch_eval(st: &AppState, job: &Job, mut rx: watch::Receiver<Option<End
     }
     if let Ok(Some(summary)) = st.index().get(&job.run) {
         st.hub().status(&summary);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn job_names_say_fairtat_the_kind_and_the_run() {
-        assert_eq!(job_name(&JobKind::Train, "r1"), "fairtat-train-r1");
-        assert_eq!(job_name(&JobKind::Resume, "r1"), "fairtat-train-r1");
-        let key = fairtat_core::runs::eval_key::EvalKey::from_dir_name("quick-last").unwrap();
-        assert_eq!(job_name(&JobKind::Evaluate(key), "r1"), "fairtat-eval-r1");
     }
 }

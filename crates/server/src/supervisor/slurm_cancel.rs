@@ -1,45 +1,35 @@
 //! Cancelling Slurm jobs: one `scancel` for every job of a request, so a grid cancel of 200
 //! runs costs one call, and one wake of the poller (which paces itself, see `slurm_poll`).
 
+use super::backend::Stop;
 use super::slurm_files::history;
 use crate::jobs::{JobError, JobKind};
 use crate::slurm::{cli, JobId, SlurmError};
 use crate::state::AppState;
-use fairtat_core::runs::{safe_fs, RunId};
+use fairtat_core::runs::RunId;
 
-/// Cancel `run`'s Slurm job of the kinds `pred` accepts: `scancel` (a running trainer gets
-/// SIGTERM, checkpoints and writes its final line; a pending job is removed). `Ok(false)`: no
-/// such job.
-pub fn cancel(
-    st: &AppState,
-    run: &RunId,
-    pred: impl Fn(&JobKind) -> bool,
-) -> Result<bool, JobError> {
-    cancel_many(st, std::slice::from_ref(run), pred)
-        .pop()
-        .map_or(Ok(false), |(_, r)| r)
-}
-
-/// [`cancel`] for each of `runs` with a single `scancel`; one answer per run, in order.
+/// Cancel the Slurm jobs of `runs` whose kind `which` accepts with a single `scancel` (a
+/// running trainer gets SIGTERM, checkpoints and writes its final line; a pending job is
+/// removed); `mark` runs first for each. One answer per run, in order.
 pub fn cancel_many(
     st: &AppState,
     runs: &[RunId],
-    pred: impl Fn(&JobKind) -> bool,
-) -> Vec<(RunId, Result<bool, JobError>)> {
+    which: &dyn Fn(&JobKind) -> bool,
+    mark: &dyn Fn(&RunId),
+) -> Vec<Result<Stop, JobError>> {
     let Some(sched) = st.scheduler() else {
-        return runs.iter().map(|r| (r.clone(), Ok(false))).collect();
+        return runs.iter().map(|_| Ok(Stop::NoJob)).collect();
     };
     let jobs: Vec<Option<(JobId, JobKind)>> = runs
         .iter()
-        .map(|r| sched.active(r).filter(|(_, k)| pred(k)))
+        .map(|r| sched.active(r).filter(|(_, k)| which(k)))
         .collect();
     let ids: Vec<JobId> = jobs.iter().flatten().map(|(id, _)| id.clone()).collect();
     for (run, _) in runs.iter().zip(&jobs).filter(|(_, j)| j.is_some()) {
         if let Some(r) = st.jobs().lock().running_mut(run) {
             r.cancel_requested = true;
         }
-        // Lets the trainer's final line say that the user cancelled it.
-        let _ = safe_fs::write(&st.run_dir(run), "cancel-requested", b"cancel\n");
+        mark(run);
     }
     let result = off_runtime(|| cli::scancel(&ids));
     let out = runs
@@ -47,17 +37,16 @@ pub fn cancel_many(
         .zip(jobs)
         .map(|(run, job)| {
             let Some((id, kind)) = job else {
-                return (run.clone(), Ok(false));
+                return Ok(Stop::NoJob);
             };
-            let r = outcome(&result, &id).map(|_| {
+            outcome(&result, &id).map(|_| {
                 history(
                     &st.run_dir(run),
                     &format!("scancel {} job {id}", kind.label()),
                 );
                 tracing::info!(run = %run, job = %id, "cancelled the Slurm job");
-                true
-            });
-            (run.clone(), r)
+                Stop::Sent
+            })
         })
         .collect();
     sched.wake.notify_one();

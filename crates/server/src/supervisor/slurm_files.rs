@@ -5,10 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
+use super::slurm_arrays::forget_ended;
 use crate::jobs::JobKind;
 use crate::slurm::JobId;
+use crate::state::AppState;
 use fairtat_core::runs::safe_fs::{self, EntryKind};
-use fairtat_core::runs::RunDir;
+use fairtat_core::runs::{RunDir, RunId};
 
 /// The file name of a job's script and id in `slurm/`: `train`, `eval-<suite>-<model>`.
 pub fn job_label(kind: &JobKind) -> String {
@@ -158,4 +160,39 @@ fn read_tail_lines(path: &Path, n: usize) -> String {
     let mut buf = Vec::new();
     let _ = f.take(64 * 1024).read_to_end(&mut buf);
     crate::process::last_lines(&buf, n)
+}
+
+/// `fairtat-<kind>-<run id>`: one prefix for every job of fairtat in `squeue`, and the kind
+/// (`train` for training and resumes, `eval` for evaluations) beside the run it works on.
+pub fn job_name(kind: &JobKind, run: &str) -> String {
+    let kind = match kind {
+        JobKind::Train | JobKind::Resume => "train",
+        JobKind::Evaluate(_) => "eval",
+    };
+    format!("fairtat-{kind}-{run}")
+}
+
+/// Delete the maps of the job arrays whose tasks are all over (`slurm_arrays::forget_ended`).
+pub fn forget_ended_arrays(st: &AppState) {
+    let ended = |r: &RunId| {
+        let s = st.index().get(r).ok().flatten();
+        s.is_some_and(|s| s.status.is_terminal())
+    };
+    let live = |r: &RunId| read_job_file(&st.run_dir(r), "train.job").map(|(id, _, _)| id);
+    for key in forget_ended(&st.runs_dir().join(".slurm"), ended, live) {
+        tracing::info!(array = %key, "every task of the job array ended; its map is deleted");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_say_fairtat_the_kind_and_the_run() {
+        assert_eq!(job_name(&JobKind::Train, "r1"), "fairtat-train-r1");
+        assert_eq!(job_name(&JobKind::Resume, "r1"), "fairtat-train-r1");
+        let key = fairtat_core::runs::eval_key::EvalKey::from_dir_name("quick-last").unwrap();
+        assert_eq!(job_name(&JobKind::Evaluate(key), "r1"), "fairtat-eval-r1");
+    }
 }
