@@ -79,7 +79,7 @@ fn stopped(e: train::TrainError, scheduler: bool) -> Failure {
     let (who, code) = if scheduler {
         (
             "the scheduler's time-limit warning (SIGUSR1)",
-            super::train::EXIT_RESUMABLE,
+            fairtat_core::runs::EXIT_RESUMABLE,
         )
     } else {
         ("SIGINT/SIGTERM (Cancel, Ctrl-C, kill or scancel)", 130)
@@ -163,7 +163,7 @@ fn eval_options(
             .or_else(|| run_spec.map(|s| s.data.test_subset))
             .unwrap_or(0),
         batch_size: a.batch_size.max(1),
-        device: train::device::select(&a.device)?,
+        device: train::device::select(a.device)?,
         seed: a.seed,
         corruptions: a
             .corruptions_dir

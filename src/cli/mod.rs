@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ConfigError, DatasetKind};
+use crate::config::{self, ConfigError, DatasetKind, DeviceSpec};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -61,8 +61,8 @@ pub struct TrainArgs {
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
     /// auto, cpu or cuda:N (overrides the config's `device`).
-    #[arg(long)]
-    pub device: Option<String>,
+    #[arg(long, value_parser = parse_device)]
+    pub device: Option<DeviceSpec>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// Run the config.toml already in this run directory (what the dashboard starts).
@@ -110,8 +110,9 @@ pub struct EvalArgs {
     pub subset: Option<usize>,
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    /// auto, cpu or cuda:N.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    pub device: DeviceSpec,
     /// Seed of random starts, restarts and procedural corruptions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -163,6 +164,11 @@ pub(crate) fn must_exist(p: &Path, what: &str) -> Result<(), Failure> {
         bail_failure(format!("{what} {} does not exist", p.display()))?;
     }
     Ok(())
+}
+
+/// `--device`: the error names the allowed forms.
+fn parse_device(text: &str) -> Result<DeviceSpec, String> {
+    DeviceSpec::parse_for("--device", text).map_err(|e| e.to_string())
 }
 
 fn bail_failure(msg: String) -> Result<(), Failure> {

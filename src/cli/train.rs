@@ -21,7 +21,7 @@ pub(super) fn cmd_train(a: TrainArgs) -> Result<ExitCode, Failure> {
         sets.push(format!("seed={seed}"));
     }
     if let Some(d) = &a.device {
-        sets.push(format!("device={d:?}"));
+        sets.push(format!("device=\"{d}\""));
     }
     let (spec, run, resume, created, lock) = if let Some(dir) = &a.resume {
         let run = RunDir::new(dir);
@@ -133,9 +133,6 @@ fn load_run_config(run: &RunDir, sets: &[String]) -> Result<RunSpec, Failure> {
     })
 }
 
-/// Exit status of a run stopped by SIGUSR1 (EX_TEMPFAIL: resumable).
-pub(super) const EXIT_RESUMABLE: u8 = 75;
-
 /// Run the trainer with signal handling, the JSONL writer and the progress bar; always end the
 /// event log with a `finished` event.
 fn train_in(
@@ -148,7 +145,7 @@ fn train_in(
 ) -> Result<ExitCode, Failure> {
     // Before any tensor work: libtorch sizes its pools once.
     train::threads::configure(spec.train.threads);
-    let device = train::device::select(&spec.device)?;
+    let device = train::device::select(spec.device)?;
     let stop = Arc::new(AtomicBool::new(false));
     let scheduler_stop = install_signals(&stop)?;
     let _ = std::fs::remove_file(run.queued_marker());
@@ -209,7 +206,7 @@ impl Ending {
                     "stopped for the scheduler's time limit (SIGUSR1) after {epochs_done} finished epoch(s); \
                      resume continues from the last checkpoint"
                 )),
-                EXIT_RESUMABLE,
+                fairtat_core::runs::EXIT_RESUMABLE,
             ),
             Ok(Ok(Outcome::Cancelled { epochs_done })) => (
                 RunStatus::Cancelled,
@@ -308,7 +305,10 @@ mod tests {
         );
         assert!(e.message.is_none());
         let e = end(Ok(Ok(Outcome::Cancelled { epochs_done: 1 })), true);
-        assert_eq!((e.status, e.code), (RunStatus::Interrupted, EXIT_RESUMABLE));
+        assert_eq!(
+            (e.status, e.code),
+            (RunStatus::Interrupted, fairtat_core::runs::EXIT_RESUMABLE)
+        );
         let e = end(Ok(Ok(Outcome::Cancelled { epochs_done: 1 })), false);
         assert_eq!((e.status, e.code), (RunStatus::Cancelled, 130));
         assert!(e.message.unwrap().contains("SIGINT/SIGTERM"));

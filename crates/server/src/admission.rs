@@ -8,7 +8,7 @@ use super::error::ApiError;
 use super::scan;
 use super::state::AppState;
 use fairtat_core::config::keys::shorten;
-use fairtat_core::config::{ConfigError, DatasetKind, RunSpec};
+use fairtat_core::config::{ConfigError, DatasetKind, DeviceSpec, RunSpec};
 use fairtat_core::runs::{is_valid_run_id, RunDir, RunId};
 
 /// The devices runs can use here: `cpu`, `cuda:0` ... `cuda:{gpus-1}`.
@@ -18,12 +18,9 @@ pub fn devices(gpus: usize) -> Vec<String> {
         .collect()
 }
 
-/// `device` (already syntax-checked: `auto`, `cpu` or `cuda:N`) names a device present here.
-pub fn check_device(device: &str, gpus: usize) -> Result<(), ApiError> {
-    let Some(n) = device.strip_prefix("cuda:") else {
-        return Ok(());
-    };
-    if n.parse::<usize>().is_ok_and(|n| n < gpus) {
+/// `device` names a device present here (a `cuda:7` run on a one-GPU host would wait forever).
+pub fn check_device(device: DeviceSpec, gpus: usize) -> Result<(), ApiError> {
+    if device.cuda_index().is_none_or(|n| n < gpus) {
         return Ok(());
     }
     let mut allowed = vec!["auto".to_string()];
@@ -31,7 +28,7 @@ pub fn check_device(device: &str, gpus: usize) -> Result<(), ApiError> {
     Err(ApiError::Invalid(ConfigError::invalid(
         "device",
         format!(
-            "{device:?} is not present on this machine ({gpus} GPU(s) found); allowed: {}",
+            "\"{device}\" is not present on this machine ({gpus} GPU(s) found); allowed: {}",
             allowed.join(", ")
         ),
     )))
@@ -49,14 +46,15 @@ pub fn check_queue(queued: usize, adding: usize, max: usize) -> Result<(), ApiEr
 }
 
 /// Under Slurm the nodes' GPUs count: a job sees the GPU it was given as `cuda:0`.
-pub fn check_scheduled_device(device: &str) -> Result<(), ApiError> {
-    if device.strip_prefix("cuda:").is_none_or(|n| n == "0") {
+pub fn check_scheduled_device(device: DeviceSpec) -> Result<(), ApiError> {
+    if device.cuda_index().is_none_or(|n| n == 0) {
         return Ok(());
     }
     Err(ApiError::Invalid(ConfigError::invalid(
         "device",
         format!(
-            "{device:?}: under --executor slurm a job sees the GPU Slurm gives it as cuda:0;              allowed: auto, cpu, cuda:0"
+            "\"{device}\": under --executor slurm a job sees the GPU Slurm gives it as cuda:0; \
+             allowed: auto, cpu, cuda:0"
         ),
     )))
 }
@@ -65,13 +63,13 @@ pub fn check_scheduled_device(device: &str) -> Result<(), ApiError> {
 /// (the error names the key and the limit).
 pub fn check_slurm_limits(st: &AppState, spec: &RunSpec) -> Result<(), ApiError> {
     if let Some(s) = st.scheduler() {
-        s.opts.resources(&spec.slurm, &spec.device)?;
+        s.opts.resources(&spec.slurm, spec.device)?;
     }
     Ok(())
 }
 
 /// The device check of this server's executor.
-pub fn check_device_here(st: &AppState, device: &str) -> Result<(), ApiError> {
+pub fn check_device_here(st: &AppState, device: DeviceSpec) -> Result<(), ApiError> {
     if st.scheduler().is_some() {
         check_scheduled_device(device)
     } else {
@@ -99,7 +97,7 @@ impl Drop for Reservation {
 /// under the queue's lock, so concurrent requests cannot together pass the cap.
 pub fn admit(st: &AppState, specs: &[RunSpec]) -> Result<Reservation, ApiError> {
     for spec in specs {
-        check_device_here(st, &spec.device)?;
+        check_device_here(st, spec.device)?;
         check_slurm_limits(st, spec)?;
         check_init_checkpoint(st.runs_dir(), spec)?;
         check_lr(spec)?;
@@ -253,7 +251,7 @@ pub fn check_resume(st: &AppState, dir: &RunDir, id: &RunId) -> Result<(), ApiEr
     }
     let queued = st.jobs().lock().waiting_len();
     if let Some(spec) = scan::read_spec(dir) {
-        check_device_here(st, &spec.device)?;
+        check_device_here(st, spec.device)?;
     }
     check_queue(queued, 1, st.guard().max_queued)
 }
@@ -262,11 +260,15 @@ pub fn check_resume(st: &AppState, dir: &RunDir, id: &RunId) -> Result<(), ApiEr
 mod tests {
     use super::*;
 
+    fn dev(text: &str) -> DeviceSpec {
+        text.parse().unwrap()
+    }
+
     #[test]
     fn devices_and_queue_limits() {
-        assert!(check_device("auto", 0).is_ok() && check_device("cpu", 0).is_ok());
-        assert!(check_device("cuda:0", 1).is_ok());
-        let e = check_device("cuda:7", 1).unwrap_err();
+        assert!(check_device(dev("auto"), 0).is_ok() && check_device(dev("cpu"), 0).is_ok());
+        assert!(check_device(dev("cuda:0"), 1).is_ok());
+        let e = check_device(dev("cuda:7"), 1).unwrap_err();
         assert_eq!(e.field(), Some("device"));
         let msg = e.to_string();
         assert!(

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::jobs::{markers, JobKind};
 use fairtat_core::config::gpu_memory::{self, Work};
-use fairtat_core::config::{ConfigError, RunSpec};
+use fairtat_core::config::{ConfigError, DeviceSpec, RunSpec};
 use fairtat_core::runs::lock::{self, LockOwner};
 use fairtat_core::runs::meta::RunMeta;
 use fairtat_core::runs::reader::Tailer;
@@ -73,10 +73,13 @@ pub fn read_spec_with(dir: &RunDir, sets: &[String]) -> Result<RunSpec, ConfigEr
     fairtat_core::config::from_toml_str(&text, sets)
 }
 
-/// The GPU memory a job on this run is expected to hold (0 when its config cannot be read:
-/// it then counts as one job, unpacked).
-pub fn gpu_estimate(dir: &RunDir, work: Work) -> u64 {
-    read_spec(dir).map_or(0, |s| gpu_memory::estimate_mib(&s, work))
+/// What a job on this run asks of the executor, from the run's config: its device and the GPU
+/// memory it is expected to hold (`auto` and 0 when the config cannot be read: it then counts
+/// as one job, unpacked).
+pub fn job_needs(dir: &RunDir, work: Work) -> (DeviceSpec, u64) {
+    read_spec(dir).map_or((DeviceSpec::Auto, 0), |s| {
+        (s.device, gpu_memory::estimate_mib(&s, work))
+    })
 }
 
 /// A summary for a run that has not started yet: what its spec says.

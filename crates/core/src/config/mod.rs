@@ -7,6 +7,7 @@
 
 mod choices;
 mod ctx;
+pub mod device;
 mod error;
 pub mod fields;
 pub mod form_check;
@@ -22,6 +23,7 @@ mod schema;
 mod spec;
 mod value;
 
+pub use device::DeviceSpec;
 pub use error::ConfigError;
 pub use number::{parse_fraction, short_number};
 pub use raw::RawConfig;

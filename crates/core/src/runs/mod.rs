@@ -39,3 +39,8 @@ pub use events::{
 };
 pub use layout::{is_valid_run_id, new_run_id, CheckpointKind, RunDir, RunId};
 pub use run_dir::{create_run_dir, read_run_config, write_config};
+
+/// The exit status of a resumable stop: `fairtat train` or `fairtat eval` stopped by SIGUSR1
+/// (a scheduler's warning before its time limit) after saving what resumes it; EX_TEMPFAIL of
+/// BSD's `sysexits.h`. A Slurm batch script requeues its job on it (`--slurm-requeue`).
+pub const EXIT_RESUMABLE: u8 = 75;

@@ -1,24 +1,20 @@
 //! Device selection: `auto` (first CUDA device when libtorch sees one, else CPU), `cpu`, `cuda:N`.
 
+use fairtat_core::config::DeviceSpec;
 use tch::Device;
 
 use super::TrainError;
 
-pub fn select(name: &str) -> Result<Device, TrainError> {
-    match name {
-        "auto" => Ok(Device::cuda_if_available()),
-        "cpu" => Ok(Device::Cpu),
-        _ => {
-            let n: usize = name
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| {
-                    TrainError::Device(format!("`{name}`; allowed: auto, cpu, cuda:N"))
-                })?;
+/// The libtorch device for `spec`; `cuda:N` must be one libtorch sees.
+pub fn select(spec: DeviceSpec) -> Result<Device, TrainError> {
+    match spec {
+        DeviceSpec::Auto => Ok(Device::cuda_if_available()),
+        DeviceSpec::Cpu => Ok(Device::Cpu),
+        DeviceSpec::Cuda(n) => {
             let available = tch::Cuda::device_count() as usize;
             if n >= available {
                 return Err(TrainError::Device(format!(
-                    "`{name}` requested but libtorch sees {available} CUDA device(s)"
+                    "`{spec}` requested but libtorch sees {available} CUDA device(s)"
                 )));
             }
             Ok(Device::Cuda(n))

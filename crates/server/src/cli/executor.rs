@@ -8,7 +8,9 @@ use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
 use crate::slurm::SlurmOptions;
-use fairtat_core::config::{mem_megabytes, time_minutes, SlurmSpec, SlurmText, TIME_FORMATS};
+use fairtat_core::config::{
+    mem_megabytes, time_minutes, DeviceSpec, SlurmSpec, SlurmText, TIME_FORMATS,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -242,7 +244,7 @@ fn check_resources(o: &SlurmOptions) -> anyhow::Result<()> {
         cpus: o.cpus,
         ..SlurmSpec::default()
     };
-    o.resources(&run, "cpu")
+    o.resources(&run, DeviceSpec::Cpu)
         .map(drop)
         .map_err(|e| anyhow::anyhow!("the server's Slurm defaults exceed its limits: {e}"))
 }

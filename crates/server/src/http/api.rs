@@ -138,14 +138,16 @@ async fn cancel(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
-    Ok((StatusCode::ACCEPTED, Json(cancel_run(&st, &id)?)))
+    let summary = super::blocking(&st, move |st| cancel_run(st, &id)).await?;
+    Ok((StatusCode::ACCEPTED, Json(summary)))
 }
 
 async fn resume(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
-    Ok((StatusCode::ACCEPTED, Json(resume_run(&st, &id)?)))
+    let summary = super::blocking(&st, move |st| resume_run(st, &id)).await?;
+    Ok((StatusCode::ACCEPTED, Json(summary)))
 }
 
 /// The run's [`Metrics`](crate::metrics::Metrics), serialised straight from the store.
@@ -245,7 +247,8 @@ pub async fn create_grid(st: &AppState, specs: Vec<RunSpec>) -> Result<Vec<RunSu
         made.push(prepare_run(st, spec).await?);
     }
     let runs: Vec<_> = made.iter().map(|(j, _)| j.run.clone()).collect();
-    supervisor::submit_all(st, made.iter().map(|(j, _)| j.clone()).collect())?;
+    let jobs = made.iter().map(|(j, _)| j.clone()).collect();
+    super::blocking(st, move |st| Ok(supervisor::submit_all(st, jobs)?)).await?;
     let mut out = Vec::with_capacity(made.len());
     for ((_, summary), run) in made.into_iter().zip(runs) {
         out.push(st.index().get(&run)?.unwrap_or(summary));
@@ -366,7 +369,7 @@ pub async fn create_run(st: &AppState, spec: RunSpec) -> Result<RunSummary, ApiE
     supervisor::preflight(st, std::slice::from_ref(&spec)).await?;
     let (job, summary) = prepare_run(st, spec).await?;
     let run = job.run.clone();
-    supervisor::submit(st, job)?;
+    super::blocking(st, move |st| Ok(supervisor::submit(st, job)?)).await?;
     Ok(st.index().get(&run)?.unwrap_or(summary))
 }
 
@@ -399,7 +402,7 @@ async fn prepare_run(st: &AppState, spec: RunSpec) -> Result<(Job, RunSummary), 
     let job = Job {
         run,
         kind: JobKind::Train,
-        device: spec.device.clone(),
+        device: spec.device,
         needs_source: !spec.train.init_from_run.is_empty(),
         gpu_mib: gpu_memory::estimate_mib(&spec, Work::Train),
     };

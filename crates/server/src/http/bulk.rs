@@ -158,8 +158,8 @@ async fn cancel_api(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let runs = Targets::from_json(&super::strict_json::parse(&body)?)?.resolve(&st)?;
-    // As the single cancel: `scancel` runs off the runtime inside (`slurm_cancel`).
-    Ok((StatusCode::ACCEPTED, Json(cancel_all(&st, &runs))))
+    let answer = super::blocking(&st, move |st| Ok(cancel_all(st, &runs))).await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
 /// `POST /runs/cancel`: back to the grid's page or the runs list.
@@ -170,7 +170,7 @@ async fn cancel_form(State(st): State<AppState>, body: Bytes) -> Result<Redirect
         .as_ref()
         .map_or_else(|| "/".to_string(), |g| format!("/compare?grid={g}"));
     let runs = targets.resolve(&st)?;
-    cancel_all(&st, &runs);
+    super::blocking(&st, move |st| Ok(cancel_all(st, &runs))).await?;
     Ok(Redirect::to(&back))
 }
 

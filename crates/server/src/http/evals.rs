@@ -130,10 +130,10 @@ async fn evaluate_form(
         .iter()
         .find(|(k, _)| k == "model")
         .map_or_else(default_model, |(_, v)| v.clone());
-    let suites: Vec<&String> = pairs
+    let suites: Vec<String> = pairs
         .iter()
         .filter(|(k, _)| k == "suite")
-        .map(|(_, v)| v)
+        .map(|(_, v)| v.clone())
         .collect();
     if suites.is_empty() {
         return Err(ApiError::BadRequest(format!(
@@ -150,20 +150,25 @@ async fn evaluate_form(
     let priority = priority_of(field("priority"))?;
     let slurm_fields = pairs.iter().filter(|(k, _)| k.starts_with("slurm."));
     let sets = slurm_settings(&st, &id, slurm_fields.cloned().collect()).await?;
-    let (mut queued, mut refused) = (Vec::new(), Vec::new());
-    for suite in suites {
-        let r = EvalRequest {
-            suite: suite.clone(),
-            model: model.clone(),
-            priority: None,
-            slurm: Default::default(),
-        };
-        let enqueue = |k| Ok(supervisor::enqueue_eval(&st, &id, k, priority, &sets)?);
-        match key_of(&r).and_then(enqueue) {
-            Ok(()) => queued.push(suite.clone()),
-            Err(e) => refused.push(e),
+    let run = id.clone();
+    let (queued, refused) = super::blocking(&st, move |st| {
+        let (mut queued, mut refused) = (Vec::new(), Vec::new());
+        for suite in suites {
+            let r = EvalRequest {
+                suite: suite.clone(),
+                model: model.clone(),
+                priority: None,
+                slurm: Default::default(),
+            };
+            let enqueue = |k| Ok(supervisor::enqueue_eval(st, &run, k, priority, &sets)?);
+            match key_of(&r).and_then(enqueue) {
+                Ok(()) => queued.push(suite),
+                Err(e) => refused.push(e),
+            }
         }
-    }
+        Ok((queued, refused))
+    })
+    .await?;
     match (queued.is_empty(), refused.into_iter().next()) {
         (_, None) => Ok(Redirect::to(&format!("/runs/{id}#evals"))),
         (true, Some(e)) => Err(e),
@@ -184,7 +189,11 @@ async fn evaluate_api(
     let key = key_of(&r)?;
     let priority = priority_of(r.priority.as_deref())?;
     let sets = slurm_settings(&st, &id, json_fields(&r.slurm)?).await?;
-    supervisor::enqueue_eval(&st, &id, key, priority, &sets)?;
+    let run = id.clone();
+    super::blocking(&st, move |st| {
+        Ok(supervisor::enqueue_eval(st, &run, key, priority, &sets)?)
+    })
+    .await?;
     let body = serde_json::json!({
         "run_id": id,
         "suite": key.suite.as_str(),
@@ -199,7 +208,7 @@ async fn cancel_form(
     RunPath((id, name)): RunPath<(RunId, String)>,
 ) -> Result<Redirect, ApiError> {
     run_dir(&st, &id)?;
-    supervisor::cancel_eval(&st, &id, key_of_name(&name)?)?;
+    cancel(&st, &id, &name).await?;
     Ok(Redirect::to(&format!("/runs/{id}#evals")))
 }
 
@@ -208,8 +217,14 @@ async fn cancel_api(
     RunPath((id, name)): RunPath<(RunId, String)>,
 ) -> Result<(StatusCode, Json<Vec<EvalStatus>>), ApiError> {
     run_dir(&st, &id)?;
-    supervisor::cancel_eval(&st, &id, key_of_name(&name)?)?;
+    cancel(&st, &id, &name).await?;
     Ok((StatusCode::ACCEPTED, Json(eval_statuses(&st, &id))))
+}
+
+/// Cancel the evaluation `name` of run `id`, off the runtime.
+async fn cancel(st: &AppState, id: &RunId, name: &str) -> Result<(), ApiError> {
+    let (run, key) = (id.clone(), key_of_name(name)?);
+    super::blocking(st, move |st| Ok(supervisor::cancel_eval(st, &run, key)?)).await
 }
 
 async fn list_api(

@@ -128,6 +128,19 @@ fn asset(mime: &'static str, body: &'static str) -> MethodRouter<AppState> {
     get(move || async move { ([(header::CONTENT_TYPE, mime)], body) })
 }
 
+/// Run the executor's work for a request (queue markers, signals, `scancel`, process spawns,
+/// index writes) on a blocking thread, so the runtime's other requests and streams go on.
+pub(crate) async fn blocking<T, F>(st: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+{
+    let st = st.clone();
+    tokio::task::spawn_blocking(move || f(&st))
+        .await
+        .map_err(ApiError::internal)?
+}
+
 /// Middleware running [`guard::check`] with this server's settings.
 async fn guard_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     match guard::check(state.guard(), &req) {

@@ -365,7 +365,8 @@ async fn cancel_form(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
-    super::api::cancel_run(&st, &id)?;
+    let run = id.clone();
+    super::blocking(&st, move |st| super::api::cancel_run(st, &run)).await?;
     Ok(Redirect::to(&format!("/runs/{id}")))
 }
 
@@ -373,6 +374,7 @@ async fn resume_form(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
-    super::api::resume_run(&st, &id)?;
+    let run = id.clone();
+    super::blocking(&st, move |st| super::api::resume_run(st, &run)).await?;
     Ok(Redirect::to(&format!("/runs/{id}")))
 }

@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::Serialize;
 
+use fairtat_core::config::DeviceSpec;
 use fairtat_core::runs::eval_key::EvalKey;
 use fairtat_core::runs::RunId;
 pub use queue::{Queue, Running};
@@ -80,8 +81,8 @@ impl Priority {
 pub struct Job {
     pub run: RunId,
     pub kind: JobKind,
-    /// `auto`, `cpu` or `cuda:N` (the run's `device` when the job was queued).
-    pub device: String,
+    /// The run's `device` when the job was queued.
+    pub device: DeviceSpec,
     /// The run starts from another run's checkpoint (`train.init_from_run`): it waits until
     /// that run has finished (`runs::deps`).
     pub needs_source: bool,
@@ -183,7 +184,7 @@ impl Executor {
                 kind: r.job.kind.label(),
                 device: r
                     .slot
-                    .map_or(r.job.device.clone(), |s| q.slots()[s].name.clone()),
+                    .map_or(r.job.device.to_string(), |s| q.slots()[s].name.clone()),
                 state: "running",
                 pid: r.pid,
                 gpu_mib: r.job.gpu_mib,
@@ -193,7 +194,7 @@ impl Executor {
         let waiting = q.waiting().map(|j| JobView {
             run: j.run.clone(),
             kind: j.kind.label(),
-            device: j.device.clone(),
+            device: j.device.to_string(),
             state: "waiting",
             pid: None,
             gpu_mib: j.gpu_mib,

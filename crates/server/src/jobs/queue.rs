@@ -73,7 +73,7 @@ impl Queue {
         if self.scheduled {
             return Some(self.slots.cpu());
         }
-        self.slots.free(&job.device, job.gpu_mib)
+        self.slots.free(job.device, job.gpu_mib)
     }
 
     /// Queue `job` with its kind's default priority ([`Priority::of`]).
@@ -247,7 +247,7 @@ impl Queue {
         if self.free_slot(job).is_some() {
             return Some(format!("starting; {place}"));
         }
-        let wanted = self.slots.wanted(&job.device);
+        let wanted = self.slots.wanted(job.device);
         let names: Vec<&str> = wanted
             .iter()
             .map(|&i| self.slots.get(i).name.as_str())
@@ -304,7 +304,7 @@ mod tests {
         Job {
             run: run.parse().unwrap(),
             kind,
-            device: device.into(),
+            device: device.parse().unwrap(),
             needs_source: false,
             gpu_mib: 0,
         }
@@ -445,6 +445,7 @@ mod tests {
 #[cfg(test)]
 mod blocked_tests {
     use super::*;
+    use fairtat_core::config::DeviceSpec;
 
     #[test]
     fn a_blocked_run_lets_later_jobs_pass() {
@@ -452,7 +453,7 @@ mod blocked_tests {
         let job = |run: &str| Job {
             run: run.parse().unwrap(),
             kind: JobKind::Train,
-            device: "cpu".into(),
+            device: DeviceSpec::Cpu,
             needs_source: run == "frl",
             gpu_mib: 0,
         };

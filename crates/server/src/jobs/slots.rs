@@ -3,6 +3,8 @@
 //! (`fairtat_core::config::gpu_memory`, at most [`AUTO_MAX_PER_GPU`]); the CPU holds
 //! `--max-cpu-runs`. Pure bookkeeping: no I/O.
 
+use fairtat_core::config::DeviceSpec;
+
 /// Jobs per GPU when `--runs-per-gpu` is not given and the GPU's memory is known: the memory
 /// estimates decide below this; beyond it, runs mostly wait for each other's kernels.
 pub const AUTO_MAX_PER_GPU: usize = 8;
@@ -148,23 +150,23 @@ impl Slots {
 
     /// The slots a job configured with `device` (`auto`, `cpu`, `cuda:N`) may use: `auto`
     /// takes any GPU, the CPU only when there is none.
-    pub fn wanted(&self, device: &str) -> Vec<usize> {
+    pub fn wanted(&self, device: DeviceSpec) -> Vec<usize> {
         match device {
-            "cpu" => vec![self.cpu()],
-            d if d.starts_with("cuda:") => self
+            DeviceSpec::Cpu => vec![self.cpu()],
+            DeviceSpec::Cuda(n) => self
                 .slots
                 .iter()
-                .position(|s| s.name == d)
+                .position(|s| s.cuda == Some(n))
                 .into_iter()
                 .collect(),
-            _ if self.gpus > 0 => (0..self.gpus).collect(),
-            _ => vec![self.cpu()],
+            DeviceSpec::Auto if self.gpus > 0 => (0..self.gpus).collect(),
+            DeviceSpec::Auto => vec![self.cpu()],
         }
     }
 
     /// A slot the job may start on now: among the wanted ones, the one with the least memory
     /// reserved (then the fewest jobs), so packed runs spread over the GPUs.
-    pub fn free(&self, device: &str, need_mib: u64) -> Option<usize> {
+    pub fn free(&self, device: DeviceSpec, need_mib: u64) -> Option<usize> {
         self.wanted(device)
             .into_iter()
             .filter(|&i| self.slots[i].fits(need_mib))
@@ -205,7 +207,7 @@ mod tests {
         // An 80 GiB card takes 16 GiB jobs until 90% would be exceeded: 4 of them.
         let mut s = packed(vec![Some(81_920), Some(81_920)]);
         let mut placed = vec![];
-        while let Some(i) = s.free("cuda:0", 16_384) {
+        while let Some(i) = s.free(DeviceSpec::Cuda(0), 16_384) {
             s.occupy(i, 16_384);
             placed.push(i);
         }
@@ -216,24 +218,28 @@ mod tests {
             s.get(0).describe()
         );
         // `auto` spreads: the emptier GPU first.
-        assert_eq!(s.free("auto", 1_000), Some(1));
+        assert_eq!(s.free(DeviceSpec::Auto, 1_000), Some(1));
         // Small jobs stop at the cap, not at memory.
         let mut s = packed(vec![Some(81_920)]);
         for _ in 0..AUTO_MAX_PER_GPU {
-            let i = s.free("auto", 900).unwrap();
+            let i = s.free(DeviceSpec::Auto, 900).unwrap();
             s.occupy(i, 900);
         }
-        assert_eq!(s.free("auto", 900), None);
+        assert_eq!(s.free(DeviceSpec::Auto, 900), None);
         s.release(0, 900);
-        assert_eq!(s.free("auto", 900), Some(0));
+        assert_eq!(s.free(DeviceSpec::Auto, 900), Some(0));
     }
 
     #[test]
     fn a_job_too_large_for_any_share_still_gets_an_empty_gpu() {
         let mut s = packed(vec![Some(8_192)]);
-        assert_eq!(s.free("auto", 20_000), Some(0), "alone it may try");
+        assert_eq!(
+            s.free(DeviceSpec::Auto, 20_000),
+            Some(0),
+            "alone it may try"
+        );
         s.occupy(0, 20_000);
-        assert_eq!(s.free("auto", 100), None);
+        assert_eq!(s.free(DeviceSpec::Auto, 100), None);
     }
 
     #[test]
@@ -244,11 +250,15 @@ mod tests {
             cpu_jobs: 2,
         });
         for _ in 0..3 {
-            let i = s.free("auto", 6_000).unwrap();
+            let i = s.free(DeviceSpec::Auto, 6_000).unwrap();
             s.occupy(i, 6_000);
         }
-        assert_eq!(s.free("auto", 6_000), None);
-        assert_eq!(s.free("cpu", 6_000), Some(1), "the CPU counts jobs only");
+        assert_eq!(s.free(DeviceSpec::Auto, 6_000), None);
+        assert_eq!(
+            s.free(DeviceSpec::Cpu, 6_000),
+            Some(1),
+            "the CPU counts jobs only"
+        );
         let s = packed(vec![None]);
         assert_eq!(s.get(0).capacity, 1);
     }

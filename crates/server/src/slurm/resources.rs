@@ -4,7 +4,7 @@
 //! batch script and `sbatch --test-only` render the same options.
 
 use fairtat_core::config::{
-    format_minutes, mem_megabytes, time_minutes, ConfigError, SlurmKey, SlurmSpec,
+    format_minutes, mem_megabytes, time_minutes, ConfigError, DeviceSpec, SlurmKey, SlurmSpec,
 };
 
 use super::script::directive_value;
@@ -40,14 +40,14 @@ impl SlurmOptions {
     /// The resources of a job of a run with `run`'s `[slurm]` on `device`: the run's values
     /// where given, else the server's; the server's gres only for GPU runs. Refused, naming
     /// the key and the limit, when over a `--slurm-max-*`.
-    pub fn resources(&self, run: &SlurmSpec, device: &str) -> Result<Resources, ConfigError> {
+    pub fn resources(&self, run: &SlurmSpec, device: DeviceSpec) -> Result<Resources, ConfigError> {
         let gres = match (run.gres.is_empty(), device) {
             (false, _) => run.gres.to_string(),
-            (true, "cpu") => String::new(),
+            (true, DeviceSpec::Cpu) => String::new(),
             (true, _) => self.gres.clone(),
         };
         let r = Resources {
-            gpu: device != "cpu" && !gres.is_empty(),
+            gpu: device != DeviceSpec::Cpu && !gres.is_empty(),
             partition: pick(&run.partition, &self.partition),
             time: pick(&run.time, &self.time),
             gres,
@@ -165,7 +165,7 @@ mod tests {
             mem: "16G".into(),
             ..SlurmSpec::default()
         };
-        let r = server().resources(&run, "auto").unwrap();
+        let r = server().resources(&run, DeviceSpec::Auto).unwrap();
         assert_eq!(
             (
                 r.partition.as_str(),
@@ -176,13 +176,15 @@ mod tests {
             ("gpu", "30", 8, "16G")
         );
         assert!(r.gpu);
-        let cpu = server().resources(&SlurmSpec::default(), "cpu").unwrap();
+        let cpu = server()
+            .resources(&SlurmSpec::default(), DeviceSpec::Cpu)
+            .unwrap();
         assert_eq!((cpu.gres.as_str(), cpu.cpus), ("", 2));
         let asked = SlurmSpec {
             gres: "tmpdisk:10".into(),
             ..SlurmSpec::default()
         };
-        let asked = server().resources(&asked, "cpu").unwrap();
+        let asked = server().resources(&asked, DeviceSpec::Cpu).unwrap();
         assert_eq!((asked.gres.as_str(), asked.gpu), ("tmpdisk:10", false));
     }
 
@@ -200,7 +202,7 @@ mod tests {
                 ..SlurmSpec::default()
             };
             set(&mut s);
-            o.resources(&s, "cuda:0")
+            o.resources(&s, DeviceSpec::Cuda(0))
         };
         assert!(run(|s| s.time = "120".into()).is_ok());
         // Empty: the partition's own default, which the cluster bounds.
@@ -239,7 +241,7 @@ mod tests {
                     mem: "4000".into(),
                     ..SlurmSpec::default()
                 },
-                "cuda:0",
+                DeviceSpec::Cuda(0),
             )
             .unwrap();
         assert_eq!(

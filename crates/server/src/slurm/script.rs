@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Resources, SlurmOptions};
+use fairtat_core::runs::EXIT_RESUMABLE;
 
 /// What a job runs.
 #[derive(Clone, Debug)]
@@ -173,9 +174,6 @@ fn train_body(trainer: &str, dir: &str) -> String {
     )
 }
 
-/// The exit status of a resumable stop (`fairtat train`/`eval` after SIGUSR1: EX_TEMPFAIL).
-pub const EXIT_RESUMABLE: i32 = 75;
-
 /// The script's part with `--slurm-requeue`: `fairtat_run CMD...` runs the trainer as a child
 /// and ends the script.
 /// - SIGUSR1 (`--signal=B:USR1@N` reaches the batch shell only) is passed on to the trainer.
@@ -212,6 +210,7 @@ fairtat_run() {{
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fairtat_core::config::DeviceSpec;
 
     fn opts() -> SlurmOptions {
         SlurmOptions {
@@ -231,7 +230,9 @@ mod tests {
             name: "fair tat/1".into(),
             comment: "fairtat:r1".into(),
             output: "/runs/a b/train.log".into(),
-            res: opts().resources(&Default::default(), "cuda:0").unwrap(),
+            res: opts()
+                .resources(&Default::default(), DeviceSpec::Cuda(0))
+                .unwrap(),
         }
         .render(&opts(), Path::new("/opt/fairtat"));
         for line in [
@@ -258,7 +259,9 @@ mod tests {
             name: "grid".into(),
             comment: "fairtat-array:x".into(),
             output: "/r/.slurm/grid-%A_%a.out".into(),
-            res: opts().resources(&Default::default(), "cpu").unwrap(),
+            res: opts()
+                .resources(&Default::default(), DeviceSpec::Cpu)
+                .unwrap(),
         }
         .render(&opts(), Path::new("/bin/fairtat"));
         assert!(s.contains("#SBATCH --array=0-2%4"), "{s}");
@@ -298,7 +301,7 @@ mod tests {
             name: "r1".into(),
             comment: "fairtat:r1".into(),
             output: "/runs/r1/train.log".into(),
-            res: o.resources(&Default::default(), "cpu").unwrap(),
+            res: o.resources(&Default::default(), DeviceSpec::Cpu).unwrap(),
         }
         .render(&o, Path::new("/opt/fairtat"));
         assert!(s.contains("#SBATCH --requeue\n"), "{s}");

@@ -30,6 +30,8 @@ pub enum Stop {
 /// A future that a backend returns from [`Backend::restore`].
 pub type Restoring<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
+/// Every method does I/O (processes, `sbatch`, files): callers run them off the async
+/// runtime (`http::blocking`, `spawn_blocking` in the watchers).
 pub trait Backend: Sync {
     /// Start the jobs the pump just took from the queue, each with the slot it holds. A job
     /// that cannot start is recorded as failed and its slot freed (`job_ended`).

@@ -80,8 +80,7 @@ fn spawn_rescan(state: &AppState) {
                 }
                 state.index_summary(&l.summary);
                 if let Some(owner) = &l.owner {
-                    let device = l.summary.device.clone();
-                    adopt(&state, &l.dir, &run, owner, &device, l.summary.clone());
+                    adopt(&state, &l.dir, &run, owner, l.summary.clone());
                 }
             }
         }

@@ -141,11 +141,7 @@ pub fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
     s.message = None;
     st.index_summary(&s);
     st.hub().status(&s);
-    let device = if s.device.is_empty() {
-        "auto".into()
-    } else {
-        s.device.clone()
-    };
+    let (device, gpu_mib) = scan::job_needs(&st.run_dir(run), Work::Train);
     submit(
         st,
         Job {
@@ -154,7 +150,7 @@ pub fn resume_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
             device,
             // A resumed run continues from its own checkpoint.
             needs_source: false,
-            gpu_mib: scan::gpu_estimate(&st.run_dir(run), Work::Train),
+            gpu_mib,
         },
     )?;
     Ok(st.index().get(run).ok().flatten().unwrap_or(s))
@@ -177,7 +173,8 @@ pub fn enqueue_eval(
             key.model
         )));
     }
-    let device = {
+    let (device, gpu_mib) = scan::job_needs(&dir, Work::Evaluate);
+    {
         let q = st.jobs().lock();
         if q.training(run) {
             return Err(JobError::Conflict(format!(
@@ -193,20 +190,13 @@ pub fn enqueue_eval(
                 key.dir_name()
             )));
         }
-        st.index()
-            .get(run)
-            .ok()
-            .flatten()
-            .map(|s| s.device)
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| "auto".into())
-    };
+    }
     let job = Job {
         run: run.clone(),
         kind: JobKind::Evaluate(key),
         device,
         needs_source: false,
-        gpu_mib: scan::gpu_estimate(&dir, Work::Evaluate),
+        gpu_mib,
     };
     safe_fs::create_dir_all(&dir, markers::eval_rel(&key))?;
     eval_slurm::write(&dir, &key, slurm)?;

@@ -6,8 +6,7 @@ use tokio::sync::watch;
 
 use super::backend::{Backend, Restoring, Stop};
 use super::{
-    adopt, device_of, job_ended, launch, owns, pump, push, record_failure, watch_eval,
-    watch_trainer,
+    adopt, job_ended, launch, owns, pump, push, record_failure, watch_eval, watch_trainer,
 };
 use crate::follower::Liveness;
 use crate::jobs::{markers, Job, JobError, JobKind, Slot};
@@ -41,9 +40,12 @@ impl Backend for Local {
         runs.iter().map(|r| stop_one(st, r, which, mark)).collect()
     }
 
+    /// Off the runtime: adoption reads locks and the pump may start processes.
     fn restore<'a>(&'a self, st: &'a AppState, loaded: Vec<Loaded>) -> Restoring<'a> {
-        restore(st, loaded);
-        Box::pin(std::future::ready(()))
+        let st = st.clone();
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(move || restore(&st, loaded)).await;
+        })
     }
 }
 
@@ -127,17 +129,16 @@ fn spawn_job(st: &AppState, job: &Job, slot: &Slot, gpus: usize) -> anyhow::Resu
 fn restore(st: &AppState, loaded: Vec<Loaded>) {
     for l in loaded {
         let Some(run) = l.dir.run_id() else { continue };
-        let device = device_of(&l.summary);
         if let Some(owner) = &l.owner {
-            adopt(st, &l.dir, &run, owner, &device, l.summary.clone());
+            adopt(st, &l.dir, &run, owner, l.summary.clone());
         }
         if let Some(kind) = l.queued {
-            push(st, run.clone(), kind, &device);
+            push(st, run.clone(), kind);
         }
         let running = l.owner.as_ref().map(|o| o.what.clone());
         for key in markers::read_evals(&l.dir) {
             if running.as_deref() != Some(&format!("eval {}", key.dir_name())) {
-                push(st, run.clone(), JobKind::Evaluate(key), &device);
+                push(st, run.clone(), JobKind::Evaluate(key));
             }
         }
     }

@@ -30,6 +30,7 @@ use super::process::append_finished;
 use super::scan;
 use super::state::AppState;
 use fairtat_core::config::gpu_memory::{self, Work};
+use fairtat_core::config::DeviceSpec;
 use fairtat_core::runs::deps::{dependency_state, DependencyState};
 use fairtat_core::runs::lock::{self, LockOwner};
 use fairtat_core::runs::safe_fs;
@@ -147,7 +148,7 @@ fn watch_trainer(st: AppState, dir: RunDir, live: Liveness, history_seq: Option<
     tokio::spawn(async move {
         let Some(run) = dir.run_id() else { return };
         if follow(&st, dir, live, history_seq).await {
-            job_ended(&st, &run);
+            ended(&st, &run).await;
         }
     });
 }
@@ -162,8 +163,14 @@ fn watch_eval(st: AppState, run: RunId, mut live: Liveness) {
             }
         }
         tracing::info!(run = %run, "evaluation ended");
-        job_ended(&st, &run);
+        ended(&st, &run).await;
     });
+}
+
+/// [`job_ended`] from a watcher task, on a blocking thread: its pump may start processes.
+async fn ended(st: &AppState, run: &RunId) {
+    let (st, run) = (st.clone(), run.clone());
+    let _ = tokio::task::spawn_blocking(move || job_ended(&st, &run)).await;
 }
 
 /// A job's process is gone (or its run ended): free the slot, tell the run's pages (its
@@ -190,7 +197,7 @@ fn epochs_done(st: &AppState, run: &RunId) -> usize {
 
 /// Re-queue a job found on disk; one whose device is gone from this machine fails with the
 /// reason instead of waiting forever.
-fn push(st: &AppState, run: RunId, kind: JobKind, device: &str) {
+fn push(st: &AppState, run: RunId, kind: JobKind) {
     let spec = scan::read_spec(&st.run_dir(&run));
     let needs_source = kind == JobKind::Train
         && spec
@@ -203,33 +210,18 @@ fn push(st: &AppState, run: RunId, kind: JobKind, device: &str) {
     let job = Job {
         run,
         kind,
-        device: device.to_string(),
+        device: spec.as_ref().map_or(DeviceSpec::Auto, |s| s.device),
         needs_source,
         gpu_mib: spec.map_or(0, |s| gpu_memory::estimate_mib(&s, work)),
     };
-    match super::admission::check_device_here(st, device) {
+    match super::admission::check_device_here(st, job.device) {
         Ok(()) => st.jobs().lock().push(job),
         Err(err) => record_failure(st, &job, &err.to_string()),
     }
 }
 
-fn device_of(s: &RunSummary) -> String {
-    if s.device.is_empty() {
-        "auto".into()
-    } else {
-        s.device.clone()
-    }
-}
-
 /// Count and follow a process that a previous server started (or a shell: `fairtat train`).
-pub fn adopt(
-    st: &AppState,
-    dir: &RunDir,
-    run: &RunId,
-    owner: &LockOwner,
-    device: &str,
-    summary: RunSummary,
-) {
+pub fn adopt(st: &AppState, dir: &RunDir, run: &RunId, owner: &LockOwner, summary: RunSummary) {
     if st.jobs().lock().running(run).is_some() {
         return;
     }
@@ -244,12 +236,13 @@ pub fn adopt(
         JobKind::Evaluate(_) => Work::Evaluate,
         _ => Work::Train,
     };
+    let (device, gpu_mib) = scan::job_needs(dir, work);
     let job = Job {
         run: run.clone(),
         kind,
-        device: device.to_string(),
+        device,
         needs_source: false,
-        gpu_mib: scan::gpu_estimate(dir, work),
+        gpu_mib,
     };
     st.jobs().lock().adopt(job, owner.pid);
     tracing::info!(run = %run, pid = owner.pid, what = %owner.what, "adopted a running process");

@@ -46,7 +46,7 @@ fn resources(st: &AppState, job: &Job) -> Result<Resources, SlurmError> {
         .unwrap_or_default();
     sched(st)
         .opts
-        .resources(&spec, &job.device)
+        .resources(&spec, job.device)
         .map_err(|e| SlurmError::Refused(e.to_string()))
 }
 
@@ -251,9 +251,12 @@ async fn watch_train(
     };
     let st2 = st.clone();
     let job2 = job.clone();
-    let _ = tokio::task::spawn_blocking(move || settle_train(&st2, &job2, end)).await;
-    job_ended(st, &job.run);
-    super::slurm_poll::maybe_requeue(st, &job.run);
+    let _ = tokio::task::spawn_blocking(move || {
+        settle_train(&st2, &job2, end);
+        job_ended(&st2, &job2.run);
+        super::slurm_poll::maybe_requeue(&st2, &job2.run);
+    })
+    .await;
 }
 
 enum Next {
@@ -359,12 +362,14 @@ async fn watch_eval(st: &AppState, job: &Job, mut rx: watch::Receiver<Option<End
     })
     .await;
     tracing::info!(run = %job.run, "Slurm evaluation ended");
-    job_ended(st, &job.run);
-    if let JobKind::Evaluate(key) = job.kind {
-        let (st, run) = (st.clone(), job.run.clone());
-        let rerun = move || super::slurm_poll::maybe_rerun_eval(&st, &run, key, &end.state);
-        let _ = tokio::task::spawn_blocking(rerun).await;
-    }
+    let (st2, job2) = (st.clone(), job.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        job_ended(&st2, &job2.run);
+        if let JobKind::Evaluate(key) = job2.kind {
+            super::slurm_poll::maybe_rerun_eval(&st2, &job2.run, key, &end.state);
+        }
+    })
+    .await;
     if let Ok(Some(summary)) = st.index().get(&job.run) {
         st.hub().status(&summary);
     }

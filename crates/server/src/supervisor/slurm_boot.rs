@@ -9,12 +9,13 @@ use std::collections::{HashMap, HashSet};
 use super::slurm::follow_job;
 use super::slurm_arrays::{read_maps, tasks_by_run};
 use super::slurm_files::{job_file, job_files, read_job_file, write_job_file};
-use super::{adopt, device_of, pump, push};
+use super::{adopt, pump, push};
 use crate::jobs::{markers, Job, JobKind};
 use crate::scan::Loaded;
 use crate::slurm::{cli, JobId, Snapshot};
 use crate::state::AppState;
-use fairtat_core::runs::{RunId, RunStatus};
+use fairtat_core::config::DeviceSpec;
+use fairtat_core::runs::{RunDir, RunId, RunStatus};
 
 pub async fn restore(st: &AppState, loaded: Vec<Loaded>) {
     // Slurm unreachable: the maps' job ids still say which array task trains which run.
@@ -108,12 +109,11 @@ async fn array_tasks(
 
 fn restore_run(st: &AppState, l: &Loaded, found: &Found) {
     let Some(run) = l.dir.run_id() else { return };
-    let device = device_of(&l.summary);
     let mut followed: Vec<JobKind> = Vec::new();
     for name in job_files(&l.dir) {
         if let Some((id, kind, seq)) = read_job_file(&l.dir, &name) {
             followed.push(kind);
-            follow_job(st, &job(&run, kind, &device), id, seq, true);
+            follow_job(st, &job(&l.dir, &run, kind), id, seq, true);
         }
     }
     let same = |a: &JobKind, b: &JobKind| a == b || (!is_eval(a) && !is_eval(b));
@@ -132,7 +132,7 @@ fn restore_run(st: &AppState, l: &Loaded, found: &Found) {
             followed.push(kind);
             continue;
         }
-        push(st, run.clone(), kind, &device);
+        push(st, run.clone(), kind);
     }
     if followed.is_empty() && started_unended(l) {
         // A started trainer whose id file is gone: its task still runs somewhere.
@@ -143,7 +143,7 @@ fn restore_run(st: &AppState, l: &Loaded, found: &Found) {
     }
     if let (true, Some(owner)) = (followed.is_empty(), &l.owner) {
         // `fairtat train` started from a shell on this host, outside Slurm.
-        adopt(st, &l.dir, &run, owner, &device, l.summary.clone());
+        adopt(st, &l.dir, &run, owner, l.summary.clone());
     }
 }
 
@@ -155,7 +155,7 @@ fn recover(st: &AppState, l: &Loaded, run: &RunId, kind: JobKind, id: JobId) {
         tracing::warn!(run = %run, cause = %err, "cannot record the Slurm job id");
     }
     tracing::info!(run = %run, job = %id, "found the Slurm job of a run without its id file");
-    follow_job(st, &job(run, kind, &device_of(&l.summary)), id, seq, true);
+    follow_job(st, &job(&l.dir, run, kind), id, seq, true);
 }
 
 /// The live job of a started run: its single job, or its array task while Slurm lists that
@@ -181,13 +181,14 @@ fn is_eval(kind: &JobKind) -> bool {
     matches!(kind, JobKind::Evaluate(_))
 }
 
-fn job(run: &RunId, kind: JobKind, device: &str) -> Job {
+/// A job found again: its device from the run's config (what Slurm was asked for).
+fn job(dir: &RunDir, run: &RunId, kind: JobKind) -> Job {
     Job {
         // Slurm places jobs by `--gres`; nothing is packed here.
         gpu_mib: 0,
         run: run.clone(),
         kind,
-        device: device.to_string(),
+        device: crate::scan::read_spec(dir).map_or(DeviceSpec::Auto, |s| s.device),
         needs_source: false,
     }
 }

@@ -1,5 +1,6 @@
 //! Cancelling Slurm jobs: one `scancel` for every job of a request, so a grid cancel of 200
 //! runs costs one call, and one wake of the poller (which paces itself, see `slurm_poll`).
+//! Called off the runtime, like all of the executor's control (`http::blocking`).
 
 use super::backend::Stop;
 use super::slurm_files::history;
@@ -31,7 +32,7 @@ pub fn cancel_many(
         }
         mark(run);
     }
-    let result = off_runtime(|| cli::scancel(&ids));
+    let result = cli::scancel(&ids);
     let out = runs
         .iter()
         .zip(jobs)
@@ -69,15 +70,6 @@ fn outcome(result: &Result<(), SlurmError>, id: &str) -> Result<(), JobError> {
 /// Whether Slurm's message is about job `id` (`... job id 12_3: ...`; `12_3` is not `12_30`).
 fn names(msg: &str, id: &str) -> bool {
     msg.contains(&format!("job id {id}:")) || msg.contains(&format!("job id {id} "))
-}
-
-/// Run a blocking Slurm command from a request: the runtime's other tasks go on meanwhile
-/// (`block_in_place` on the multi-threaded runtime the server uses).
-fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub async fn preflight(st: &AppState, specs: &[RunSpec]) -> Result<(), ApiError>
     };
     let res = specs
         .iter()
-        .map(|s| sched.opts.resources(&s.slurm, &s.device))
+        .map(|s| sched.opts.resources(&s.slurm, s.device))
         .collect::<Result<Vec<_>, _>>()?;
     let result = tokio::task::spawn_blocking(move || checks::check(&sched.opts, &res))
         .await

@@ -24,6 +24,7 @@ pub use train::{AttackKey, AttackSpec, TrainKey, TrainSpec};
 
 use serde::{Deserialize, Serialize};
 
+use super::device::DeviceSpec;
 use super::error::ConfigError;
 use super::schema::{concat_fields, section, Field};
 
@@ -35,8 +36,7 @@ section! {
         tags: Vec<String> = |_| Vec::new(); "Comma-separated tags used to filter runs",
         seed: u64 [0, u32::MAX as u64] = |_| 0;
             "Random seed for initialisation, splits and attacks",
-        /// `auto`, `cpu` or `cuda:N`.
-        device: String = |_| "auto".to_string(); "auto, cpu or cuda:N",
+        device: DeviceSpec = |_| DeviceSpec::Auto; "auto, cpu or cuda:N",
     }
 }
 
@@ -57,20 +57,9 @@ pub fn check_run_name(name: &str) -> Result<(), ConfigError> {
 }
 
 impl RunKeys {
-    /// The checks beyond one key: the name's length, the device's form.
+    /// The checks beyond one key: the name's length.
     pub(crate) fn check(self) -> Result<Self, ConfigError> {
         check_run_name(&self.name)?;
-        let d = self.device.as_str();
-        let cuda = d
-            .strip_prefix("cuda:")
-            .is_some_and(|n| n.parse::<usize>().is_ok());
-        if !(d == "auto" || d == "cpu" || cuda) {
-            return Err(ConfigError::not_allowed(
-                RunKey::device.name(),
-                d,
-                &["auto", "cpu", "cuda:N"],
-            ));
-        }
         Ok(self)
     }
 }
@@ -128,8 +117,7 @@ pub struct RunSpec {
     pub name: String,
     pub tags: Vec<String>,
     pub seed: u64,
-    /// `auto`, `cpu` or `cuda:N`.
-    pub device: String,
+    pub device: DeviceSpec,
     pub data: DataSpec,
     pub model: ModelSpec,
     pub train: TrainSpec,
