@@ -122,13 +122,13 @@ async fn runs_page(
             .map(|v| format!("&{k}={}", enc(v)))
             .unwrap_or_default()
     };
-    let filters_q = format!(
-        "{}{}{}{}",
-        keep("status", &p.status),
-        keep("method", &p.method),
-        keep("dataset", &p.dataset),
-        keep("tag", &p.tag)
-    ) + &keep("cols", &p.cols);
+    let f = &p.filter;
+    let filters_q: String = f
+        .columns()
+        .into_iter()
+        .chain([("tag", &f.tag), ("cols", &p.cols)])
+        .map(|(k, v)| keep(k, v))
+        .collect();
     let headers = COLUMNS[..9]
         .iter()
         .map(|(label, key)| {
@@ -146,11 +146,7 @@ async fn runs_page(
         })
         .collect();
     let mut filters = Vec::new();
-    for (name, cur) in [
-        ("status", &p.status),
-        ("method", &p.method),
-        ("dataset", &p.dataset),
-    ] {
+    for (name, cur) in f.columns() {
         filters.push(Filter {
             name,
             options: options(st.index().distinct(name)?, cur.as_deref()),
@@ -158,7 +154,7 @@ async fn runs_page(
     }
     Ok(HtmlTemplate(RunsPage {
         filters,
-        tag: p.tag.clone().unwrap_or_default(),
+        tag: f.tag.clone().unwrap_or_default(),
         cols: col_keys.join(", "),
         col_keys,
         all_keys: fairtat_core::config::fields::FIELDS
