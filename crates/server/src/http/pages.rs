@@ -18,6 +18,7 @@ use super::{indexed_run, run_dir, RunPath};
 use crate::error::ApiError;
 use crate::index::SORT_KEYS;
 use crate::state::AppState;
+use fairtat_core::runs::RunId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -357,18 +358,22 @@ async fn tables_fragment(
     Ok(axum::response::Html(html).into_response())
 }
 
+/// The run page's Cancel and Resume buttons: the API's action, then back to the run's page (or
+/// the action's error).
+fn back_to_run<T>(id: &RunId, action: Result<T, ApiError>) -> Result<Redirect, ApiError> {
+    action.map(|_| Redirect::to(&format!("/runs/{id}")))
+}
+
 async fn cancel_form(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
-    super::api::cancel_run(&st, &id)?;
-    Ok(Redirect::to(&format!("/runs/{id}")))
+    back_to_run(&id, super::api::cancel_run(&st, &id))
 }
 
 async fn resume_form(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
-    super::api::resume_run(&st, &id)?;
-    Ok(Redirect::to(&format!("/runs/{id}")))
+    back_to_run(&id, super::api::resume_run(&st, &id))
 }
