@@ -156,6 +156,7 @@ impl ExecutorArgs {
             }
             return Ok(None);
         }
+        // c: the flags, f: the file's [slurm] table; a flag wins.
         let (c, f) = (&self.slurm, file.slurm.unwrap_or_default());
         let pick =
             |cli: &Option<String>, file: Option<String>| cli.clone().or(file).unwrap_or_default();
