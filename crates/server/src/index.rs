@@ -18,13 +18,33 @@ use fairtat_core::runs::RunId;
 /// File name of the index inside the runs directory (a dot name is never a valid run id).
 pub const INDEX_FILE: &str = ".index.sqlite";
 
-/// Filters and order for [`Index::list`]; `None` = no filter.
-#[derive(Clone, Debug, Default)]
-pub struct ListQuery {
+/// The runs list's filters: the query parameters `status`, `method`, `dataset` and `tag` of the
+/// runs page and `/api/runs`; `None` or empty = no filter.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct RunFilter {
     pub status: Option<String>,
     pub method: Option<String>,
     pub dataset: Option<String>,
+    /// A tag the run carries.
     pub tag: Option<String>,
+}
+
+impl RunFilter {
+    /// The filters that match an index column of the same name, by that name (the page's
+    /// drop-downs); `tag` matches one entry of a list instead.
+    pub fn columns(&self) -> [(&'static str, &Option<String>); 3] {
+        [
+            ("status", &self.status),
+            ("method", &self.method),
+            ("dataset", &self.dataset),
+        ]
+    }
+}
+
+/// Filters and order for [`Index::list`].
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    pub filter: RunFilter,
     /// One of [`SORT_KEYS`]; anything else sorts by id (newest first).
     pub sort: Option<String>,
     pub desc: bool,
@@ -200,17 +220,13 @@ impl Index {
     pub fn list(&self, q: &ListQuery) -> anyhow::Result<Vec<RunSummary>> {
         let mut sql = String::from("SELECT summary FROM runs WHERE 1=1");
         let mut args: Vec<String> = Vec::new();
-        for (col, val) in [
-            ("status", &q.status),
-            ("method", &q.method),
-            ("dataset", &q.dataset),
-        ] {
+        for (col, val) in q.filter.columns() {
             if let Some(v) = val.as_deref().filter(|v| !v.is_empty()) {
                 args.push(v.to_string());
                 sql.push_str(&format!(" AND {col} = ?{}", args.len()));
             }
         }
-        if let Some(tag) = q.tag.as_deref().filter(|v| !v.is_empty()) {
+        if let Some(tag) = q.filter.tag.as_deref().filter(|v| !v.is_empty()) {
             args.push(format!("%,{},%", tag.replace(['%', '_'], "")));
             sql.push_str(&format!(" AND tags LIKE ?{}", args.len()));
         }

@@ -3,6 +3,17 @@
 (function () {
   "use strict";
 
+  // Seconds as "42s", "3m 07s" or "1h 02m" ("–" when unknown): the runs list's ETA column and,
+  // through window.fairtatDuration, run.js's epoch ETA.
+  function duration(s) {
+    if (s == null || !isFinite(s) || s < 0) { return "–"; }
+    s = Math.round(s);
+    if (s < 60) { return s + "s"; }
+    if (s < 3600) { return Math.floor(s / 60) + "m " + ("0" + (s % 60)).slice(-2) + "s"; }
+    return Math.floor(s / 3600) + "h " + ("0" + Math.floor(s / 60) % 60).slice(-2) + "m";
+  }
+  window.fairtatDuration = duration;
+
   // Run page: listen to the run's event stream; on an epoch (or status) change re-fetch the
   // chart images and the tables fragment, debounced so a snapshot replay costs one refresh.
   function runPage(root) {
@@ -147,13 +158,6 @@
     }
     function soon() { if (!timer) { timer = setTimeout(rows, 1000); } }
     function pct(h, key) { return h && isFinite(h[key]) ? (100 * h[key]).toFixed(2) : "–"; }
-    function eta(s) {
-      if (s == null || !isFinite(s) || s < 0) { return "–"; }
-      s = Math.round(s);
-      if (s < 60) { return s + "s"; }
-      if (s < 3600) { return Math.floor(s / 60) + "m " + ("0" + (s % 60)).slice(-2) + "s"; }
-      return Math.floor(s / 3600) + "h " + ("0" + Math.floor(s / 60) % 60).slice(-2) + "m";
-    }
     function set(row, field, text) {
       var c = row.querySelector('[data-field="' + field + '"]');
       if (c && c.textContent !== text) { c.textContent = text; }
@@ -172,7 +176,7 @@
       if (p) { p.value = Math.round(100 * Math.min(1, Math.max(0, s.progress || 0))); }
       set(row, "epochs", s.epochs_done + "/" + s.epochs_total);
       var live = s.status === "running" || s.status === "queued";
-      set(row, "eta", live ? eta(s.eta_secs) : "–");
+      set(row, "eta", live ? duration(s.eta_secs) : "–");
       var worst = s.dataset === "cifar100" ? "worst10" : "worst";
       set(row, "clean", pct(s.clean, "overall"));
       set(row, "clean-worst", pct(s.clean, worst));

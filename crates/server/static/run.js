@@ -1,7 +1,8 @@
 // fairtat run page, inside an epoch: the step panel (batch i of n, step loss, throughput, the
 // epoch's ETA and the step-loss curve of the epoch so far) from the trainer's `progress` lines,
 // and figures for charts a run gains while it trains (EMA/FAWA, validation, method state).
-// app.js owns the event stream and calls the two hooks below; no framework, no CDN.
+// app.js owns the event stream and calls the two hooks below, and formats durations
+// (window.fairtatDuration); no framework, no CDN.
 (function () {
   "use strict";
 
@@ -10,13 +11,6 @@
   var step = null;
 
   function num(x, digits) { return x == null || !isFinite(x) ? "–" : Number(x).toFixed(digits); }
-  function secs(s) {
-    if (s == null || !isFinite(s) || s < 0) { return "–"; }
-    s = Math.round(s);
-    if (s < 60) { return s + "s"; }
-    if (s < 3600) { return Math.floor(s / 60) + "m " + ("0" + (s % 60)).slice(-2) + "s"; }
-    return Math.floor(s / 3600) + "h " + ("0" + Math.floor(s / 60) % 60).slice(-2) + "m";
-  }
 
   // The step-loss curve as one polyline over batches 0..n, y scaled to the epoch's range.
   function draw() {
@@ -49,7 +43,7 @@
       ? "epoch " + step.epoch + ": all " + step.batches + " batches trained; evaluating"
       : "epoch " + step.epoch + " · batch " + step.batch + " of " + step.batches + " (" + pct + "%)" +
         " · step loss " + num(step.step_loss, 4) + " (epoch mean " + num(step.loss, 4) + ")" +
-        " · " + num(step.images_per_sec, 0) + " img/s · epoch ETA " + secs(step.epoch_eta_secs);
+        " · " + num(step.images_per_sec, 0) + " img/s · epoch ETA " + window.fairtatDuration(step.epoch_eta_secs);
     draw();
   }
 

@@ -7,6 +7,60 @@ use std::collections::BTreeSet;
 use super::error::ConfigError;
 use super::number::{parse_fraction, short_number};
 
+/// A number type [`Reader::number`] reads: which TOML values it takes and how an error writes
+/// it.
+pub(crate) trait Number: PartialOrd + Copy {
+    /// What the error says was expected.
+    const WHAT: &'static str;
+    /// `None` when the value's type is not a number of this kind, `Some(Err(why))` when its
+    /// text is not one.
+    fn take(v: &toml::Value) -> Option<Result<Self, String>>;
+    fn show(self) -> String;
+}
+
+impl Number for f64 {
+    const WHAT: &'static str = "a number";
+    fn take(v: &toml::Value) -> Option<Result<Self, String>> {
+        match v {
+            toml::Value::Float(f) => Some(Ok(*f)),
+            toml::Value::Integer(i) => Some(Ok(*i as f64)),
+            toml::Value::String(s) => Some(
+                parse_fraction(s)
+                    .ok_or_else(|| format!("{s:?} is not a number (use 0.031 or \"8/255\")")),
+            ),
+            _ => None,
+        }
+    }
+    fn show(self) -> String {
+        short_number(self)
+    }
+}
+
+/// Whole numbers, read wide so that a negative or huge value is compared and shown as the user
+/// wrote it before it is narrowed to the key's type.
+impl Number for i128 {
+    const WHAT: &'static str = "a whole number";
+    fn take(v: &toml::Value) -> Option<Result<Self, String>> {
+        match v {
+            toml::Value::Integer(i) => Some(Ok((*i).into())),
+            toml::Value::String(s) => Some(
+                s.trim()
+                    .parse::<i64>()
+                    .map(i128::from)
+                    .map_err(|_| format!("{s:?} is not a whole number")),
+            ),
+            _ => None,
+        }
+    }
+    /// `usize::MAX`, the bound of a key without an upper limit, reads "no limit".
+    fn show(self) -> String {
+        match self == usize::MAX as i128 {
+            true => "no limit".to_string(),
+            false => self.to_string(),
+        }
+    }
+}
+
 /// Reads typed values out of one section and remembers which keys were used.
 pub(crate) struct Reader<'a> {
     pub prefix: &'static str,
@@ -62,63 +116,25 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn out_of_range(&self, k: &str, v: &str, min: &str, max: &str) -> ConfigError {
-        ConfigError::invalid(
+    /// A number in `bounds` (inclusive); `default` when absent. NaN lies in no range, an
+    /// infinity in none with finite bounds (every key's bounds are finite).
+    pub(crate) fn number<T: Number>(
+        &self,
+        k: &str,
+        default: T,
+        (min, max): (T, T),
+    ) -> Result<T, ConfigError> {
+        let Some(v) = self.value(k, T::WHAT, T::take)? else {
+            return Ok(default);
+        };
+        if (min..=max).contains(&v) {
+            return Ok(v);
+        }
+        let [v, min, max] = [v, min, max].map(T::show);
+        Err(ConfigError::invalid(
             &self.key(k),
             format!("{v} is out of range; allowed: {min} to {max}"),
-        )
-    }
-
-    pub(crate) fn f64(
-        &self,
-        k: &str,
-        default: f64,
-        min: f64,
-        max: f64,
-    ) -> Result<f64, ConfigError> {
-        let v = self.value(k, "a number", |v| match v {
-            toml::Value::Float(f) => Some(Ok(*f)),
-            toml::Value::Integer(i) => Some(Ok(*i as f64)),
-            toml::Value::String(s) => Some(
-                parse_fraction(s)
-                    .ok_or_else(|| format!("{s:?} is not a number (use 0.031 or \"8/255\")")),
-            ),
-            _ => None,
-        })?;
-        let Some(v) = v else { return Ok(default) };
-        if !v.is_finite() || v < min || v > max {
-            let [v, min, max] = [v, min, max].map(short_number);
-            return Err(self.out_of_range(k, &v, &min, &max));
-        }
-        Ok(v)
-    }
-
-    pub(crate) fn usize(
-        &self,
-        k: &str,
-        default: usize,
-        min: usize,
-        max: usize,
-    ) -> Result<usize, ConfigError> {
-        let v = self.value(k, "a whole number", |v| match v {
-            toml::Value::Integer(i) => Some(Ok(*i)),
-            toml::Value::String(s) => Some(
-                s.trim()
-                    .parse::<i64>()
-                    .map_err(|_| format!("{s:?} is not a whole number")),
-            ),
-            _ => None,
-        })?;
-        let Some(v) = v else { return Ok(default) };
-        if v < min as i64 || (v as u64) > max as u64 {
-            let hi = if max == usize::MAX {
-                "no limit".to_string()
-            } else {
-                max.to_string()
-            };
-            return Err(self.out_of_range(k, &v.to_string(), &min.to_string(), &hi));
-        }
-        Ok(v as usize)
+        ))
     }
 
     pub(crate) fn bool(&self, k: &str, default: bool) -> Result<bool, ConfigError> {
@@ -199,5 +215,50 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `number` answers for `x = <text>` in a section `s`, bounds as the keys declare them.
+    fn read<T: Number>(text: &str, default: T, bounds: (T, T)) -> Result<T, String> {
+        let table: toml::Table = toml::from_str(&format!("x = {text}")).unwrap();
+        let r = Reader::new("s", &table, &["x"]);
+        r.number("x", default, bounds).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn numbers_are_checked_against_their_bounds_and_errors_name_key_and_range() {
+        let unit = (0.0, 1.0);
+        assert_eq!(read("0.5", 0.1, unit), Ok(0.5));
+        assert_eq!(read("1", 0.1, unit), Ok(1.0));
+        assert_eq!(read("\"8/255\"", 0.1, unit), Ok(8.0 / 255.0));
+        let err = |text: &str| read(text, 0.1, unit).unwrap_err();
+        assert_eq!(err("1.5"), "s.x: 1.5 is out of range; allowed: 0 to 1");
+        assert!(
+            err("nan").starts_with("s.x: NaN is out of range"),
+            "{}",
+            err("nan")
+        );
+        assert!(
+            err("inf").starts_with("s.x: inf is out of range"),
+            "{}",
+            err("inf")
+        );
+        assert!(err("true").contains("expected a number, got boolean"));
+        let whole = (1i128, usize::MAX as i128);
+        assert_eq!(read("\" 7 \"", 3, whole), Ok(7));
+        assert_eq!(
+            read("-1", 3, whole).unwrap_err(),
+            "s.x: -1 is out of range; allowed: 1 to no limit"
+        );
+        assert!(read("2.5", 3, whole)
+            .unwrap_err()
+            .contains("expected a whole number, got float"));
+        let absent: toml::Table = toml::Table::new();
+        let r = Reader::new("s", &absent, &["x"]);
+        assert_eq!(r.number("x", 0.25, unit).unwrap(), 0.25);
     }
 }

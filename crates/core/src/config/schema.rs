@@ -66,8 +66,7 @@ pub(crate) trait KeyType: Sized {
 impl KeyType for f64 {
     const KIND: FieldKind = FieldKind::Number;
     fn read(r: &Reader, k: &str, d: Self, b: Option<(f64, f64)>) -> Result<Self, ConfigError> {
-        let (lo, hi) = b.unwrap_or((f64::MIN, f64::MAX));
-        r.f64(k, d, lo, hi)
+        r.number(k, d, b.unwrap_or((f64::MIN, f64::MAX)))
     }
 }
 
@@ -75,7 +74,8 @@ impl KeyType for usize {
     const KIND: FieldKind = FieldKind::Number;
     fn read(r: &Reader, k: &str, d: Self, b: Option<(Self, Self)>) -> Result<Self, ConfigError> {
         let (lo, hi) = b.unwrap_or((0, usize::MAX));
-        r.usize(k, d, lo, hi)
+        let v = r.number(k, d as i128, (lo as i128, hi as i128))?;
+        Ok(v as usize)
     }
 }
 
@@ -83,7 +83,8 @@ impl KeyType for u64 {
     const KIND: FieldKind = FieldKind::Number;
     fn read(r: &Reader, k: &str, d: Self, b: Option<(Self, Self)>) -> Result<Self, ConfigError> {
         let (lo, hi) = b.unwrap_or((0, u32::MAX as u64));
-        Ok(r.usize(k, d as usize, lo as usize, hi as usize)? as u64)
+        let v = r.number(k, d as i128, (lo as i128, hi as i128))?;
+        Ok(v as u64)
     }
 }
 

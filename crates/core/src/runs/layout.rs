@@ -65,31 +65,6 @@ impl RunDir {
             .unwrap_or_default()
     }
 
-    pub fn config_toml(&self) -> PathBuf {
-        self.root.join("config.toml")
-    }
-
-    pub fn spec_json(&self) -> PathBuf {
-        self.root.join("spec.json")
-    }
-
-    /// The user's edits (display name, tags, notes): [`super::meta::RunMeta`].
-    pub fn meta_json(&self) -> PathBuf {
-        self.root.join("meta.json")
-    }
-
-    pub fn events(&self) -> PathBuf {
-        self.root.join("events.jsonl")
-    }
-
-    pub fn log(&self) -> PathBuf {
-        self.root.join("train.log")
-    }
-
-    pub fn checkpoints(&self) -> PathBuf {
-        self.root.join("checkpoints")
-    }
-
     /// `checkpoints/<kind>.safetensors`.
     pub fn checkpoint(&self, kind: CheckpointKind) -> PathBuf {
         self.checkpoints().join(format!("{kind}.safetensors"))
@@ -100,35 +75,45 @@ impl RunDir {
         self.checkpoints().join("state.json")
     }
 
-    pub fn reports(&self) -> PathBuf {
-        self.root.join("reports")
-    }
-
     pub fn report(&self, name: &str) -> PathBuf {
         self.reports().join(name)
     }
+}
 
+/// The files and folders directly under a run directory: one row each, `method => name`, so
+/// a name is spelled once and every reader and writer goes through the same accessor.
+macro_rules! run_dir_entries {
+    ($($(#[$doc:meta])* $method:ident => $name:literal;)*) => {
+        impl RunDir {
+            $(
+                $(#[$doc])*
+                pub fn $method(&self) -> PathBuf {
+                    self.root.join($name)
+                }
+            )*
+        }
+    };
+}
+
+run_dir_entries! {
+    config_toml => "config.toml";
+    spec_json => "spec.json";
+    /// The user's edits (display name, tags, notes): [`super::meta::RunMeta`].
+    meta_json => "meta.json";
+    events => "events.jsonl";
+    log => "train.log";
+    checkpoints => "checkpoints";
+    reports => "reports";
     /// Written by the server when it queues a run, removed when the run starts.
-    pub fn queued_marker(&self) -> PathBuf {
-        self.root.join("queued")
-    }
-
+    queued_marker => "queued";
     /// Written by the server just before it stops the trainer for a user's Cancel, so the
     /// trainer's final line can say who stopped it; removed when a trainer starts.
-    pub fn cancel_marker(&self) -> PathBuf {
-        self.root.join("cancel-requested")
-    }
-
+    cancel_marker => "cancel-requested";
     /// Locked by the process that owns the directory (a trainer or an evaluation job) for its
     /// whole life; it names that process ([`super::lock`]).
-    pub fn lock_file(&self) -> PathBuf {
-        self.root.join("lock")
-    }
-
+    lock_file => "lock";
     /// `evals/`: one directory per evaluation (`<suite>-<model>`).
-    pub fn evals(&self) -> PathBuf {
-        self.root.join("evals")
-    }
+    evals => "evals";
 }
 
 /// A new, sortable, unique run id: `YYYYMMDD-HHMMSS-<slug of name>-<4 hex>`.
@@ -247,6 +232,28 @@ mod tests {
         assert!(id.contains("-fmnist-quick-fair-tat-"), "{id}");
         for bad in ["", "..", ".hidden", "a/b", "a\\b", "a b"] {
             assert!(!is_valid_run_id(bad), "{bad}");
+        }
+    }
+
+    /// The names other builds and the server's index rely on (a run directory outlives builds).
+    #[test]
+    fn entry_names_are_stable() {
+        let d = RunDir::new("r");
+        let names = [
+            (d.config_toml(), "config.toml"),
+            (d.spec_json(), "spec.json"),
+            (d.meta_json(), "meta.json"),
+            (d.events(), "events.jsonl"),
+            (d.log(), "train.log"),
+            (d.queued_marker(), "queued"),
+            (d.cancel_marker(), "cancel-requested"),
+            (d.lock_file(), "lock"),
+            (d.evals(), "evals"),
+            (d.resume_state(), "checkpoints/state.json"),
+            (d.report("x.csv"), "reports/x.csv"),
+        ];
+        for (path, name) in names {
+            assert_eq!(path, Path::new("r").join(name));
         }
     }
 }

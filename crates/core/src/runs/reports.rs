@@ -149,25 +149,27 @@ pub fn confusion_csv(class_names: &[String], confusion: &[Vec<u64>]) -> String {
     out
 }
 
+/// The columns of [`summary_csv`] before the headlines: each name next to its value, so the
+/// header and the rows cannot drift apart.
+const SUMMARY_COLUMNS: [(&str, fn(&RunSummary) -> String); 12] = [
+    ("id", |s| s.id.clone()),
+    ("name", |s| s.name.clone()),
+    ("status", |s| s.status.as_str().to_string()),
+    ("method", |s| s.method.clone()),
+    ("dataset", |s| s.dataset.clone()),
+    ("arch", |s| s.arch.clone()),
+    ("tags", |s| s.tags.join(";")),
+    ("epochs_done", |s| s.epochs_done.to_string()),
+    ("epochs_total", |s| s.epochs_total.to_string()),
+    ("progress", |s| num(s.progress)),
+    ("started_at", |s| s.started_at.map(num).unwrap_or_default()),
+    ("updated_at", |s| s.updated_at.map(num).unwrap_or_default()),
+];
+
 /// One row per run, for the dashboard's all-runs download.
 pub fn summary_csv(rows: &[RunSummary]) -> String {
     let mut out = String::new();
-    let mut header: Vec<String> = [
-        "id",
-        "name",
-        "status",
-        "method",
-        "dataset",
-        "arch",
-        "tags",
-        "epochs_done",
-        "epochs_total",
-        "progress",
-        "started_at",
-        "updated_at",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut header: Vec<String> = SUMMARY_COLUMNS.iter().map(|(n, _)| n.to_string()).collect();
     for which in ["clean", "robust"] {
         for col in ["epoch", "attack", "acc", "worst", "worst10"] {
             header.push(format!("test_{which}_{col}"));
@@ -175,22 +177,8 @@ pub fn summary_csv(rows: &[RunSummary]) -> String {
     }
     header.push("message".into());
     push_row(&mut out, header);
-    let opt = |x: Option<f64>| x.map(num).unwrap_or_default();
     for s in rows {
-        let mut row = vec![
-            s.id.clone(),
-            s.name.clone(),
-            s.status.as_str().to_string(),
-            s.method.clone(),
-            s.dataset.clone(),
-            s.arch.clone(),
-            s.tags.join(";"),
-            s.epochs_done.to_string(),
-            s.epochs_total.to_string(),
-            num(s.progress),
-            opt(s.started_at),
-            opt(s.updated_at),
-        ];
+        let mut row: Vec<String> = SUMMARY_COLUMNS.iter().map(|(_, value)| value(s)).collect();
         for h in [&s.clean, &s.robust] {
             row.extend(headline_fields(h.as_ref()));
         }
@@ -341,5 +329,46 @@ mod csv_tests {
         assert_eq!(csv_field("1e-3"), "1e-3");
         assert_eq!(csv_field("fair-tat"), "fair-tat");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+}
+
+#[cfg(test)]
+mod summary_csv_tests {
+    use super::summary_csv;
+    use crate::runs::summary::{Headline, RunSummary};
+    use crate::runs::{RunDir, RunStatus};
+
+    /// The all-runs download, byte for byte (spreadsheets and scripts read it by position).
+    #[test]
+    fn summary_csv_columns_and_values_stay_as_they_are() {
+        let mut s = RunSummary::empty(&RunDir::new("runs/r1"));
+        s.name = "a, \"b\"".into();
+        s.status = RunStatus::Failed;
+        s.method = "fair-tat".into();
+        s.dataset = "cifar10".into();
+        s.arch = "prn18".into();
+        s.tags = vec!["x".into(), "y".into()];
+        s.epochs_done = 2;
+        s.epochs_total = 10;
+        s.progress = 0.25;
+        s.started_at = Some(1.5);
+        s.robust = Some(Headline {
+            epoch: 1,
+            attack: "pgd-20".into(),
+            overall: 0.5,
+            worst: f64::NAN,
+            worst10: 0.125,
+        });
+        s.message = Some("=boom".into());
+        let empty = RunSummary::empty(&RunDir::new("runs/r2"));
+        let got = summary_csv(&[s, empty]);
+        let want = "id,name,status,method,dataset,arch,tags,epochs_done,epochs_total,progress,\
+            started_at,updated_at,test_clean_epoch,test_clean_attack,test_clean_acc,\
+            test_clean_worst,test_clean_worst10,test_robust_epoch,test_robust_attack,\
+            test_robust_acc,test_robust_worst,test_robust_worst10,message\n\
+            r1,\"a, \"\"b\"\"\",failed,fair-tat,cifar10,prn18,x;y,2,10,0.25,1.5,,,,,,,1,pgd-20,\
+            0.5,,0.125,'=boom\n\
+            r2,r2,running,,,,,0,0,0,,,,,,,,,,,,,\n";
+        assert_eq!(got, want);
     }
 }

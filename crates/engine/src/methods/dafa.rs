@@ -282,13 +282,7 @@ impl Method for Dafa {
         self.weights.method_state()
     }
 
-    fn resume_state(&self) -> BTreeMap<String, Vec<f64>> {
-        self.weights.resume_state()
-    }
-
-    fn restore_state(&mut self, s: &BTreeMap<String, Vec<f64>>) {
-        self.weights.restore_state(s);
-    }
+    super::resume_state_in!(weights);
 }
 
 #[cfg(test)]

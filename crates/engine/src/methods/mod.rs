@@ -122,6 +122,22 @@ pub trait Method {
     fn restore_state(&mut self, _state: &BTreeMap<String, Vec<f64>>) {}
 }
 
+/// [`Method::resume_state`] and [`Method::restore_state`] of a method whose whole cross-epoch
+/// state lives in one field (DAFA's and TRIX's class weights): written once, used inside their
+/// `impl Method` blocks as `resume_state_in!(field);`.
+macro_rules! resume_state_in {
+    ($field:ident) => {
+        fn resume_state(&self) -> std::collections::BTreeMap<String, Vec<f64>> {
+            self.$field.resume_state()
+        }
+
+        fn restore_state(&mut self, s: &std::collections::BTreeMap<String, Vec<f64>>) {
+            self.$field.restore_state(s);
+        }
+    };
+}
+pub(crate) use resume_state_in;
+
 /// The method a spec asks for: the registry, one line per file. The match is exhaustive, so a
 /// new [`MethodKind`] does not compile until it is registered here.
 pub fn build(spec: &RunSpec) -> Box<dyn Method> {

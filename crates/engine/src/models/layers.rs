@@ -44,19 +44,10 @@ pub(crate) fn conv2d(
     nn::conv2d(p, c_in, c_out, k, cfg)
 }
 
-/// `nn.Conv2d(c_in, c_out, k, stride, padding, groups=groups)` with bias (depthwise when
-/// `groups == c_in`).
-pub(crate) fn conv2d_grouped(
-    p: nn::Path,
-    c_in: i64,
-    c_out: i64,
-    k: i64,
-    stride: i64,
-    padding: i64,
-    groups: i64,
-) -> nn::Conv2D {
-    let cfg = conv_config(c_in, k, (stride, padding), groups);
-    nn::conv2d(p, c_in, c_out, k, cfg)
+/// `nn.Conv2d(c, c, 3, padding=1, groups=c)` with bias: a depthwise 3x3 convolution that
+/// keeps the spatial size.
+pub(crate) fn depthwise_conv3x3(p: nn::Path, c: i64) -> nn::Conv2D {
+    nn::conv2d(p, c, c, 3, conv_config(c, 3, (1, 1), c))
 }
 
 /// PyTorch's conv initialisation (with bias); the fan-in of the bias bound counts one group's

@@ -12,7 +12,7 @@
 use tch::nn::{self, Init, Module, ModuleT};
 use tch::{Kind, Tensor};
 
-use super::layers::{batch_norm2d, conv2d, conv2d_grouped};
+use super::layers::{batch_norm2d, conv2d, depthwise_conv3x3};
 
 /// XCiT-S12: token width, XCA blocks, heads, class-attention blocks.
 pub(crate) const S12: Shape = Shape {
@@ -135,9 +135,9 @@ struct Lpi {
 impl Lpi {
     fn new(p: &nn::Path, dim: i64) -> Self {
         Lpi {
-            conv1: conv2d_grouped(p / "conv1", dim, dim, 3, 1, 1, dim),
+            conv1: depthwise_conv3x3(p / "conv1", dim),
             bn: batch_norm2d(p / "bn", dim),
-            conv2: conv2d_grouped(p / "conv2", dim, dim, 3, 1, 1, dim),
+            conv2: depthwise_conv3x3(p / "conv2", dim),
         }
     }
 

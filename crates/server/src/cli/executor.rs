@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::slurm::SlurmOptions;
 use fairtat_core::config::{
@@ -31,123 +31,117 @@ pub struct ExecutorArgs {
     /// requeue, max_requeues, poll_secs).
     #[arg(long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Slurm partition (default: the cluster's default partition).
-    #[arg(long)]
-    pub slurm_partition: Option<String>,
-    /// Generic resources of GPU runs, e.g. `gpu:1` (CPU runs never get them).
-    #[arg(long)]
-    pub slurm_gres: Option<String>,
-    /// Time limit per job in Slurm's format (`minutes`, `hh:mm:ss`, `days-hh:mm`).
-    #[arg(long)]
-    pub slurm_time: Option<String>,
-    /// CPUs per task of a run that sets no `slurm.cpus` [default: Slurm's, one].
-    #[arg(long)]
-    pub slurm_cpus: Option<usize>,
-    /// Memory of a run that sets no `slurm.mem`, e.g. `16G` [default: the partition's].
-    #[arg(long)]
-    pub slurm_mem: Option<String>,
-    /// QoS of a run that sets no `slurm.qos` [default: the account's].
-    #[arg(long)]
-    pub slurm_qos: Option<String>,
-    /// Longest `slurm.time` a run may ask (Slurm's time formats) [default: no limit].
-    #[arg(long)]
-    pub slurm_max_time: Option<String>,
-    /// Most `slurm.cpus` a run may ask [default: no limit].
-    #[arg(long)]
-    pub slurm_max_cpus: Option<usize>,
-    /// Most `slurm.mem` a run may ask, e.g. `64G` [default: no limit].
-    #[arg(long)]
-    pub slurm_max_mem: Option<String>,
-    #[arg(long)]
-    pub slurm_account: Option<String>,
-    /// More sbatch options, e.g. "--qos=high --constraint=a100" (a value starting with `-`
-    /// is taken as the value, not as another flag).
-    #[arg(long, allow_hyphen_values = true)]
-    pub slurm_extra: Option<String>,
-    /// Most tasks of a grid's job array running at once (`--array=0-N%M`; 0: no limit).
-    #[arg(long)]
-    pub slurm_array_limit: Option<usize>,
-    /// Seconds before the time limit when Slurm sends SIGUSR1 (the trainer checkpoints and
-    /// stops resumably) [default: 120; 0: no warning].
-    #[arg(long)]
-    pub slurm_signal_secs: Option<u32>,
-    /// Resubmit runs whose job hit its time limit or was preempted (`train --resume`).
-    #[arg(long)]
-    pub slurm_requeue: bool,
-    /// Most automatic resubmissions of one run [default: 5].
-    #[arg(long)]
-    pub slurm_max_requeues: Option<usize>,
-    /// Seconds between squeue polls while jobs are active [default: 2; backs off to 60].
-    #[arg(long)]
-    pub slurm_poll_secs: Option<f64>,
+    #[command(flatten)]
+    pub slurm: SlurmSettings,
 }
 
-/// `[slurm]` of a serve config file.
-#[derive(Debug, Default, Deserialize)]
+/// The Slurm settings, declared once for both places they come from: the `--slurm-<key>` flags
+/// and the `[slurm]` table of a serve config file (`<key>`, the field's name). A flag wins over
+/// the file.
+#[derive(Args, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct SlurmFile {
-    partition: Option<String>,
-    gres: Option<String>,
-    time: Option<String>,
-    cpus: Option<usize>,
-    mem: Option<String>,
-    qos: Option<String>,
-    max_time: Option<String>,
-    max_cpus: Option<usize>,
-    max_mem: Option<String>,
-    account: Option<String>,
-    extra: Option<String>,
-    array_limit: Option<usize>,
-    signal_secs: Option<u32>,
-    requeue: Option<bool>,
-    max_requeues: Option<usize>,
-    poll_secs: Option<f64>,
+pub struct SlurmSettings {
+    /// Slurm partition (default: the cluster's default partition).
+    #[arg(long = "slurm-partition", value_name = "SLURM_PARTITION")]
+    pub partition: Option<String>,
+    /// Generic resources of GPU runs, e.g. `gpu:1` (CPU runs never get them).
+    #[arg(long = "slurm-gres", value_name = "SLURM_GRES")]
+    pub gres: Option<String>,
+    /// Time limit per job in Slurm's format (`minutes`, `hh:mm:ss`, `days-hh:mm`).
+    #[arg(long = "slurm-time", value_name = "SLURM_TIME")]
+    pub time: Option<String>,
+    /// CPUs per task of a run that sets no `slurm.cpus` [default: Slurm's, one].
+    #[arg(long = "slurm-cpus", value_name = "SLURM_CPUS")]
+    pub cpus: Option<usize>,
+    /// Memory of a run that sets no `slurm.mem`, e.g. `16G` [default: the partition's].
+    #[arg(long = "slurm-mem", value_name = "SLURM_MEM")]
+    pub mem: Option<String>,
+    /// QoS of a run that sets no `slurm.qos` [default: the account's].
+    #[arg(long = "slurm-qos", value_name = "SLURM_QOS")]
+    pub qos: Option<String>,
+    /// Longest `slurm.time` a run may ask (Slurm's time formats) [default: no limit].
+    #[arg(long = "slurm-max-time", value_name = "SLURM_MAX_TIME")]
+    pub max_time: Option<String>,
+    /// Most `slurm.cpus` a run may ask [default: no limit].
+    #[arg(long = "slurm-max-cpus", value_name = "SLURM_MAX_CPUS")]
+    pub max_cpus: Option<usize>,
+    /// Most `slurm.mem` a run may ask, e.g. `64G` [default: no limit].
+    #[arg(long = "slurm-max-mem", value_name = "SLURM_MAX_MEM")]
+    pub max_mem: Option<String>,
+    #[arg(long = "slurm-account", value_name = "SLURM_ACCOUNT")]
+    pub account: Option<String>,
+    /// More sbatch options, e.g. "--qos=high --constraint=a100" (a value starting with `-`
+    /// is taken as the value, not as another flag).
+    #[arg(
+        long = "slurm-extra",
+        value_name = "SLURM_EXTRA",
+        allow_hyphen_values = true
+    )]
+    pub extra: Option<String>,
+    /// Most tasks of a grid's job array running at once (`--array=0-N%M`; 0: no limit).
+    #[arg(long = "slurm-array-limit", value_name = "SLURM_ARRAY_LIMIT")]
+    pub array_limit: Option<usize>,
+    /// Seconds before the time limit when Slurm sends SIGUSR1 (the trainer checkpoints and
+    /// stops resumably) [default: 120; 0: no warning].
+    #[arg(long = "slurm-signal-secs", value_name = "SLURM_SIGNAL_SECS")]
+    pub signal_secs: Option<u32>,
+    /// Resubmit runs whose job hit its time limit or was preempted (`train --resume`).
+    #[arg(long = "slurm-requeue")]
+    #[serde(default)]
+    pub requeue: bool,
+    /// Most automatic resubmissions of one run [default: 5].
+    #[arg(long = "slurm-max-requeues", value_name = "SLURM_MAX_REQUEUES")]
+    pub max_requeues: Option<usize>,
+    /// Seconds between squeue polls while jobs are active [default: 2; backs off to 60].
+    #[arg(long = "slurm-poll-secs", value_name = "SLURM_POLL_SECS")]
+    pub poll_secs: Option<f64>,
+}
+
+impl SlurmSettings {
+    /// The settings in declaration order, as (flag without `--`, file key).
+    fn names() -> Vec<(String, String)> {
+        let cmd = SlurmSettings::augment_args(clap::Command::new("serve"));
+        cmd.get_arguments()
+            .filter_map(|a| {
+                let key = a.get_id().as_str().to_string();
+                Some((a.get_long()?.to_string(), key))
+            })
+            .collect()
+    }
+
+    /// The first setting given (declaration order), as its flag: for the local executor.
+    fn first_given(&self) -> Option<String> {
+        let given = serde_json::to_value(self).unwrap_or_default();
+        Self::names()
+            .into_iter()
+            .find_map(|(flag, key)| match given.get(&key) {
+                None | Some(serde_json::Value::Null | serde_json::Value::Bool(false)) => None,
+                Some(_) => Some(format!("--{flag}")),
+            })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServeFile {
     executor: Option<ExecutorKind>,
-    slurm: Option<SlurmFile>,
+    slurm: Option<SlurmSettings>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<ServeFile> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read the serve config {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
+        let keys: Vec<String> = SlurmSettings::names().into_iter().map(|(_, k)| k).collect();
         anyhow::anyhow!(
-            "serve config {}: {e}(allowed: executor = \"local\" | \"slurm\", and [slurm] with \
-             partition, gres, time, cpus, mem, qos, max_time, max_cpus, max_mem, account, \
-             extra, array_limit, signal_secs, requeue, max_requeues, poll_secs)",
-            path.display()
+            "serve config {}: {e}(allowed: executor = \"local\" | \"slurm\", and [slurm] with {})",
+            path.display(),
+            keys.join(", ")
         )
     })
 }
 
 impl ExecutorArgs {
-    fn any_slurm_flag(&self) -> Option<&'static str> {
-        [
-            (self.slurm_partition.is_some(), "--slurm-partition"),
-            (self.slurm_gres.is_some(), "--slurm-gres"),
-            (self.slurm_time.is_some(), "--slurm-time"),
-            (self.slurm_cpus.is_some(), "--slurm-cpus"),
-            (self.slurm_mem.is_some(), "--slurm-mem"),
-            (self.slurm_qos.is_some(), "--slurm-qos"),
-            (self.slurm_max_time.is_some(), "--slurm-max-time"),
-            (self.slurm_max_cpus.is_some(), "--slurm-max-cpus"),
-            (self.slurm_max_mem.is_some(), "--slurm-max-mem"),
-            (self.slurm_account.is_some(), "--slurm-account"),
-            (self.slurm_extra.is_some(), "--slurm-extra"),
-            (self.slurm_array_limit.is_some(), "--slurm-array-limit"),
-            (self.slurm_signal_secs.is_some(), "--slurm-signal-secs"),
-            (self.slurm_requeue, "--slurm-requeue"),
-            (self.slurm_max_requeues.is_some(), "--slurm-max-requeues"),
-            (self.slurm_poll_secs.is_some(), "--slurm-poll-secs"),
-        ]
-        .into_iter()
-        .find_map(|(set, name)| set.then_some(name))
-    }
-
     /// The Slurm options, or None for the local executor.
     pub fn resolve(&self) -> anyhow::Result<Option<SlurmOptions>> {
         let file = match &self.config {
@@ -159,40 +153,35 @@ impl ExecutorArgs {
             .or(file.executor)
             .unwrap_or(ExecutorKind::Local);
         if kind == ExecutorKind::Local {
-            if let Some(flag) = self.any_slurm_flag() {
+            if let Some(flag) = self.slurm.first_given() {
                 anyhow::bail!("{flag} needs --executor slurm (the executor is local)");
             }
             return Ok(None);
         }
-        let f = file.slurm.unwrap_or_default();
+        // c: the flags, f: the file's [slurm] table; a flag wins.
+        let (c, f) = (&self.slurm, file.slurm.unwrap_or_default());
         let pick =
             |cli: &Option<String>, file: Option<String>| cli.clone().or(file).unwrap_or_default();
         let mut o = SlurmOptions::new();
-        o.partition = pick(&self.slurm_partition, f.partition);
-        o.gres = pick(&self.slurm_gres, f.gres);
-        o.time = pick(&self.slurm_time, f.time);
-        o.cpus = self.slurm_cpus.or(f.cpus).unwrap_or(0);
-        o.mem = pick(&self.slurm_mem, f.mem);
-        o.qos = pick(&self.slurm_qos, f.qos);
-        o.max_time = pick(&self.slurm_max_time, f.max_time);
-        o.max_cpus = self.slurm_max_cpus.or(f.max_cpus).unwrap_or(0);
-        o.max_mem = pick(&self.slurm_max_mem, f.max_mem);
-        o.account = pick(&self.slurm_account, f.account);
-        o.extra = pick(&self.slurm_extra, f.extra)
+        o.partition = pick(&c.partition, f.partition);
+        o.gres = pick(&c.gres, f.gres);
+        o.time = pick(&c.time, f.time);
+        o.cpus = c.cpus.or(f.cpus).unwrap_or(0);
+        o.mem = pick(&c.mem, f.mem);
+        o.qos = pick(&c.qos, f.qos);
+        o.max_time = pick(&c.max_time, f.max_time);
+        o.max_cpus = c.max_cpus.or(f.max_cpus).unwrap_or(0);
+        o.max_mem = pick(&c.max_mem, f.max_mem);
+        o.account = pick(&c.account, f.account);
+        o.extra = pick(&c.extra, f.extra)
             .split_whitespace()
             .map(str::to_string)
             .collect();
-        o.array_limit = self.slurm_array_limit.or(f.array_limit).unwrap_or(0);
-        o.signal_secs = self
-            .slurm_signal_secs
-            .or(f.signal_secs)
-            .unwrap_or(o.signal_secs);
-        o.requeue = self.slurm_requeue || f.requeue.unwrap_or(false);
-        o.max_requeues = self
-            .slurm_max_requeues
-            .or(f.max_requeues)
-            .unwrap_or(o.max_requeues);
-        o.poll_secs = self.slurm_poll_secs.or(f.poll_secs).unwrap_or(o.poll_secs);
+        o.array_limit = c.array_limit.or(f.array_limit).unwrap_or(0);
+        o.signal_secs = c.signal_secs.or(f.signal_secs).unwrap_or(o.signal_secs);
+        o.requeue = c.requeue || f.requeue;
+        o.max_requeues = c.max_requeues.or(f.max_requeues).unwrap_or(o.max_requeues);
+        o.poll_secs = c.poll_secs.or(f.poll_secs).unwrap_or(o.poll_secs);
         check(&o)?;
         Ok(Some(o))
     }
@@ -264,8 +253,11 @@ mod tests {
         .unwrap();
         let a = ExecutorArgs {
             config: Some(f.clone()),
-            slurm_partition: Some("b".into()),
-            slurm_extra: Some("--qos=high  --exclusive".into()),
+            slurm: SlurmSettings {
+                partition: Some("b".into()),
+                extra: Some("--qos=high  --exclusive".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let o = a.resolve().unwrap().unwrap();
@@ -273,7 +265,10 @@ mod tests {
         assert_eq!(o.extra, ["--qos=high", "--exclusive"]);
         let local = ExecutorArgs {
             executor: Some(ExecutorKind::Local),
-            slurm_gres: Some("gpu:1".into()),
+            slurm: SlurmSettings {
+                gres: Some("gpu:1".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let err = local.resolve().unwrap_err().to_string();
@@ -285,7 +280,30 @@ mod tests {
         }
         .resolve()
         .unwrap_err();
-        assert!(err.to_string().contains("partition, gres"), "{err}");
+        let keys = "and [slurm] with partition, gres, time, cpus, mem, qos, max_time, max_cpus, \
+                    max_mem, account, extra, array_limit, signal_secs, requeue, max_requeues, \
+                    poll_secs)";
+        assert!(err.to_string().ends_with(keys), "{err}");
+    }
+
+    /// The local executor names the first Slurm setting given, in the flags' order; an unset
+    /// `--slurm-requeue` (false) is not given.
+    #[test]
+    fn the_first_slurm_flag_given_is_named() {
+        let first = |s: SlurmSettings| s.first_given();
+        assert_eq!(first(SlurmSettings::default()), None);
+        let s = SlurmSettings {
+            qos: Some("q".into()),
+            gres: Some("gpu:1".into()),
+            ..Default::default()
+        };
+        assert_eq!(first(s).as_deref(), Some("--slurm-gres"));
+        let s = SlurmSettings {
+            requeue: true,
+            poll_secs: Some(1.0),
+            ..Default::default()
+        };
+        assert_eq!(first(s).as_deref(), Some("--slurm-requeue"));
     }
 
     #[test]

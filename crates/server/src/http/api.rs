@@ -14,7 +14,7 @@ use super::files::attachment;
 use super::{indexed_run, run_dir, RunPath};
 use crate::admission;
 use crate::error::ApiError;
-use crate::index::ListQuery;
+use crate::index::{ListQuery, RunFilter};
 use crate::jobs::{Job, JobKind};
 use crate::scan;
 use crate::state::AppState;
@@ -46,10 +46,8 @@ pub fn router() -> Router<AppState> {
 /// Query parameters of the runs list (API and page).
 #[derive(Debug, Default, Deserialize)]
 pub struct ListParams {
-    pub status: Option<String>,
-    pub method: Option<String>,
-    pub dataset: Option<String>,
-    pub tag: Option<String>,
+    #[serde(flatten)]
+    pub filter: RunFilter,
     pub sort: Option<String>,
     /// `asc` or `desc`.
     pub order: Option<String>,
@@ -60,10 +58,7 @@ pub struct ListParams {
 impl ListParams {
     pub fn query(&self) -> ListQuery {
         ListQuery {
-            status: self.status.clone(),
-            method: self.method.clone(),
-            dataset: self.dataset.clone(),
-            tag: self.tag.clone(),
+            filter: self.filter.clone(),
             sort: self.sort.clone(),
             desc: self.order.as_deref() != Some("asc"),
             limit: None,
@@ -407,4 +402,30 @@ async fn prepare_run(st: &AppState, spec: RunSpec) -> Result<(Job, RunSummary), 
         gpu_mib: gpu_memory::estimate_mib(&spec, Work::Train),
     };
     Ok((job, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListParams;
+    use axum::extract::Query;
+
+    fn params(q: &str) -> ListParams {
+        let uri: axum::http::Uri = format!("/api/runs?{q}").parse().unwrap();
+        Query::<ListParams>::try_from_uri(&uri).unwrap().0
+    }
+
+    /// The filters are a flattened part: the query string keeps its flat keys.
+    #[test]
+    fn list_params_read_flat_filter_keys_and_the_order() {
+        let p = params("status=finished&method=trades&dataset=cifar10&tag=a%20b&sort=name&order=asc&cols=train.lr&x=1");
+        let q = p.query();
+        assert_eq!(q.filter.status.as_deref(), Some("finished"));
+        assert_eq!(q.filter.method.as_deref(), Some("trades"));
+        assert_eq!(q.filter.dataset.as_deref(), Some("cifar10"));
+        assert_eq!(q.filter.tag.as_deref(), Some("a b"));
+        assert_eq!((q.sort.as_deref(), q.desc), (Some("name"), false));
+        assert_eq!(p.cols.as_deref(), Some("train.lr"));
+        let q = params("").query();
+        assert!(q.filter.status.is_none() && q.filter.tag.is_none() && q.desc);
+    }
 }

@@ -2,7 +2,7 @@
 //! (every run tagged `grid:<id>`), bounded so one request does bounded work.
 
 use crate::error::ApiError;
-use crate::index::ListQuery;
+use crate::index::{ListQuery, RunFilter};
 use crate::state::AppState;
 use fairtat_core::runs::summary::RunSummary;
 use fairtat_core::runs::{is_valid_run_id, RunId};
@@ -56,8 +56,12 @@ pub fn grid_ids(st: &AppState, q: Option<&str>) -> Result<(String, Vec<RunId>), 
 /// Every run of grid `gid` (tagged `grid:<gid>`), oldest first.
 pub fn grid_runs(st: &AppState, gid: &str) -> Result<Vec<RunSummary>, ApiError> {
     let tag = format!("grid:{gid}");
-    let mut runs = st.index().list(&ListQuery {
+    let filter = RunFilter {
         tag: Some(tag.clone()),
+        ..RunFilter::default()
+    };
+    let mut runs = st.index().list(&ListQuery {
+        filter,
         ..ListQuery::default()
     })?;
     runs.retain(|s| s.tags.contains(&tag));

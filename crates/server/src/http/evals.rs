@@ -285,6 +285,13 @@ struct EvalsFragment {
     evals: Vec<EvalView>,
 }
 
+/// A row of the attacks or corruptions table: its name, then three accuracies in percent.
+fn pct_row(name: &str, accuracies: [f64; 3]) -> Row {
+    let mut cells = vec![name.to_string()];
+    cells.extend(accuracies.map(|a| pct(Some(a))));
+    Row { cells }
+}
+
 fn view(s: EvalStatus, files: &[FileEntry], waiting: &str) -> EvalView {
     let detail = match (&s.progress, &s.error, &s.report) {
         _ if s.status == "queued" => waiting.to_string(),
@@ -299,14 +306,7 @@ fn view(s: EvalStatus, files: &[FileEntry], waiting: &str) -> EvalView {
     if let Some(r) = &s.report {
         for e in &r.evals {
             let m = &e.metrics;
-            attacks.push(Row {
-                cells: vec![
-                    e.attack.clone(),
-                    pct(Some(m.overall)),
-                    pct(Some(m.worst)),
-                    pct(Some(m.worst10)),
-                ],
-            });
+            attacks.push(pct_row(&e.attack, [m.overall, m.worst, m.worst10]));
         }
         for st in &r.autoattack {
             let m = &st.metrics;
@@ -321,14 +321,8 @@ fn view(s: EvalStatus, files: &[FileEntry], waiting: &str) -> EvalView {
             });
         }
         for c in &r.corruption_summary {
-            corruptions.push(Row {
-                cells: vec![
-                    c.corruption.clone(),
-                    pct(Some(c.overall)),
-                    pct(Some(c.worst)),
-                    pct(Some(c.mean_worst_over_severities)),
-                ],
-            });
+            let worst = c.mean_worst_over_severities;
+            corruptions.push(pct_row(&c.corruption, [c.overall, c.worst, worst]));
         }
     }
     let prefix = format!("evals/{}/", s.name);

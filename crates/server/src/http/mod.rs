@@ -67,19 +67,24 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn routes(state: AppState) -> Router {
-    Router::new()
-        .merge(api::router())
-        .merge(bulk::router())
-        .merge(sse::router())
-        .merge(files::router())
-        .merge(archive::router())
-        .merge(charts::router())
-        .merge(pages::router())
-        .merge(run_live::router())
-        .merge(forms::router())
-        .merge(manage::router())
-        .merge(compare::router())
-        .merge(evals::router())
+    // Each submodule routes its own paths.
+    let parts = [
+        api::router(),
+        bulk::router(),
+        sse::router(),
+        files::router(),
+        archive::router(),
+        charts::router(),
+        pages::router(),
+        run_live::router(),
+        forms::router(),
+        manage::router(),
+        compare::router(),
+        evals::router(),
+    ];
+    parts
+        .into_iter()
+        .fold(Router::new(), |all, part| all.merge(part))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", axum::routing::post(auth::logout))
         .route(

@@ -18,6 +18,7 @@ use super::{indexed_run, run_dir, RunPath};
 use crate::error::ApiError;
 use crate::index::SORT_KEYS;
 use crate::state::AppState;
+use fairtat_core::runs::RunId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -122,13 +123,13 @@ async fn runs_page(
             .map(|v| format!("&{k}={}", enc(v)))
             .unwrap_or_default()
     };
-    let filters_q = format!(
-        "{}{}{}{}",
-        keep("status", &p.status),
-        keep("method", &p.method),
-        keep("dataset", &p.dataset),
-        keep("tag", &p.tag)
-    ) + &keep("cols", &p.cols);
+    let f = &p.filter;
+    let filters_q: String = f
+        .columns()
+        .into_iter()
+        .chain([("tag", &f.tag), ("cols", &p.cols)])
+        .map(|(k, v)| keep(k, v))
+        .collect();
     let headers = COLUMNS[..9]
         .iter()
         .map(|(label, key)| {
@@ -146,11 +147,7 @@ async fn runs_page(
         })
         .collect();
     let mut filters = Vec::new();
-    for (name, cur) in [
-        ("status", &p.status),
-        ("method", &p.method),
-        ("dataset", &p.dataset),
-    ] {
+    for (name, cur) in f.columns() {
         filters.push(Filter {
             name,
             options: options(st.index().distinct(name)?, cur.as_deref()),
@@ -158,7 +155,7 @@ async fn runs_page(
     }
     Ok(HtmlTemplate(RunsPage {
         filters,
-        tag: p.tag.clone().unwrap_or_default(),
+        tag: f.tag.clone().unwrap_or_default(),
         cols: col_keys.join(", "),
         col_keys,
         all_keys: fairtat_core::config::fields::FIELDS
@@ -361,13 +358,21 @@ async fn tables_fragment(
     Ok(axum::response::Html(html).into_response())
 }
 
+/// The run page's Cancel and Resume buttons: the API's action, then back to the run's page (or
+/// the action's error).
+fn back_to_run<T>(id: &RunId, action: Result<T, ApiError>) -> Result<Redirect, ApiError> {
+    action.map(|_| Redirect::to(&format!("/runs/{id}")))
+}
+
 async fn cancel_form(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
     let run = id.clone();
-    super::blocking(&st, move |st| super::api::cancel_run(st, &run)).await?;
-    Ok(Redirect::to(&format!("/runs/{id}")))
+    back_to_run(
+        &id,
+        super::blocking(&st, move |st| super::api::cancel_run(st, &run)).await,
+    )
 }
 
 async fn resume_form(
@@ -375,6 +380,8 @@ async fn resume_form(
     RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
     let run = id.clone();
-    super::blocking(&st, move |st| super::api::resume_run(st, &run)).await?;
-    Ok(Redirect::to(&format!("/runs/{id}")))
+    back_to_run(
+        &id,
+        super::blocking(&st, move |st| super::api::resume_run(st, &run)).await,
+    )
 }

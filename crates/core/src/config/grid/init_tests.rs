@@ -25,16 +25,16 @@ fn grid(rows: &[&str]) -> String {
     )
 }
 
+/// The runs of a grid over `rows` (each with seeds 0 and 1), which must expand.
+fn expand_rows(rows: &[&str]) -> Vec<RunSpec> {
+    expand_with(&grid(rows), &[], "g", &presets)
+        .unwrap()
+        .unwrap()
+}
+
 #[test]
 fn frl_row_starts_from_the_same_seeds_trades_run_which_trains_first() {
-    let specs = expand_with(
-        &grid(&["frl", "fair-tat-trades", "trades"]),
-        &[],
-        "g",
-        &presets,
-    )
-    .unwrap()
-    .unwrap();
+    let specs = expand_rows(&["frl", "fair-tat-trades", "trades"]);
     let frl: Vec<&RunSpec> = specs.iter().filter(|s| s.name.contains("frl")).collect();
     assert_eq!(frl.len(), 2);
     for s in frl {
@@ -51,14 +51,7 @@ fn frl_row_starts_from_the_same_seeds_trades_run_which_trains_first() {
 
 #[test]
 fn a_row_label_wins_over_a_method_name_and_bad_references_name_the_key() {
-    let specs = expand_with(
-        &grid(&["trades", "fair-tat-trades", "frl-by-label"]),
-        &[],
-        "g",
-        &presets,
-    )
-    .unwrap()
-    .unwrap();
+    let specs = expand_rows(&["trades", "fair-tat-trades", "frl-by-label"]);
     let frl = specs
         .iter()
         .find(|s| s.name == "t1-frl-by-label-s0")
@@ -72,9 +65,7 @@ fn a_row_label_wins_over_a_method_name_and_bad_references_name_the_key() {
 
 #[test]
 fn cycles_are_an_error() {
-    let mut specs = expand_with(&grid(&["trades", "fair-tat-trades"]), &[], "g", &presets)
-        .unwrap()
-        .unwrap();
+    let mut specs = expand_rows(&["trades", "fair-tat-trades"]);
     specs[0].train.init_from_run = specs[2].name.clone();
     specs[2].train.init_from_run = specs[0].name.clone();
     let e = dependency_order(&specs).unwrap_err();

@@ -166,14 +166,18 @@ fn readme_table(heading: &str) -> String {
         .collect()
 }
 
-#[test]
-fn readme_method_table_matches_the_declarations() {
-    let table = readme_table("### Method options (`[method]`)");
-    let want = method_table();
+/// The README's table under `heading` is `want`, the one generated for `section`.
+fn assert_readme_table(heading: &str, section: &str, want: String) {
+    let table = readme_table(heading);
     assert!(
         table == want,
-        "README's [method] table differs from the declarations; replace it with:\n{want}"
+        "README's [{section}] table differs from the declarations; replace it with:\n{want}"
     );
+}
+
+#[test]
+fn readme_method_table_matches_the_declarations() {
+    assert_readme_table("### Method options (`[method]`)", "method", method_table());
 }
 
 /// The README's `[slurm]` table, generated from the declarations.
@@ -187,12 +191,7 @@ fn slurm_table() -> String {
 
 #[test]
 fn readme_slurm_table_matches_the_declarations() {
-    let table = readme_table("### Per-run resources (`[slurm]`)");
-    let want = slurm_table();
-    assert!(
-        table == want,
-        "README's [slurm] table differs from the declarations; replace it with:\n{want}"
-    );
+    assert_readme_table("### Per-run resources (`[slurm]`)", "slurm", slurm_table());
 }
 
 /// A method's name is a string in this crate's non-test code once: in its `choices!` line.
