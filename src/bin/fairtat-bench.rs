@@ -3,6 +3,10 @@
 //! (`bench/pytorch_reference.py`) run with the same libtorch in the same invocation, and
 //! the cost of the per-step fairness bookkeeping (confusion counts from the step's own logits)
 //! as a fraction of the step time.
+//!
+//! `--device cuda --batch 512 --precision bf16` measures both sides on a GPU, in bfloat16
+//! autocast (`train.precision = "bf16"`; the reference with `torch.autocast` and
+//! channels_last).
 
 use std::process::Command;
 use std::time::Instant;
@@ -11,7 +15,7 @@ use clap::Parser;
 use tch::{Device, Kind, Tensor};
 
 use fairtat::attacks::{pgd, PgdConfig};
-use fairtat::config::Arch;
+use fairtat::config::{Arch, DeviceSpec, Precision};
 use fairtat::fairness::ConfusionMatrix;
 use fairtat::models::Model;
 use fairtat::train::Sgd;
@@ -27,6 +31,14 @@ struct Args {
     /// Only this model: small, prn18 or xcit.
     #[arg(long)]
     only: Option<String>,
+    /// auto, cpu or cuda:N (the reference runs on the same device type).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long, default_value_t = 128)]
+    batch: i64,
+    /// fp32 or bf16.
+    #[arg(long, default_value = "fp32")]
+    precision: String,
 }
 
 /// One AT step as the reference does it: PGD in eval mode, loss in train mode, SGD step.
@@ -54,23 +66,23 @@ fn bookkeeping(loss: &Tensor, logits: &Tensor, labels: &[i64], cm: &mut Confusio
 
 /// Seconds per AT step, and seconds per bookkeeping call (timed over many calls on its own,
 /// since its cost is far below the step-to-step noise).
-fn bench(arch: Arch, c: usize, hw: usize, iters: usize) -> (f64, f64) {
+fn bench(arch: Arch, (c, hw): (usize, usize), iters: usize, on: &On) -> (f64, f64) {
     tch::manual_seed(0);
-    let model = Model::new(arch, c, 10, hw, None, Device::Cpu).expect("model");
+    let mut model = Model::new(arch, c, 10, hw, None, on.device).expect("model");
+    model.set_precision(on.precision);
     let mut opt = Sgd::new(&model.vs, 0.01, 0.9, 5e-4);
-    let b = 128;
-    let x = Tensor::rand(
-        [b, c as i64, hw as i64, hw as i64],
-        (Kind::Float, Device::Cpu),
-    );
-    let y = Tensor::randint(10, [b], (Kind::Int64, Device::Cpu));
-    let labels: Vec<i64> = Vec::try_from(&y).unwrap();
-    let eps = Tensor::full([b], 8.0 / 255.0, (Kind::Float, Device::Cpu));
+    let (b, dev) = (on.batch, on.device);
+    let x = Tensor::rand([b, c as i64, hw as i64, hw as i64], (Kind::Float, dev));
+    let y = Tensor::randint(10, [b], (Kind::Int64, dev));
+    let labels: Vec<i64> = Vec::try_from(&y.to_device(Device::Cpu)).unwrap();
+    let eps = Tensor::full([b], 8.0 / 255.0, (Kind::Float, dev));
     let mut last = step(&model, &mut opt, &x, &y, &eps); // warm-up
+    on.sync();
     let t = Instant::now();
     for _ in 0..iters {
         last = step(&model, &mut opt, &x, &y, &eps);
     }
+    on.sync();
     let per_step = t.elapsed().as_secs_f64() / iters as f64;
     let mut cm = ConfusionMatrix::new(10);
     let n = 1000;
@@ -81,8 +93,40 @@ fn bench(arch: Arch, c: usize, hw: usize, iters: usize) -> (f64, f64) {
     (per_step, t.elapsed().as_secs_f64() / n as f64)
 }
 
-fn reference(python: &str, script: &str, which: &str) -> Option<f64> {
-    let out = Command::new(python).arg(script).arg(which).output().ok()?;
+/// Where and how the steps run.
+struct On {
+    device: Device,
+    batch: i64,
+    precision: Precision,
+}
+
+impl On {
+    /// Wait for the GPU's queued work, so the clock reads finished steps.
+    fn sync(&self) {
+        if let Device::Cuda(n) = self.device {
+            tch::Cuda::synchronize(n as i64);
+        }
+    }
+
+    /// The reference's options for the same device type, batch and precision.
+    fn reference_args(&self) -> Vec<String> {
+        let device = if self.device.is_cuda() { "cuda" } else { "cpu" };
+        let mut v = vec!["--device".into(), device.into()];
+        v.extend(["--batch".into(), self.batch.to_string()]);
+        if self.precision == Precision::Bf16 {
+            v.push("--bf16".into());
+        }
+        v
+    }
+}
+
+fn reference(python: &str, script: &str, which: &str, on: &On) -> Option<f64> {
+    let out = Command::new(python)
+        .arg(script)
+        .arg(which)
+        .args(on.reference_args())
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -92,7 +136,28 @@ fn reference(python: &str, script: &str, which: &str) -> Option<f64> {
 fn main() {
     let a = Args::parse();
     let python = a.python.clone().unwrap_or_else(|| "python3".into());
-    println!("threads: {}", tch::get_num_threads());
+    let device: DeviceSpec = DeviceSpec::parse_for("--device", &a.device).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let on = On {
+        device: fairtat::train::device::select(device).expect("device"),
+        batch: a.batch.max(1),
+        precision: Precision::parse(&a.precision).unwrap_or_else(|| {
+            eprintln!(
+                "--precision: allowed values: {}",
+                Precision::NAMES.join(", ")
+            );
+            std::process::exit(2)
+        }),
+    };
+    println!(
+        "threads: {}, device {:?}, batch {}, precision {}",
+        tch::get_num_threads(),
+        on.device,
+        on.batch,
+        on.precision
+    );
     let cases = [
         ("small", "smallcnn-28x28x1", Arch::Smallcnn, 1, 28, 20),
         (
@@ -109,10 +174,16 @@ fn main() {
         if a.only.as_deref().is_some_and(|o| o != key) {
             continue;
         }
-        let (per_step, book) = bench(arch, c, hw, iters);
-        let ours = 128.0 / per_step;
+        // Fewer timed steps on the CPU, where one PRN-18 step takes seconds.
+        let iters = if on.device.is_cuda() {
+            iters * 10
+        } else {
+            iters
+        };
+        let (per_step, book) = bench(arch, (c, hw), iters, &on);
+        let ours = on.batch as f64 / per_step;
         let overhead = 100.0 * book / per_step;
-        let theirs = reference(&python, &a.reference, key);
+        let theirs = reference(&python, &a.reference, key, &on);
         let ratio = theirs
             .map(|t| format!("{:.2}", ours / t))
             .unwrap_or_else(|| "n/a".into());

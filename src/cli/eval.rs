@@ -164,6 +164,10 @@ fn eval_options(
             .unwrap_or(0),
         batch_size: a.batch_size.max(1),
         device: train::device::select(a.device)?,
+        precision: a
+            .precision
+            .or_else(|| run_spec.map(|s| s.train.precision))
+            .unwrap_or_default(),
         seed: a.seed,
         corruptions: a
             .corruptions_dir

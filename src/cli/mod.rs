@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ConfigError, DatasetKind, DeviceSpec};
+use crate::config::{self, ConfigError, DatasetKind, DeviceSpec, Precision};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -113,6 +113,9 @@ pub struct EvalArgs {
     /// auto, cpu or cuda:N.
     #[arg(long, default_value = "auto", value_parser = parse_device)]
     pub device: DeviceSpec,
+    /// fp32 or bf16 (default: the run's `train.precision` with --run-dir, else fp32).
+    #[arg(long, value_parser = parse_precision)]
+    pub precision: Option<Precision>,
     /// Seed of random starts, restarts and procedural corruptions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -169,6 +172,16 @@ pub(crate) fn must_exist(p: &Path, what: &str) -> Result<(), Failure> {
 /// `--device`: the error names the allowed forms.
 fn parse_device(text: &str) -> Result<DeviceSpec, String> {
     DeviceSpec::parse_for("--device", text).map_err(|e| e.to_string())
+}
+
+/// `--precision`: the error names the allowed values.
+fn parse_precision(text: &str) -> Result<Precision, String> {
+    Precision::parse(text).ok_or_else(|| {
+        format!(
+            "{text:?} is not allowed; allowed values: {}",
+            Precision::NAMES.join(", ")
+        )
+    })
 }
 
 fn bail_failure(msg: String) -> Result<(), Failure> {

@@ -150,6 +150,24 @@ choices! {
 }
 
 choices! {
+    /// The arithmetic of a model's forward and backward passes (training, its attacks and the
+    /// evaluation attacks alike).
+    pub enum Precision {
+        /// float32 throughout.
+        Fp32 = "fp32",
+        /// bfloat16 autocast (libtorch's mixed precision) over float32 weights, with
+        /// channels_last convolutions: the weights and their updates stay float32.
+        Bf16 = "bf16",
+    }
+}
+
+impl Default for Precision {
+    fn default() -> Self {
+        Precision::Fp32
+    }
+}
+
+choices! {
     /// How an epoch's training batches are drawn.
     pub enum ClassSampling {
         /// Every image once, in an order fixed by seed and epoch.

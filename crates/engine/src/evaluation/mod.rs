@@ -26,7 +26,7 @@ pub use corruption::{CorruptionSource, CIFAR_C_18};
 pub use robust::RobustAttack;
 
 use crate::train::{eval_record, TrainError};
-use fairtat_core::config::DatasetKind;
+use fairtat_core::config::{DatasetKind, Precision};
 use fairtat_core::runs::eval_report::{self, EvalReport, StageRecord};
 use fairtat_core::runs::EvalRecord;
 
@@ -59,6 +59,8 @@ pub struct EvalOptions {
     pub subset: usize,
     pub batch_size: usize,
     pub device: Device,
+    /// The arithmetic of every forward (the run's `train.precision`).
+    pub precision: Precision,
     /// Seed of every random start, restart and corruption.
     pub seed: u64,
     /// Corruptions: where from, which, which severities. `None` = no corruption evaluation
@@ -130,13 +132,14 @@ pub fn eval_checkpoint(
 ) -> Result<EvalReport, TrainError> {
     let t0 = Instant::now();
     let plan = Plan::new(opts)?;
-    let l = load(
+    let mut l = load(
         &opts.checkpoint,
         opts.dataset,
         opts.data_dir.as_ref(),
         opts.subset,
         opts.device,
     )?;
+    l.model.set_precision(opts.precision);
     let progress = &mut |stage: &str, d, t| on_progress(stage, d, t);
     let (evals, stages) = run_attacks(&l, &plan.attacks, opts, stop, progress)?;
     let results = match &plan.corruptions {
@@ -211,6 +214,7 @@ mod tests {
             subset: 0,
             batch_size: 10,
             device: Device::Cpu,
+            precision: Precision::Fp32,
             seed: 0,
             corruptions: None,
             corruption_names: vec![],

@@ -12,6 +12,7 @@ mod checkpoint;
 mod error;
 mod layers;
 mod preact_resnet;
+pub mod precision;
 mod smallcnn;
 mod wide_resnet;
 mod xcit;
@@ -25,7 +26,7 @@ pub use average::WeightAverage;
 pub use checkpoint::read_metadata;
 pub use error::ModelError;
 
-use fairtat_core::config::Arch;
+use fairtat_core::config::{Arch, Precision};
 
 #[derive(Debug)]
 enum Net {
@@ -48,6 +49,8 @@ pub struct Model {
     net: Net,
     /// (mean, std) as [1, C, 1, 1] tensors on the model's device.
     normalization: Option<(Tensor, Tensor)>,
+    /// The arithmetic of its forwards ([`precision`]); fp32 unless set.
+    precision: Precision,
 }
 
 impl Model {
@@ -117,13 +120,45 @@ impl Model {
             image_size,
             net,
             normalization: norm,
+            precision: Precision::Fp32,
         })
+    }
+
+    /// Run forwards (and so their backwards) in `precision`. bf16 also lays the convolution
+    /// weights out channels_last (same values; the weights stay float32 and keep their names).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+        if precision == Precision::Bf16 {
+            tch::no_grad(|| {
+                for (_, mut v) in self.vs.variables() {
+                    if v.dim() == 4 {
+                        let cl = precision::channels_last(&v);
+                        v.set_data(&cl);
+                    }
+                }
+            });
+        }
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Logits [B, K] of images `x` [B, C, H, W] in [0,1]. `train` selects BatchNorm batch
     /// statistics (and running-stat updates) and SmallCNN's dropout. Panics on a wrong input
     /// shape; use [`Model::f_forward_t`] where the shape comes from outside.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        match self.precision {
+            Precision::Fp32 => self.forward_fp32(x, train),
+            Precision::Bf16 => precision::run(self.precision, self.device(), || {
+                let x = precision::channels_last(x);
+                self.forward_fp32(&x, train).to_kind(Kind::Float)
+            }),
+        }
+    }
+
+    /// [`Model::forward_t`] as written: under an autocast region when one is on.
+    fn forward_fp32(&self, x: &Tensor, train: bool) -> Tensor {
         let normalized;
         let input = match &self.normalization {
             Some((mean, std)) => {

@@ -67,7 +67,11 @@ impl Session {
         // Initial weights come from torch's generator: seed it so a run is reproducible.
         tch::manual_seed(spec.seed as i64);
         let norm = super::metadata::normalization(spec);
-        let new_model = || Model::new(spec.model.arch, c, k, h, norm.clone(), device);
+        let new_model = || -> Result<Model, TrainError> {
+            let mut m = Model::new(spec.model.arch, c, k, h, norm.clone(), device)?;
+            m.set_precision(spec.train.precision);
+            Ok(m)
+        };
         let mut model = new_model()?;
         if !resume {
             // A resumed run continues from its own `last` checkpoint instead.

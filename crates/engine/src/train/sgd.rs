@@ -78,8 +78,9 @@ impl Sgd {
             .map(|(i, b)| {
                 (
                     format!("buf.{i}"),
+                    // Contiguous: under bf16 the buffers are channels_last like their weights.
                     b.as_ref()
-                        .map(|t| t.to(tch::Device::Cpu))
+                        .map(|t| t.to(tch::Device::Cpu).contiguous())
                         .unwrap_or_else(|| {
                             Tensor::zeros([0], (tch::Kind::Float, tch::Device::Cpu))
                         }),

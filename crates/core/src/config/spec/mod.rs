@@ -11,7 +11,7 @@ mod train;
 
 pub use super::choices::{
     Arch, BnMode, ClassSampling, DatasetKind, EvalModel, LrSchedule, MethodKind, PaddingMode,
-    TargetWeighting, ValFrom,
+    Precision, TargetWeighting, ValFrom,
 };
 pub use data::{DataKey, DataSpec, ModelKey, ModelSpec};
 pub use eval::{EvalKey, EvalSpec};

@@ -1,6 +1,6 @@
 //! The `[train]` and `[attack]` sections, and their checks.
 
-use crate::config::choices::{BnMode, ClassSampling, LrSchedule, MethodKind};
+use crate::config::choices::{BnMode, ClassSampling, LrSchedule, MethodKind, Precision};
 use crate::config::error::ConfigError;
 use crate::config::schema::section;
 
@@ -58,6 +58,11 @@ section! {
         /// 5e-6 in the reference's CIFAR commands).
         cfol_eta: f64 [0.0, 1.0] = |_| 5e-6;
             "CFOL: Exp3 step per misclassified adversarial example (0 to 1); reference: 5e-6",
+        /// Mixed precision (issue 22): fp32 stays the default until bf16's fidelity against fp32
+        /// is measured on a GPU. Absent from runs created before the key: fp32.
+        #[serde(default)]
+        precision: Precision = |_| Precision::Fp32;
+            "Arithmetic: fp32, or bf16 (autocast over fp32 weights, channels_last; for GPUs)",
         /// Emit a progress event every this many batches.
         log_every: usize [1, 1_000_000] = |_| 10; "Progress event every this many batches",
         /// libtorch threads; 0 = the CPUs this process was given (`SLURM_CPUS_PER_TASK`, else
