@@ -63,8 +63,15 @@ async fn create_list_get_cancel_resume() {
     .await;
     let (code, _) = post_json(&st, &format!("/api/runs/{id}/resume"), "").await;
     assert_eq!(code, StatusCode::CONFLICT, "a running run is not resumable");
-    post_json(&st, &format!("/api/runs/{id}/cancel"), "").await;
+    // The run page's buttons: the same actions, then back to the run's page.
+    let (code, _, b) = post_with(&st, &format!("/runs/{id}/resume"), "", &[]).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{b}");
+    let (code, headers, b) = post_with(&st, &format!("/runs/{id}/cancel"), "", &[]).await;
+    assert_eq!(code, StatusCode::SEE_OTHER, "{b}");
+    assert_eq!(headers["location"], format!("/runs/{id}").as_str());
     wait_status(&st, &id, "cancelled", 10.0).await;
+    let (code, _, b) = post_with(&st, &format!("/runs/{id}/cancel"), "", &[]).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{b}");
     // Epoch numbers stay contiguous across cancel + resume.
     let (_, b) = get(&st, &format!("/api/runs/{id}/metrics")).await;
     let epochs: Vec<u64> = json(&b)["epochs"]

@@ -116,33 +116,38 @@ async fn get_run(
     })))
 }
 
-/// Cancel a known run (the API's and the run page's button).
-pub(super) fn cancel_run(st: &AppState, id: &RunId) -> Result<RunSummary, ApiError> {
-    run_dir(st, id)?;
-    Ok(supervisor::cancel_run(st, id)?)
+/// Cancel a known run (the API's and the run page's button), off the runtime.
+pub(super) async fn cancel_run(st: &AppState, id: RunId) -> Result<RunSummary, ApiError> {
+    super::blocking(st, move |st| {
+        run_dir(st, &id)?;
+        Ok(supervisor::cancel_run(st, &id)?)
+    })
+    .await
 }
 
-/// Resume a known run that admission lets resume (the API's and the run page's button).
-pub(super) fn resume_run(st: &AppState, id: &RunId) -> Result<RunSummary, ApiError> {
-    let dir = run_dir(st, id)?;
-    admission::check_resume(st, &dir, id)?;
-    Ok(supervisor::resume_run(st, id)?)
+/// Resume a known run that admission lets resume (the API's and the run page's button), off
+/// the runtime.
+pub(super) async fn resume_run(st: &AppState, id: RunId) -> Result<RunSummary, ApiError> {
+    super::blocking(st, move |st| {
+        let dir = run_dir(st, &id)?;
+        admission::check_resume(st, &dir, &id)?;
+        Ok(supervisor::resume_run(st, &id)?)
+    })
+    .await
 }
 
 async fn cancel(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
-    let summary = super::blocking(&st, move |st| cancel_run(st, &id)).await?;
-    Ok((StatusCode::ACCEPTED, Json(summary)))
+    Ok((StatusCode::ACCEPTED, Json(cancel_run(&st, id).await?)))
 }
 
 async fn resume(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<(StatusCode, Json<RunSummary>), ApiError> {
-    let summary = super::blocking(&st, move |st| resume_run(st, &id)).await?;
-    Ok((StatusCode::ACCEPTED, Json(summary)))
+    Ok((StatusCode::ACCEPTED, Json(resume_run(&st, id).await?)))
 }
 
 /// The run's [`Metrics`](crate::metrics::Metrics), serialised straight from the store.

@@ -368,20 +368,12 @@ async fn cancel_form(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
-    let run = id.clone();
-    back_to_run(
-        &id,
-        super::blocking(&st, move |st| super::api::cancel_run(st, &run)).await,
-    )
+    back_to_run(&id, super::api::cancel_run(&st, id.clone()).await)
 }
 
 async fn resume_form(
     State(st): State<AppState>,
     RunPath(id): RunPath,
 ) -> Result<Redirect, ApiError> {
-    let run = id.clone();
-    back_to_run(
-        &id,
-        super::blocking(&st, move |st| super::api::resume_run(st, &run)).await,
-    )
+    back_to_run(&id, super::api::resume_run(&st, id.clone()).await)
 }

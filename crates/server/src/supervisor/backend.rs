@@ -27,6 +27,14 @@ pub enum Stop {
     Ending(u32),
 }
 
+/// Which started jobs to stop: those of `runs` whose kind `which` accepts; `mark` runs for each
+/// job about to be stopped, before the signal, so that its final line can say who stopped it.
+pub struct StopRequest<'a> {
+    pub runs: &'a [RunId],
+    pub which: &'a dyn Fn(&JobKind) -> bool,
+    pub mark: &'a dyn Fn(&RunId),
+}
+
 /// A future that a backend returns from [`Backend::restore`].
 pub type Restoring<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
@@ -37,16 +45,8 @@ pub trait Backend: Sync {
     /// that cannot start is recorded as failed and its slot freed (`job_ended`).
     fn launch(&self, st: &AppState, jobs: Vec<(Job, Slot)>);
 
-    /// Stop the started jobs of `runs` whose kind `which` accepts; `mark` runs for each job
-    /// about to be stopped, before the signal, so that its final line can say who stopped it.
-    /// One answer per run, in order.
-    fn stop(
-        &self,
-        st: &AppState,
-        runs: &[RunId],
-        which: &dyn Fn(&JobKind) -> bool,
-        mark: &dyn Fn(&RunId),
-    ) -> Vec<Result<Stop, JobError>>;
+    /// Stop the started jobs `req` names; one answer per run, in order.
+    fn stop(&self, st: &AppState, req: &StopRequest) -> Vec<Result<Stop, JobError>>;
 
     /// After a (re)start: follow the jobs a previous server left running, re-queue what has a
     /// queue marker, then pump.

@@ -2,7 +2,7 @@
 //! cancel evaluations. Markers are written before a job enters the queue and removed after it
 //! leaves, outside the executor's lock.
 
-use super::backend::Stop;
+use super::backend::{Stop, StopRequest};
 use super::{backend, pump};
 use crate::jobs::{eval_slurm, markers, Job, JobError, JobKind, Priority};
 use crate::process::append_finished;
@@ -89,7 +89,12 @@ pub fn cancel_runs(st: &AppState, runs: &[RunId]) -> Vec<(RunId, Result<RunSumma
     let mark = |run: &RunId| {
         let _ = safe_fs::write(&st.run_dir(run), "cancel-requested", b"cancel\n");
     };
-    let stopped = backend(st).stop(st, &started, &training, &mark);
+    let req = StopRequest {
+        runs: &started,
+        which: &training,
+        mark: &mark,
+    };
+    let stopped = backend(st).stop(st, &req);
     done.extend(started.into_iter().zip(stopped).map(|(run, stop)| {
         let r = stop.and_then(|s| stopped_run(st, &run, s));
         (run, r)
@@ -220,8 +225,13 @@ pub fn cancel_eval(st: &AppState, run: &RunId, key: EvalKey) -> Result<(), JobEr
     }
     let mark = |_: &RunId| markers::write_cancelled(&dir, &key);
     let which = |k: &JobKind| *k == kind;
+    let req = StopRequest {
+        runs: std::slice::from_ref(run),
+        which: &which,
+        mark: &mark,
+    };
     let stop = backend(st)
-        .stop(st, std::slice::from_ref(run), &which, &mark)
+        .stop(st, &req)
         .pop()
         .unwrap_or(Ok(Stop::NoJob))?;
     match stop {

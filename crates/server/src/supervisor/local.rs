@@ -4,7 +4,7 @@
 
 use tokio::sync::watch;
 
-use super::backend::{Backend, Restoring, Stop};
+use super::backend::{Backend, Restoring, Stop, StopRequest};
 use super::{
     adopt, job_ended, launch, owns, pump, push, record_failure, watch_eval, watch_trainer,
 };
@@ -30,14 +30,8 @@ impl Backend for Local {
         }
     }
 
-    fn stop(
-        &self,
-        st: &AppState,
-        runs: &[RunId],
-        which: &dyn Fn(&JobKind) -> bool,
-        mark: &dyn Fn(&RunId),
-    ) -> Vec<Result<Stop, JobError>> {
-        runs.iter().map(|r| stop_one(st, r, which, mark)).collect()
+    fn stop(&self, st: &AppState, req: &StopRequest) -> Vec<Result<Stop, JobError>> {
+        req.runs.iter().map(|r| stop_one(st, r, req)).collect()
     }
 
     /// Off the runtime: adoption reads locks and the pump may start processes.
@@ -51,17 +45,12 @@ impl Backend for Local {
 
 /// SIGTERM to the process of `run`'s job, if it is ours: started by this server, or adopted
 /// and still holding the run's lock (a pid reused by another program is never signalled).
-fn stop_one(
-    st: &AppState,
-    run: &RunId,
-    which: &dyn Fn(&JobKind) -> bool,
-    mark: &dyn Fn(&RunId),
-) -> Result<Stop, JobError> {
+fn stop_one(st: &AppState, run: &RunId, req: &StopRequest) -> Result<Stop, JobError> {
     let found = st
         .jobs()
         .lock()
         .running_mut(run)
-        .filter(|r| which(&r.job.kind))
+        .filter(|r| (req.which)(&r.job.kind))
         .map(|r| {
             r.cancel_requested = r.pid.is_some();
             (r.pid, r.adopted)
@@ -72,7 +61,7 @@ fn stop_one(
         Some((Some(pid), true)) if !owns(&st.run_dir(run), pid) => return Ok(Stop::Ending(pid)),
         Some((Some(pid), _)) => pid,
     };
-    mark(run);
+    (req.mark)(run);
     signal(pid, "TERM").map_err(|e| JobError::Conflict(e.to_string()))?;
     tracing::info!(run = %run, pid, "sent SIGTERM");
     Ok(Stop::Sent)

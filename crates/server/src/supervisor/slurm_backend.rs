@@ -3,12 +3,11 @@
 //! from their run directories and `squeue` (`slurm_boot`) while the poller (`slurm_poll`)
 //! follows what the scheduler says of them.
 
-use super::backend::{Backend, Restoring, Stop};
+use super::backend::{Backend, Restoring, Stop, StopRequest};
 use super::slurm::{sched, submit_batch};
-use crate::jobs::{Job, JobError, JobKind, Slot};
+use crate::jobs::{Job, JobError, Slot};
 use crate::scan::Loaded;
 use crate::state::AppState;
-use fairtat_core::runs::RunId;
 
 pub struct Slurm;
 
@@ -21,14 +20,8 @@ impl Backend for Slurm {
         tokio::task::spawn_blocking(move || submit_batch(&st, batch));
     }
 
-    fn stop(
-        &self,
-        st: &AppState,
-        runs: &[RunId],
-        which: &dyn Fn(&JobKind) -> bool,
-        mark: &dyn Fn(&RunId),
-    ) -> Vec<Result<Stop, JobError>> {
-        super::slurm_cancel::cancel_many(st, runs, which, mark)
+    fn stop(&self, st: &AppState, req: &StopRequest) -> Vec<Result<Stop, JobError>> {
+        super::slurm_cancel::cancel_many(st, req)
     }
 
     fn restore<'a>(&'a self, st: &'a AppState, loaded: Vec<Loaded>) -> Restoring<'a> {

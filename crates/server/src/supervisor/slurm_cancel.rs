@@ -2,35 +2,30 @@
 //! runs costs one call, and one wake of the poller (which paces itself, see `slurm_poll`).
 //! Called off the runtime, like all of the executor's control (`http::blocking`).
 
-use super::backend::Stop;
+use super::backend::{Stop, StopRequest};
 use super::slurm_files::history;
 use crate::jobs::{JobError, JobKind};
 use crate::slurm::{cli, JobId, SlurmError};
 use crate::state::AppState;
-use fairtat_core::runs::RunId;
 
-/// Cancel the Slurm jobs of `runs` whose kind `which` accepts with a single `scancel` (a
-/// running trainer gets SIGTERM, checkpoints and writes its final line; a pending job is
-/// removed); `mark` runs first for each. One answer per run, in order.
-pub fn cancel_many(
-    st: &AppState,
-    runs: &[RunId],
-    which: &dyn Fn(&JobKind) -> bool,
-    mark: &dyn Fn(&RunId),
-) -> Vec<Result<Stop, JobError>> {
+/// Cancel the Slurm jobs `req` names with a single `scancel` (a running trainer gets SIGTERM,
+/// checkpoints and writes its final line; a pending job is removed); `req.mark` runs first for
+/// each. One answer per run, in order.
+pub fn cancel_many(st: &AppState, req: &StopRequest) -> Vec<Result<Stop, JobError>> {
+    let runs = req.runs;
     let Some(sched) = st.scheduler() else {
         return runs.iter().map(|_| Ok(Stop::NoJob)).collect();
     };
     let jobs: Vec<Option<(JobId, JobKind)>> = runs
         .iter()
-        .map(|r| sched.active(r).filter(|(_, k)| which(k)))
+        .map(|r| sched.active(r).filter(|(_, k)| (req.which)(k)))
         .collect();
     let ids: Vec<JobId> = jobs.iter().flatten().map(|(id, _)| id.clone()).collect();
     for (run, _) in runs.iter().zip(&jobs).filter(|(_, j)| j.is_some()) {
         if let Some(r) = st.jobs().lock().running_mut(run) {
             r.cancel_requested = true;
         }
-        mark(run);
+        (req.mark)(run);
     }
     let result = cli::scancel(&ids);
     let out = runs
