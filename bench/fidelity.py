@@ -1,0 +1,44 @@
+"""bf16 against fp32, as issue 22 asks: for each folder of runs (one method and precision, several
+seeds), the mean over seeds of the last epoch's clean and PGD accuracy (acc) and worst class,
+on the test split, read from each run's reports/epochs.csv. Prints one row per folder and, for
+each method, bf16 minus fp32 in points.
+
+    python3 bench/fidelity.py RUNS_ROOT     # RUNS_ROOT/<method>-<fp32|bf16>/<run id>/...
+"""
+import csv, os, re, sys
+from statistics import mean
+
+COLUMN = re.compile(r"^test_(clean|pgd[^_]*)_live_(acc|worst)$")
+
+def last_row(run_dir):
+    path = os.path.join(run_dir, "reports", "epochs.csv")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows[-1] if rows else None
+
+def folder_means(folder):
+    per_column = {}
+    for run in sorted(os.listdir(folder)):
+        row = last_row(os.path.join(folder, run))
+        for name, value in (row or {}).items():
+            m = COLUMN.match(name)
+            if m and value not in ("", None):
+                key = f"{'clean' if m.group(1) == 'clean' else 'pgd'} {m.group(2)}"
+                per_column.setdefault(key, []).append(float(value))
+    return {k: (mean(v), len(v)) for k, v in per_column.items()}
+
+def main(root):
+    means = {name: folder_means(os.path.join(root, name)) for name in sorted(os.listdir(root))}
+    columns = sorted({c for m in means.values() for c in m})
+    print("folder," + ",".join(columns) + ",seeds")
+    for name, m in means.items():
+        seeds = max((n for _, n in m.values()), default=0)
+        print(name + "," + ",".join(f"{100 * m[c][0]:.2f}" if c in m else "" for c in columns) + f",{seeds}")
+    for name in means:
+        if name.endswith("-bf16") and name[:-5] + "-fp32" in means:
+            a, b = means[name[:-5] + "-fp32"], means[name]
+            diffs = [f"{c} {100 * (b[c][0] - a[c][0]):+.2f}" for c in columns if c in a and c in b]
+            print(f"{name[:-5]}: bf16 - fp32 (points): " + ", ".join(diffs))
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs")

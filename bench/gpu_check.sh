@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The GPU checks of issue 22 in one go, for a session that is lent a GPU (about 10 minutes on
+# one H100/H200). Run from the repository root on the GPU machine, with the release binaries
+# built here (carry them: `fairtat`, `fairtat-bench`) and Fashion-MNIST at its Debian path:
+#
+#   bench/gpu_check.sh [BIN_DIR] [OUT_DIR]
+#
+# 1. PRN-18 PGD-10 AT step, fairtat and PyTorch on the same GPU, fp32 and bf16, batch 128 and
+#    512 (fairtat-bench; the reference reports torch.cuda.max_memory_allocated too);
+# 2. bf16 fidelity: the quick Fashion-MNIST presets of PGD-AT and FAIR-TAT, seeds 0-3, fp32 and
+#    bf16, then bench/fidelity.py's table (every column's 4-seed mean, bf16 minus fp32).
+set -euo pipefail
+BIN=${1:-target/release}
+OUT=${2:-${OUT:-/tmp/gpu-check}}
+mkdir -p "$OUT"
+TORCH_LIB=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')/lib
+export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
+
+for batch in 128 512; do
+  for precision in fp32 bf16; do
+    "$BIN/fairtat-bench" --device cuda --batch "$batch" --precision "$precision" \
+      --only prn18 --python python3 --reference bench/pytorch_reference.py | tee -a "$OUT/bench.txt"
+  done
+done
+python3 bench/pytorch_reference.py prn18 --device cuda --batch 128 | tee -a "$OUT/bench.txt"
+
+for preset in at fairtat; do
+  for seed in 0 1 2 3; do
+    for precision in fp32 bf16; do
+      "$BIN/fairtat" train --config "configs/fmnist-quick-$preset.toml" --seed "$seed" \
+        --device cuda:0 --set "train.precision=\"$precision\"" \
+        --out "$OUT/runs/$preset-$precision" >"$OUT/train-$preset-$precision-$seed.log" 2>&1
+    done
+  done
+done
+python3 bench/fidelity.py "$OUT/runs" | tee "$OUT/fidelity.txt"
