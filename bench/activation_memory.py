@@ -4,8 +4,10 @@ The executor packs several runs onto one GPU from a memory estimate per architec
 (`fairtat_core::config::gpu_memory`). Its per-image constants come from this script: the
 bytes of every tensor autograd saves for the backward pass (`saved_tensors_hooks`), for a
 batch of 8 images in train mode, divided by 8, in fp32. Runs on CPU; no GPU needed.
+`--bf16`: the same under bfloat16 autocast with channels_last, as `train.precision = "bf16"`
+(CPU autocast; CUDA's casts convolutions and matrix products to bf16 alike).
 
-    python bench/activation_memory.py
+    python bench/activation_memory.py [--bf16]
 """
 import sys
 from pathlib import Path
@@ -28,8 +30,16 @@ def saved_bytes(model, x):
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x).sum().backward()
+        if BF16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = model(x.contiguous(memory_format=torch.channels_last)).float()
+        else:
+            out = model(x)
+        out.sum().backward()
     return sum(seen.values())
+
+
+BF16 = "--bf16" in sys.argv
 
 
 def main():
@@ -37,6 +47,8 @@ def main():
     batch = 8
     for name, shape in SHAPES.items():
         model = ARCHITECTURES[name](in_channels=shape[0], num_classes=10).train()
+        if BF16:
+            model = model.to(memory_format=torch.channels_last)
         params = sum(p.numel() for p in model.parameters())
         x = torch.rand(batch, *shape, requires_grad=True)
         per_image = saved_bytes(model, x) / batch
