@@ -121,10 +121,9 @@ fn stopped_run(st: &AppState, run: &RunId, stop: Stop) -> Result<RunSummary, Job
 /// Cancel a queued run (at once) or a running one (SIGTERM or `scancel`: the trainer finishes
 /// its batch, checkpoints and writes its final line). Returns the summary as it is now.
 pub fn cancel_run(st: &AppState, run: &RunId) -> Result<RunSummary, JobError> {
-    let (_, answer) = cancel_runs(st, std::slice::from_ref(run))
+    cancel_runs(st, std::slice::from_ref(run))
         .pop()
-        .expect("one answer per run");
-    answer
+        .map_or_else(|| Err(JobError::NotFound(run.to_string())), |(_, a)| a)
 }
 
 /// Queue an interrupted, failed or cancelled run to continue from its last checkpoint.
