@@ -54,6 +54,7 @@ macro_rules! choices {
         }
     };
 }
+pub(crate) use choices;
 
 choices! {
     /// The data set a run trains on.
@@ -189,28 +190,6 @@ choices! {
 }
 
 choices! {
-    /// The training method; what each one reads and defaults to is [`crate::config::METHODS`].
-    pub enum MethodKind {
-        PgdAt = "pgd-at",
-        FairTat = "fair-tat",
-        Trades = "trades",
-        FairTatTrades = "fair-tat-trades",
-        Fat = "fat",
-        FairTatFat = "fair-tat-fat",
-        Cfa = "cfa",
-        FairTatCfa = "fair-tat-cfa",
-        Wat = "wat",
-        Bat = "bat",
-        FrlRw = "frl-rw",
-        FrlRwrm = "frl-rwrm",
-        Dafa = "dafa",
-        DafaPgdAt = "dafa-pgd-at",
-        Trix = "trix",
-        Faal = "faal",
-    }
-}
-
-choices! {
     /// How FAIR-TAT turns the previous epoch's C_FPS into target-sampling weights.
     pub enum TargetWeighting {
         /// softmax(scale * C_FPS): the reference code (algorithms.md §1.4).
@@ -243,6 +222,7 @@ impl EvalModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::MethodKind;
 
     #[test]
     fn names_parse_back_and_serialise_as_spelled() {

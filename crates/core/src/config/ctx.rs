@@ -4,9 +4,10 @@
 //! filling in what later defaults use. The defaults of `method.name` and `data.dataset` are
 //! [`Ctx::default`]'s.
 
-use super::choices::{Arch, DatasetKind, MethodKind};
+use super::choices::{Arch, DatasetKind};
 use super::error::ConfigError;
 use super::reader::Reader;
+use super::spec::MethodKind;
 
 /// The values read so far that later defaults depend on.
 #[derive(Clone, Debug)]

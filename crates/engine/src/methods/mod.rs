@@ -1,6 +1,7 @@
 //! Training methods behind one trait. Adding a method is one file plus a line in [`build`], the
 //! registry keyed by [`MethodKind`] (whose `as_str` is the method's name: no name is spelled
-//! here).
+//! here), beside its row in core's `methods!` table (name, keys it reads, reference defaults:
+//! `fairtat_core::config::spec::method`), which the server reads without linking libtorch.
 //!
 //! A method decides, per batch, which adversarial examples to make and which loss to minimise;
 //! the loop (`crate::train`) owns the optimiser, the schedule, the bookkeeping and the events.

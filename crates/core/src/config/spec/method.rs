@@ -1,8 +1,9 @@
-//! The `[method]` section, and each method's declaration ([`METHODS`]): which of the section's
-//! keys it reads (the form shows only those) and the defaults its reference code implies for
-//! other sections. A method is added here and in [`MethodKind`], nowhere else in this crate.
+//! The `[method]` section, and each method's declaration ([`METHODS`]): its name, which of the
+//! section's keys it reads (the form shows only those) and the defaults its reference code
+//! implies for other sections. A method is one row of the `methods!` table at the end of this
+//! file, which declares [`MethodKind`] too; nowhere else in this crate.
 
-use crate::config::choices::{BnMode, DatasetKind, MethodKind, TargetWeighting, ValFrom};
+use crate::config::choices::{choices, BnMode, DatasetKind, TargetWeighting, ValFrom};
 use crate::config::error::ConfigError;
 use crate::config::schema::section;
 
@@ -250,39 +251,49 @@ const FRL_RW: MethodDef = MethodDef {
 /// DAFA's class weights from a warm-up (rucy74/DAFA, `--dafa_lambda`, `--dafa_warmup`).
 const DAFA: &[K] = &[K::dafa_lambda, K::dafa_warmup];
 
-/// Every method, in [`MethodKind::ALL`] order.
-pub const METHODS: [MethodDef; 16] = [
-    BASE,
-    MethodDef {
-        kind: MethodKind::FairTat,
+/// Declare every method once, in this order: [`MethodKind`] (the name as configs spell it) and
+/// [`METHODS`] (its declaration, the `kind` filled in from the row).
+macro_rules! methods {
+    ($($(#[$meta:meta])* $variant:ident = $name:literal => $def:expr),+ $(,)?) => {
+        choices! {
+            /// The training method; what each one reads and defaults to is [`METHODS`].
+            pub enum MethodKind {
+                $($(#[$meta])* $variant = $name),+
+            }
+        }
+
+        /// Every method, in [`MethodKind::ALL`] order.
+        pub const METHODS: [MethodDef; MethodKind::ALL.len()] =
+            [$(MethodDef { kind: MethodKind::$variant, ..$def }),+];
+    };
+}
+
+methods! {
+    PgdAt = "pgd-at" => BASE,
+    FairTat = "fair-tat" => MethodDef {
         reads: &[CALIBRATION, TARGETS],
         ..FAIR
     },
-    MethodDef {
-        kind: MethodKind::Trades,
+    Trades = "trades" => MethodDef {
         reads: &[CALIBRATION, TRADES, CCR],
         clean_forwards: 1,
         ..KL
     },
-    MethodDef {
-        kind: MethodKind::FairTatTrades,
+    FairTatTrades = "fair-tat-trades" => MethodDef {
         reads: &[CALIBRATION, TARGETS, TRADES, CCR, &[K::trades_targeted]],
         bn_mode: BnMode::Eval,
         ..FAIR
     },
-    MethodDef {
-        kind: MethodKind::Fat,
+    Fat = "fat" => MethodDef {
         reads: &[CALIBRATION, &[K::tau]],
         clean_forwards: 1,
         ..BASE
     },
-    MethodDef {
-        kind: MethodKind::FairTatFat,
+    FairTatFat = "fair-tat-fat" => MethodDef {
         reads: &[CALIBRATION, TARGETS, &[K::tau]],
         ..FAIR
     },
-    MethodDef {
-        kind: MethodKind::Cfa,
+    Cfa = "cfa" => MethodDef {
         reads: &[CALIBRATION, TRADES, CCR],
         class_eps: true,
         ccr: true,
@@ -291,60 +302,52 @@ pub const METHODS: [MethodDef; 16] = [
         fawa_decay: 0.88,
         ..KL
     },
-    MethodDef {
-        kind: MethodKind::FairTatCfa,
+    FairTatCfa = "fair-tat-cfa" => MethodDef {
         reads: &[CALIBRATION, TARGETS, TRADES, CCR, &[K::trades_targeted]],
         ccr: true,
         bn_mode: BnMode::Eval,
         ..FAIR
     },
-    MethodDef {
-        kind: MethodKind::Wat,
+    Wat = "wat" => MethodDef {
         reads: &[TRADES, &[K::eta]],
         last_300_split: true,
         ..OWN
     },
-    MethodDef {
-        kind: MethodKind::Bat,
+    Bat = "bat" => MethodDef {
         reads: &[TRADES],
         ..OWN
     },
-    FRL_RW,
-    MethodDef {
-        kind: MethodKind::FrlRwrm,
+    FrlRw = "frl-rw" => FRL_RW,
+    FrlRwrm = "frl-rwrm" => MethodDef {
         reads: &[FRL, &[K::frl_rate2]],
         frl_bound: 0.07,
         frl_rate2: 0.2,
         ..FRL_RW
     },
-    // DAFA's `trades_loss` and `madry_loss`: attacks in eval mode, CE + beta KL unnormalised.
-    MethodDef {
-        kind: MethodKind::Dafa,
+    /// DAFA's `trades_loss` and `madry_loss`: attacks in eval mode, CE + beta KL unnormalised.
+    Dafa = "dafa" => MethodDef {
         reads: &[&[K::beta], DAFA],
         warmup_share: 70.0 / 110.0,
         ..OWN
     },
-    MethodDef {
-        kind: MethodKind::DafaPgdAt,
+    DafaPgdAt = "dafa-pgd-at" => MethodDef {
         reads: &[DAFA],
         warmup_share: 70.0 / 110.0,
         ..KL
     },
-    // TRIX's `mixed_trades_loss` after DAFA's warm-up of 70 of 150 epochs.
-    MethodDef {
-        kind: MethodKind::Trix,
+    /// TRIX's `mixed_trades_loss` after DAFA's warm-up of 70 of 150 epochs.
+    Trix = "trix" => MethodDef {
         reads: &[&[K::beta], DAFA],
         warmup_share: 70.0 / 150.0,
         ..OWN
     },
-    // FAAL fine-tunes a PGD-AT or TRADES model; `ft_prn.py` attacks in eval mode.
-    MethodDef {
-        kind: MethodKind::Faal,
+    /// FAAL fine-tunes a PGD-AT or TRADES model; `ft_prn.py` attacks in eval mode.
+    Faal = "faal" => MethodDef {
         reads: &[&[K::faal_r]],
         needs_init_checkpoint: true,
         ..KL
     },
-];
+}
 
 impl MethodKind {
     /// The method's declaration.

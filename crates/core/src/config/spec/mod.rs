@@ -10,13 +10,13 @@ mod slurm;
 mod train;
 
 pub use super::choices::{
-    Arch, BnMode, ClassSampling, DatasetKind, EvalModel, LrSchedule, MethodKind, PaddingMode,
-    Precision, TargetWeighting, ValFrom,
+    Arch, BnMode, ClassSampling, DatasetKind, EvalModel, LrSchedule, PaddingMode, Precision,
+    TargetWeighting, ValFrom,
 };
 pub use data::{DataKey, DataSpec, ModelKey, ModelSpec};
 pub use eval::{EvalKey, EvalSpec};
 pub(crate) use method::LEGACY_CLEAN_FORWARD;
-pub use method::{MethodDef, MethodKey, MethodSpec, METHODS};
+pub use method::{MethodDef, MethodKey, MethodKind, MethodSpec, METHODS};
 pub use slurm::{
     format_minutes, mem_megabytes, time_minutes, SlurmKey, SlurmSpec, SlurmText, TIME_FORMATS,
 };

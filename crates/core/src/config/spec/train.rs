@@ -1,8 +1,9 @@
 //! The `[train]` and `[attack]` sections, and their checks.
 
-use crate::config::choices::{BnMode, ClassSampling, LrSchedule, MethodKind, Precision};
+use crate::config::choices::{BnMode, ClassSampling, LrSchedule, Precision};
 use crate::config::error::ConfigError;
 use crate::config::schema::section;
+use crate::config::spec::MethodKind;
 
 section! {
     /// The optimiser, its schedule, weight averages and where the weights start.
