@@ -19,7 +19,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
 
 for batch in 128 512; do
   for precision in fp32 bf16; do
-    "$BIN/fairtat-bench" --device cuda --batch "$batch" --precision "$precision" \
+    "$BIN/fairtat-bench" --device cuda:0 --batch "$batch" --precision "$precision" \
       --only prn18 --python python3 --reference bench/pytorch_reference.py | tee -a "$OUT/bench.txt"
   done
 done
