@@ -6,9 +6,9 @@
 //! for the backward pass, times a margin for the caching allocator. The per-image activations
 //! come from `bench/activation_memory.py` (autograd's saved tensors of the reference modules in
 //! `tests/py/models.py`, train mode, on CPU; fp32, and `--bf16` under bfloat16 autocast with
-//! channels_last for `train.precision = "bf16"`, which saves about half). Two forward graphs are counted for every
-//! method (TRADES' clean and adversarial terms), so the estimate errs toward fewer runs per
-//! GPU for PGD-AT. The trainer holds one graph at a time: the attack's input-gradient graph is
+//! channels_last for `train.precision = "bf16"`, which saves about half). Two forward graphs
+//! are counted for every method (TRADES' clean and adversarial terms), so the estimate errs
+//! toward fewer runs per GPU for PGD-AT. The trainer holds one graph at a time: the attack's input-gradient graph is
 //! freed before the training step builds its own.
 
 use crate::config::choices::{Arch, DatasetKind, Precision};

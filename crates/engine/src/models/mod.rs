@@ -140,25 +140,22 @@ impl Model {
         }
     }
 
-    pub fn precision(&self) -> Precision {
-        self.precision
-    }
-
     /// Logits [B, K] of images `x` [B, C, H, W] in [0,1]. `train` selects BatchNorm batch
     /// statistics (and running-stat updates) and SmallCNN's dropout. Panics on a wrong input
     /// shape; use [`Model::f_forward_t`] where the shape comes from outside.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         match self.precision {
-            Precision::Fp32 => self.forward_fp32(x, train),
+            Precision::Fp32 => self.forward_net(x, train),
             Precision::Bf16 => precision::run(self.precision, self.device(), || {
                 let x = precision::channels_last(x);
-                self.forward_fp32(&x, train).to_kind(Kind::Float)
+                self.forward_net(&x, train).to_kind(Kind::Float)
             }),
         }
     }
 
-    /// [`Model::forward_t`] as written: under an autocast region when one is on.
-    fn forward_fp32(&self, x: &Tensor, train: bool) -> Tensor {
+    /// The normalisation and the network, in whatever precision the caller set up (inside
+    /// [`Model::forward_t`]'s bf16 region, autocast's).
+    fn forward_net(&self, x: &Tensor, train: bool) -> Tensor {
         let normalized;
         let input = match &self.normalization {
             Some((mean, std)) => {

@@ -6,7 +6,8 @@ use tokio::sync::watch;
 
 use super::backend::{Backend, Restoring, Stop, StopRequest};
 use super::{
-    adopt, job_ended, launch, owns, pump, push, record_failure, watch_eval, watch_trainer,
+    adopt, history_seq, job_ended, launch, owns, pump, push, record_failure, watch_eval,
+    watch_trainer,
 };
 use crate::follower::Liveness;
 use crate::jobs::{markers, Job, JobError, JobKind, Slot};
@@ -20,8 +21,8 @@ pub struct Local;
 
 impl Backend for Local {
     fn launch(&self, st: &AppState, jobs: Vec<(Job, Slot)>) {
+        let gpus = st.jobs().gpus();
         for (job, slot) in jobs {
-            let gpus = st.jobs().gpus();
             if let Err(err) = spawn_job(st, &job, &slot, gpus) {
                 tracing::error!(run = %job.run, cause = %err, kind = %job.kind.label(), "cannot start a job");
                 record_failure(st, &job, &err.to_string());
@@ -69,11 +70,7 @@ fn stop_one(st: &AppState, run: &RunId, req: &StopRequest) -> Result<Stop, JobEr
 
 fn spawn_job(st: &AppState, job: &Job, slot: &Slot, gpus: usize) -> anyhow::Result<()> {
     let dir = st.run_dir(&job.run);
-    // The last line before this process: a `finished` up to it is an earlier process's.
-    let history_seq = match job.kind {
-        JobKind::Evaluate(_) => None,
-        _ => fairtat_core::runs::reader::last_seq(&dir.events()),
-    };
+    let history_seq = history_seq(&dir, &job.kind);
     let mut cmd = launch::command(&st.trainer(), &dir, job, slot, gpus)?;
     let mut child = spawn_retrying(&mut cmd)?;
     let pid = child.id();

@@ -143,6 +143,15 @@ fn record_failure(st: &AppState, job: &Job, why: &str) {
     }
 }
 
+/// The last line of the run's events before this job (a `finished` up to it is an earlier
+/// job's), for training jobs.
+fn history_seq(dir: &RunDir, kind: &JobKind) -> Option<u64> {
+    match kind {
+        JobKind::Evaluate(_) => None,
+        _ => fairtat_core::runs::reader::last_seq(&dir.events()),
+    }
+}
+
 /// Follow a trainer until its run ends, then free its slot.
 fn watch_trainer(st: AppState, dir: RunDir, live: Liveness, history_seq: Option<u64>) {
     tokio::spawn(async move {

@@ -17,7 +17,7 @@ use super::slurm_files::{
     forget_ended_arrays, history, job_file, job_label, job_name, read_job_file, slurm_dir,
     write_job_file,
 };
-use super::{follow, job_ended, record_failure};
+use super::{follow, history_seq, job_ended, record_failure};
 use crate::follower::Liveness;
 use crate::jobs::scheduler::{Ended, Scheduler};
 use crate::jobs::{eval_slurm, markers, Job, JobKind};
@@ -73,15 +73,6 @@ pub(super) fn submit_batch(st: &AppState, batch: Vec<Job>) {
     }
     for job in &other {
         submit_one(st, job);
-    }
-}
-
-/// The last line of the run's events before this job (a `finished` up to it is an earlier
-/// job's), for training jobs.
-fn history_seq(dir: &RunDir, kind: &JobKind) -> Option<u64> {
-    match kind {
-        JobKind::Evaluate(_) => None,
-        _ => fairtat_core::runs::reader::last_seq(&dir.events()),
     }
 }
 
