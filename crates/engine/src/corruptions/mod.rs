@@ -73,8 +73,9 @@ pub enum CorruptionError {
     },
     #[error("{path}: {message}")]
     Npy { path: String, message: String },
-    #[error("{path}: cannot read: {message}")]
-    Io { path: String, message: String },
+    /// The file could not be read (missing or unreadable), worded as the datasets' errors are.
+    #[error(transparent)]
+    Read(#[from] crate::data::DataError),
 }
 
 impl CorruptionError {

@@ -19,10 +19,7 @@ pub struct NpyArray {
 
 /// Read a `|u1`, C-order `.npy` file.
 pub fn read_npy_u8(path: &Path) -> Result<NpyArray, CorruptionError> {
-    let bytes = std::fs::read(path).map_err(|e| CorruptionError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let bytes = crate::data::read_file(path)?;
     parse_npy_u8(&bytes, path)
 }
 
@@ -269,5 +266,13 @@ mod tests {
         assert_eq!(parse_shape("(50000,)"), Some(vec![50000]));
         assert_eq!(parse_shape("()"), Some(vec![]));
         assert_eq!(parse_shape("(3, x)"), None);
+    }
+
+    #[test]
+    fn a_missing_file_is_reported_as_the_dataset_readers_report_theirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("fog.npy");
+        let err = read_npy_u8(&path).unwrap_err().to_string();
+        assert_eq!(err, format!("{}: file not found", path.display()));
     }
 }

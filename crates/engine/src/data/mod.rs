@@ -17,6 +17,7 @@ pub use augment::Augment;
 pub use batch::{batch_indices, make_batch};
 pub use cifar::{load_cifar10, load_cifar100, CIFAR10_CLASSES};
 pub use dataset::Dataset;
+pub(crate) use error::read_file;
 pub use error::DataError;
 pub use idx::{load_fashion_mnist, FASHION_MNIST_CLASSES};
 pub use split::{balanced_quotas, class_balanced_first, split_from, Splits};
