@@ -316,6 +316,26 @@ fn end_to_end_run_writes_every_file_and_learns() {
         err.contains("--suite") && err.contains("quick, standard, corruptions"),
         "{err}"
     );
+
+    // So is a batch size that is neither a positive number nor auto.
+    let out = bin()
+        .args(["eval", "--run-dir"])
+        .arg(&dir)
+        .args(["--batch-size", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--batch-size") && err.contains("auto"),
+        "{err}"
+    );
+    // The run left eval.batch_size at auto; its record says what that chose on the CPU.
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    assert!(
+        events.contains("eval.batch_size = auto: batches of 256 on the CPU"),
+        "{events}"
+    );
 }
 
 #[test]

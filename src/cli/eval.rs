@@ -162,7 +162,10 @@ fn eval_options(
             .subset
             .or_else(|| run_spec.map(|s| s.data.test_subset))
             .unwrap_or(0),
-        batch_size: a.batch_size.max(1),
+        batch_size: a
+            .batch_size
+            .or_else(|| run_spec.map(|s| s.eval.batch_size))
+            .unwrap_or_default(),
         device: train::device::select(a.device)?,
         precision: a
             .precision

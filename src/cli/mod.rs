@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ConfigError, DatasetKind, DeviceSpec, Precision};
+use crate::config::{self, ConfigError, DatasetKind, DeviceSpec, EvalBatch, Precision};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -108,8 +108,10 @@ pub struct EvalArgs {
     /// Class-balanced test subset size (0 = all; default: the run's with --run-dir).
     #[arg(long)]
     pub subset: Option<usize>,
-    #[arg(long, default_value_t = 256)]
-    pub batch_size: usize,
+    /// A number, or auto: 256 on the CPU, on a GPU the largest batch up to 1024 the memory
+    /// model fits (default: the run's `eval.batch_size` with --run-dir, else auto).
+    #[arg(long, value_parser = parse_batch)]
+    pub batch_size: Option<EvalBatch>,
     /// auto, cpu or cuda:N.
     #[arg(long, default_value = "auto", value_parser = parse_device)]
     pub device: DeviceSpec,
@@ -172,6 +174,11 @@ pub(crate) fn must_exist(p: &Path, what: &str) -> Result<(), Failure> {
 /// `--device`: the error names the allowed forms.
 fn parse_device(text: &str) -> Result<DeviceSpec, String> {
     DeviceSpec::parse_for("--device", text).map_err(|e| e.to_string())
+}
+
+/// `--batch-size`: the error names the allowed values.
+fn parse_batch(text: &str) -> Result<EvalBatch, String> {
+    EvalBatch::parse_for("--batch-size", text).map_err(|e| e.to_string())
 }
 
 /// `--precision`: the error names the allowed values.

@@ -49,19 +49,62 @@ fn pixels(dataset: DatasetKind) -> f64 {
     }
 }
 
-/// Estimated peak GPU memory of a job on `spec`'s model and data, MiB.
-pub fn estimate_mib(spec: &RunSpec, work: Work) -> u64 {
-    let (params_m, per_image, at_pixels) = measured(spec.model.arch);
-    let per_image = match spec.train.precision {
+/// Saved activations of one training forward pass per image of `dataset` in `precision`, MiB.
+fn per_image_mib(arch: Arch, dataset: DatasetKind, precision: Precision) -> f64 {
+    let (_, per_image, at_pixels) = measured(arch);
+    let per_image = match precision {
         Precision::Fp32 => per_image[0],
         Precision::Bf16 => per_image[1],
     };
-    let per_image = per_image * pixels(spec.data.dataset) / at_pixels;
+    per_image * pixels(dataset) / at_pixels
+}
+
+/// `eval.batch_size = "auto"` on the CPU: the default from before `auto` (larger batches do
+/// not run faster there, and keep more memory).
+pub const AUTO_EVAL_CPU: usize = 256;
+/// The largest automatic batch: AutoAttack at fra31's batch of 1,000 already ran 3.5x faster
+/// than at 256 on an H200 (BENCHMARKS.md); beyond it, bigger batches mostly hold memory that
+/// other runs on the GPU could use.
+pub const AUTO_EVAL_MAX: usize = 1024;
+/// The smallest automatic batch on a GPU.
+const AUTO_EVAL_MIN: usize = 32;
+/// Saved activations an automatic evaluation batch may hold on a GPU, MiB: a PreAct
+/// ResNet-18 job (batch 512 in fp32) is then estimated under 8 GiB, so 8 of them share an
+/// 80 GiB GPU.
+const AUTO_EVAL_ACTIVATIONS_MIB: f64 = 8192.0;
+
+/// The batch `eval.batch_size = "auto"` means: on a GPU, the largest power of two from 32 to
+/// 1,024 whose input-gradient graph (one at a time: PGD, APGD and FAB each differentiate one
+/// batch) stays within [`AUTO_EVAL_ACTIVATIONS_MIB`] by the memory model; on the CPU, 256.
+/// A function of the config alone, so the executor's estimate and the job agree on it.
+pub fn auto_eval_batch(
+    arch: Arch,
+    dataset: DatasetKind,
+    precision: Precision,
+    on_gpu: bool,
+) -> usize {
+    if !on_gpu {
+        return AUTO_EVAL_CPU;
+    }
+    let per_image = MARGIN * per_image_mib(arch, dataset, precision);
+    let mut b = AUTO_EVAL_MAX;
+    while b > AUTO_EVAL_MIN && b as f64 * per_image > AUTO_EVAL_ACTIVATIONS_MIB {
+        b /= 2;
+    }
+    b
+}
+
+/// Estimated peak GPU memory of a job on `spec`'s model and data, MiB (on a GPU: an automatic
+/// evaluation batch is counted at its GPU size).
+pub fn estimate_mib(spec: &RunSpec, work: Work) -> u64 {
+    let (params_m, _, _) = measured(spec.model.arch);
+    let per_image = per_image_mib(spec.model.arch, spec.data.dataset, spec.train.precision);
     // Weights, gradients, momentum, EMA/FAWA copy and the checkpoint copy being written.
     let weights = params_m * 1e6 * 4.0 * 5.0 / (1024.0 * 1024.0);
+    let eval_batch = spec.eval_batch(true);
     let batch = match work {
-        Work::Train => spec.train.batch_size.max(spec.eval.batch_size / 2),
-        Work::Evaluate => spec.eval.batch_size,
+        Work::Train => spec.train.batch_size.max(eval_batch / 2),
+        Work::Evaluate => eval_batch,
     } as f64;
     let graphs = match work {
         Work::Train => 2.0,
@@ -114,5 +157,43 @@ mod tests {
         );
         assert!((8_000..24_000).contains(&w), "WRN-34-10 batch 128: {w} MiB");
         assert!(estimate_mib(&prn, Work::Evaluate) < p128 * 2);
+    }
+
+    #[test]
+    fn auto_eval_batches_fit_the_model_on_a_gpu_and_stay_at_256_on_the_cpu() {
+        use Arch::*;
+        use DatasetKind::*;
+        let fp32 = Precision::Fp32;
+        let auto = |a, d, p| auto_eval_batch(a, d, p, true);
+        for a in [Smallcnn, PreactResnet18, Wrn34_10, XcitS12] {
+            for p in [fp32, Precision::Bf16] {
+                assert_eq!(auto_eval_batch(a, Cifar100, p, false), AUTO_EVAL_CPU);
+                let b = auto(a, Cifar100, p);
+                assert!(b.is_power_of_two() && (AUTO_EVAL_MIN..=AUTO_EVAL_MAX).contains(&b));
+                // The largest that fits: twice as many would not (unless at the cap).
+                let act = |b: usize| b as f64 * MARGIN * per_image_mib(a, Cifar100, p);
+                assert!(act(b) <= AUTO_EVAL_ACTIVATIONS_MIB, "{a:?} {p:?} {b}");
+                assert!(b == AUTO_EVAL_MAX || act(2 * b) > AUTO_EVAL_ACTIVATIONS_MIB);
+            }
+        }
+        assert_eq!(auto(Smallcnn, FashionMnist, fp32), 1024);
+        assert_eq!(auto(PreactResnet18, Cifar10, fp32), 512);
+        assert_eq!(auto(PreactResnet18, Cifar10, Precision::Bf16), 1024);
+        assert_eq!(auto(Wrn34_10, Cifar10, fp32), 128);
+        assert_eq!(auto(XcitS12, Cifar10, fp32), 128);
+    }
+
+    #[test]
+    fn the_estimate_counts_an_automatic_batch_at_its_gpu_size() {
+        let prn = "[data]\ndataset = \"cifar10\"\n";
+        let auto = spec(prn);
+        let fixed = spec(&format!("{prn}[eval]\nbatch_size = 512\n"));
+        let small = spec(&format!("{prn}[eval]\nbatch_size = 256\n"));
+        assert_eq!(auto.eval_batch(true), 512);
+        assert_eq!(auto.eval_batch(false), 256);
+        for w in [Work::Train, Work::Evaluate] {
+            assert_eq!(estimate_mib(&auto, w), estimate_mib(&fixed, w));
+            assert!(estimate_mib(&small, w) < estimate_mib(&auto, w));
+        }
     }
 }

@@ -9,6 +9,7 @@ mod choices;
 mod ctx;
 pub mod device;
 mod error;
+pub mod eval_batch;
 pub mod fields;
 pub mod form_check;
 pub mod form_resolve;
@@ -25,6 +26,7 @@ mod value;
 
 pub use device::DeviceSpec;
 pub use error::ConfigError;
+pub use eval_batch::EvalBatch;
 pub use number::{parse_fraction, short_number};
 pub use raw::RawConfig;
 pub use spec::*;

@@ -26,7 +26,7 @@ pub use corruption::{CorruptionSource, CIFAR_C_18};
 pub use robust::RobustAttack;
 
 use crate::train::{eval_record, TrainError};
-use fairtat_core::config::{DatasetKind, Precision};
+use fairtat_core::config::{DatasetKind, EvalBatch, Precision};
 use fairtat_core::runs::eval_report::{self, EvalReport, StageRecord};
 use fairtat_core::runs::EvalRecord;
 
@@ -57,7 +57,8 @@ pub struct EvalOptions {
     pub alpha: f64,
     /// Class-balanced test subset; 0 = all.
     pub subset: usize,
-    pub batch_size: usize,
+    /// `auto` is sized once the checkpoint tells the model ([`EvalBatch::resolve`]).
+    pub batch_size: EvalBatch,
     pub device: Device,
     /// The arithmetic of every forward (the run's `train.precision`).
     pub precision: Precision,
@@ -140,18 +141,14 @@ pub fn eval_checkpoint(
         opts.device,
     )?;
     l.model.set_precision(opts.precision);
+    let on_gpu = opts.device.is_cuda();
+    let batch = (opts.batch_size).resolve(l.info.arch, l.dataset, opts.precision, on_gpu);
     let progress = &mut |stage: &str, d, t| on_progress(stage, d, t);
-    let (evals, stages) = run_attacks(&l, &plan.attacks, opts, stop, progress)?;
+    let sizes = (batch, opts.seed);
+    let (evals, stages) = run_attacks(&l, &plan.attacks, sizes, stop, progress)?;
     let results = match &plan.corruptions {
         Some((src, names, severities)) => corruption::evaluate_corruptions(
-            &l.model,
-            &l.test,
-            src,
-            names,
-            severities,
-            opts.batch_size.max(1),
-            stop,
-            progress,
+            &l.model, &l.test, src, names, severities, batch, stop, progress,
         )?,
         None => vec![],
     };
@@ -179,7 +176,7 @@ pub fn eval_checkpoint(
 fn run_attacks(
     l: &Loaded,
     attacks: &[RobustAttack],
-    opts: &EvalOptions,
+    sizes: (usize, u64),
     stop: &AtomicBool,
     on_progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<(Vec<EvalRecord>, Vec<StageRecord>), TrainError> {
@@ -187,8 +184,6 @@ fn run_attacks(
     let mut stages = vec![];
     for a in attacks {
         let name = a.name();
-        let batch_size = opts.batch_size.max(1);
-        let sizes = (batch_size, opts.seed);
         let out = robust::run(&l.model, &l.test, a, sizes, stop, on_progress)?;
         evals.push(eval_record("test", &name, &l.info.kind, &out.confusion));
         if name.starts_with("autoattack") {
@@ -212,7 +207,7 @@ mod tests {
             eps: 8.0 / 255.0,
             alpha: 2.0 / 255.0,
             subset: 0,
-            batch_size: 10,
+            batch_size: EvalBatch::Fixed(10),
             device: Device::Cpu,
             precision: Precision::Fp32,
             seed: 0,

@@ -121,7 +121,7 @@ fn eval_into(
         return Ok(r.metrics.clone());
     }
     let t0 = Instant::now();
-    let batch = spec.eval.batch_size;
+    let batch = spec.eval_batch(model.device().is_cuda());
     let cm = evaluate(model, ds, attack.as_ref(), batch, ev.stop, |_, _| {});
     // Time spent on an evaluation a stop cut short is lost with it.
     let cm = cm?;

@@ -44,7 +44,7 @@ impl EpochStart {
                 epoch,
                 model: &s.model,
                 val: &s.splits.val,
-                batch_size: spec.eval.batch_size,
+                batch_size: spec.eval_batch(s.model.device().is_cuda()),
             })?;
         }
         s.method.begin_epoch(epoch, s.state.prev_train.as_ref());

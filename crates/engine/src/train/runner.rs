@@ -15,7 +15,7 @@ use super::session::Session;
 use super::state::PendingEval;
 use super::{ema, epoch_eval, resume_point, selection, step, TrainError};
 use crate::data::Splits;
-use fairtat_core::config::RunSpec;
+use fairtat_core::config::{EvalBatch, RunSpec};
 use fairtat_core::runs::{reports, EventSink, RunDir, RunEvent};
 
 pub struct TrainOptions {
@@ -64,6 +64,7 @@ pub fn train_on(
         start_epoch: s.state.epochs_done,
         pid: std::process::id(),
     });
+    log_eval_batch(spec, s.model.device().is_cuda(), sink);
     if s.splits.val.is_empty() {
         // Selecting on the test set would overstate the selected model: without a validation
         // split nothing is selected at all.
@@ -93,6 +94,20 @@ pub fn train_on(
     Ok(Outcome::Finished {
         epochs_done: s.state.epochs_done,
     })
+}
+
+/// Which batch `eval.batch_size = auto` chose on this device: the run's one record of it.
+fn log_eval_batch(spec: &RunSpec, on_gpu: bool, sink: &mut dyn EventSink) {
+    if spec.eval.batch_size == EvalBatch::Auto {
+        let on = if on_gpu { "the GPU" } else { "the CPU" };
+        sink.emit(&RunEvent::Log {
+            level: "info".into(),
+            message: format!(
+                "eval.batch_size = auto: batches of {} on {on}",
+                spec.eval_batch(on_gpu)
+            ),
+        });
+    }
 }
 
 /// One epoch; `Ok(false)` when cancelled mid-way (state saved). Each job is a processor of its

@@ -2,6 +2,7 @@
 
 use crate::config::choices::EvalModel;
 use crate::config::error::ConfigError;
+use crate::config::eval_batch::EvalBatch;
 use crate::config::reader::Reader;
 use crate::config::schema::{section, FieldKind, KeyType};
 
@@ -15,7 +16,9 @@ section! {
         steps: usize [0, 10_000] = |_| 10; "PGD steps for the per-epoch evaluation",
         /// PGD steps for the final evaluation (PGD-20).
         final_steps: usize [0, 10_000] = |_| 20; "PGD steps for the final evaluation",
-        batch_size: usize [1, 65_536] = |_| 256; "Evaluation batch size",
+        /// `auto`: 256 on the CPU, on a GPU the largest batch up to 1,024 the memory model fits.
+        batch_size: EvalBatch = |_| EvalBatch::Auto;
+            "Evaluation batch size: auto (256 on the CPU, up to 1024 on a GPU) or a number",
         /// Evaluate on the test set every this many epochs, and always after the last one.
         #[serde(default = "one")]
         every: usize [1, 100_000] = |_| 1;

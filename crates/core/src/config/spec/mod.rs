@@ -135,6 +135,13 @@ impl RunSpec {
         self.data.dataset.num_classes()
     }
 
+    /// The evaluation batch size on a GPU (`on_gpu`) or the CPU (`eval.batch_size`, `auto`
+    /// sized for the device).
+    pub fn eval_batch(&self, on_gpu: bool) -> usize {
+        let (arch, data) = (self.model.arch, self.data.dataset);
+        (self.eval.batch_size).resolve(arch, data, self.train.precision, on_gpu)
+    }
+
     /// The spec in config-file form.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("RunSpec always serialises to TOML")
