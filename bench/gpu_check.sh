@@ -8,7 +8,10 @@
 # 1. PRN-18 PGD-10 AT step, fairtat and PyTorch on the same GPU, fp32 and bf16, batch 128 and
 #    512 (fairtat-bench; the reference reports torch.cuda.max_memory_allocated too);
 # 2. bf16 fidelity: the quick Fashion-MNIST presets of PGD-AT and FAIR-TAT, seeds 0-3, fp32 and
-#    bf16, then bench/fidelity.py's table (every column's 4-seed mean, bf16 minus fp32).
+#    bf16, then bench/fidelity.py's table (every column's 4-seed mean, bf16 minus fp32);
+# 3. eval.batch_size = auto: AutoAttack (standard) on 1,000 test images of the first PGD-AT
+#    checkpoint at batch 256 and at auto (1,024 for SmallCNN), seconds per stage and whether
+#    every class came out equal.
 set -euo pipefail
 BIN=${1:-target/release}
 OUT=${2:-${OUT:-/tmp/gpu-check}}
@@ -35,3 +38,18 @@ for preset in at fairtat; do
   done
 done
 python3 bench/fidelity.py "$OUT/runs" | tee "$OUT/fidelity.txt"
+
+CKPT=$(ls -d "$OUT"/runs/at-fp32/*/ | head -n 1)checkpoints/last.safetensors
+for batch in 256 auto; do
+  "$BIN/fairtat" eval --checkpoint "$CKPT" --suite standard --subset 1000 --device cuda:0 \
+    --batch-size "$batch" --out "$OUT/aa-$batch" >"$OUT/aa-$batch.log" 2>&1
+done
+python3 - "$OUT" <<'PY' | tee "$OUT/autoattack.txt"
+import json, sys
+runs = {b: json.load(open(f"{sys.argv[1]}/aa-{b}/eval.json")) for b in ("256", "auto")}
+for b, r in runs.items():
+    stages = ", ".join(f"{s['stage']} {s.get('seconds', float('nan')):.1f}" for s in r["autoattack"])
+    print(f"batch {b}: {r['seconds']:.1f} s ({stages})")
+acc = {b: [e["confusion"] for e in r["evals"]] for b, r in runs.items()}
+print("per-class results equal:", acc["256"] == acc["auto"])
+PY

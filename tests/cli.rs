@@ -200,6 +200,8 @@ fn end_to_end_run_writes_every_file_and_learns() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("worst class"));
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(eval_out.join("eval.json")).unwrap()).unwrap();
+    // Without --batch-size or a run: auto, which is 256 on the CPU, and the report says so.
+    assert_eq!(report["batch_size"], 256);
     let recorded =
         serde_json::to_value(&last.eval("test", "clean", "live").unwrap().confusion).unwrap();
     assert_eq!(report["evals"][0]["confusion"], recorded);
@@ -225,6 +227,8 @@ fn end_to_end_run_writes_every_file_and_learns() {
     let names: Vec<&str> = q.evals.iter().map(|e| e.attack.as_str()).collect();
     assert_eq!(names, ["clean", "pgd-20", "autoattack-quick"]);
     assert_eq!(q.images, 60);
+    // The run's eval.batch_size (auto: 256 on the CPU) unless --batch-size says otherwise.
+    assert_eq!(q.batch_size, 256);
     let acc = |n: &str| {
         q.evals
             .iter()
@@ -264,6 +268,7 @@ fn end_to_end_run_writes_every_file_and_learns() {
             "cpu",
         ])
         .args(["--corruption", "gaussian_noise", "--corruption", "contrast"])
+        .args(["--batch-size", "20"])
         .args(["--severity", "1", "--severity", "5"])
         .output()
         .unwrap();
@@ -286,6 +291,7 @@ fn end_to_end_run_writes_every_file_and_learns() {
         .flat_map(|n| [1u8, 5, 0].map(|s| (n.to_string(), s)))
         .collect();
     assert_eq!(rows, expect);
+    assert_eq!(c.batch_size, 20, "--batch-size overrides the run's");
     for r in &c.corruptions {
         let n: u64 = r.confusion.iter().flatten().sum();
         assert_eq!(n, if r.severity == 0 { 100 } else { 50 });

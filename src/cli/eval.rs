@@ -220,13 +220,14 @@ fn run_with_progress(
 
 fn print_table(report: &EvalReport) {
     println!(
-        "{} ({}, epoch {}) on {} test images of {}, eps {:.5}, {:.1} s",
+        "{} ({}, epoch {}) on {} test images of {}, eps {:.5}, batches of {}, {:.1} s",
         report.checkpoint,
         report.arch,
         report.epoch + 1,
         report.images,
         report.dataset,
         report.eps,
+        report.batch_size,
         report.seconds
     );
     print!("{:<16}", "class");

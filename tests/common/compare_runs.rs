@@ -118,6 +118,7 @@ pub fn write_eval(
         suite: Some(suite.into()),
         eps: 0.1,
         seed: 0,
+        batch_size: 256,
         images: 20,
         class_names: vec!["cat".into(), "dog".into()],
         evals: vec![eval("test", attack, robust)],

@@ -34,6 +34,11 @@ pub struct EvalReport {
     pub suite: Option<String>,
     pub eps: f64,
     pub seed: u64,
+    /// Images per batch (what `--batch-size`/`eval.batch_size`, `auto` included, came to;
+    /// 0 in reports of older builds). Random starts and restarts are drawn per batch, so the
+    /// batch is part of what reproduces a robust accuracy.
+    #[serde(default)]
+    pub batch_size: usize,
     pub images: usize,
     pub class_names: Vec<String>,
     pub evals: Vec<EvalRecord>,

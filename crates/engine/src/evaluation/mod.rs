@@ -161,6 +161,7 @@ pub fn eval_checkpoint(
         suite: opts.suite.map(|s| s.as_str().to_string()),
         eps: opts.eps,
         seed: opts.seed,
+        batch_size: batch,
         images: l.test.len(),
         class_names: l.test.class_names.clone(),
         evals,

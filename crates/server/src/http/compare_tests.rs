@@ -122,6 +122,7 @@ fn write_eval(
         suite: Some(suite.into()),
         eps: 8.0 / 255.0,
         seed: 0,
+        batch_size: 256,
         images: 20,
         class_names: vec!["cat".into(), "dog".into()],
         evals: vec![eval("test", attack, model, robust)],
