@@ -11,40 +11,57 @@
 #    bf16, then bench/fidelity.py's table (every column's 4-seed mean, bf16 minus fp32);
 # 3. eval.batch_size = auto: AutoAttack (standard) on 1,000 test images of the first PGD-AT
 #    checkpoint at batch 256 and at auto (1,024 for SmallCNN), seconds per stage and whether
-#    every class came out equal.
+#    every class came out equal;
+# 4. cuDNN's autotuner: step 1 again with --cudnn-benchmark on both sides.
+#
+# STEPS="bench fidelity autoattack cudnn" (the default: all) picks steps; autoattack needs a
+# fidelity run's checkpoint. DEV=cpu AA_SUBSET=50 STEPS=autoattack tries step 3 on a CPU.
 set -euo pipefail
+STEPS=${STEPS:-bench fidelity autoattack cudnn}
+DEV=${DEV:-cuda:0}
+AA_SUBSET=${AA_SUBSET:-1000}
+want() { [[ " $STEPS " == *" $1 "* ]]; }
 BIN=${1:-target/release}
 OUT=${2:-${OUT:-/tmp/gpu-check}}
 mkdir -p "$OUT"
 TORCH_LIB=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')/lib
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt" || true
 
-for batch in 128 512; do
-  for precision in fp32 bf16; do
-    "$BIN/fairtat-bench" --device cuda:0 --batch "$batch" --precision "$precision" \
-      --only prn18 --python python3 --reference bench/pytorch_reference.py | tee -a "$OUT/bench.txt"
-  done
-done
-python3 bench/pytorch_reference.py prn18 --device cuda --batch 128 | tee -a "$OUT/bench.txt"
-
-for preset in at fairtat; do
-  for seed in 0 1 2 3; do
+step() {  # step [extra fairtat-bench flags]: PRN-18 at batch 128 and 512, fp32 and bf16
+  for batch in 128 512; do
     for precision in fp32 bf16; do
-      "$BIN/fairtat" train --config "configs/fmnist-quick-$preset.toml" --seed "$seed" \
-        --device cuda:0 --set "train.precision=\"$precision\"" \
-        --out "$OUT/runs/$preset-$precision" >"$OUT/train-$preset-$precision-$seed.log" 2>&1
+      "$BIN/fairtat-bench" --device "$DEV" --batch "$batch" --precision "$precision" \
+        --only prn18 --python python3 --reference bench/pytorch_reference.py "$@" \
+        | tee -a "$OUT/bench.txt"
     done
   done
-done
-python3 bench/fidelity.py "$OUT/runs" | tee "$OUT/fidelity.txt"
+}
+if want bench; then
+  step
+  python3 bench/pytorch_reference.py prn18 --device cuda --batch 128 | tee -a "$OUT/bench.txt"
+fi
 
-CKPT=$(ls -d "$OUT"/runs/at-fp32/*/ | head -n 1)checkpoints/last.safetensors
-for batch in 256 auto; do
-  "$BIN/fairtat" eval --checkpoint "$CKPT" --suite standard --subset 1000 --device cuda:0 \
-    --batch-size "$batch" --out "$OUT/aa-$batch" >"$OUT/aa-$batch.log" 2>&1
-done
-python3 - "$OUT" <<'PY' | tee "$OUT/autoattack.txt"
+if want fidelity; then
+  for preset in at fairtat; do
+    for seed in 0 1 2 3; do
+      for precision in fp32 bf16; do
+        "$BIN/fairtat" train --config "configs/fmnist-quick-$preset.toml" --seed "$seed" \
+          --device "$DEV" --set "train.precision=\"$precision\"" \
+          --out "$OUT/runs/$preset-$precision" >"$OUT/train-$preset-$precision-$seed.log" 2>&1
+      done
+    done
+  done
+  python3 bench/fidelity.py "$OUT/runs" | tee "$OUT/fidelity.txt"
+fi
+
+if want autoattack; then
+  CKPT=$(ls -d "$OUT"/runs/at-fp32/*/ | head -n 1)checkpoints/last.safetensors
+  for batch in 256 auto; do
+    "$BIN/fairtat" eval --checkpoint "$CKPT" --suite standard --subset "$AA_SUBSET" --device "$DEV" \
+      --batch-size "$batch" --out "$OUT/aa-$batch" >"$OUT/aa-$batch.log" 2>&1
+  done
+  python3 - "$OUT" <<'PY' | tee "$OUT/autoattack.txt"
 import json, sys
 runs = {b: json.load(open(f"{sys.argv[1]}/aa-{b}/eval.json")) for b in ("256", "auto")}
 for b, r in runs.items():
@@ -53,3 +70,8 @@ for b, r in runs.items():
 acc = {b: [e["confusion"] for e in r["evals"]] for b, r in runs.items()}
 print("per-class results equal:", acc["256"] == acc["auto"])
 PY
+fi
+
+if want cudnn; then
+  step --cudnn-benchmark
+fi

@@ -6,7 +6,8 @@
 //!
 //! `--device cuda --batch 512 --precision bf16` measures both sides on a GPU, in bfloat16
 //! autocast (`train.precision = "bf16"`; the reference with `torch.autocast` and
-//! channels_last).
+//! channels_last). `--cudnn-benchmark` turns on cuDNN's autotuner on both sides (off by
+//! default in PyTorch and in fairtat), to measure what it would give.
 
 use std::process::Command;
 use std::time::Instant;
@@ -39,6 +40,9 @@ struct Args {
     /// fp32 or bf16.
     #[arg(long, default_value = "fp32")]
     precision: String,
+    /// cuDNN's autotuner on (both sides; CUDA only).
+    #[arg(long)]
+    cudnn_benchmark: bool,
 }
 
 /// One AT step as the reference does it: PGD in eval mode, loss in train mode, SGD step.
@@ -98,6 +102,7 @@ struct On {
     device: Device,
     batch: i64,
     precision: Precision,
+    cudnn_benchmark: bool,
 }
 
 impl On {
@@ -115,6 +120,9 @@ impl On {
         v.extend(["--batch".into(), self.batch.to_string()]);
         if self.precision == Precision::Bf16 {
             v.push("--bf16".into());
+        }
+        if self.cudnn_benchmark {
+            v.push("--cudnn-benchmark".into());
         }
         v
     }
@@ -150,13 +158,18 @@ fn main() {
             );
             std::process::exit(2)
         }),
+        cudnn_benchmark: a.cudnn_benchmark,
     };
+    if on.device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(on.cudnn_benchmark);
+    }
     println!(
-        "threads: {}, device {:?}, batch {}, precision {}",
+        "threads: {}, device {:?}, batch {}, precision {}, cudnn benchmark {}",
         tch::get_num_threads(),
         on.device,
         on.batch,
-        on.precision
+        on.precision,
+        on.cudnn_benchmark
     );
     let cases = [
         ("small", "smallcnn-28x28x1", Arch::Smallcnn, 1, 28, 20),
