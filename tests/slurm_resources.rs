@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use common::slurm::cluster_or_skip;
 use common::*;
+use fairtat::config::gpu_memory::{self, Work};
 use fairtat::server::slurm::SlurmOptions;
 use fairtat::server::{AppState, ServeOptions};
 
@@ -235,4 +236,63 @@ async fn the_server_refuses_to_start_on_an_unknown_partition() {
         "{err}"
     );
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+}
+
+/// `--slurm-gres shard --slurm-shard-mib M`: each GPU job asks the shards its memory estimate
+/// needs, Slurm runs only as many at once as the GPU's shards hold, and a run that needs more
+/// shards than a GPU has is refused before it is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpu_runs_ask_shards_by_their_estimate_and_share_the_gpu() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(cluster) = cluster_or_skip("gpu_runs_ask_shards_by_their_estimate_and_share_the_gpu")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = slurm_options(tmp.path(), SlurmOptions::new());
+    opts.trainer = Some(fake_trainer(tmp.path(), 3, 1.5));
+    // The quick preset on a GPU, as the server estimates it: a shard is a third of that, so
+    // each run asks 3 of the 8 shards and two of them fit on the GPU at once.
+    let preset = std::fs::read_to_string(opts.configs_dir.join("quick.toml")).unwrap();
+    let sets = ["device=\"auto\"".to_string(), "train.epochs=3".into()];
+    let spec = fairtat::config::from_toml_str(&preset, &sets).unwrap();
+    let need = gpu_memory::estimate_mib(&spec, Work::Train);
+    let shard_mib = need.div_ceil(3);
+    assert_eq!(need.div_ceil(shard_mib), 3, "estimate {need} MiB");
+    let slurm = opts.slurm.as_mut().unwrap();
+    (slurm.gres, slurm.shard_mib) = ("shard".into(), shard_mib);
+    let st = start(opts).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (code, b) = post(
+            &st,
+            serde_json::json!({"device": "auto", "train.epochs": 3}),
+        )
+        .await;
+        assert_eq!(code, StatusCode::CREATED, "{b}");
+        ids.push(b["id"].as_str().unwrap().to_string());
+    }
+    // Two run, the third waits for shards (Slurm's reason: Resources).
+    let states = wait_for(30.0, "two running jobs and one pending", || async {
+        let jobs = cluster.jobs();
+        let n = |s: &str| jobs.iter().filter(|(_, st)| st == s).count();
+        (n("RUNNING") == 2 && n("PENDING") == 1).then_some(jobs)
+    })
+    .await;
+    assert_eq!(states.len(), 3, "{states:?}");
+    for (job, _) in &states {
+        let show = scontrol_job(job);
+        assert!(show.contains("gres:shard:3"), "{show}");
+    }
+    for id in &ids {
+        wait_status(&st, id, "finished", 90.0).await;
+    }
+    // Evaluation batches of 65,536 images need far more than 8 shards: Slurm's own check
+    // refuses the run before it exists.
+    let before = run_count(&st).await;
+    let big = serde_json::json!({"device": "auto", "eval.batch_size": 65536});
+    let (code, b) = post(&st, big).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(run_count(&st).await, before);
+    st.shutdown();
 }

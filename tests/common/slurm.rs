@@ -1,6 +1,8 @@
 //! A one-node Slurm cluster of the test's own, in a temporary directory: a generated munge key
 //! and `slurm.conf` (this host's real name and CPU count, `proctrack/linuxproc`, no cgroups,
-//! no accounting; partition `debug`, the default, and `short` with a 10-minute MaxTime),
+//! no accounting; partition `debug`, the default, and `short` with a 10-minute MaxTime; one
+//! pretend GPU, an empty file as its device, cut into 8 `shard`s by gres.conf, so jobs that ask
+//! shards are scheduled as on a cluster that shares GPUs),
 //! `munged`, `slurmctld -D` and `slurmd -D` as child processes. Dropping the cluster cancels
 //! its jobs and stops the daemons, also when the test panics.
 //!
@@ -20,6 +22,9 @@ const DAEMONS: [&str; 3] = [
     "/usr/sbin/slurmctld",
     "/usr/sbin/slurmd",
 ];
+
+/// Shards of the cluster's one pretend GPU.
+pub const SHARDS: u64 = 8;
 
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -84,7 +89,9 @@ impl Cluster {
              SelectTypeParameters=CR_CPU\nSchedulerType=sched/backfill\n\
              JobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none\n\
              MpiDefault=none\nReturnToService=2\nMinJobAge=600\nKillWait=10\nInactiveLimit=0\n\
-             NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN\n\
+             GresTypes=gpu,shard\n\
+             NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 Gres=gpu:1,shard:{SHARDS} \
+             State=UNKNOWN\n\
              PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n\
              PartitionName=short Nodes=ALL MaxTime=10 State=UP\n",
             cp = free_port(),
@@ -95,6 +102,14 @@ impl Cluster {
             d = dir.path().display(),
         );
         std::fs::write(&conf, text).map_err(|e| e.to_string())?;
+        // Slurm wants a device file per GPU; it never opens it for a job that asks shards.
+        let gpu = p("gpu0");
+        std::fs::write(&gpu, "").map_err(|e| e.to_string())?;
+        let gres = format!(
+            "Name=gpu File={g}\nName=shard Count={SHARDS} File={g}\n",
+            g = gpu.display()
+        );
+        std::fs::write(p("gres.conf"), gres).map_err(|e| e.to_string())?;
         // The server under test and the commands below find this cluster through SLURM_CONF.
         std::env::set_var("SLURM_CONF", &conf);
         let mut c = Cluster {

@@ -63,7 +63,7 @@ pub fn check_scheduled_device(device: DeviceSpec) -> Result<(), ApiError> {
 /// (the error names the key and the limit).
 pub fn check_slurm_limits(st: &AppState, spec: &RunSpec) -> Result<(), ApiError> {
     if let Some(s) = st.scheduler() {
-        s.opts.resources(&spec.slurm, spec.device)?;
+        s.opts.resources(&spec.slurm, spec.device, 0)?;
     }
     Ok(())
 }

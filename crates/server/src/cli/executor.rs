@@ -47,6 +47,11 @@ pub struct SlurmSettings {
     /// Generic resources of GPU runs, e.g. `gpu:1` (CPU runs never get them).
     #[arg(long = "slurm-gres", value_name = "SLURM_GRES")]
     pub gres: Option<String>,
+    /// GPU memory in MiB one `shard` of the cluster stands for (a GPU's memory divided by its
+    /// shard Count in gres.conf): a GPU run whose gres is `shard` then asks as many shards as
+    /// its memory estimate needs [default: none; `shard` asks one].
+    #[arg(long = "slurm-shard-mib", value_name = "SLURM_SHARD_MIB")]
+    pub shard_mib: Option<u64>,
     /// Time limit per job in Slurm's format (`minutes`, `hh:mm:ss`, `days-hh:mm`).
     #[arg(long = "slurm-time", value_name = "SLURM_TIME")]
     pub time: Option<String>,
@@ -165,6 +170,7 @@ impl ExecutorArgs {
         let mut o = SlurmOptions::new();
         o.partition = pick(&c.partition, f.partition);
         o.gres = pick(&c.gres, f.gres);
+        o.shard_mib = c.shard_mib.or(f.shard_mib).unwrap_or(0);
         o.time = pick(&c.time, f.time);
         o.cpus = c.cpus.or(f.cpus).unwrap_or(0);
         o.mem = pick(&c.mem, f.mem);
@@ -233,7 +239,7 @@ fn check_resources(o: &SlurmOptions) -> anyhow::Result<()> {
         cpus: o.cpus,
         ..SlurmSpec::default()
     };
-    o.resources(&run, DeviceSpec::Cpu)
+    o.resources(&run, DeviceSpec::Cpu, 0)
         .map(drop)
         .map_err(|e| anyhow::anyhow!("the server's Slurm defaults exceed its limits: {e}"))
 }
@@ -280,7 +286,7 @@ mod tests {
         }
         .resolve()
         .unwrap_err();
-        let keys = "and [slurm] with partition, gres, time, cpus, mem, qos, max_time, max_cpus, \
+        let keys = "and [slurm] with partition, gres, shard_mib, time, cpus, mem, qos, max_time, max_cpus, \
                     max_mem, account, extra, array_limit, signal_secs, requeue, max_requeues, \
                     poll_secs)";
         assert!(err.to_string().ends_with(keys), "{err}");

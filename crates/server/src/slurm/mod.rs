@@ -27,6 +27,9 @@ pub struct SlurmOptions {
     pub partition: String,
     /// `--gres` for GPU runs (e.g. `gpu:1`); runs with `device = "cpu"` never get it.
     pub gres: String,
+    /// MiB of GPU memory one `shard` stands for: a GPU job's gres `shard` becomes `shard:N`,
+    /// N from the job's memory estimate (0: `shard` stays as written).
+    pub shard_mib: u64,
     /// `--time` (Slurm's formats: `minutes`, `hh:mm:ss`, `d-hh:mm`); the partition's default
     /// when empty.
     pub time: String,

@@ -37,15 +37,22 @@ fn over(key: SlurmKey, value: &str, limit: &str, flag: &str) -> ConfigError {
 }
 
 impl SlurmOptions {
-    /// The resources of a job of a run with `run`'s `[slurm]` on `device`: the run's values
-    /// where given, else the server's; the server's gres only for GPU runs. Refused, naming
-    /// the key and the limit, when over a `--slurm-max-*`.
-    pub fn resources(&self, run: &SlurmSpec, device: DeviceSpec) -> Result<Resources, ConfigError> {
+    /// The resources of a job of a run with `run`'s `[slurm]` on `device`, whose GPU memory
+    /// is estimated at `gpu_mib`: the run's values where given, else the server's; the
+    /// server's gres only for GPU runs. Refused, naming the key and the limit, when over a
+    /// `--slurm-max-*`.
+    pub fn resources(
+        &self,
+        run: &SlurmSpec,
+        device: DeviceSpec,
+        gpu_mib: u64,
+    ) -> Result<Resources, ConfigError> {
         let gres = match (run.gres.is_empty(), device) {
             (false, _) => run.gres.to_string(),
             (true, DeviceSpec::Cpu) => String::new(),
             (true, _) => self.gres.clone(),
         };
+        let gres = self.sharded(&gres, gpu_mib);
         let r = Resources {
             gpu: device != DeviceSpec::Cpu && !gres.is_empty(),
             partition: pick(&run.partition, &self.partition),
@@ -57,6 +64,23 @@ impl SlurmOptions {
         };
         self.check_limits(&r)?;
         Ok(r)
+    }
+
+    /// A gres item `shard` (no count) as the shards `gpu_mib` needs, at least one, when the
+    /// server knows what a shard holds (`--slurm-shard-mib`): several runs then share a GPU
+    /// as far as their estimates fit, as the local executor packs them.
+    fn sharded(&self, gres: &str, gpu_mib: u64) -> String {
+        if self.shard_mib == 0 {
+            return gres.to_string();
+        }
+        let shards = gpu_mib.div_ceil(self.shard_mib).max(1);
+        gres.split(',')
+            .map(|item| match item {
+                "shard" => format!("shard:{shards}"),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     fn check_limits(&self, r: &Resources) -> Result<(), ConfigError> {
@@ -165,7 +189,7 @@ mod tests {
             mem: "16G".into(),
             ..SlurmSpec::default()
         };
-        let r = server().resources(&run, DeviceSpec::Auto).unwrap();
+        let r = server().resources(&run, DeviceSpec::Auto, 0).unwrap();
         assert_eq!(
             (
                 r.partition.as_str(),
@@ -177,14 +201,14 @@ mod tests {
         );
         assert!(r.gpu);
         let cpu = server()
-            .resources(&SlurmSpec::default(), DeviceSpec::Cpu)
+            .resources(&SlurmSpec::default(), DeviceSpec::Cpu, 0)
             .unwrap();
         assert_eq!((cpu.gres.as_str(), cpu.cpus), ("", 2));
         let asked = SlurmSpec {
             gres: "tmpdisk:10".into(),
             ..SlurmSpec::default()
         };
-        let asked = server().resources(&asked, DeviceSpec::Cpu).unwrap();
+        let asked = server().resources(&asked, DeviceSpec::Cpu, 0).unwrap();
         assert_eq!((asked.gres.as_str(), asked.gpu), ("tmpdisk:10", false));
     }
 
@@ -202,7 +226,7 @@ mod tests {
                 ..SlurmSpec::default()
             };
             set(&mut s);
-            o.resources(&s, DeviceSpec::Cuda(0))
+            o.resources(&s, DeviceSpec::Cuda(0), 0)
         };
         assert!(run(|s| s.time = "120".into()).is_ok());
         // Empty: the partition's own default, which the cluster bounds.
@@ -242,6 +266,7 @@ mod tests {
                     ..SlurmSpec::default()
                 },
                 DeviceSpec::Cuda(0),
+                0,
             )
             .unwrap();
         assert_eq!(
@@ -262,5 +287,40 @@ mod tests {
         assert_eq!(d[0], "--partition=\"gpu\"");
         assert_eq!(d[4], "--cpus-per-task=\"2\"");
         assert_eq!(d[7], "--signal=B:USR1@120");
+    }
+
+    /// With `--slurm-shard-mib`, `shard` asks what the job's estimate needs; counts given,
+    /// other items and CPU runs stay as they are.
+    #[test]
+    fn a_shard_gres_asks_as_many_shards_as_the_estimate_needs() {
+        let o = SlurmOptions {
+            gres: "shard".into(),
+            shard_mib: 10_240,
+            ..server()
+        };
+        let gpu = DeviceSpec::Auto;
+        let gres = |run: &str, mib| {
+            let spec = SlurmSpec {
+                gres: run.into(),
+                ..SlurmSpec::default()
+            };
+            o.resources(&spec, gpu, mib).unwrap().gres
+        };
+        assert_eq!(gres("", 1_254), "shard:1");
+        assert_eq!(gres("", 10_240), "shard:1");
+        assert_eq!(gres("", 16_501), "shard:2");
+        assert_eq!(gres("", 0), "shard:1", "an unknown estimate asks one");
+        assert_eq!(gres("shard,tmpdisk:10", 30_000), "shard:3,tmpdisk:10");
+        assert_eq!(gres("shard:4", 30_000), "shard:4", "a count given is kept");
+        assert_eq!(gres("gpu:1", 30_000), "gpu:1");
+        let cpu = o.resources(&SlurmSpec::default(), DeviceSpec::Cpu, 30_000);
+        assert_eq!(cpu.unwrap().gres, "");
+        // Without the shard size, `shard` goes to Slurm as written (one shard).
+        let plain = SlurmOptions {
+            shard_mib: 0,
+            ..o.clone()
+        };
+        let r = plain.resources(&SlurmSpec::default(), gpu, 30_000).unwrap();
+        assert_eq!((r.gres.as_str(), r.gpu), ("shard", true));
     }
 }

@@ -231,7 +231,7 @@ mod tests {
             comment: "fairtat:r1".into(),
             output: "/runs/a b/train.log".into(),
             res: opts()
-                .resources(&Default::default(), DeviceSpec::Cuda(0))
+                .resources(&Default::default(), DeviceSpec::Cuda(0), 0)
                 .unwrap(),
         }
         .render(&opts(), Path::new("/opt/fairtat"));
@@ -260,7 +260,7 @@ mod tests {
             comment: "fairtat-array:x".into(),
             output: "/r/.slurm/grid-%A_%a.out".into(),
             res: opts()
-                .resources(&Default::default(), DeviceSpec::Cpu)
+                .resources(&Default::default(), DeviceSpec::Cpu, 0)
                 .unwrap(),
         }
         .render(&opts(), Path::new("/bin/fairtat"));
@@ -301,7 +301,9 @@ mod tests {
             name: "r1".into(),
             comment: "fairtat:r1".into(),
             output: "/runs/r1/train.log".into(),
-            res: o.resources(&Default::default(), DeviceSpec::Cpu).unwrap(),
+            res: o
+                .resources(&Default::default(), DeviceSpec::Cpu, 0)
+                .unwrap(),
         }
         .render(&o, Path::new("/opt/fairtat"));
         assert!(s.contains("#SBATCH --requeue\n"), "{s}");

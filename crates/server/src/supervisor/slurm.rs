@@ -46,7 +46,7 @@ fn resources(st: &AppState, job: &Job) -> Result<Resources, SlurmError> {
         .unwrap_or_default();
     sched(st)
         .opts
-        .resources(&spec, job.device)
+        .resources(&spec, job.device, job.gpu_mib)
         .map_err(|e| SlurmError::Refused(e.to_string()))
 }
 

@@ -7,6 +7,7 @@
 use crate::error::ApiError;
 use crate::slurm::checks::{self, CheckError};
 use crate::state::AppState;
+use fairtat_core::config::gpu_memory::{self, Work};
 use fairtat_core::config::{ConfigError, RunSpec};
 
 /// The resources of `specs` pass the cluster's checks (nothing to check without Slurm).
@@ -16,7 +17,10 @@ pub async fn preflight(st: &AppState, specs: &[RunSpec]) -> Result<(), ApiError>
     };
     let res = specs
         .iter()
-        .map(|s| sched.opts.resources(&s.slurm, s.device))
+        .map(|s| {
+            let gpu_mib = gpu_memory::estimate_mib(s, Work::Train);
+            sched.opts.resources(&s.slurm, s.device, gpu_mib)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let result = tokio::task::spawn_blocking(move || checks::check(&sched.opts, &res))
         .await
