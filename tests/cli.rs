@@ -309,33 +309,21 @@ fn end_to_end_run_writes_every_file_and_learns() {
     };
     assert!(sev(5) < sev(1), "contrast s5 {} vs s1 {}", sev(5), sev(1));
 
-    // A bad suite name is a usage error naming the allowed values.
-    let out = bin()
-        .args(["eval", "--run-dir"])
-        .arg(&dir)
-        .args(["--suite", "full"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--suite") && err.contains("quick, standard, corruptions"),
-        "{err}"
-    );
-
-    // So is a batch size that is neither a positive number nor auto.
-    let out = bin()
-        .args(["eval", "--run-dir"])
-        .arg(&dir)
-        .args(["--batch-size", "0"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--batch-size") && err.contains("auto"),
-        "{err}"
-    );
+    // A bad suite name or batch size is a usage error naming the flag and the allowed values.
+    for (flag, bad, allowed) in [
+        ("--suite", "full", "quick, standard, corruptions"),
+        ("--batch-size", "0", "auto, or a whole number"),
+    ] {
+        let out = bin()
+            .args(["eval", "--run-dir"])
+            .arg(&dir)
+            .args([flag, bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag) && err.contains(allowed), "{err}");
+    }
     // The run left eval.batch_size at auto; its record says what that chose on the CPU.
     let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
     assert!(
