@@ -73,3 +73,8 @@ bench: deps-test
 	$(CARGO_ENV) cargo run --release --bin fairtat-bench-methods
 	$(CARGO_ENV) cargo run --release --bin fairtat-bench-server
 	$(CARGO_ENV) cargo test --test slurm_bench -- --ignored --nocapture
+	@# With a GPU visible: PreAct ResNet-18's step at batch 128 and 512, fp32 and bf16, beside
+	@# the reference on the same GPU (bench/gpu_check.sh runs the other GPU checks).
+	@if nvidia-smi -L >/dev/null 2>&1; then \
+		PY=$(PY) STEPS=bench bench/gpu_check.sh target/release target/gpu-check; \
+	else echo "no GPU visible: GPU benchmarks skipped"; fi

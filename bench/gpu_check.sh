@@ -19,12 +19,13 @@
 set -euo pipefail
 STEPS=${STEPS:-bench fidelity autoattack cudnn}
 DEV=${DEV:-cuda:0}
+PY=${PY:-python3}  # a python with torch (`make bench` passes the venv's)
 AA_SUBSET=${AA_SUBSET:-1000}
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 BIN=${1:-target/release}
 OUT=${2:-${OUT:-/tmp/gpu-check}}
 mkdir -p "$OUT"
-TORCH_LIB=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')/lib
+TORCH_LIB=$("$PY" -c 'import torch,os;print(os.path.dirname(torch.__file__))')/lib
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt" || true
 
@@ -32,14 +33,14 @@ step() {  # step [extra fairtat-bench flags]: PRN-18 at batch 128 and 512, fp32 
   for batch in 128 512; do
     for precision in fp32 bf16; do
       "$BIN/fairtat-bench" --device "$DEV" --batch "$batch" --precision "$precision" \
-        --only prn18 --python python3 --reference bench/pytorch_reference.py "$@" \
+        --only prn18 --python "$PY" --reference bench/pytorch_reference.py "$@" \
         | tee -a "$OUT/bench.txt"
     done
   done
 }
 if want bench; then
   step
-  python3 bench/pytorch_reference.py prn18 --device cuda --batch 128 | tee -a "$OUT/bench.txt"
+  "$PY" bench/pytorch_reference.py prn18 --device cuda --batch 128 | tee -a "$OUT/bench.txt"
 fi
 
 if want fidelity; then
