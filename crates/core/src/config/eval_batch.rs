@@ -1,13 +1,13 @@
 //! `eval.batch_size` and `fairtat eval --batch-size`: a number, or `auto`, which sizes the
-//! batch for the device the evaluation runs on ([`gpu_memory::auto_eval_batch`]). Written as
+//! batch for the device the evaluation runs on ([`activations::auto_eval_batch`]). Written as
 //! the number or `"auto"` everywhere (config files, `spec.json`, the API), so the numbers in
 //! run directories written before `auto` existed read back unchanged.
 
 use std::fmt;
 
+use super::activations;
 use super::choices::{Arch, DatasetKind, Precision};
 use super::error::ConfigError;
-use super::gpu_memory;
 use super::reader::Reader;
 use super::schema::{FieldKind, KeyType};
 
@@ -50,7 +50,7 @@ impl EvalBatch {
     ) -> usize {
         match self {
             EvalBatch::Fixed(n) => n,
-            EvalBatch::Auto => gpu_memory::auto_eval_batch(arch, dataset, precision, on_gpu),
+            EvalBatch::Auto => activations::auto_eval_batch(arch, dataset, precision, on_gpu),
         }
     }
 }

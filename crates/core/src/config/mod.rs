@@ -5,6 +5,7 @@
 //! Defaults reproduce the FAIR-TAT reference code (`shared/spec/algorithms.md` §1.2, §5); the
 //! Fashion-MNIST presets in `configs/` override what CIFAR-specific defaults do not fit.
 
+mod activations;
 mod choices;
 mod ctx;
 pub mod device;
