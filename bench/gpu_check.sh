@@ -12,12 +12,15 @@
 # 3. eval.batch_size = auto: AutoAttack (standard) on 1,000 test images of the first PGD-AT
 #    checkpoint at batch 256 and at auto (1,024 for SmallCNN), seconds per stage and whether
 #    every class came out equal;
-# 4. cuDNN's autotuner: step 1 again with --cudnn-benchmark on both sides.
+# 4. cuDNN's autotuner: step 1 again with --cudnn-benchmark on both sides;
+# 5. fidelity20: the same presets trained 20 epochs, seeds 0-1 (on the CPU, bf16 FAIR-TAT's
+#    worst class fell behind fp32's in the last 10 of 20 epochs; BENCHMARKS.md).
 #
-# STEPS="bench fidelity autoattack cudnn" (the default: all) picks steps; autoattack needs a
-# fidelity run's checkpoint. DEV=cpu AA_SUBSET=50 STEPS=autoattack tries step 3 on a CPU.
+# STEPS picks steps (default "bench fidelity autoattack", about 9 minutes on an H200; "cudnn
+# fidelity20" another 8); autoattack needs a fidelity run's checkpoint. DEV=cpu AA_SUBSET=50
+# STEPS=autoattack tries step 3 on a CPU.
 set -euo pipefail
-STEPS=${STEPS:-bench fidelity autoattack cudnn}
+STEPS=${STEPS:-bench fidelity autoattack}
 DEV=${DEV:-cuda:0}
 PY=${PY:-python3}  # a python with torch (`make bench` passes the venv's)
 AA_SUBSET=${AA_SUBSET:-1000}
@@ -43,17 +46,25 @@ if want bench; then
   "$PY" bench/pytorch_reference.py prn18 --device cuda --batch 128 | tee -a "$OUT/bench.txt"
 fi
 
-if want fidelity; then
+fidelity() {  # fidelity OUT_SUBDIR "SEEDS" [extra --set values]: both presets, both precisions
+  local dir=$1 seeds=$2
+  shift 2
   for preset in at fairtat; do
-    for seed in 0 1 2 3; do
+    for seed in $seeds; do
       for precision in fp32 bf16; do
         "$BIN/fairtat" train --config "configs/fmnist-quick-$preset.toml" --seed "$seed" \
-          --device "$DEV" --set "train.precision=\"$precision\"" \
-          --out "$OUT/runs/$preset-$precision" >"$OUT/train-$preset-$precision-$seed.log" 2>&1
+          --device "$DEV" --set "train.precision=\"$precision\"" "$@" \
+          --out "$OUT/$dir/$preset-$precision" >"$OUT/train-$dir-$preset-$precision-$seed.log" 2>&1
       done
     done
   done
-  python3 bench/fidelity.py "$OUT/runs" | tee "$OUT/fidelity.txt"
+  "$PY" bench/fidelity.py "$OUT/$dir" | tee "$OUT/$dir.txt"
+}
+if want fidelity; then
+  fidelity runs "0 1 2 3"
+fi
+if want fidelity20; then
+  fidelity runs20 "0 1" --set train.epochs=20
 fi
 
 if want autoattack; then
