@@ -151,3 +151,45 @@ fn a_bf16_run_trains_about_as_its_fp32_twin() {
         "best clean test accuracy: fp32 {a}, bf16 {b}"
     );
 }
+
+/// Logits of `x` from two forwards inside one scope (an attack's and the loss's), `train`
+/// selecting BatchNorm's batch statistics (which, unlike the running ones, the forwards do not
+/// change).
+fn scoped_pair(m: &Model, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+    let _scope = m.precision_scope();
+    (m.forward_t(x, train), m.forward_t(x, train))
+}
+
+#[test]
+fn one_scope_over_a_step_casts_the_weights_once_and_changes_no_logit() {
+    let _g = serial();
+    tch::manual_seed(1);
+    let mut m = Model::new(Arch::PreactResnet18, 3, 10, 32, None, Device::Cpu).unwrap();
+    m.set_precision(Precision::Bf16);
+    let x = Tensor::rand([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+    // The casts a scope keeps are the per-forward casts: bit for bit the same logits.
+    let (first, second) = scoped_pair(&m, &x, true);
+    let own_region = m.forward_t(&x, true);
+    assert_eq!(max_abs(&(&first - &own_region)), 0.0);
+    assert_eq!(max_abs(&(&second - &own_region)), 0.0);
+    // The scope ended: the weights' bf16 copies went with it, so an optimiser-like in-place
+    // change of the weights is seen by the next scope (no stale cast).
+    tch::no_grad(|| {
+        for (_, mut v) in m.vs.variables() {
+            let _ = v.g_mul_scalar_(1.5);
+        }
+    });
+    let (after, _) = scoped_pair(&m, &x, true);
+    let fresh = m.forward_t(&x, true);
+    assert_eq!(
+        max_abs(&(&after - &fresh)),
+        0.0,
+        "a stale cast survived the scope"
+    );
+    assert!(max_abs(&(&after - &first)) > 0.0, "the change was not seen");
+    // fp32 models ignore the scope.
+    let f = Model::new(Arch::Smallcnn, 1, 10, 28, None, Device::Cpu).unwrap();
+    let y = Tensor::rand([2, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let (a, _) = scoped_pair(&f, &y, false);
+    assert_eq!(max_abs(&(&a - f.forward_t(&y, false))), 0.0);
+}

@@ -7,7 +7,9 @@
 //! `--device cuda --batch 512 --precision bf16` measures both sides on a GPU, in bfloat16
 //! autocast (`train.precision = "bf16"`; the reference with `torch.autocast` and
 //! channels_last). `--cudnn-benchmark` turns on cuDNN's autotuner on both sides (off by
-//! default in PyTorch and in fairtat), to measure what it would give.
+//! default in PyTorch and in fairtat), to measure what it would give. In bf16 a step's attack
+//! and loss forward share one autocast region on both sides, as in training;
+//! `--autocast-per-forward` opens one per forward instead (each forward casts the weights again).
 
 use std::process::Command;
 use std::time::Instant;
@@ -43,19 +45,31 @@ struct Args {
     /// cuDNN's autotuner on (both sides; CUDA only).
     #[arg(long)]
     cudnn_benchmark: bool,
+    /// bf16: one autocast region per forward instead of one per step (both sides).
+    #[arg(long)]
+    autocast_per_forward: bool,
 }
 
 /// One AT step as the reference does it: PGD in eval mode, loss in train mode, SGD step.
 /// Returns the loss and the logits the trainer's bookkeeping reads.
-fn step(model: &Model, opt: &mut Sgd, x: &Tensor, y: &Tensor, eps: &Tensor) -> (Tensor, Tensor) {
+fn step(
+    m: (&Model, bool),
+    opt: &mut Sgd,
+    x: &Tensor,
+    y: &Tensor,
+    eps: &Tensor,
+) -> (Tensor, Tensor) {
+    let (model, per_forward) = m;
     let cfg = PgdConfig {
         alpha: 2.0 / 255.0,
         steps: 10,
         random_start: true,
         bn_train: false,
     };
+    let scope = (!per_forward).then(|| model.precision_scope());
     let x_adv = pgd(model, x, y, eps, None, &cfg);
     let logits = model.forward_t(&x_adv, true);
+    drop(scope);
     let loss = logits.cross_entropy_for_logits(y);
     opt.backward_step(&loss);
     (loss, logits)
@@ -80,11 +94,12 @@ fn bench(arch: Arch, (c, hw): (usize, usize), iters: usize, on: &On) -> (f64, f6
     let y = Tensor::randint(10, [b], (Kind::Int64, dev));
     let labels: Vec<i64> = Vec::try_from(&y.to_device(Device::Cpu)).unwrap();
     let eps = Tensor::full([b], 8.0 / 255.0, (Kind::Float, dev));
-    let mut last = step(&model, &mut opt, &x, &y, &eps); // warm-up
+    let m = (&model, on.per_forward);
+    let mut last = step(m, &mut opt, &x, &y, &eps); // warm-up
     on.sync();
     let t = Instant::now();
     for _ in 0..iters {
-        last = step(&model, &mut opt, &x, &y, &eps);
+        last = step(m, &mut opt, &x, &y, &eps);
     }
     on.sync();
     let per_step = t.elapsed().as_secs_f64() / iters as f64;
@@ -103,6 +118,7 @@ struct On {
     batch: i64,
     precision: Precision,
     cudnn_benchmark: bool,
+    per_forward: bool,
 }
 
 impl On {
@@ -123,6 +139,9 @@ impl On {
         }
         if self.cudnn_benchmark {
             v.push("--cudnn-benchmark".into());
+        }
+        if self.per_forward {
+            v.push("--autocast-per-forward".into());
         }
         v
     }
@@ -159,17 +178,19 @@ fn main() {
             std::process::exit(2)
         }),
         cudnn_benchmark: a.cudnn_benchmark,
+        per_forward: a.autocast_per_forward,
     };
     if on.device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(on.cudnn_benchmark);
     }
     println!(
-        "threads: {}, device {:?}, batch {}, precision {}, cudnn benchmark {}",
+        "threads: {}, device {:?}, batch {}, precision {}, cudnn benchmark {}, autocast per {}",
         tch::get_num_threads(),
         on.device,
         on.batch,
         on.precision,
-        on.cudnn_benchmark
+        on.cudnn_benchmark,
+        if on.per_forward { "forward" } else { "step" }
     );
     let cases = [
         ("small", "smallcnn-28x28x1", Arch::Smallcnn, 1, 28, 20),

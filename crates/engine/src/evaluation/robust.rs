@@ -148,6 +148,8 @@ fn ensemble(
             }
             current = Some((stage.to_string(), Instant::now()));
         };
+        // One precision scope over the batch's attacks (the weights are fixed).
+        let _scope = model.precision_scope();
         let result = aa
             .run(model, &x, &y, |stage, _, _| {
                 timer(stage);

@@ -140,6 +140,13 @@ impl Model {
         }
     }
 
+    /// Hold over several forwards that share these weights (an attack and the loss forward of
+    /// one step, one evaluation batch's attack): a bf16 model then casts each weight once for
+    /// all of them ([`precision::Scope`]). Drop it before the weights change.
+    pub fn precision_scope(&self) -> precision::Scope {
+        precision::scope(self.precision, self.device())
+    }
+
     /// Logits [B, K] of images `x` [B, C, H, W] in [0,1]. `train` selects BatchNorm batch
     /// statistics (and running-stat updates) and SmallCNN's dropout. Panics on a wrong input
     /// shape; use [`Model::f_forward_t`] where the shape comes from outside.

@@ -54,12 +54,26 @@ impl Drop for Region {
     }
 }
 
-/// Run `f` (a forward pass) in `precision` on `device`.
-pub fn run<T>(precision: Precision, device: Device, f: impl FnOnce() -> T) -> T {
-    let _region = match precision {
+/// A bf16 region held over several forwards of the same weights, left when dropped; nothing
+/// for fp32. Autocast casts a float32 weight to bfloat16 once per outermost region and keeps
+/// the cast until the region ends, so one region over a training step's attack and loss
+/// forwards casts each weight once instead of once per forward (as `with torch.autocast():`
+/// around the whole step does). It must end before the weights change: a cast kept across an
+/// optimiser step would be stale.
+#[must_use = "the region ends when the scope is dropped"]
+pub struct Scope(#[allow(dead_code)] Option<Region>);
+
+/// Open a [`Scope`] in `precision` on `device`.
+pub fn scope(precision: Precision, device: Device) -> Scope {
+    Scope(match precision {
         Precision::Fp32 => None,
         Precision::Bf16 => Region::enter(device),
-    };
+    })
+}
+
+/// Run `f` (a forward pass) in `precision` on `device`.
+pub fn run<T>(precision: Precision, device: Device, f: impl FnOnce() -> T) -> T {
+    let _scope = scope(precision, device);
     f()
 }
 
@@ -122,6 +136,11 @@ mod tests {
         assert!(is_channels_last(&cl));
         assert_eq!(cl.size(), t.size());
         assert!(cl.equal(&t));
+        // A one-channel weight is contiguous in both formats; it gets the strides that make
+        // libtorch run its convolution channels_last (C innermost), not the NCHW ones.
+        let w = Tensor::ones([32, 1, 3, 3], (Kind::Float, Device::Cpu));
+        assert_eq!(w.stride(), vec![9, 9, 3, 1]);
+        assert_eq!(channels_last(&w).stride(), vec![9, 1, 3, 1]);
         // Not 4-dimensional: returned as it is.
         let v = Tensor::ones([3], (Kind::Float, Device::Cpu));
         assert_eq!(channels_last(&v).size(), vec![3]);

@@ -87,6 +87,7 @@ pub fn evaluate(
         check_stop(stop)?;
         let (x, y) = make_batch(ds, &idx, None);
         let (x, y) = (x.to_device(device), y.to_device(device));
+        let _scope = model.precision_scope();
         let input = match attack {
             None => x,
             Some(a) => {

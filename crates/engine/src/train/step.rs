@@ -80,7 +80,12 @@ pub fn train_batch(
     let lr = batch_lr(&s.spec, epoch, (b, n));
     s.opt.lr = lr;
     let rng = &mut Rng::derive(seed, &[e, bb, STREAM_METHOD]);
-    let out = s.method.step(&s.model, &batch, rng)?;
+    // One precision scope over the attack and the loss forward: the weights do not change
+    // until the optimiser step below.
+    let out = {
+        let _scope = s.model.precision_scope();
+        s.method.step(&s.model, &batch, rng)?
+    };
     let loss = check_loss(out.loss.double_value(&[]), epoch, b)?;
     // The references' extra clean train-mode forwards (`train.clean_forwards`): FAIR-TAT's
     // code runs one before `opt.step()`, CFA's and FAIR-TAT's one after. Only BatchNorm's
