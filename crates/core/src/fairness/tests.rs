@@ -110,9 +110,7 @@ fn out_of_range_pairs_are_ignored() {
 fn paper_worst_switches_to_the_worst_ten_percent_beyond_ten_classes() {
     // 11 classes: class c has accuracy c/10 (class 10 is perfect): worst 0, worst 10% (2
     // classes) 0.05.
-    let y: Vec<i64> = (0..11)
-        .flat_map(|c| std::iter::repeat(c).take(10))
-        .collect();
+    let y: Vec<i64> = (0..11).flat_map(|c| std::iter::repeat_n(c, 10)).collect();
     let pred: Vec<i64> = y
         .iter()
         .enumerate()

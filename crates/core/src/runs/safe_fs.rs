@@ -264,6 +264,8 @@ fn check(st: &libc::stat, name: &str) -> Result<(), Refusal> {
         });
     }
     // A write through a second name changes the file behind it, wherever it is.
+    // `nlink_t` is 64 bits on x86_64 Linux and 32 on aarch64: the cast is not always a no-op.
+    #[allow(clippy::unnecessary_cast)]
     let links = st.st_nlink as u64;
     if links > 1 {
         return Err(Refusal::HardLinked {

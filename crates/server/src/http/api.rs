@@ -223,7 +223,7 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
         };
         let sets = sets_from_json(obj.get("set"))?;
         // Errors before the grid is seen (syntax, --set) are the single-run path's errors too.
-        let loader = config::grid::presets_in(&st.configs_dir());
+        let loader = config::grid::presets_in(st.configs_dir());
         return Ok(config::grid::expand_with(&text, &sets, gid, &loader)?);
     }
     if !obj.contains_key("grid") {
@@ -232,7 +232,7 @@ fn grid_from_json(st: &AppState, v: &Value, gid: &str) -> Result<Option<Vec<RunS
     config::keys::check_json_depth(v)?;
     let table: toml::Table = serde_json::from_value(v.clone())
         .map_err(|e| ApiError::BadRequest(format!("config cannot be expressed as TOML: {e}")))?;
-    let loader = config::grid::presets_in(&st.configs_dir());
+    let loader = config::grid::presets_in(st.configs_dir());
     Ok(config::grid::expand_table_with(table, gid, &loader)?)
 }
 

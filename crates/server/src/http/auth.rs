@@ -145,7 +145,7 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
     if let Some(secs) = state.sessions().throttled(who) {
         return throttled(secs);
     }
-    if !form_token_ok(&bytes, &token).await {
+    if !form_token_ok(&bytes, token).await {
         state.sessions().failed(who);
         return ApiError::Unauthorized.into_response();
     }

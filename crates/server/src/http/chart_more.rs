@@ -84,6 +84,15 @@ pub fn render(name: &str, m: &Metrics) -> Option<String> {
     }
 }
 
+/// `(epoch, value)` points, skipping missing values.
+pub(super) fn points(m: &Metrics, ys: &[Option<f64>]) -> Vec<(f64, f64)> {
+    m.epochs
+        .iter()
+        .zip(ys)
+        .filter_map(|(e, y)| y.map(|y| (*e as f64, y)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,13 +150,4 @@ mod tests {
         assert_eq!(present(&f), vec!["averaged"]);
         assert!(render("loss", f.metrics()).is_none());
     }
-}
-
-/// `(epoch, value)` points, skipping missing values.
-pub(super) fn points(m: &Metrics, ys: &[Option<f64>]) -> Vec<(f64, f64)> {
-    m.epochs
-        .iter()
-        .zip(ys)
-        .filter_map(|(e, y)| y.map(|y| (*e as f64, y)))
-        .collect()
 }

@@ -101,10 +101,10 @@ pub fn report_provenance(s: &RunSummary, dir_name: &str, r: &EvalReport) -> Prov
 }
 
 /// The newest report of each label of a run that `keep` accepts, in label order.
-pub fn newest_by_label<'a>(
-    reports: &'a [(String, EvalReport)],
+pub fn newest_by_label(
+    reports: &[(String, EvalReport)],
     keep: impl Fn(&EvalReport) -> bool,
-) -> BTreeMap<EvalLabel, (&'a str, &'a EvalReport)> {
+) -> BTreeMap<EvalLabel, (&str, &EvalReport)> {
     let mut out = BTreeMap::new();
     for (dir_name, r) in reports.iter().filter(|(_, r)| keep(r)) {
         out.insert(EvalLabel::of(dir_name, r), (dir_name.as_str(), r));

@@ -114,12 +114,12 @@ pub async fn launch_grid(
                 "preset",
                 format!(
                     "choose a grid preset; allowed: {}",
-                    grid_presets(&st).join(", ")
+                    grid_presets(st).join(", ")
                 ),
             )));
         }
-        let text = read_preset(&st, &p.preset)?;
-        let loader = config::grid::presets_in(&st.configs_dir());
+        let text = read_preset(st, &p.preset)?;
+        let loader = config::grid::presets_in(st.configs_dir());
         let specs = config::grid::expand_with(&text, &[], &gid, &loader)?.ok_or_else(|| {
             ApiError::BadRequest(format!("preset {:?} has no [grid] table", p.preset))
         })?;
@@ -133,7 +133,7 @@ pub async fn launch_grid(
             let title = format!("grid {}", p.preset);
             return Ok(Err(GridConfirm::new(title, &specs, "/grids/new", hidden)));
         }
-        create_grid(&st, specs).await.map(Ok)
+        create_grid(st, specs).await.map(Ok)
     };
     match result.await {
         Ok(Ok(_)) => Ok(Ok(

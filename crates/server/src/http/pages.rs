@@ -265,11 +265,11 @@ async fn run_page(State(st): State<AppState>, RunPath(id): RunPath) -> Result<Re
             versions,
             after: f.last_seq().map(|s| s.to_string()).unwrap_or_default(),
             many_classes: f.metrics().class_names.len() > 10,
-            step: f
-                .step()
-                .seen()
-                .then(|| serde_json::to_string(f.step()).unwrap_or_default())
-                .unwrap_or_default(),
+            step: if f.step().seen() {
+                serde_json::to_string(f.step()).unwrap_or_default()
+            } else {
+                Default::default()
+            },
             evals: super::evals::fragment_with(&st2, &id2, &files, controls.evaluate).0,
             controls,
             meta: fairtat_core::runs::meta::RunMeta::read(&dir),

@@ -71,7 +71,7 @@ fn stop_one(st: &AppState, run: &RunId, req: &StopRequest) -> Result<Stop, JobEr
 fn spawn_job(st: &AppState, job: &Job, slot: &Slot, gpus: usize) -> anyhow::Result<()> {
     let dir = st.run_dir(&job.run);
     let history_seq = history_seq(&dir, &job.kind);
-    let mut cmd = launch::command(&st.trainer(), &dir, job, slot, gpus)?;
+    let mut cmd = launch::command(st.trainer(), &dir, job, slot, gpus)?;
     let mut child = spawn_retrying(&mut cmd)?;
     let pid = child.id();
     st.jobs().lock().set_pid(&job.run, pid);

@@ -85,7 +85,7 @@ fn waiting_for_sources(st: &AppState) -> HashSet<RunId> {
         let Some(spec) = scan::read_spec(&dir) else {
             continue;
         };
-        match dependency_state(&st.runs_dir(), &spec) {
+        match dependency_state(st.runs_dir(), &spec) {
             DependencyState::Ready(_) => {}
             DependencyState::Waiting(source) => {
                 say_waiting(st, &job.run, &source);

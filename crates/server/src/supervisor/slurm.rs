@@ -153,7 +153,7 @@ fn submit_array(st: &AppState, jobs: &[Job], res: Resources) {
         cause: e,
     };
     let result = write_map(&folder, &map)
-        .and_then(|_| std::fs::write(&path, script.render(&sched(st).opts, &st.trainer())))
+        .and_then(|_| std::fs::write(&path, script.render(&sched(st).opts, st.trainer())))
         .map_err(io)
         .and_then(|_| cli::sbatch(&path));
     match result {
