@@ -13,11 +13,13 @@
 #    checkpoint at batch 256 and at auto (1,024 for SmallCNN), seconds per stage and whether
 #    every class came out equal;
 # 4. cuDNN's autotuner: step 1 again with --cudnn-benchmark on both sides;
+# 4b. autocast_scope: step 1 again with --autocast-per-forward on both sides (a bf16 region per
+#    forward instead of one per step: what casting the weights in every forward costs a GPU);
 # 5. fidelity20: the same presets trained 20 epochs, seeds 0-1 (on the CPU, bf16 FAIR-TAT's
 #    worst class fell behind fp32's in the last 10 of 20 epochs; BENCHMARKS.md).
 #
 # STEPS picks steps (default "bench fidelity autoattack", about 9 minutes on an H200; "cudnn
-# fidelity20" another 8); autoattack needs a fidelity run's checkpoint. DEV=cpu AA_SUBSET=50
+# fidelity20" another 8; "autocast_scope" about 1); autoattack needs a fidelity run's checkpoint. DEV=cpu AA_SUBSET=50
 # STEPS=autoattack tries step 3 on a CPU.
 set -euo pipefail
 STEPS=${STEPS:-bench fidelity autoattack}
@@ -44,6 +46,10 @@ step() {  # step [extra fairtat-bench flags]: PRN-18 at batch 128 and 512, fp32 
 if want bench; then
   step
   "$PY" bench/pytorch_reference.py prn18 --device cuda --batch 128 | tee -a "$OUT/bench.txt"
+fi
+
+if want autocast_scope; then
+  step --autocast-per-forward
 fi
 
 fidelity() {  # fidelity OUT_SUBDIR "SEEDS" [extra --set values]: both presets, both precisions
