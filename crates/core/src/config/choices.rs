@@ -102,19 +102,15 @@ choices! {
 
 choices! {
     /// Where the validation split is taken from in each class of the training files.
+    #[derive(Default)]
     pub enum ValFrom {
+        #[default]
         /// The first `val_per_class` images of each class (FAIR-TAT's `get_dataset`, CFA's
         /// `generate_validation.py`).
         First = "first",
         /// The last `val_per_class` images of each class (boqili/WAT and hannxu123/fair_robust
         /// `data_loader.py`: 4,700 train + 300 validation per CIFAR-10 class).
         Last = "last",
-    }
-}
-
-impl Default for ValFrom {
-    fn default() -> Self {
-        ValFrom::First
     }
 }
 
@@ -153,18 +149,14 @@ choices! {
 choices! {
     /// The arithmetic of a model's forward and backward passes (training, its attacks and the
     /// evaluation attacks alike).
+    #[derive(Default)]
     pub enum Precision {
+        #[default]
         /// float32 throughout.
         Fp32 = "fp32",
         /// bfloat16 autocast (libtorch's mixed precision) over float32 weights, with
         /// channels_last convolutions: the weights and their updates stay float32.
         Bf16 = "bf16",
-    }
-}
-
-impl Default for Precision {
-    fn default() -> Self {
-        Precision::Fp32
     }
 }
 

@@ -149,9 +149,12 @@ pub fn confusion_csv(class_names: &[String], confusion: &[Vec<u64>]) -> String {
     out
 }
 
+/// How a summary column reads its value from a run's summary.
+type Cell = fn(&RunSummary) -> String;
+
 /// The columns of [`summary_csv`] before the headlines: each name next to its value, so the
 /// header and the rows cannot drift apart.
-const SUMMARY_COLUMNS: [(&str, fn(&RunSummary) -> String); 12] = [
+const SUMMARY_COLUMNS: [(&str, Cell); 12] = [
     ("id", |s| s.id.clone()),
     ("name", |s| s.name.clone()),
     ("status", |s| s.status.as_str().to_string()),

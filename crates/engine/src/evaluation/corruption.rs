@@ -103,14 +103,13 @@ fn npy(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.npy"))
 }
 
-/// Evaluate `model` under each corruption of `names` at `severities` (1..=5) plus the pooled
-/// row. `on_progress(label, done, total)` counts (corruption, severity) pairs.
+/// Evaluate `model` under each corruption of `names` at `severities` (1..=5), read or made by
+/// `source`, plus the pooled row. `on_progress(label, done, total)` counts (corruption,
+/// severity) pairs.
 pub fn evaluate_corruptions(
     model: &Model,
     test: &Dataset,
-    source: &CorruptionSource,
-    names: &[String],
-    severities: &[u8],
+    (source, names, severities): (&CorruptionSource, &[String], &[u8]),
     batch_size: usize,
     stop: &AtomicBool,
     on_progress: &mut dyn FnMut(&str, usize, usize),

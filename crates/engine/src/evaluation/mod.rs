@@ -148,7 +148,12 @@ pub fn eval_checkpoint(
     let (evals, stages) = run_attacks(&l, &plan.attacks, sizes, stop, progress)?;
     let results = match &plan.corruptions {
         Some((src, names, severities)) => corruption::evaluate_corruptions(
-            &l.model, &l.test, src, names, severities, batch, stop, progress,
+            &l.model,
+            &l.test,
+            (src, names, severities),
+            batch,
+            stop,
+            progress,
         )?,
         None => vec![],
     };

@@ -42,7 +42,7 @@ pub fn dro_weights(a: &[f64], r: f64) -> Vec<f64> {
     let k = a.len();
     let top = a.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let spread = top - a.iter().cloned().fold(f64::INFINITY, f64::min);
-    if k == 0 || r <= 0.0 || !(spread > 1e-12) {
+    if k == 0 || r <= 0.0 || spread.is_nan() || spread <= 1e-12 {
         return vec![1.0 / k.max(1) as f64; k];
     }
     // Bisection on log t, t = nu - max a, between a tiny and a huge multiple of the spread: KL
