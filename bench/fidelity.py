@@ -22,12 +22,14 @@ def last_row(run_dir):
 
 
 def finished(run_dir):
-    """Whether the run's events end with its `finished` line."""
+    """Whether the run's events end with a `finished` line whose status is `finished` (a
+    stopped or failed run ends with a `finished` line too, with another status)."""
     try:
         with open(os.path.join(run_dir, "events.jsonl"), "rb") as f:
-            return b'"finished"' in f.read()[-4096:]
+            lines = f.read()[-4096:].splitlines()
     except OSError:
         return False
+    return bool(lines) and b'"type":"finished"' in lines[-1] and b'"status":"finished"' in lines[-1]
 
 def folder_means(folder):
     """Each column's mean over the folder's runs and how many runs gave it (the per-epoch
