@@ -6,7 +6,7 @@ points.
 
     python3 bench/fidelity.py RUNS_ROOT     # RUNS_ROOT/<method>-<fp32|bf16>/<run id>/...
 """
-import csv, os, re, sys
+import csv, json, os, re, sys
 from statistics import mean, stdev
 
 COLUMN = re.compile(r"^test_(clean|pgd[^_]*)_live_(acc|worst)$")
@@ -22,14 +22,15 @@ def last_row(run_dir):
 
 
 def finished(run_dir):
-    """Whether the run's events end with a `finished` line whose status is `finished` (a
-    stopped or failed run ends with a `finished` line too, with another status)."""
+    """Whether the run's last event is `finished` with status `finished` (a stopped or failed
+    run ends with a `finished` line too, with another status)."""
     try:
         with open(os.path.join(run_dir, "events.jsonl"), "rb") as f:
-            lines = f.read()[-4096:].splitlines()
-    except OSError:
+            last = f.read()[-4096:].splitlines()[-1]
+        event = json.loads(last)
+    except (OSError, IndexError, ValueError):
         return False
-    return bool(lines) and b'"type":"finished"' in lines[-1] and b'"status":"finished"' in lines[-1]
+    return event.get("type") == "finished" and event.get("status") == "finished"
 
 def folder_means(folder):
     """Each column's mean over the folder's runs and how many runs gave it (the per-epoch

@@ -19,8 +19,8 @@
 #    worst class fell behind fp32's in the last 10 of 20 epochs; BENCHMARKS.md).
 #
 # STEPS picks steps (default "bench fidelity autoattack", about 9 minutes on an H200; "cudnn
-# fidelity20" another 8; "autocast_scope" about 1); autoattack needs a fidelity run's checkpoint. DEV=cpu AA_SUBSET=50
-# STEPS=autoattack tries step 3 on a CPU.
+# fidelity20" another 8; "autocast_scope" about 1); autoattack needs a fidelity run's
+# checkpoint. DEV=cpu AA_SUBSET=50 STEPS=autoattack tries step 3 on a CPU.
 set -euo pipefail
 STEPS=${STEPS:-bench fidelity autoattack}
 DEV=${DEV:-cuda:0}

@@ -53,23 +53,23 @@ struct Args {
 /// One AT step as the reference does it: PGD in eval mode, loss in train mode, SGD step.
 /// Returns the loss and the logits the trainer's bookkeeping reads.
 fn step(
-    m: (&Model, bool),
+    model: &Model,
+    per_forward: bool,
     opt: &mut Sgd,
-    x: &Tensor,
-    y: &Tensor,
-    eps: &Tensor,
+    (x, y, eps): (&Tensor, &Tensor, &Tensor),
 ) -> (Tensor, Tensor) {
-    let (model, per_forward) = m;
     let cfg = PgdConfig {
         alpha: 2.0 / 255.0,
         steps: 10,
         random_start: true,
         bn_train: false,
     };
-    let scope = (!per_forward).then(|| model.precision_scope());
-    let x_adv = pgd(model, x, y, eps, None, &cfg);
-    let logits = model.forward_t(&x_adv, true);
-    drop(scope);
+    let logits = {
+        // As in training: one bf16 region over the attack and the loss forward.
+        let _scope = (!per_forward).then(|| model.precision_scope());
+        let x_adv = pgd(model, x, y, eps, None, &cfg);
+        model.forward_t(&x_adv, true)
+    };
     let loss = logits.cross_entropy_for_logits(y);
     opt.backward_step(&loss);
     (loss, logits)
@@ -94,12 +94,12 @@ fn bench(arch: Arch, (c, hw): (usize, usize), iters: usize, on: &On) -> (f64, f6
     let y = Tensor::randint(10, [b], (Kind::Int64, dev));
     let labels: Vec<i64> = Vec::try_from(&y.to_device(Device::Cpu)).unwrap();
     let eps = Tensor::full([b], 8.0 / 255.0, (Kind::Float, dev));
-    let m = (&model, on.per_forward);
-    let mut last = step(m, &mut opt, &x, &y, &eps); // warm-up
+    let data = (&x, &y, &eps);
+    let mut last = step(&model, on.per_forward, &mut opt, data); // warm-up
     on.sync();
     let t = Instant::now();
     for _ in 0..iters {
-        last = step(m, &mut opt, &x, &y, &eps);
+        last = step(&model, on.per_forward, &mut opt, data);
     }
     on.sync();
     let per_step = t.elapsed().as_secs_f64() / iters as f64;
